@@ -66,7 +66,9 @@ impl<'de> Deserializer<'de> for &'de Value {
             ValueKind::Str(s) => visitor.visit_str(s),
             ValueKind::Ident(name) if name == "None" => visitor.visit_none(),
             ValueKind::Ident(name) => visitor.visit_str(name),
-            ValueKind::Tuple { name, items } if name.as_deref() == Some("Some") && items.len() == 1 => {
+            ValueKind::Tuple { name, items }
+                if name.as_deref() == Some("Some") && items.len() == 1 =>
+            {
                 visitor.visit_some(&items[0])
             }
             ValueKind::List(items) | ValueKind::Tuple { items, .. } => {
@@ -88,7 +90,9 @@ impl<'de> Deserializer<'de> for &'de Value {
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let result = match &self.kind {
             ValueKind::Ident(name) if name == "None" => visitor.visit_none(),
-            ValueKind::Tuple { name, items } if name.as_deref() == Some("Some") && items.len() == 1 => {
+            ValueKind::Tuple { name, items }
+                if name.as_deref() == Some("Some") && items.len() == 1 =>
+            {
                 visitor.visit_some(&items[0])
             }
             _ => visitor.visit_some(self),
@@ -122,9 +126,10 @@ impl<'de> Deserializer<'de> for &'de Value {
         visitor: V,
     ) -> Result<V::Value, Error> {
         match &self.kind {
-            ValueKind::Tuple { name: Some(_), items } if items.len() == 1 => {
-                visitor.visit_newtype_struct(&items[0])
-            }
+            ValueKind::Tuple {
+                name: Some(_),
+                items,
+            } if items.len() == 1 => visitor.visit_newtype_struct(&items[0]),
             _ => visitor.visit_newtype_struct(self),
         }
         .map_err(|e| e.at(self.span))
@@ -141,7 +146,11 @@ impl<'de> Deserializer<'de> for &'de Value {
         .map_err(|e| e.at(self.span))
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
         self.deserialize_seq(visitor)
     }
 
@@ -172,12 +181,19 @@ impl<'de> Deserializer<'de> for &'de Value {
         match &self.kind {
             ValueKind::Struct { fields, .. } => visitor.visit_map(Fields::new(fields)),
             ValueKind::Unit => visitor.visit_map(Fields::new(&[])),
-            ValueKind::Tuple { items, .. } if items.is_empty() => visitor.visit_map(Fields::new(&[])),
+            ValueKind::Tuple { items, .. } if items.is_empty() => {
+                visitor.visit_map(Fields::new(&[]))
+            }
             ValueKind::Map(entries) => visitor.visit_map(Map::new(entries)),
             _ => self.invalid(&visitor),
         }
         // A missing field is only noticed at the end: point at the struct's name or `(`.
-        .map_err(|e| e.at(Span { end: self.span.start + 1, ..self.span }))
+        .map_err(|e| {
+            e.at(Span {
+                end: self.span.start + 1,
+                ..self.span
+            })
+        })
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -187,9 +203,9 @@ impl<'de> Deserializer<'de> for &'de Value {
         visitor: V,
     ) -> Result<V::Value, Error> {
         match &self.kind {
-            ValueKind::Ident(_) | ValueKind::Tuple { name: Some(_), .. } | ValueKind::Struct { name: Some(_), .. } => {
-                visitor.visit_enum(Enum(self))
-            }
+            ValueKind::Ident(_)
+            | ValueKind::Tuple { name: Some(_), .. }
+            | ValueKind::Struct { name: Some(_), .. } => visitor.visit_enum(Enum(self)),
             ValueKind::Str(_) => visitor.visit_enum(Enum(self)),
             _ => self.invalid(&visitor),
         }
@@ -215,7 +231,9 @@ impl<'de> Deserializer<'de> for Name<'de> {
     type Error = Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        visitor.visit_str(self.name).map_err(|e: Error| e.at(self.span))
+        visitor
+            .visit_str(self.name)
+            .map_err(|e: Error| e.at(self.span))
     }
 
     serde::forward_to_deserialize_any! {
@@ -231,14 +249,19 @@ struct Seq<'a> {
 
 impl<'a> Seq<'a> {
     fn new(items: &'a [Value]) -> Self {
-        Seq { items: items.iter() }
+        Seq {
+            items: items.iter(),
+        }
     }
 }
 
 impl<'de> SeqAccess<'de> for Seq<'de> {
     type Error = Error;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Error> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
         self.items
             .next()
             .map(|v| seed.deserialize(v).map_err(|e| e.at(v.span)))
@@ -267,7 +290,10 @@ impl<'a> Map<'a> {
 impl<'de> MapAccess<'de> for Map<'de> {
     type Error = Error;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
         let Some((key, value)) = self.entries.next() else {
             return Ok(None);
         };
@@ -276,7 +302,10 @@ impl<'de> MapAccess<'de> for Map<'de> {
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
-        let value = self.value.take().expect("next_value_seed after next_key_seed");
+        let value = self
+            .value
+            .take()
+            .expect("next_value_seed after next_key_seed");
         seed.deserialize(value).map_err(|e| e.at(value.span))
     }
 }
@@ -298,7 +327,10 @@ impl<'a> Fields<'a> {
 impl<'de> MapAccess<'de> for Fields<'de> {
     type Error = Error;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
         let Some(field) = self.fields.next() else {
             return Ok(None);
         };
@@ -311,7 +343,10 @@ impl<'de> MapAccess<'de> for Fields<'de> {
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
-        let value = self.value.take().expect("next_value_seed after next_key_seed");
+        let value = self
+            .value
+            .take()
+            .expect("next_value_seed after next_key_seed");
         seed.deserialize(value).map_err(|e| e.at(value.span))
     }
 }
@@ -344,8 +379,11 @@ impl<'de> VariantAccess<'de> for Enum<'de> {
         match &self.0.kind {
             ValueKind::Ident(_) | ValueKind::Str(_) => Ok(()),
             ValueKind::Tuple { items, .. } if items.is_empty() => Ok(()),
-            _ => Err(de::Error::invalid_type(self.0.unexpected(), &"a unit variant"))
-                .map_err(|e: Error| e.at(self.0.span)),
+            _ => Err(de::Error::invalid_type(
+                self.0.unexpected(),
+                &"a unit variant",
+            ))
+            .map_err(|e: Error| e.at(self.0.span)),
         }
     }
 
@@ -356,11 +394,14 @@ impl<'de> VariantAccess<'de> for Enum<'de> {
             }
             // `Kind(field: ...)` for a variant wrapping a struct.
             ValueKind::Struct { .. } => seed.deserialize(self.0),
-            ValueKind::Ident(_) => seed.deserialize(().into_deserializer()).map_err(|e: Error| {
-                e.at(self.0.span)
-            }),
-            _ => Err(de::Error::invalid_type(self.0.unexpected(), &"a newtype variant"))
+            ValueKind::Ident(_) => seed
+                .deserialize(().into_deserializer())
                 .map_err(|e: Error| e.at(self.0.span)),
+            _ => Err(de::Error::invalid_type(
+                self.0.unexpected(),
+                &"a newtype variant",
+            ))
+            .map_err(|e: Error| e.at(self.0.span)),
         }
     }
 
@@ -380,10 +421,17 @@ impl<'de> VariantAccess<'de> for Enum<'de> {
         match &self.0.kind {
             ValueKind::Struct { fields, .. } => visitor.visit_map(Fields::new(fields)),
             ValueKind::Ident(_) => visitor.visit_map(Fields::new(&[])),
-            ValueKind::Tuple { items, .. } if items.is_empty() => visitor.visit_map(Fields::new(&[])),
+            ValueKind::Tuple { items, .. } if items.is_empty() => {
+                visitor.visit_map(Fields::new(&[]))
+            }
             _ => self.0.invalid(&visitor),
         }
-        .map_err(|e| e.at(Span { end: self.0.span.start + 1, ..self.0.span }))
+        .map_err(|e| {
+            e.at(Span {
+                end: self.0.span.start + 1,
+                ..self.0.span
+            })
+        })
     }
 }
 
@@ -435,38 +483,46 @@ mod tests {
         assert_eq!(c.steps, 10);
         assert_eq!(c.device, Device::Cuda(1));
         assert_eq!(c.name.as_deref(), Some("x"));
-        let c: Conf = de(r#"(steps: 1, lr: 1, device: Remote(host: "h"), tags: [], env: {})"#).unwrap();
+        let c: Conf =
+            de(r#"(steps: 1, lr: 1, device: Remote(host: "h"), tags: [], env: {})"#).unwrap();
         assert_eq!(c.lr, 1.0);
         assert_eq!(c.device, Device::Remote { host: "h".into() });
-        let c: Conf = de(r#"(steps: 1, lr: 1, name: Some("y"), device: Auto, tags: [], env: {})"#).unwrap();
+        let c: Conf =
+            de(r#"(steps: 1, lr: 1, name: Some("y"), device: Auto, tags: [], env: {})"#).unwrap();
         assert_eq!(c.name.as_deref(), Some("y"));
     }
 
     #[test]
     fn errors_carry_the_span_of_the_fault() {
-        let (msg, at, help) = de::<Conf>(r#"(steps: 1, lr: 1, devise: Auto, tags: [], env: {})"#).unwrap_err();
+        let (msg, at, help) =
+            de::<Conf>(r#"(steps: 1, lr: 1, devise: Auto, tags: [], env: {})"#).unwrap_err();
         assert!(msg.starts_with("unknown field `devise`"), "{msg}");
         assert_eq!(at, "devise");
         assert_eq!(help.as_deref(), Some("did you mean `device`?"));
 
-        let (msg, at, _) = de::<Conf>(r#"(steps: "ten", lr: 1, device: Auto, tags: [], env: {})"#).unwrap_err();
+        let (msg, at, _) =
+            de::<Conf>(r#"(steps: "ten", lr: 1, device: Auto, tags: [], env: {})"#).unwrap_err();
         assert_eq!(msg, "invalid type: string \"ten\", expected u32");
         assert_eq!(at, "\"ten\"");
 
-        let (msg, at, _) = de::<Conf>(r#"(steps: 1, lr: 1, device: Auto, tags: ["a", 3], env: {})"#).unwrap_err();
+        let (msg, at, _) =
+            de::<Conf>(r#"(steps: 1, lr: 1, device: Auto, tags: ["a", 3], env: {})"#).unwrap_err();
         assert!(msg.contains("expected a string"), "{msg}");
         assert_eq!(at, "3");
 
-        let (msg, at, help) = de::<Conf>(r#"(steps: 1, lr: 1, device: Cuad(0), tags: [], env: {})"#).unwrap_err();
+        let (msg, at, help) =
+            de::<Conf>(r#"(steps: 1, lr: 1, device: Cuad(0), tags: [], env: {})"#).unwrap_err();
         assert!(msg.starts_with("unknown variant `Cuad`"), "{msg}");
         assert_eq!(at, "Cuad");
         assert_eq!(help.as_deref(), Some("did you mean `Cuda`?"));
 
-        let (msg, at, _) = de::<Conf>(r#"Conf(lr: 1, device: Auto, tags: [], env: {})"#).unwrap_err();
+        let (msg, at, _) =
+            de::<Conf>(r#"Conf(lr: 1, device: Auto, tags: [], env: {})"#).unwrap_err();
         assert_eq!(msg, "missing field `steps`");
         assert_eq!(at, "C");
 
-        let (msg, _, _) = de::<Conf>(r#"(steps: -1, lr: 1, device: Auto, tags: [], env: {})"#).unwrap_err();
+        let (msg, _, _) =
+            de::<Conf>(r#"(steps: -1, lr: 1, device: Auto, tags: [], env: {})"#).unwrap_err();
         assert!(msg.contains("invalid value: integer `-1`"), "{msg}");
     }
 

@@ -291,7 +291,9 @@ impl<'a> Parser<'a> {
             }
             let key = self.value()?;
             if entries.iter().any(|(k, _)| k.kind == key.kind) {
-                return Err(Error::new("duplicate map key", key.span));
+                let label = key.label().map_or_else(String::new, |l| format!(" `{l}`"));
+                return Err(Error::new(format!("duplicate key{label}"), key.span)
+                    .with_help("each key of a map may appear once"));
             }
             self.expect(':', "after the map key")?;
             let value = self.value()?;
@@ -320,7 +322,12 @@ impl<'a> Parser<'a> {
         }
         let token = &rest[..end];
         self.pos += end;
-        let bad = || Error::new(format!("invalid number `{token}`"), Span::new(self.file, start, start + end));
+        let bad = || {
+            Error::new(
+                format!("invalid number `{token}`"),
+                Span::new(self.file, start, start + end),
+            )
+        };
         let (negative, digits) = match token.as_bytes().first() {
             Some(b'-') => (true, &token[1..]),
             Some(b'+') => (false, &token[1..]),
@@ -338,7 +345,11 @@ impl<'a> Parser<'a> {
             return Ok(ValueKind::Int(if negative { -n } else { n }));
         }
         if clean == "inf" {
-            return Ok(ValueKind::Float(if negative { f64::NEG_INFINITY } else { f64::INFINITY }));
+            return Ok(ValueKind::Float(if negative {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            }));
         }
         if clean.contains(['.', 'e', 'E']) {
             let f: f64 = clean.parse().map_err(|_| bad())?;
@@ -354,7 +365,10 @@ impl<'a> Parser<'a> {
         let mut out = String::new();
         loop {
             let Some(c) = self.peek() else {
-                return Err(Error::new("unterminated string", Span::new(self.file, start, start + 1)));
+                return Err(Error::new(
+                    "unterminated string",
+                    Span::new(self.file, start, start + 1),
+                ));
             };
             self.pos += c.len_utf8();
             match c {
@@ -367,7 +381,9 @@ impl<'a> Parser<'a> {
 
     fn escape(&mut self) -> Result<char, Error> {
         let at = self.pos - 1;
-        let c = self.peek().ok_or_else(|| self.error_here("unterminated escape"))?;
+        let c = self
+            .peek()
+            .ok_or_else(|| self.error_here("unterminated escape"))?;
         self.pos += c.len_utf8();
         Ok(match c {
             'n' => '\n',
@@ -421,7 +437,10 @@ impl<'a> Parser<'a> {
                 self.pos += end + close.len();
                 Ok(s)
             }
-            None => Err(Error::new("unterminated raw string", Span::new(self.file, start, start + 1))),
+            None => Err(Error::new(
+                "unterminated raw string",
+                Span::new(self.file, start, start + 1),
+            )),
         }
     }
 
@@ -440,7 +459,10 @@ impl<'a> Parser<'a> {
             None => return Err(self.error_here("unterminated character")),
         };
         if self.peek() != Some('\'') {
-            return Err(Error::new("unterminated character", Span::new(self.file, start, self.pos)));
+            return Err(Error::new(
+                "unterminated character",
+                Span::new(self.file, start, self.pos),
+            ));
         }
         self.pos += 1;
         Ok(c)
@@ -477,8 +499,12 @@ mod tests {
 
     #[test]
     fn nested_with_comments_and_trailing_commas() {
-        let v = p("#![enable(implicit_some)]\n// c\nTrain(a: [1, 2,], /* x /* y */ */ b: {\"k\": (1, 2)},)");
-        let ValueKind::Struct { name, fields } = &v.kind else { panic!("{v:?}") };
+        let v = p(
+            "#![enable(implicit_some)]\n// c\nTrain(a: [1, 2,], /* x /* y */ */ b: {\"k\": (1, 2)},)",
+        );
+        let ValueKind::Struct { name, fields } = &v.kind else {
+            panic!("{v:?}")
+        };
         assert_eq!(name.as_deref(), Some("Train"));
         assert_eq!(fields.len(), 2);
         assert_eq!(fields[1].name, "b");
@@ -490,15 +516,23 @@ mod tests {
         let text = "(a: [1, \"two\"])";
         let v = p(text);
         let two = &v.get_path(&["a"]).unwrap();
-        let ValueKind::List(items) = &two.kind else { panic!() };
+        let ValueKind::List(items) = &two.kind else {
+            panic!()
+        };
         let s = items[1].span;
         assert_eq!(&text[s.start as usize..s.end as usize], "\"two\"");
     }
 
     #[test]
     fn errors_point_at_the_fault() {
-        assert_eq!(err("(a: 1 b: 2)"), ("expected `,` or `)`, found `b`".into(), 6));
-        assert_eq!(err("[1, 2"), ("expected `,` or `]`, found the end of the file".into(), 5));
+        assert_eq!(
+            err("(a: 1 b: 2)"),
+            ("expected `,` or `)`, found `b`".into(), 6)
+        );
+        assert_eq!(
+            err("[1, 2"),
+            ("expected `,` or `]`, found the end of the file".into(), 5)
+        );
         assert_eq!(err("(a: 1, a: 2)").0, "duplicate field `a`");
         assert_eq!(err("\"abc").0, "unterminated string");
         assert_eq!(err("(a: 1) x").0, "unexpected text after the value");

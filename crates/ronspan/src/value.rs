@@ -148,16 +148,15 @@ impl Value {
         }
     }
 
-    /// The value at a path of struct field names and string map keys.
+    /// The value at a path of struct field names, string map keys and list indices.
     pub fn get_path(&self, path: &[&str]) -> Option<&Value> {
         let Some((first, rest)) = path.split_first() else {
             return Some(self);
         };
         let child = match &self.kind {
-            ValueKind::Struct { fields, .. } => {
-                &fields.iter().find(|f| f.name == *first)?.value
-            }
+            ValueKind::Struct { fields, .. } => &fields.iter().find(|f| f.name == *first)?.value,
             ValueKind::Map(entries) => &entries.iter().find(|(k, _)| k.as_str() == Some(first))?.1,
+            ValueKind::List(items) => items.get(first.parse::<usize>().ok()?)?,
             ValueKind::Tuple { items, .. } if items.len() == 1 => return items[0].get_path(path),
             _ => return None,
         };

@@ -1,0 +1,171 @@
+//! Stage keys: what decides whether a stage's last result can be reused.
+//!
+//! | in the key                         | why                                            |
+//! |------------------------------------|------------------------------------------------|
+//! | [`SCHEMA`], the encoding version   | a new encoding must not alias old keys         |
+//! | kind name and kind version         | a kind's semantics change with its version     |
+//! | canonical params                   | the kind's typed params, re-serialized: layout, comments and field order of the RON (and of included files) do not count |
+//! | upstream output digests, by role   | not upstream keys: a rerun that yields the same bytes reruns nothing below it (early cutoff) |
+//! | external file digests, by role     | content, not path or mtime                     |
+//!
+//! Not in the key: stage names, paths, hosts, times, GPU ids, the work folder. Renaming a
+//! stage or moving the checkout reuses its results.
+//!
+//! The encoding is length-prefixed and tagged, so no two different inputs encode alike.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{Digest, Object, StageKey};
+
+/// Bumped whenever the encoding below changes.
+pub const SCHEMA: u32 = 1;
+
+/// Everything a stage key is computed from, in one place.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyInputs {
+    pub kind: String,
+    pub kind_version: u32,
+    pub params: serde_json::Value,
+    /// Role → the output digests of the stages it resolved to, in resolution order.
+    pub upstream: BTreeMap<String, Vec<Digest<Object>>>,
+    /// Role → content digest of the external file or folder.
+    pub files: BTreeMap<String, Digest<Object>>,
+}
+
+impl KeyInputs {
+    pub fn key(&self) -> Digest<StageKey> {
+        let mut e = Encoder(blake3::Hasher::new());
+        e.bytes(b"pipe-stage-key");
+        e.u64(SCHEMA.into());
+        e.bytes(self.kind.as_bytes());
+        e.u64(self.kind_version.into());
+        e.json(&self.params);
+        e.u64(self.upstream.len() as u64);
+        for (role, digests) in &self.upstream {
+            e.bytes(role.as_bytes());
+            e.u64(digests.len() as u64);
+            digests.iter().for_each(|d| e.bytes(d.as_bytes()));
+        }
+        e.u64(self.files.len() as u64);
+        for (role, digest) in &self.files {
+            e.bytes(role.as_bytes());
+            e.bytes(digest.as_bytes());
+        }
+        Digest::from_hash(e.0.finalize())
+    }
+}
+
+struct Encoder(blake3::Hasher);
+
+impl Encoder {
+    fn u64(&mut self, n: u64) {
+        self.0.update(&n.to_le_bytes());
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        self.u64(b.len() as u64);
+        self.0.update(b);
+    }
+
+    fn tag(&mut self, t: u8) {
+        self.0.update(&[t]);
+    }
+
+    fn json(&mut self, v: &serde_json::Value) {
+        use serde_json::Value;
+        match v {
+            Value::Null => self.tag(b'n'),
+            Value::Bool(b) => {
+                self.tag(b'b');
+                self.tag(*b as u8)
+            }
+            Value::Number(n) => {
+                // Integers and floats stay distinct: `1` and `1.0` are different params.
+                if let Some(i) = n.as_i64() {
+                    self.tag(b'i');
+                    self.0.update(&i.to_le_bytes());
+                } else if let Some(u) = n.as_u64() {
+                    self.tag(b'u');
+                    self.u64(u);
+                } else {
+                    self.tag(b'f');
+                    self.0
+                        .update(&n.as_f64().unwrap_or(f64::NAN).to_bits().to_le_bytes());
+                }
+            }
+            Value::String(s) => {
+                self.tag(b's');
+                self.bytes(s.as_bytes())
+            }
+            Value::Array(items) => {
+                self.tag(b'a');
+                self.u64(items.len() as u64);
+                items.iter().for_each(|i| self.json(i));
+            }
+            Value::Object(map) => {
+                // serde_json's map is sorted by key: the order fields were written in is gone.
+                self.tag(b'o');
+                self.u64(map.len() as u64);
+                for (k, v) in map {
+                    self.bytes(k.as_bytes());
+                    self.json(v);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn inputs() -> KeyInputs {
+        KeyInputs {
+            kind: "Command".into(),
+            kind_version: 1,
+            params: json!({"argv": ["echo", "hi"], "gpus": 0}),
+            upstream: BTreeMap::from([("prev".into(), vec![Digest::of(b"out")])]),
+            files: BTreeMap::from([("data".into(), Digest::of(b"data"))]),
+        }
+    }
+
+    #[test]
+    fn key_is_pinned() {
+        // Changing this digest means every user's cache is invalidated: bump SCHEMA.
+        assert_eq!(
+            inputs().key().hex(),
+            "2b5405f4e5a49c9bff8d19e22051f0dcf9e5b2f2f2da8d2a07d92e2f03d8dd29"
+        );
+    }
+
+    #[test]
+    fn every_part_counts() {
+        let base = inputs().key();
+        let mut i = inputs();
+        i.kind_version = 2;
+        assert_ne!(i.key(), base);
+        let mut i = inputs();
+        i.params = json!({"argv": ["echo", "hi"], "gpus": 0.0});
+        assert_ne!(i.key(), base, "1 and 1.0 differ");
+        let mut i = inputs();
+        i.params = json!({"argv": ["echohi"], "gpus": 0});
+        assert_ne!(i.key(), base, "length prefixes keep boundaries");
+        let mut i = inputs();
+        i.upstream.insert("prev".into(), vec![Digest::of(b"other")]);
+        assert_ne!(i.key(), base);
+        let mut i = inputs();
+        i.files.clear();
+        assert_ne!(i.key(), base);
+    }
+
+    #[test]
+    fn field_order_does_not_count() {
+        let mut i = inputs();
+        i.params = serde_json::from_str(r#"{"gpus": 0, "argv": ["echo", "hi"]}"#).unwrap();
+        assert_eq!(i.key(), inputs().key());
+    }
+}

@@ -1,0 +1,202 @@
+//! `Include("file.ron")` and `Include(file: "file.ron", set: {"a.b": value})`: a value
+//! written in another file, optionally with some fields overridden.
+//!
+//! Paths are relative to the file the `Include` is written in. The included text is
+//! parsed, so its layout and comments never reach a stage's key; spans keep pointing
+//! into the included file, so errors there are reported there.
+
+use std::path::{Path, PathBuf};
+
+use ronspan::{Field, Sources, Value, ValueKind};
+
+use super::diagnostic::Diagnostic;
+
+pub fn expand_includes(
+    value: &mut Value,
+    sources: &mut Sources,
+    stack: &mut Vec<PathBuf>,
+) -> Result<(), Diagnostic> {
+    if value.name() == Some("Include") {
+        let (file, sets) = include_args(value)?;
+        let including = sources.path(value.span.file).to_path_buf();
+        let path = including.parent().unwrap_or(Path::new(".")).join(file);
+        let mut included = load_included(&path, value, sources, stack)?;
+        stack.push(path.canonicalize().unwrap_or(path));
+        let expanded = expand_includes(&mut included, sources, stack);
+        stack.pop();
+        expanded?;
+        for (key, new) in sets {
+            set_path(&mut included, key, new)?;
+        }
+        *value = included;
+        return Ok(());
+    }
+    match &mut value.kind {
+        ValueKind::List(items) | ValueKind::Tuple { items, .. } => items
+            .iter_mut()
+            .try_for_each(|v| expand_includes(v, sources, stack)),
+        ValueKind::Map(entries) => entries
+            .iter_mut()
+            .try_for_each(|(_, v)| expand_includes(v, sources, stack)),
+        ValueKind::Struct { fields, .. } => fields
+            .iter_mut()
+            .try_for_each(|f| expand_includes(&mut f.value, sources, stack)),
+        _ => Ok(()),
+    }
+}
+
+/// The file and the `(path, value)` overrides of an `Include`.
+fn include_args(value: &Value) -> Result<(&str, Vec<(&Value, Value)>), Diagnostic> {
+    let usage = "write `Include(\"file.ron\")` or `Include(file: \"file.ron\", set: {\"field.sub\": value})`";
+    let bad = |message: &str, span| Diagnostic::new(message, Some(span)).help(usage);
+    match &value.kind {
+        ValueKind::Tuple { items, .. } => match items.as_slice() {
+            [path] => Ok((
+                path.as_str()
+                    .ok_or_else(|| bad("the included file must be a string", path.span))?,
+                Vec::new(),
+            )),
+            _ => Err(bad("`Include` takes one file", value.span)),
+        },
+        ValueKind::Struct { fields, .. } => {
+            let mut file = None;
+            let mut sets = Vec::new();
+            for field in fields {
+                match field.name.as_str() {
+                    "file" => {
+                        file = Some(
+                            field
+                                .value
+                                .as_str()
+                                .ok_or_else(|| bad("`file` must be a string", field.value.span))?,
+                        )
+                    }
+                    "set" => match &field.value.kind {
+                        ValueKind::Map(entries) => {
+                            sets.extend(entries.iter().map(|(k, v)| (k, v.clone())))
+                        }
+                        _ => {
+                            return Err(bad(
+                                "`set` must be a map of field paths to values",
+                                field.value.span,
+                            ));
+                        }
+                    },
+                    other => {
+                        return Err(Diagnostic::new(
+                            format!("unknown field `{other}` of `Include`"),
+                            Some(field.name_span),
+                        )
+                        .maybe_help(
+                            ronspan::closest(other, ["file", "set"])
+                                .map(|c| format!("did you mean `{c}`?")),
+                        ));
+                    }
+                }
+            }
+            Ok((
+                file.ok_or_else(|| bad("`Include` needs a `file`", value.name_span()))?,
+                sets,
+            ))
+        }
+        _ => Err(bad("`Include` needs a file", value.span)),
+    }
+}
+
+fn load_included(
+    path: &Path,
+    at: &Value,
+    sources: &mut Sources,
+    stack: &[PathBuf],
+) -> Result<Value, Diagnostic> {
+    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    if stack.contains(&canonical) {
+        let chain: Vec<String> = stack
+            .iter()
+            .chain([&canonical])
+            .map(|p| p.display().to_string())
+            .collect();
+        return Err(Diagnostic::new(
+            format!("`{}` includes itself", path.display()),
+            Some(at.span),
+        )
+        .note(format!("include chain: {}", chain.join(" -> "))));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostic::new(
+            format!("cannot read included file `{}`: {e}", path.display()),
+            Some(at.span),
+        )
+    })?;
+    let file = sources.add(path, text);
+    Ok(ronspan::parse(file, sources.text(file))?)
+}
+
+/// Overrides the value at a dotted path (`"optimizer.lr"`), adding the last field to a
+/// struct that lacks it (the kind then accepts or rejects it like any written field).
+fn set_path(target: &mut Value, key: &Value, new: Value) -> Result<(), Diagnostic> {
+    let Some(path) = key.as_str() else {
+        return Err(Diagnostic::new(
+            "a `set` key must be a string such as \"field.sub\"",
+            Some(key.span),
+        ));
+    };
+    let parts: Vec<&str> = path.split('.').collect();
+    let mut node = target;
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let next = match &mut node.kind {
+            ValueKind::Struct { fields, .. } => {
+                if !fields.iter().any(|f| f.name == *part) {
+                    if !last {
+                        let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+                        return Err(Diagnostic::new(
+                            format!("`{path}`: no field `{part}` to descend into"),
+                            Some(key.span),
+                        )
+                        .maybe_help(
+                            ronspan::closest(part, names).map(|c| format!("did you mean `{c}`?")),
+                        ));
+                    }
+                    fields.push(Field {
+                        name: part.to_string(),
+                        name_span: key.span,
+                        value: new,
+                    });
+                    return Ok(());
+                }
+                &mut fields
+                    .iter_mut()
+                    .find(|f| f.name == *part)
+                    .expect("checked above")
+                    .value
+            }
+            ValueKind::Map(entries) => {
+                let found = entries.iter().position(|(k, _)| k.as_str() == Some(part));
+                match found {
+                    Some(at) => &mut entries[at].1,
+                    None if last => {
+                        entries.push((Value::new(ValueKind::Str(part.to_string()), key.span), new));
+                        return Ok(());
+                    }
+                    None => {
+                        return Err(Diagnostic::new(
+                            format!("`{path}`: no key `{part}` to descend into"),
+                            Some(key.span),
+                        ));
+                    }
+                }
+            }
+            other => {
+                let what = Value::new(other.clone(), key.span).describe();
+                return Err(Diagnostic::new(
+                    format!("`{path}`: `{part}` is inside {what}, which has no fields"),
+                    Some(key.span),
+                ));
+            }
+        };
+        node = next;
+    }
+    *node = new;
+    Ok(())
+}

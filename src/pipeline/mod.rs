@@ -1,0 +1,345 @@
+//! Pipeline files: RON in, a validated list of stages with resolved references out.
+//!
+//! ```ron
+//! Pipeline(
+//!     name: "demo",
+//!     stages: {
+//!         "prepare": Command(argv: ["sh", "-c", "echo hi > {out}/x"]),
+//!         "train": ForEach(seed: [0, 1], stage: Command(
+//!             argv: ["sh", "-c", "cat {in.data}/x > {out}/model-{seed}"],
+//!             deps: {"data": "prepare"},
+//!         )),
+//!     },
+//! )
+//! ```
+//!
+//! Loading goes: parse → splice `Include`s ([`include`]) → expand `ForEach`
+//! ([`foreach`]) → let each stage's kind check its parameters → resolve references
+//! between stages ([`resolve`]) → reject cycles ([`crate::graph`]). Every failure is a
+//! [`Diagnostic`] with the file, line and column at fault and the stage concerned.
+
+mod diagnostic;
+mod foreach;
+mod include;
+mod resolve;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ronspan::{Sources, Span, Value, ValueKind};
+use stages::{Declaration, Registry};
+
+pub use diagnostic::{Diagnostic, display_path};
+
+/// A loaded pipeline.
+pub struct Pipeline {
+    pub name: String,
+    pub path: PathBuf,
+    /// The folder holding the pipeline file; relative paths start here.
+    pub base_dir: PathBuf,
+    pub sources: Sources,
+    /// In the order written, `ForEach` groups expanded in place.
+    pub stages: Vec<Stage>,
+    /// Indices of `stages` in an order where every stage follows its upstreams.
+    pub order: Vec<usize>,
+}
+
+pub struct Stage {
+    pub name: String,
+    /// The `ForEach` this stage came from, and its variables.
+    pub group: Option<String>,
+    pub vars: Vec<(String, String)>,
+    pub kind: &'static str,
+    pub kind_version: u32,
+    pub declaration: Declaration,
+    pub deps: Vec<Dep>,
+    pub files: Vec<FileDep>,
+    /// Where the stage's name is written.
+    pub span: Span,
+}
+
+/// An upstream role, resolved to stage indices.
+pub struct Dep {
+    pub role: String,
+    pub stages: Vec<usize>,
+    pub span: Span,
+}
+
+/// An external input, resolved against the pipeline's folder.
+pub struct FileDep {
+    pub role: String,
+    pub written: PathBuf,
+    pub path: PathBuf,
+    pub span: Span,
+}
+
+/// A pipeline that failed to load, with the sources its diagnostic points into.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", diagnostic.render(sources))]
+pub struct LoadError {
+    pub diagnostic: Box<Diagnostic>,
+    pub sources: Sources,
+}
+
+impl Pipeline {
+    pub fn load(path: &Path, registry: &Registry) -> Result<Pipeline, LoadError> {
+        let mut sources = Sources::default();
+        match load(path, registry, &mut sources) {
+            Ok(mut pipeline) => {
+                pipeline.sources = sources;
+                Ok(pipeline)
+            }
+            Err(diagnostic) => Err(LoadError {
+                diagnostic: Box::new(diagnostic),
+                sources,
+            }),
+        }
+    }
+
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.stages.iter().position(|s| s.name == name)
+    }
+
+    /// A stage by name, or a diagnostic suggesting the closest name.
+    pub fn find(&self, name: &str) -> Result<usize, Diagnostic> {
+        self.index(name).ok_or_else(|| {
+            Diagnostic::new(
+                format!("no stage `{name}` in `{}`", display_path(&self.path)),
+                None,
+            )
+            .maybe_help(resolve::suggest(name, self))
+        })
+    }
+
+    /// The distinct upstream stages of a stage.
+    pub fn upstream(&self, index: usize) -> Vec<usize> {
+        let mut up: Vec<usize> = self.stages[index]
+            .deps
+            .iter()
+            .flat_map(|d| d.stages.iter().copied())
+            .collect();
+        up.sort_unstable();
+        up.dedup();
+        up
+    }
+
+    pub fn render(&self, diagnostic: &Diagnostic) -> String {
+        diagnostic.render(&self.sources)
+    }
+}
+
+fn load(path: &Path, registry: &Registry, sources: &mut Sources) -> Result<Pipeline, Diagnostic> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostic::new(
+            format!("cannot read pipeline `{}`: {e}", path.display()),
+            None,
+        )
+    })?;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let base_dir = absolute.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let file = sources.add(path, text);
+    let top = ronspan::parse(file, sources.text(file))?;
+
+    let (name, entries) = top_level(&top)?;
+    let mut stages = Vec::new();
+    let mut seen: BTreeMap<String, Span> = BTreeMap::new();
+    for (key, value) in entries {
+        let stage_name = key.as_str().ok_or_else(|| {
+            Diagnostic::new(
+                format!("a stage name must be a string, found {}", key.describe()),
+                Some(key.span),
+            )
+        })?;
+        check_name(stage_name, key.span)?;
+        let mut value = value.clone();
+        include::expand_includes(&mut value, sources, &mut vec![absolute.clone()])
+            .map_err(|d| d.in_stage(stage_name))?;
+        let expanded = match value.name() {
+            Some("ForEach") => {
+                foreach::expand(stage_name, &value).map_err(|d| d.in_stage(stage_name))?
+            }
+            _ => vec![foreach::Expanded {
+                name: stage_name.to_string(),
+                vars: Vec::new(),
+                body: value,
+            }],
+        };
+        let group =
+            (expanded.len() > 1 || !expanded[0].vars.is_empty()).then(|| stage_name.to_string());
+        for e in expanded {
+            if let Some(first) = seen.insert(e.name.clone(), key.span) {
+                let at = sources.locate(first);
+                return Err(Diagnostic::new(
+                    format!("duplicate stage name `{}`", e.name),
+                    Some(key.span),
+                )
+                .note(format!("first defined at line {}", at.line)));
+            }
+            stages.push(declare(e, group.clone(), key.span, registry)?);
+        }
+    }
+    let mut pipeline = Pipeline {
+        name,
+        path: path.to_path_buf(),
+        base_dir,
+        sources: Sources::default(),
+        stages,
+        order: Vec::new(),
+    };
+    resolve::resolve(&mut pipeline)?;
+    pipeline.order = crate::graph::order(&pipeline)?;
+    Ok(pipeline)
+}
+
+/// `Pipeline(name: "...", stages: {...})`.
+fn top_level(top: &Value) -> Result<(String, &[(Value, Value)]), Diagnostic> {
+    let usage =
+        "a pipeline file holds `Pipeline(name: \"...\", stages: { \"stage\": Kind(...), ... })`";
+    if !matches!(top.name(), None | Some("Pipeline")) || top.fields().is_none() {
+        return Err(Diagnostic::new(
+            format!("expected `Pipeline(...)`, found {}", top.describe()),
+            Some(top.name_span()),
+        )
+        .help(usage));
+    }
+    let mut name = None;
+    let mut stages = None;
+    for field in top.fields().unwrap_or_default() {
+        match field.name.as_str() {
+            "name" => {
+                name = Some(field.value.as_str().ok_or_else(|| {
+                    Diagnostic::new(
+                        format!("`name` must be a string, found {}", field.value.describe()),
+                        Some(field.value.span),
+                    )
+                })?)
+            }
+            "stages" => match &field.value.kind {
+                ValueKind::Map(entries) => stages = Some(entries.as_slice()),
+                _ => {
+                    return Err(Diagnostic::new(
+                        format!(
+                            "`stages` must be a map of stage names to stages, found {}",
+                            field.value.describe()
+                        ),
+                        Some(field.value.span),
+                    )
+                    .help(usage));
+                }
+            },
+            other => {
+                return Err(Diagnostic::new(
+                    format!("unknown field `{other}`, expected one of `name`, `stages`"),
+                    Some(field.name_span),
+                )
+                .maybe_help(
+                    ronspan::closest(other, ["name", "stages"])
+                        .map(|c| format!("did you mean `{c}`?")),
+                ));
+            }
+        }
+    }
+    let missing = |what: &str| {
+        Diagnostic::new(format!("missing field `{what}`"), Some(top.name_span())).help(usage)
+    };
+    Ok((
+        name.ok_or_else(|| missing("name"))?.to_string(),
+        stages.ok_or_else(|| missing("stages"))?,
+    ))
+}
+
+fn check_name(name: &str, span: Span) -> Result<(), Diagnostic> {
+    if name.is_empty()
+        || name.contains(['[', ']', '*', '/', '\\', ',', '='])
+        || name.chars().any(char::is_whitespace)
+    {
+        return Err(
+            Diagnostic::new(format!("invalid stage name `{name}`"), Some(span))
+                .help("stage names are non-empty and use no whitespace or `[ ] * / \\ , =`"),
+        );
+    }
+    Ok(())
+}
+
+/// Lets the stage's kind check its parameters.
+fn declare(
+    e: foreach::Expanded,
+    group: Option<String>,
+    span: Span,
+    registry: &Registry,
+) -> Result<Stage, Diagnostic> {
+    let in_stage = |d: Diagnostic| d.in_stage(&e.name);
+    let kind_name = match &e.body.kind {
+        ValueKind::Struct { name: Some(n), .. }
+        | ValueKind::Tuple { name: Some(n), .. }
+        | ValueKind::Ident(n) => n,
+        _ => {
+            return Err(in_stage(
+                Diagnostic::new(
+                    format!(
+                        "expected a stage such as `Command(...)`, found {}",
+                        e.body.describe()
+                    ),
+                    Some(e.body.span),
+                )
+                .note(format!(
+                    "known kinds: {}",
+                    registry.names().collect::<Vec<_>>().join(", ")
+                )),
+            ));
+        }
+    };
+    let Some(kind) = registry.get(kind_name) else {
+        return Err(in_stage(
+            Diagnostic::new(
+                format!("unknown stage kind `{kind_name}`"),
+                Some(e.body.name_span()),
+            )
+            .maybe_help(
+                ronspan::closest(kind_name, registry.names())
+                    .map(|c| format!("did you mean `{c}`?")),
+            )
+            .note(format!(
+                "known kinds: ForEach, {}",
+                registry.names().collect::<Vec<_>>().join(", ")
+            )),
+        ));
+    };
+    let declaration = kind.declare(&e.body).map_err(|err| in_stage(err.into()))?;
+    let at = |path: &[String]| {
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        e.body
+            .get_path(&path)
+            .map_or(e.body.name_span(), |v| v.span)
+    };
+    let files = declaration
+        .files
+        .iter()
+        .map(|f| FileDep {
+            role: f.role.clone(),
+            written: f.path.clone(),
+            path: PathBuf::new(),
+            span: at(&f.at),
+        })
+        .collect();
+    let deps = declaration
+        .stages
+        .iter()
+        .map(|r| Dep {
+            role: r.role.clone(),
+            stages: Vec::new(),
+            span: at(&r.at),
+        })
+        .collect();
+    Ok(Stage {
+        name: e.name,
+        group,
+        vars: e.vars,
+        kind: kind.name(),
+        kind_version: kind.version(),
+        declaration,
+        deps,
+        files,
+        span,
+    })
+}

@@ -1,0 +1,221 @@
+//! Computing a stage's key from its pipeline entry and its upstreams' records, and
+//! where each stage stands (`pipe status`, `pipe why`, `pipe run --dry-run`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::digest::{Digest, StageKey};
+use crate::key::KeyInputs;
+use crate::pipeline::{Diagnostic, Pipeline};
+use crate::reason::{Reason, diff};
+use crate::store::{Failure, Lookup, Record, Refs, Source, Store, StoreError};
+
+/// A stage ready to execute: its key and everything the key came from.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub key: Digest<StageKey>,
+    pub inputs: KeyInputs,
+    pub sources: Vec<Source>,
+    /// External inputs by role: path as written and absolute path.
+    pub file_paths: BTreeMap<String, PathBuf>,
+    pub absolute_files: BTreeMap<String, PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A missing or unreadable external input; rendered against the pipeline file.
+    #[error("{}", .0.message)]
+    Input(Box<Diagnostic>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Computes the key of stage `index`, given the records its upstreams completed with.
+pub fn plan(
+    pipeline: &Pipeline,
+    store: &Store,
+    index: usize,
+    upstream: &dyn Fn(usize) -> Option<Record>,
+) -> Result<Planned, PlanError> {
+    let stage = &pipeline.stages[index];
+    let mut inputs = KeyInputs {
+        kind: stage.kind.to_string(),
+        kind_version: stage.kind_version,
+        params: stage.declaration.params.clone(),
+        upstream: BTreeMap::new(),
+        files: BTreeMap::new(),
+    };
+    let mut sources = Vec::new();
+    for dep in &stage.deps {
+        let mut digests = Vec::new();
+        for &u in &dep.stages {
+            let record = upstream(u).expect("upstream records are known before planning");
+            digests.push(record.output);
+            sources.push(Source {
+                role: dep.role.clone(),
+                stage: pipeline.stages[u].name.clone(),
+                key: record.key,
+                output: record.output,
+            });
+        }
+        inputs.upstream.insert(dep.role.clone(), digests);
+    }
+    let mut file_paths = BTreeMap::new();
+    let mut absolute_files = BTreeMap::new();
+    for file in &stage.files {
+        if !file.path.exists() {
+            return Err(PlanError::Input(Box::new(
+                Diagnostic::new(
+                    format!(
+                        "input `{}` does not exist (looked for `{}`)",
+                        file.written.display(),
+                        file.path.display()
+                    ),
+                    Some(file.span),
+                )
+                .in_stage(&stage.name)
+                .help("create the file, or fix its path (relative to the pipeline file's folder)"),
+            )));
+        }
+        inputs
+            .files
+            .insert(file.role.clone(), store.digest_path(&file.path)?);
+        file_paths.insert(file.role.clone(), file.written.clone());
+        absolute_files.insert(file.role.clone(), file.path.clone());
+    }
+    Ok(Planned {
+        key: inputs.key(),
+        inputs,
+        sources,
+        file_paths,
+        absolute_files,
+    })
+}
+
+/// Where one stage stands.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum State {
+    UpToDate {
+        key: Digest<StageKey>,
+        record: Box<Record>,
+    },
+    Stale {
+        key: Option<Digest<StageKey>>,
+        reasons: Vec<Reason>,
+    },
+    NeverRun {
+        key: Option<Digest<StageKey>>,
+        reasons: Vec<Reason>,
+    },
+    Failed {
+        key: Digest<StageKey>,
+        failure: Failure,
+    },
+    /// The stage cannot be planned (e.g. a missing input file).
+    Broken { message: String },
+}
+
+impl State {
+    pub fn label(&self) -> &'static str {
+        match self {
+            State::UpToDate { .. } => "up to date",
+            State::Stale { .. } => "stale",
+            State::NeverRun { .. } => "never run",
+            State::Failed { .. } => "failed",
+            State::Broken { .. } => "broken",
+        }
+    }
+
+    pub fn reasons(&self) -> &[Reason] {
+        match self {
+            State::Stale { reasons, .. } | State::NeverRun { reasons, .. } => reasons,
+            _ => &[],
+        }
+    }
+}
+
+/// Where every stage stands, in pipeline order, without running anything.
+/// Stages after one that must run cannot know their key yet; they say which upstream
+/// has to run first.
+pub fn states(pipeline: &Pipeline, store: &Store) -> Result<Vec<State>, StoreError> {
+    let refs = store.refs(&pipeline.name)?;
+    let mut current: Vec<Option<Record>> = vec![None; pipeline.stages.len()];
+    let mut states: Vec<Option<State>> = vec![None; pipeline.stages.len()];
+    for &i in &pipeline.order {
+        let pending = pipeline
+            .upstream(i)
+            .into_iter()
+            .find(|&u| current[u].is_none());
+        let state = match pending {
+            Some(u) => {
+                let reasons = vec![Reason::UpstreamPending {
+                    stage: pipeline.stages[u].name.clone(),
+                }];
+                match previous(store, &refs, &pipeline.stages[i].name)? {
+                    Some(_) => State::Stale { key: None, reasons },
+                    None => State::NeverRun { key: None, reasons },
+                }
+            }
+            None => match plan(pipeline, store, i, &|u| current[u].clone()) {
+                Err(PlanError::Store(e)) => return Err(e),
+                Err(PlanError::Input(d)) => State::Broken { message: d.message },
+                Ok(planned) => {
+                    let state = state_of(store, &refs, &pipeline.stages[i].name, &planned)?;
+                    if let State::UpToDate { record, .. } = &state {
+                        current[i] = Some((**record).clone());
+                    }
+                    state
+                }
+            },
+        };
+        states[i] = Some(state);
+    }
+    Ok(states
+        .into_iter()
+        .map(|s| s.expect("every stage is in the order"))
+        .collect())
+}
+
+/// Where a planned stage stands against the store.
+pub fn state_of(
+    store: &Store,
+    refs: &Refs,
+    stage: &str,
+    planned: &Planned,
+) -> Result<State, StoreError> {
+    let key = planned.key;
+    match store.lookup(&key)? {
+        Lookup::Hit(record) => return Ok(State::UpToDate { key, record }),
+        Lookup::Damaged { why, .. } => {
+            return Ok(State::Stale {
+                key: Some(key),
+                reasons: vec![Reason::OutputDamaged { detail: why }],
+            });
+        }
+        Lookup::Miss => {}
+    }
+    if let Some(failure) = store.failure(&key)? {
+        return Ok(State::Failed { key, failure });
+    }
+    Ok(match previous(store, refs, stage)? {
+        Some(old) => State::Stale {
+            key: Some(key),
+            reasons: diff(&old, planned),
+        },
+        None => State::NeverRun {
+            key: Some(key),
+            reasons: vec![Reason::NeverRun],
+        },
+    })
+}
+
+/// The last record this stage completed with, if the store still has it.
+pub fn previous(store: &Store, refs: &Refs, stage: &str) -> Result<Option<Record>, StoreError> {
+    match refs.stages.get(stage) {
+        Some(key) => store.record(key),
+        None => Ok(None),
+    }
+}

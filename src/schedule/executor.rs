@@ -1,0 +1,131 @@
+//! Where a job executes. The scheduler decides what runs when; an executor decides
+//! where: in this process, or in a separate `pipe exec KEY` process that needs nothing
+//! but the store (the shape of dispatching to a cluster that shares the store).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use stages::{Progress, Registry};
+
+use super::job::{ExecError, Executed, Job, execute};
+use crate::store::{Lookup, Store};
+
+pub trait Executor: Sync {
+    fn execute(
+        &self,
+        job: &Job,
+        gpus: &[u32],
+        progress: &dyn Progress,
+    ) -> Result<Executed, ExecError>;
+}
+
+/// Runs stages on threads of this process.
+pub struct InProcess<'a> {
+    pub store: &'a Store,
+    pub registry: &'a Registry,
+    pub cancel: &'a AtomicBool,
+}
+
+impl Executor for InProcess<'_> {
+    fn execute(
+        &self,
+        job: &Job,
+        gpus: &[u32],
+        progress: &dyn Progress,
+    ) -> Result<Executed, ExecError> {
+        execute(self.store, self.registry, job, gpus, self.cancel, progress)
+    }
+}
+
+/// Runs each stage as `pipe exec KEY` in a child process.
+pub struct Subprocess<'a> {
+    pub exe: PathBuf,
+    pub store: &'a Store,
+    pub cancel: &'a AtomicBool,
+}
+
+impl Executor for Subprocess<'_> {
+    fn execute(
+        &self,
+        job: &Job,
+        gpus: &[u32],
+        _progress: &dyn Progress,
+    ) -> Result<Executed, ExecError> {
+        let ids = gpus
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut command = Command::new(&self.exe);
+        command
+            .arg("--cache")
+            .arg(self.store.root())
+            .args(["exec", "--json", &job.key.hex()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if !ids.is_empty() {
+            command.args(["--gpus", &ids]);
+        }
+        let failed = |message: String| ExecError::Failed { message, log: None };
+        let mut child = command
+            .spawn()
+            .map_err(|e| failed(format!("cannot start `{}`: {e}", self.exe.display())))?;
+        let mut stop_sent: Option<Instant> = None;
+        let status = loop {
+            if let Some(status) = child
+                .try_wait()
+                .map_err(|e| failed(format!("cannot wait for pipe exec: {e}")))?
+            {
+                break status;
+            }
+            if self.cancel.load(Ordering::Relaxed)
+                && stop_sent.is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+            {
+                // SAFETY: kill(2) on our own unreaped child.
+                unsafe {
+                    libc::kill(
+                        child.id() as libc::pid_t,
+                        if stop_sent.is_none() {
+                            libc::SIGTERM
+                        } else {
+                            libc::SIGKILL
+                        },
+                    )
+                };
+                stop_sent = Some(Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut stdout = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            use std::io::Read;
+            let _ = out.read_to_string(&mut stdout);
+        }
+        if status.success() {
+            let reused = stdout.contains("\"reused\"");
+            return match self.store.lookup(&job.key)? {
+                Lookup::Hit(record) if reused => Ok(Executed::Reused(record)),
+                Lookup::Hit(record) => Ok(Executed::Ran(record)),
+                _ => Err(failed(
+                    "pipe exec succeeded but left no usable record".into(),
+                )),
+            };
+        }
+        if stop_sent.is_some() {
+            return Err(ExecError::Cancelled);
+        }
+        match self.store.failure(&job.key)? {
+            Some(failure) => Err(ExecError::Failed {
+                message: failure.error,
+                log: failure.log,
+            }),
+            None => Err(failed(format!(
+                "pipe exec {} ended with {status}",
+                job.key.short()
+            ))),
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! One stage execution, self-contained: what `pipe exec KEY` runs from the store alone.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use stages::{Context, Input, Progress, Registry, StageError};
+
+use crate::digest::{Digest, StageKey};
+use crate::key::KeyInputs;
+use crate::plan::Planned;
+use crate::store::{Failure, Lock, Lookup, Record, Source, Store, StoreError, TreeState};
+
+pub const JOB_SCHEMA: u32 = 1;
+
+/// A planned stage, written to `jobs/<key>.json` before it is dispatched.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub schema: u32,
+    pub key: Digest<StageKey>,
+    pub pipeline: String,
+    pub stage: String,
+    pub base_dir: PathBuf,
+    pub inputs: KeyInputs,
+    pub sources: Vec<Source>,
+    pub files: BTreeMap<String, PathBuf>,
+    pub absolute_files: BTreeMap<String, PathBuf>,
+    pub gpus: u32,
+    /// Run even if a record exists (`--force`).
+    pub force: bool,
+}
+
+impl Job {
+    pub fn new(
+        pipeline: &crate::pipeline::Pipeline,
+        index: usize,
+        planned: Planned,
+        force: bool,
+    ) -> Job {
+        let stage = &pipeline.stages[index];
+        Job {
+            schema: JOB_SCHEMA,
+            key: planned.key,
+            pipeline: pipeline.name.clone(),
+            stage: stage.name.clone(),
+            base_dir: pipeline.base_dir.clone(),
+            inputs: planned.inputs,
+            sources: planned.sources,
+            files: planned.file_paths,
+            absolute_files: planned.absolute_files,
+            gpus: stage.declaration.gpus,
+            force,
+        }
+    }
+}
+
+/// How an execution ended well.
+#[derive(Debug, Clone)]
+pub enum Executed {
+    Ran(Box<Record>),
+    /// Another process completed the same key while this one waited for its lock.
+    Reused(Box<Record>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("{message}")]
+    Failed {
+        message: String,
+        log: Option<PathBuf>,
+    },
+    #[error("interrupted")]
+    Cancelled,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Executes a job: waits for its key's lock, reuses a record another process made
+/// meanwhile, else runs the kind in a fresh folder and commits the result. Nothing is
+/// recorded unless the stage succeeded; a failure is written apart, with its log.
+pub fn execute(
+    store: &Store,
+    registry: &Registry,
+    job: &Job,
+    gpus: &[u32],
+    cancel: &AtomicBool,
+    progress: &dyn Progress,
+) -> Result<Executed, ExecError> {
+    let _key_lock = wait_for_lock(store, &job.key, cancel)?;
+    if !job.force {
+        if let Lookup::Hit(record) = store.lookup(&job.key)? {
+            return Ok(Executed::Reused(record));
+        }
+    }
+    let run = RunDir::create(store)?;
+    let result = run_in(store, registry, job, gpus, cancel, progress, &run);
+    run.remove();
+    result
+}
+
+fn wait_for_lock(
+    store: &Store,
+    key: &Digest<StageKey>,
+    cancel: &AtomicBool,
+) -> Result<Lock, ExecError> {
+    let path = store.root().join("locks").join(format!("{key}.lock"));
+    loop {
+        if let Some(lock) = Lock::try_exclusive(&path)? {
+            return Ok(lock);
+        }
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(ExecError::Cancelled);
+        }
+        tracing::debug!("waiting for another process computing {}", key.short());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `tmp/<id>/` with `out/` and `log`, locked so that cleanup skips it while it lives.
+struct RunDir {
+    dir: PathBuf,
+    lock_path: PathBuf,
+    _lock: Lock,
+}
+
+impl RunDir {
+    fn create(store: &Store) -> Result<RunDir, StoreError> {
+        let dir = store.root().join("tmp").join(crate::store::unique_suffix());
+        let lock_path = dir.with_extension("lock");
+        let lock = Lock::exclusive(&lock_path)?;
+        std::fs::create_dir_all(dir.join("out")).map_err(StoreError::io("create", &dir))?;
+        Ok(RunDir {
+            dir,
+            lock_path,
+            _lock: lock,
+        })
+    }
+
+    fn remove(self) {
+        crate::store::make_writable(&self.dir);
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_file(&self.lock_path);
+    }
+}
+
+fn run_in(
+    store: &Store,
+    registry: &Registry,
+    job: &Job,
+    gpus: &[u32],
+    cancel: &AtomicBool,
+    progress: &dyn Progress,
+    run: &RunDir,
+) -> Result<Executed, ExecError> {
+    let fail = |message: String| ExecError::Failed { message, log: None };
+    let kind = registry.get(&job.inputs.kind).ok_or_else(|| {
+        fail(format!(
+            "this build of pipe has no stage kind `{}`",
+            job.inputs.kind
+        ))
+    })?;
+    if kind.version() != job.inputs.kind_version {
+        return Err(fail(format!(
+            "the job wants {} v{}, this build has v{}",
+            job.inputs.kind,
+            job.inputs.kind_version,
+            kind.version()
+        )));
+    }
+    let mut inputs: BTreeMap<String, Vec<Input>> = BTreeMap::new();
+    for source in &job.sources {
+        if store.check_tree(&source.output)? != TreeState::Intact {
+            return Err(fail(format!(
+                "the output of upstream `{}` is no longer in the store",
+                source.stage
+            )));
+        }
+        inputs.entry(source.role.clone()).or_default().push(Input {
+            from: source.stage.clone(),
+            path: store.tree_path(&source.output),
+        });
+    }
+    for (role, path) in &job.absolute_files {
+        let written = job.files.get(role).unwrap_or(path);
+        inputs.entry(role.clone()).or_default().push(Input {
+            from: written.display().to_string(),
+            path: path.clone(),
+        });
+    }
+    let work = store.work_path(&job.key);
+    std::fs::create_dir_all(&work).map_err(StoreError::io("create", &work))?;
+    let out = run.dir.join("out");
+    let log_path = run.dir.join("log");
+    let log = File::create(&log_path).map_err(StoreError::io("create", &log_path))?;
+    let ctx = Context {
+        stage: &job.stage,
+        out: &out,
+        work: &work,
+        base_dir: &job.base_dir,
+        inputs: &inputs,
+        gpus,
+        log: &log,
+        cancel,
+        progress,
+    };
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    tracing::info!(stage = %job.stage, key = %job.key.short(), "running");
+    let result = kind.run(&job.inputs.params, &ctx);
+    let duration = clock.elapsed();
+    drop(log);
+    match result {
+        Ok(outcome) => {
+            let (output, tree) = store.commit_tree(&out)?;
+            let log = store.commit_file(&log_path)?;
+            let record = Record {
+                schema: crate::key::SCHEMA,
+                key: job.key,
+                pipeline: job.pipeline.clone(),
+                stage: job.stage.clone(),
+                inputs: job.inputs.clone(),
+                sources: job.sources.clone(),
+                files: job.files.clone(),
+                output,
+                output_files: tree.entries.len(),
+                output_bytes: tree.size(),
+                metrics: outcome.metrics,
+                summary: outcome.summary,
+                started: humantime::format_rfc3339_seconds(started).to_string(),
+                duration_s: duration.as_secs_f64(),
+                device: device(gpus),
+                host: hostname(),
+                log: Some(log),
+            };
+            store.write_record(&record)?;
+            crate::store::make_writable(&work);
+            let _ = std::fs::remove_dir_all(&work);
+            Ok(Executed::Ran(Box::new(record)))
+        }
+        Err(StageError::Cancelled) => Err(ExecError::Cancelled),
+        Err(error) => {
+            let kept_log = keep_failure_log(store, job, &log_path);
+            store.write_failure(&Failure {
+                key: job.key,
+                pipeline: job.pipeline.clone(),
+                stage: job.stage.clone(),
+                error: error.to_string(),
+                when: humantime::format_rfc3339_seconds(started).to_string(),
+                log: kept_log.clone(),
+            })?;
+            Err(ExecError::Failed {
+                message: error.to_string(),
+                log: kept_log,
+            })
+        }
+    }
+}
+
+fn keep_failure_log(store: &Store, job: &Job, log: &Path) -> Option<PathBuf> {
+    let kept = store.failure_path(&job.key).with_extension("log");
+    std::fs::rename(log, &kept).ok().map(|()| kept)
+}
+
+fn device(gpus: &[u32]) -> String {
+    match gpus {
+        [] => "cpu".into(),
+        ids => format!(
+            "gpu:{}",
+            ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+        ),
+    }
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    if ok {
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    }
+}

@@ -1,0 +1,131 @@
+//! Records: one per successfully executed key, written last and atomically.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::objects::TreeState;
+use super::{Result, Store, list_json_stems, read_json, write_json};
+use crate::digest::{Digest, Object, StageKey};
+use crate::key::KeyInputs;
+
+/// What a successful execution of a key produced, and from what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub schema: u32,
+    pub key: Digest<StageKey>,
+    pub pipeline: String,
+    /// The stage's name when it ran (keys do not depend on names).
+    pub stage: String,
+    /// The manifest of everything the key was computed from.
+    pub inputs: KeyInputs,
+    /// Which stages the upstream digests came from, for lineage.
+    pub sources: Vec<Source>,
+    /// External files by role, as written in the pipeline.
+    pub files: BTreeMap<String, PathBuf>,
+    pub output: Digest<Object>,
+    pub output_files: usize,
+    pub output_bytes: u64,
+    pub metrics: BTreeMap<String, f64>,
+    pub summary: Option<String>,
+    /// RFC 3339, UTC.
+    pub started: String,
+    pub duration_s: f64,
+    /// `cpu`, or the GPU ids the stage was given.
+    pub device: String,
+    pub host: String,
+    pub log: Option<Digest<Object>>,
+}
+
+/// One upstream stage a record read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    pub role: String,
+    pub stage: String,
+    pub key: Digest<StageKey>,
+    pub output: Digest<Object>,
+}
+
+/// The last failure of a key. Kept apart from records: a failure is never a result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub key: Digest<StageKey>,
+    pub pipeline: String,
+    pub stage: String,
+    pub error: String,
+    pub when: String,
+    pub log: Option<PathBuf>,
+}
+
+/// Whether a key's result can be reused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    Hit(Box<Record>),
+    Miss,
+    /// There is a record but its output is damaged or gone: the stage must run again.
+    Damaged {
+        record: Box<Record>,
+        why: String,
+    },
+}
+
+impl Store {
+    pub fn record(&self, key: &Digest<StageKey>) -> Result<Option<Record>> {
+        read_json(&self.record_path(key))
+    }
+
+    /// The record of `key` if its output is intact (checked through the stat cache).
+    pub fn lookup(&self, key: &Digest<StageKey>) -> Result<Lookup> {
+        let Some(record) = self.record(key)? else {
+            return Ok(Lookup::Miss);
+        };
+        Ok(match self.check_tree(&record.output)? {
+            TreeState::Intact => Lookup::Hit(Box::new(record)),
+            TreeState::Missing => Lookup::Damaged {
+                record: Box::new(record),
+                why: "its cached output is gone".into(),
+            },
+            TreeState::Corrupt { path } => Lookup::Damaged {
+                record: Box::new(record),
+                why: format!("its cached output `{path}` is corrupt"),
+            },
+        })
+    }
+
+    pub fn write_record(&self, record: &Record) -> Result<()> {
+        write_json(&self.record_path(&record.key), record)?;
+        let failure = self.failure_path(&record.key);
+        if failure.exists() {
+            let _ = std::fs::remove_file(&failure);
+        }
+        Ok(())
+    }
+
+    pub fn record_keys(&self) -> Result<Vec<Digest<StageKey>>> {
+        let dir = self.root.join("records");
+        let mut keys = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(super::StoreError::io("list", &dir))? {
+            let entry = entry.map_err(super::StoreError::io("list", &dir))?;
+            keys.extend(list_json_stems(&entry.path())?);
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    pub fn records(&self) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        for key in self.record_keys()? {
+            out.extend(self.record(&key)?);
+        }
+        Ok(out)
+    }
+
+    pub fn failure(&self, key: &Digest<StageKey>) -> Result<Option<Failure>> {
+        read_json(&self.failure_path(key))
+    }
+
+    pub fn write_failure(&self, failure: &Failure) -> Result<()> {
+        write_json(&self.failure_path(&failure.key), failure)
+    }
+}

@@ -1,0 +1,83 @@
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Everything a running stage may touch.
+pub struct Context<'a> {
+    /// The stage's name in the pipeline, e.g. `train[seed=1]`.
+    pub stage: &'a str,
+    /// A fresh, empty folder: everything written here becomes the stage's output.
+    pub out: &'a Path,
+    /// Resumable state: kept across interrupted runs of the same key, never hashed.
+    pub work: &'a Path,
+    /// The pipeline file's folder; relative paths in parameters start here.
+    pub base_dir: &'a Path,
+    /// Upstream outputs and external files by role, read-only.
+    pub inputs: &'a BTreeMap<String, Vec<Input>>,
+    /// GPU ids this stage was given, as many as it declared.
+    pub gpus: &'a [u32],
+    /// The stage's log, kept with its record.
+    pub log: &'a File,
+    pub cancel: &'a AtomicBool,
+    pub progress: &'a dyn Progress,
+}
+
+impl Context<'_> {
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// The path of the single input of a role.
+    pub fn input(&self, role: &str) -> Result<&Path, StageError> {
+        match self.inputs.get(role).map(Vec::as_slice) {
+            Some([one]) => Ok(&one.path),
+            Some(many) => Err(StageError::Failed(format!(
+                "input `{role}` resolves to {} stages where one was expected",
+                many.len()
+            ))),
+            None => Err(StageError::Failed(format!("no input named `{role}`"))),
+        }
+    }
+}
+
+/// One resolved input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Input {
+    /// The upstream stage's name, or the external path as written.
+    pub from: String,
+    pub path: PathBuf,
+}
+
+/// Progress reports from a running stage to whatever displays them.
+pub trait Progress: Sync {
+    fn report(&self, done: u64, total: Option<u64>, message: &str);
+}
+
+/// What a successful stage returns besides its files.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    pub metrics: BTreeMap<String, f64>,
+    pub summary: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("{0}")]
+    Failed(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StageError {
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StageError {
+        let context = context.into();
+        move |source| StageError::Io { context, source }
+    }
+}

@@ -1,0 +1,169 @@
+use std::marker::PhantomData;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Context, Outcome, StageError};
+
+/// A kind of stage, as the engine sees it.
+pub trait Kind: Send + Sync {
+    /// The name pipeline files use, e.g. `Command`.
+    fn name(&self) -> &'static str;
+    /// Part of every key: bumped when the kind's semantics change.
+    fn version(&self) -> u32;
+    /// Checks the parameters as written and says what the stage reads.
+    fn declare(&self, params: &ronspan::Value) -> Result<Declaration, ronspan::Error>;
+    /// Runs the stage on the canonical parameters [`Kind::declare`] returned.
+    fn run(&self, params: &serde_json::Value, ctx: &Context) -> Result<Outcome, StageError>;
+}
+
+/// What a stage's parameters say, once checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Declaration {
+    /// Canonical parameters: what the kind's typed parameters serialize to, so that
+    /// formatting, comments and the order of fields change nothing.
+    pub params: serde_json::Value,
+    pub stages: Vec<Reference>,
+    pub files: Vec<FileInput>,
+    pub gpus: u32,
+}
+
+/// An upstream stage the stage reads, under the role name the stage uses for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reference {
+    pub role: String,
+    /// A stage name, a `ForEach` group name, or a pattern with `*`.
+    pub target: String,
+    /// Where the reference is written, as a path of fields (for error messages).
+    pub at: Vec<String>,
+}
+
+/// An external file or folder the stage reads; its content is part of the key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileInput {
+    pub role: String,
+    /// As written: relative paths are relative to the pipeline file's folder.
+    pub path: PathBuf,
+    pub at: Vec<String>,
+}
+
+/// A parameter that parsed but makes no sense, with the path of the field at fault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    pub message: String,
+    pub at: Vec<String>,
+    pub help: Option<String>,
+}
+
+impl Invalid {
+    pub fn new(message: impl Into<String>, at: &[&str]) -> Invalid {
+        Invalid {
+            message: message.into(),
+            at: at.iter().map(|s| s.to_string()).collect(),
+            help: None,
+        }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Invalid {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// The inputs and needs of a stage, as a [`TypedKind`] states them.
+#[derive(Debug, Default)]
+pub struct Needs {
+    pub stages: Vec<Reference>,
+    pub files: Vec<FileInput>,
+    pub gpus: u32,
+}
+
+/// A kind with typed parameters; [`Typed`] makes it a [`Kind`].
+pub trait TypedKind: Send + Sync + 'static {
+    const NAME: &'static str;
+    const VERSION: u32;
+    /// Parameters, deserialized with unknown fields rejected.
+    type Params: Serialize + DeserializeOwned;
+
+    /// Says what the stage reads, rejecting parameters that parse but are wrong.
+    fn declare(params: &Self::Params) -> Result<Needs, Invalid>;
+    fn run(params: Self::Params, ctx: &Context) -> Result<Outcome, StageError>;
+}
+
+/// Adapts a [`TypedKind`] to the object-safe [`Kind`].
+pub struct Typed<K>(PhantomData<K>);
+
+impl<K> Default for Typed<K> {
+    fn default() -> Self {
+        Typed(PhantomData)
+    }
+}
+
+impl<K: TypedKind> Kind for Typed<K> {
+    fn name(&self) -> &'static str {
+        K::NAME
+    }
+
+    fn version(&self) -> u32 {
+        K::VERSION
+    }
+
+    fn declare(&self, value: &ronspan::Value) -> Result<Declaration, ronspan::Error> {
+        let params: K::Params = ronspan::from_value(value)?;
+        let needs = K::declare(&params).map_err(|invalid| {
+            let at: Vec<&str> = invalid.at.iter().map(String::as_str).collect();
+            let span = value.get_path(&at).map_or(value.name_span(), |v| v.span);
+            let error = ronspan::Error::new(invalid.message, span);
+            match invalid.help {
+                Some(help) => error.with_help(help),
+                None => error,
+            }
+        })?;
+        let params = serde_json::to_value(&params).map_err(|e| {
+            ronspan::Error::new(
+                format!("parameters cannot be canonicalized: {e}"),
+                value.span,
+            )
+        })?;
+        Ok(Declaration {
+            params,
+            stages: needs.stages,
+            files: needs.files,
+            gpus: needs.gpus,
+        })
+    }
+
+    fn run(&self, params: &serde_json::Value, ctx: &Context) -> Result<Outcome, StageError> {
+        let params = serde_json::from_value(params.clone()).map_err(|e| {
+            StageError::Failed(format!(
+                "stored parameters do not fit {} v{}: {e}",
+                K::NAME,
+                K::VERSION
+            ))
+        })?;
+        K::run(params, ctx)
+    }
+}
+
+/// The kinds a build knows, looked up by name.
+pub struct Registry {
+    kinds: Vec<Box<dyn Kind>>,
+}
+
+impl Registry {
+    pub fn new(kinds: Vec<Box<dyn Kind>>) -> Registry {
+        Registry { kinds }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&dyn Kind> {
+        self.kinds
+            .iter()
+            .find(|k| k.name() == name)
+            .map(|k| k.as_ref())
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.kinds.iter().map(|k| k.name())
+    }
+}

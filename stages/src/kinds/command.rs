@@ -1,0 +1,341 @@
+//! `Command`: runs a program, so that any tool can be a stage.
+//!
+//! ```ron
+//! "count": Command(
+//!     argv: ["sh", "-c", "wc -l < {in.text} > {out}/lines.txt"],
+//!     files: {"text": "data/corpus.txt"},
+//!     deps: {"prev": "prepare"},
+//! ),
+//! ```
+//!
+//! Placeholders in `argv` and `env` values: `{out}` (the output folder), `{work}` (the
+//! resumable work folder), `{in.NAME}` (an input's path: an upstream stage's output
+//! folder or an external file), `{gpus}` (the given GPU ids, comma-separated); `{{` and
+//! `}}` stand for braces. The program runs in the pipeline file's folder, with
+//! `CUDA_VISIBLE_DEVICES` set to its GPU ids when it asks for GPUs; only declared files
+//! are hashed. If it writes `metrics.json` (an object of numbers) at the top of `{out}`,
+//! those numbers become the stage's metrics.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command as Process, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Context, FileInput, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+
+pub struct Command;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Program and arguments; no shell unless the program is one.
+    pub argv: Vec<String>,
+    /// Upstream stages by role name.
+    #[serde(default)]
+    pub deps: BTreeMap<String, String>,
+    /// External files or folders by role name, hashed into the key.
+    #[serde(default)]
+    pub files: BTreeMap<String, PathBuf>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub gpus: u32,
+}
+
+impl TypedKind for Command {
+    const NAME: &'static str = "Command";
+    const VERSION: u32 = 1;
+    type Params = Params;
+
+    fn declare(params: &Params) -> Result<Needs, Invalid> {
+        if params.argv.is_empty() {
+            return Err(Invalid::new("`argv` is empty", &["argv"])
+                .with_help("give the program and its arguments, e.g. [\"sh\", \"-c\", \"...\"]"));
+        }
+        if let Some(role) = params.deps.keys().find(|r| params.files.contains_key(*r)) {
+            return Err(Invalid::new(
+                format!("`{role}` is both a dep and a file"),
+                &["files", role],
+            ));
+        }
+        let roles: Vec<&str> = params
+            .deps
+            .keys()
+            .chain(params.files.keys())
+            .map(String::as_str)
+            .collect();
+        let templates = params
+            .argv
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (vec!["argv".to_string(), i.to_string()], a));
+        let env = params
+            .env
+            .iter()
+            .map(|(k, v)| (vec!["env".to_string(), k.clone()], v));
+        for (at, template) in templates.chain(env) {
+            let at: Vec<&str> = at.iter().map(String::as_str).collect();
+            for name in placeholders(template).map_err(|m| Invalid::new(m, &at))? {
+                let known = match name.strip_prefix("in.") {
+                    Some(role) => roles.contains(&role),
+                    None => matches!(name, "out" | "work" | "gpus"),
+                };
+                if !known {
+                    let mut valid: Vec<String> = ["out", "work", "gpus"].map(String::from).to_vec();
+                    valid.extend(roles.iter().map(|r| format!("in.{r}")));
+                    let invalid = Invalid::new(format!("unknown placeholder `{{{name}}}`"), &at);
+                    return Err(
+                        match ronspan::closest(name, valid.iter().map(String::as_str)) {
+                            Some(close) => {
+                                invalid.with_help(format!("did you mean `{{{close}}}`?"))
+                            }
+                            None => invalid.with_help(format!(
+                                "known placeholders: {}",
+                                valid
+                                    .iter()
+                                    .map(|v| format!("{{{v}}}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )),
+                        },
+                    );
+                }
+            }
+        }
+        Ok(Needs {
+            stages: params
+                .deps
+                .iter()
+                .map(|(role, target)| Reference {
+                    role: role.clone(),
+                    target: target.clone(),
+                    at: vec!["deps".into(), role.clone()],
+                })
+                .collect(),
+            files: params
+                .files
+                .iter()
+                .map(|(role, path)| FileInput {
+                    role: role.clone(),
+                    path: path.clone(),
+                    at: vec!["files".into(), role.clone()],
+                })
+                .collect(),
+            gpus: params.gpus,
+        })
+    }
+
+    fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
+        let fill = |template: &str| expand(template, ctx);
+        let argv = params
+            .argv
+            .iter()
+            .map(|a| fill(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut process = Process::new(&argv[0]);
+        process
+            .args(&argv[1..])
+            .current_dir(ctx.base_dir)
+            .stdin(Stdio::null())
+            .stdout(
+                ctx.log
+                    .try_clone()
+                    .map_err(StageError::io("cannot share the log"))?,
+            )
+            .stderr(
+                ctx.log
+                    .try_clone()
+                    .map_err(StageError::io("cannot share the log"))?,
+            )
+            .env("PIPE_STAGE", ctx.stage)
+            .env("PIPE_OUT", ctx.out)
+            .env("PIPE_WORK", ctx.work);
+        if params.gpus > 0 {
+            process.env("CUDA_VISIBLE_DEVICES", join_gpus(ctx.gpus));
+        }
+        for (key, value) in &params.env {
+            process.env(key, fill(value)?);
+        }
+        die_with_parent(&mut process);
+        let child = process
+            .spawn()
+            .map_err(|e| StageError::Failed(format!("cannot run `{}`: {e}", argv[0])))?;
+        let status = wait(child, ctx)?;
+        if !status.success() {
+            return Err(StageError::Failed(format!(
+                "`{}` exited with {status}",
+                argv[0]
+            )));
+        }
+        Ok(Outcome {
+            metrics: read_metrics(ctx)?,
+            summary: None,
+        })
+    }
+}
+
+/// The names inside `{...}` of a template, or an error for an unclosed brace.
+fn placeholders(template: &str) -> Result<Vec<&str>, String> {
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(i) = rest.find(['{', '}']) {
+        let (brace, after) = (rest.as_bytes()[i], &rest[i + 1..]);
+        if after.as_bytes().first() == Some(&brace) {
+            rest = &after[1..];
+            continue;
+        }
+        if brace == b'}' {
+            return Err(format!(
+                "unmatched `}}` in `{template}`; write `}}}}` for a brace"
+            ));
+        }
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed `{{` in `{template}`; write `{{{{` for a brace"))?;
+        names.push(&after[..end]);
+        rest = &after[end + 1..];
+    }
+    Ok(names)
+}
+
+fn expand(template: &str, ctx: &Context) -> Result<String, StageError> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(i) = rest.find(['{', '}']) {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if after.as_bytes().first() == Some(&rest.as_bytes()[i]) {
+            out.push(rest.as_bytes()[i] as char);
+            rest = &after[1..];
+            continue;
+        }
+        let end = after.find('}').unwrap_or(after.len());
+        let name = &after[..end];
+        let value = match name {
+            "out" => ctx.out.display().to_string(),
+            "work" => ctx.work.display().to_string(),
+            "gpus" => join_gpus(ctx.gpus),
+            _ => {
+                let role = name.strip_prefix("in.").unwrap_or(name);
+                ctx.input(role)?.display().to_string()
+            }
+        };
+        out.push_str(&value);
+        rest = after.get(end + 1..).unwrap_or("");
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn join_gpus(gpus: &[u32]) -> String {
+    gpus.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Waits for the child, stopping it (TERM, then KILL after a grace period) on cancel.
+fn wait(mut child: Child, ctx: &Context) -> Result<ExitStatus, StageError> {
+    let mut asked_to_stop: Option<Instant> = None;
+    loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(StageError::io("cannot wait for the command"))?
+        {
+            return match asked_to_stop {
+                Some(_) => Err(StageError::Cancelled),
+                None => Ok(status),
+            };
+        }
+        if ctx.cancelled() {
+            match asked_to_stop {
+                None => {
+                    signal(&child, libc::SIGTERM);
+                    asked_to_stop = Some(Instant::now());
+                }
+                Some(at) if at.elapsed() > Duration::from_secs(5) => {
+                    let _ = child.kill();
+                }
+                Some(_) => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn signal(child: &Child, signal: libc::c_int) {
+    // SAFETY: kill(2) on the pid of a child we have not yet reaped.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, signal);
+    }
+}
+
+/// Makes the child die with us, so that `kill -9 pipe` leaves no orphan writing into
+/// a folder that will never be committed.
+fn die_with_parent(process: &mut Process) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            process.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = process;
+}
+
+fn read_metrics(ctx: &Context) -> Result<BTreeMap<String, f64>, StageError> {
+    let path = ctx.out.join("metrics.json");
+    if !path.exists() {
+        return Ok(BTreeMap::new());
+    }
+    let text =
+        std::fs::read_to_string(&path).map_err(StageError::io("cannot read metrics.json"))?;
+    serde_json::from_str(&text)
+        .map_err(|e| StageError::Failed(format!("metrics.json is not an object of numbers: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_found_and_escaped() {
+        assert_eq!(
+            placeholders("a {out}/x {in.data} {{literal}}").unwrap(),
+            ["out", "in.data"]
+        );
+        assert!(placeholders("a {out").unwrap_err().contains("unclosed"));
+        assert!(placeholders("a }").unwrap_err().contains("unmatched"));
+    }
+
+    fn declare(text: &str) -> Result<crate::Declaration, (String, Option<String>)> {
+        let value = ronspan::parse(ronspan::FileId(0), text).unwrap();
+        crate::Kind::declare(&crate::Typed::<Command>::default(), &value)
+            .map_err(|e| (e.message().to_string(), e.help().map(String::from)))
+    }
+
+    #[test]
+    fn declare_checks_placeholders_and_lists_inputs() {
+        let d = declare(
+            r#"Command(argv: ["cp", "{in.a}", "{out}"], deps: {"a": "up"}, files: {"f": "x.txt"})"#,
+        )
+        .unwrap();
+        assert_eq!(d.stages[0].target, "up");
+        assert_eq!(d.files[0].path, PathBuf::from("x.txt"));
+        let (msg, help) =
+            declare(r#"Command(argv: ["cp", "{in.b}"], deps: {"a": "up"})"#).unwrap_err();
+        assert_eq!(msg, "unknown placeholder `{in.b}`");
+        assert_eq!(help.as_deref(), Some("did you mean `{in.a}`?"));
+        assert_eq!(
+            declare("Command(argv: [])").unwrap_err().0,
+            "`argv` is empty"
+        );
+    }
+}

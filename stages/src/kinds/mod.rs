@@ -1,0 +1,3 @@
+//! Stage kinds, one module each.
+
+pub mod command;
