@@ -138,7 +138,7 @@ mod tests {
         // Changing this digest means every user's cache is invalidated: bump SCHEMA.
         assert_eq!(
             inputs().key().hex(),
-            "2b5405f4e5a49c9bff8d19e22051f0dcf9e5b2f2f2da8d2a07d92e2f03d8dd29"
+            "c44e59711f7c571769bfb55ba921a2207ca0280043f75759a2d246eaf5db5fa6"
         );
     }
 
