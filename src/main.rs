@@ -1,1 +1,25 @@
-fn main() {}
+//! The `pipe` command line. Everything here is presentation: argument parsing, live
+//! display, text and JSON output, exit codes. The engine is the `pipe` library.
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = <cli::Cli as clap::Parser>::parse();
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            let text = e.to_string();
+            if text.starts_with("error:") {
+                eprint!("{text}");
+                if !text.ends_with('\n') {
+                    eprintln!();
+                }
+            } else {
+                eprintln!("error: {text}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -112,6 +112,7 @@ pub enum State {
     },
     Failed {
         key: Digest<StageKey>,
+        reasons: Vec<Reason>,
         failure: Failure,
     },
     /// The stage cannot be planned (e.g. a missing input file).
@@ -131,7 +132,9 @@ impl State {
 
     pub fn reasons(&self) -> &[Reason] {
         match self {
-            State::Stale { reasons, .. } | State::NeverRun { reasons, .. } => reasons,
+            State::Stale { reasons, .. }
+            | State::NeverRun { reasons, .. }
+            | State::Failed { reasons, .. } => reasons,
             _ => &[],
         }
     }
@@ -197,17 +200,23 @@ pub fn state_of(
         }
         Lookup::Miss => {}
     }
-    if let Some(failure) = store.failure(&key)? {
-        return Ok(State::Failed { key, failure });
-    }
-    Ok(match previous(store, refs, stage)? {
-        Some(old) => State::Stale {
-            key: Some(key),
-            reasons: diff(&old, planned),
+    let reasons = match previous(store, refs, stage)? {
+        Some(old) => diff(&old, planned),
+        None => vec![Reason::NeverRun],
+    };
+    Ok(match store.failure(&key)? {
+        Some(failure) => State::Failed {
+            key,
+            reasons,
+            failure,
         },
-        None => State::NeverRun {
+        None if reasons == [Reason::NeverRun] => State::NeverRun {
             key: Some(key),
-            reasons: vec![Reason::NeverRun],
+            reasons,
+        },
+        None => State::Stale {
+            key: Some(key),
+            reasons,
         },
     })
 }

@@ -26,6 +26,8 @@ pub enum Action {
     Interrupted,
     /// Not started: the run stopped early (a failure without `--keep-going`, or Ctrl-C).
     NotRun,
+    /// `--dry-run`: would run.
+    WouldRun,
 }
 
 impl Action {
@@ -38,6 +40,7 @@ impl Action {
             Action::Skipped => "skipped",
             Action::Interrupted => "interrupted",
             Action::NotRun => "not run",
+            Action::WouldRun => "would run",
         }
     }
 
@@ -91,6 +94,12 @@ impl StageReport {
         let detail = match self.action {
             Action::Ran | Action::Reused => format!("{:.2}s", self.duration_s.unwrap_or_default()),
             Action::Cached => self.key.map(|k| k.short()).unwrap_or_default(),
+            Action::WouldRun => self
+                .reasons
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
             Action::Failed => {
                 let log = self
                     .log
@@ -152,6 +161,7 @@ impl RunReport {
             Action::Skipped,
             Action::Interrupted,
             Action::NotRun,
+            Action::WouldRun,
         ];
         let parts: Vec<String> = order
             .iter()

@@ -46,7 +46,10 @@ pub fn expand_includes(
 }
 
 /// The file and the `(path, value)` overrides of an `Include`.
-fn include_args(value: &Value) -> Result<(&str, Vec<(&Value, Value)>), Diagnostic> {
+/// `(field path key, new value)` pairs of an `Include`'s `set`.
+type Overrides<'a> = Vec<(&'a Value, Value)>;
+
+fn include_args(value: &Value) -> Result<(&str, Overrides<'_>), Diagnostic> {
     let usage = "write `Include(\"file.ron\")` or `Include(file: \"file.ron\", set: {\"field.sub\": value})`";
     let bad = |message: &str, span| Diagnostic::new(message, Some(span)).help(usage);
     match &value.kind {

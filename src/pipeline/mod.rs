@@ -111,6 +111,15 @@ impl Pipeline {
         })
     }
 
+    /// The stages a name given on the command line means: a stage, a `ForEach` group
+    /// (all its members) or a pattern with `*`.
+    pub fn select(&self, name: &str) -> Result<Vec<usize>, Diagnostic> {
+        resolve::targets(self, None, name).map_err(|d| Diagnostic {
+            message: format!("{} in `{}`", d.message, display_path(&self.path)),
+            ..d
+        })
+    }
+
     /// The distinct upstream stages of a stage.
     pub fn upstream(&self, index: usize) -> Vec<usize> {
         let mut up: Vec<usize> = self.stages[index]
@@ -192,7 +201,10 @@ fn load(path: &Path, registry: &Registry, sources: &mut Sources) -> Result<Pipel
 }
 
 /// `Pipeline(name: "...", stages: {...})`.
-fn top_level(top: &Value) -> Result<(String, &[(Value, Value)]), Diagnostic> {
+/// The written `stages` map: name → stage value.
+type StageEntries<'a> = &'a [(Value, Value)];
+
+fn top_level(top: &Value) -> Result<(String, StageEntries<'_>), Diagnostic> {
     let usage =
         "a pipeline file holds `Pipeline(name: \"...\", stages: { \"stage\": Kind(...), ... })`";
     if !matches!(top.name(), None | Some("Pipeline")) || top.fields().is_none() {

@@ -11,7 +11,7 @@ pub fn resolve(pipeline: &mut Pipeline) -> Result<(), Diagnostic> {
         for r in 0..pipeline.stages[i].deps.len() {
             let target = pipeline.stages[i].declaration.stages[r].target.clone();
             let span = pipeline.stages[i].deps[r].span;
-            let resolved = targets(pipeline, i, &target)
+            let resolved = targets(pipeline, Some(i), &target)
                 .map_err(|d| d.in_stage(&pipeline.stages[i].name))
                 .map_err(|d| Diagnostic {
                     span: Some(span),
@@ -28,7 +28,11 @@ pub fn resolve(pipeline: &mut Pipeline) -> Result<(), Diagnostic> {
     Ok(())
 }
 
-fn targets(pipeline: &Pipeline, from: usize, target: &str) -> Result<Vec<usize>, Diagnostic> {
+pub fn targets(
+    pipeline: &Pipeline,
+    from: Option<usize>,
+    target: &str,
+) -> Result<Vec<usize>, Diagnostic> {
     if let Some(i) = pipeline.index(target) {
         return Ok(vec![i]);
     }
@@ -38,7 +42,7 @@ fn targets(pipeline: &Pipeline, from: usize, target: &str) -> Result<Vec<usize>,
                 let s = &pipeline.stages[i];
                 glob(target, &s.name) || s.group.as_deref().is_some_and(|g| glob(target, g))
             })
-            .filter(|&i| i != from)
+            .filter(|&i| Some(i) != from)
             .collect();
         if found.is_empty() {
             return Err(Diagnostic::new(
@@ -55,6 +59,7 @@ fn targets(pipeline: &Pipeline, from: usize, target: &str) -> Result<Vec<usize>,
         return Err(Diagnostic::new(format!("no stage named `{target}`"), None)
             .maybe_help(suggest(target, pipeline)));
     }
+    let Some(from) = from else { return Ok(members) };
     let vars = &pipeline.stages[from].vars;
     let matching: Vec<usize> = members
         .iter()

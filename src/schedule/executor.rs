@@ -105,7 +105,8 @@ impl Executor for Subprocess<'_> {
             let _ = out.read_to_string(&mut stdout);
         }
         if status.success() {
-            let reused = stdout.contains("\"reused\"");
+            let outcome: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_default();
+            let reused = outcome["action"] == "reused";
             return match self.store.lookup(&job.key)? {
                 Lookup::Hit(record) if reused => Ok(Executed::Reused(record)),
                 Lookup::Hit(record) => Ok(Executed::Ran(record)),

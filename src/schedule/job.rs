@@ -90,10 +90,10 @@ pub fn execute(
     progress: &dyn Progress,
 ) -> Result<Executed, ExecError> {
     let _key_lock = wait_for_lock(store, &job.key, cancel)?;
-    if !job.force {
-        if let Lookup::Hit(record) = store.lookup(&job.key)? {
-            return Ok(Executed::Reused(record));
-        }
+    if !job.force
+        && let Lookup::Hit(record) = store.lookup(&job.key)?
+    {
+        return Ok(Executed::Reused(record));
     }
     let run = RunDir::create(store)?;
     let result = run_in(store, registry, job, gpus, cancel, progress, &run);

@@ -140,10 +140,11 @@ impl Store {
                 .map_err(StoreError::io("list", &trees_dir))?
                 .file_name();
             let name = name.to_string_lossy();
-            if let Ok(d) = name.trim_end_matches(".json").parse::<Digest<Object>>() {
-                if !live_trees.contains(&d) && name.ends_with(".json") {
-                    plan.trees.push(d);
-                }
+            if let Ok(d) = name.trim_end_matches(".json").parse::<Digest<Object>>()
+                && !live_trees.contains(&d)
+                && name.ends_with(".json")
+            {
+                plan.trees.push(d);
             }
         }
         for (digest, path) in object_files(&self.root)? {

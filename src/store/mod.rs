@@ -221,10 +221,10 @@ fn list_json_stems<T>(dir: &Path) -> Result<Vec<Digest<T>>> {
     for entry in entries {
         let entry = entry.map_err(StoreError::io("list", dir))?;
         let name = entry.file_name();
-        if let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) {
-            if let Ok(d) = stem.parse() {
-                out.push(d);
-            }
+        if let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json"))
+            && let Ok(d) = stem.parse()
+        {
+            out.push(d);
         }
     }
     Ok(out)

@@ -63,10 +63,9 @@ impl Store {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .and_then(|n| n.strip_suffix(".json"))
+                && !name.starts_with('.')
             {
-                if !name.starts_with('.') {
-                    out.insert(name.to_string(), read_json(&path)?.unwrap_or_default());
-                }
+                out.insert(name.to_string(), read_json(&path)?.unwrap_or_default());
             }
         }
         Ok(out)

@@ -93,10 +93,11 @@ impl StatCache {
     /// matches.
     pub fn digest(&mut self, path: &Path, meta: &std::fs::Metadata) -> Result<Digest<Object>> {
         let stat = Stat::of(meta);
-        if let Some(entry) = self.entries.get(path) {
-            if entry.stat == stat && entry.hashed_at_ns - stat.mtime_ns >= RACY_WINDOW_NS {
-                return Ok(entry.digest);
-            }
+        if let Some(entry) = self.entries.get(path)
+            && entry.stat == stat
+            && entry.hashed_at_ns - stat.mtime_ns >= RACY_WINDOW_NS
+        {
+            return Ok(entry.digest);
         }
         let digest = hash_file(path, stat.size)?;
         self.remember(path, meta, digest);

@@ -11,7 +11,9 @@
 //! Placeholders in `argv` and `env` values: `{out}` (the output folder), `{work}` (the
 //! resumable work folder), `{in.NAME}` (an input's path: an upstream stage's output
 //! folder or an external file), `{gpus}` (the given GPU ids, comma-separated); `{{` and
-//! `}}` stand for braces. The program runs in the pipeline file's folder, with
+//! `}}` stand for braces. A role that resolves to several stages (a `ForEach` group)
+//! gives one argument per stage where `{in.NAME}` is a whole argument, and the paths
+//! separated by spaces inside a longer one. The program runs in the pipeline file's folder, with
 //! `CUDA_VISIBLE_DEVICES` set to its GPU ids when it asks for GPUs; only declared files
 //! are hashed. If it writes `metrics.json` (an object of numbers) at the top of `{out}`,
 //! those numbers become the stage's metrics.
@@ -129,11 +131,16 @@ impl TypedKind for Command {
 
     fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
         let fill = |template: &str| expand(template, ctx);
-        let argv = params
-            .argv
-            .iter()
-            .map(|a| fill(a))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut argv = Vec::new();
+        for arg in &params.argv {
+            match whole_input(arg) {
+                // `"{in.models}"` alone: one argument per input of the role.
+                Some(role) => {
+                    argv.extend(inputs(ctx, role)?.iter().map(|p| p.display().to_string()))
+                }
+                None => argv.push(fill(arg)?),
+            }
+        }
         let mut process = Process::new(&argv[0]);
         process
             .args(&argv[1..])
@@ -219,7 +226,11 @@ fn expand(template: &str, ctx: &Context) -> Result<String, StageError> {
             "gpus" => join_gpus(ctx.gpus),
             _ => {
                 let role = name.strip_prefix("in.").unwrap_or(name);
-                ctx.input(role)?.display().to_string()
+                let paths: Vec<String> = inputs(ctx, role)?
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                paths.join(" ")
             }
         };
         out.push_str(&value);
@@ -227,6 +238,19 @@ fn expand(template: &str, ctx: &Context) -> Result<String, StageError> {
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// The role of an argument that is exactly `{in.NAME}`.
+fn whole_input(arg: &str) -> Option<&str> {
+    arg.strip_prefix("{in.")?.strip_suffix('}')
+}
+
+fn inputs<'a>(ctx: &'a Context, role: &str) -> Result<Vec<&'a std::path::Path>, StageError> {
+    let list = ctx
+        .inputs
+        .get(role)
+        .ok_or_else(|| StageError::Failed(format!("no input named `{role}`")))?;
+    Ok(list.iter().map(|i| i.path.as_path()).collect())
 }
 
 fn join_gpus(gpus: &[u32]) -> String {

@@ -1,0 +1,75 @@
+use std::process::ExitCode;
+
+use pipe::schedule::{ExecError, Executed, JOB_SCHEMA, Job, execute};
+use serde_json::json;
+
+use super::run::{cancel_flag, install_ctrlc};
+use super::{CliError, Ctx, GpuIds, out, parse_gpus, print_json};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The key of a job written by `pipe run` (a unique prefix will do).
+    key: String,
+    /// GPU ids given to the stage.
+    #[arg(long, value_name = "LIST", value_parser = parse_gpus, default_value = "")]
+    gpus: GpuIds,
+    /// Print the outcome as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Silent;
+
+impl stages::Progress for Silent {
+    fn report(&self, _: u64, _: Option<u64>, _: &str) {}
+}
+
+/// Runs one job from `jobs/<key>.json`; exit 0 when recorded, 1 when it failed, 130
+/// when interrupted.
+pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
+    let store = ctx.store()?;
+    let key = store.resolve_key(&args.key)?;
+    let path = store.job_path(&key);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        CliError::Message(format!(
+            "no job for key {} (`{}`): {e}",
+            key.short(),
+            path.display()
+        ))
+    })?;
+    let job: Job = serde_json::from_str(&text)
+        .map_err(|e| CliError::Message(format!("`{}` is not a job: {e}", path.display())))?;
+    if job.schema != JOB_SCHEMA {
+        return Err(CliError::Message(format!(
+            "`{}` has job schema {}, this pipe reads {JOB_SCHEMA}",
+            path.display(),
+            job.schema
+        )));
+    }
+    install_ctrlc();
+    let _shared = store.hold_shared()?;
+    let result = execute(
+        &store,
+        &stages::registry(),
+        &job,
+        &args.gpus.0,
+        cancel_flag(),
+        &Silent,
+    );
+    store.save()?;
+    let (action, code, detail) = match &result {
+        Ok(Executed::Ran(r)) => ("ran", ExitCode::SUCCESS, format!("{:.2}s", r.duration_s)),
+        Ok(Executed::Reused(_)) => ("reused", ExitCode::SUCCESS, String::new()),
+        Err(ExecError::Cancelled) => ("interrupted", ExitCode::from(130), String::new()),
+        Err(ExecError::Failed { message, .. }) => ("failed", ExitCode::FAILURE, message.clone()),
+        Err(ExecError::Store(e)) => return Err(CliError::Message(e.to_string())),
+    };
+    if args.json {
+        print_json(
+            &json!({"schema": 1, "stage": job.stage, "key": job.key, "action": action, "detail": detail}),
+        );
+    } else {
+        out(format!("{action:<11} {}  {detail}", job.stage).trim_end());
+    }
+    Ok(code)
+}

@@ -1,0 +1,175 @@
+//! Subcommands, one module each.
+
+mod cache;
+mod dag;
+mod display;
+mod exec;
+mod lineage;
+mod run;
+mod show;
+mod status;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pipe::pipeline::{LoadError, Pipeline};
+use pipe::store::{Store, StoreError};
+
+/// A declarative pipeline engine for GAN experiments: stages described in RON, cached
+/// by the content of what they read, so that only what changed runs again.
+#[derive(Parser, Debug)]
+#[command(name = "pipe", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// The store holding outputs, records and work folders.
+    #[arg(
+        long,
+        global = true,
+        env = "PIPE_CACHE",
+        default_value = "cache",
+        value_name = "DIR"
+    )]
+    cache: PathBuf,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors on stderr; no progress display.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a pipeline's stages whose inputs changed (all, or the given ones and what they need).
+    Run(run::Args),
+    /// Where each stage stands: up to date, stale (and why), never run, failed.
+    Status(status::StatusArgs),
+    /// What changed since a stage's last record, field by field.
+    Why(status::WhyArgs),
+    /// The stage graph, as text or Graphviz dot.
+    Dag(dag::Args),
+    /// A stage's outputs, metrics, timings and log.
+    Show(show::Args),
+    /// Where an artifact came from (its producers up to the sources), or with --down what depends on it.
+    Lineage(lineage::Args),
+    /// Inspect and maintain the store.
+    #[command(subcommand)]
+    Cache(cache::Command),
+    /// Execute one planned stage from the store alone (used by executors and clusters).
+    Exec(exec::Args),
+}
+
+/// Errors that end a command, rendered by `main`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Already rendered (e.g. a diagnostic), or a plain message.
+    #[error("{0}")]
+    Message(String),
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    init_logging(cli.verbose, cli.quiet);
+    let ctx = Ctx {
+        cache: cli.cache,
+        quiet: cli.quiet,
+    };
+    match cli.command {
+        Command::Run(args) => run::run(&ctx, args),
+        Command::Status(args) => status::status(&ctx, args),
+        Command::Why(args) => status::why(&ctx, args),
+        Command::Dag(args) => dag::dag(args),
+        Command::Show(args) => show::show(&ctx, args),
+        Command::Lineage(args) => lineage::lineage(&ctx, args),
+        Command::Cache(command) => cache::cache(&ctx, command),
+        Command::Exec(args) => exec::exec(&ctx, args),
+    }
+}
+
+/// What every subcommand may need from the global flags.
+pub struct Ctx {
+    cache: PathBuf,
+    quiet: bool,
+}
+
+impl Ctx {
+    fn store(&self) -> Result<Store, CliError> {
+        Ok(Store::open(&self.cache)?)
+    }
+}
+
+fn load(path: &Path) -> Result<Pipeline, CliError> {
+    Ok(Pipeline::load(path, &stages::registry())?)
+}
+
+/// Prints JSON on stdout; a closed pipe (`| head`) is not an error.
+fn print_json(value: &impl serde::Serialize) {
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer_pretty(&mut out, value);
+    let _ = writeln!(out);
+}
+
+/// Prints a line on stdout, ending quietly if stdout was closed.
+fn out(line: impl std::fmt::Display) {
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{line}").is_err() {
+        std::process::exit(0);
+    }
+}
+
+/// Resolves a stage name, with a suggestion when there is no such stage.
+fn find_stage(pipeline: &Pipeline, name: &str) -> Result<usize, CliError> {
+    pipeline
+        .find(name)
+        .map_err(|d| CliError::Message(pipeline.render(&d)))
+}
+
+/// GPU ids from `--gpus 0,1,2`.
+#[derive(Debug, Clone, Default)]
+pub struct GpuIds(pub Vec<u32>);
+
+fn parse_gpus(list: &str) -> Result<GpuIds, String> {
+    if list.trim().is_empty() {
+        return Ok(GpuIds::default());
+    }
+    let mut ids: Vec<u32> = list
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("`{s}` is not a GPU id; write ids such as 0,1,2"))
+        })
+        .collect::<Result<_, _>>()?;
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() != n {
+        return Err("a GPU id is listed twice".into());
+    }
+    Ok(GpuIds(ids))
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        (_, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},pipe={level}")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .init();
+}

@@ -1,0 +1,207 @@
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pipe::graph::with_upstream;
+use pipe::pipeline::Pipeline;
+use pipe::plan::{State, states};
+use pipe::schedule::{self, Executor, InProcess, Options, Subprocess};
+use pipe::store::Store;
+use pipe::summary::{Action, RunReport, StageReport};
+
+use super::display::Display;
+use super::{CliError, Ctx, GpuIds, load, out, parse_gpus, print_json};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The pipeline file (RON).
+    file: PathBuf,
+    /// Run only these stages (names, ForEach groups or patterns with `*`) and what they need.
+    stages: Vec<String>,
+    /// Show what would run, and why, without running anything.
+    #[arg(long, short = 'n')]
+    dry_run: bool,
+    /// Run this stage even if its result is cached (repeatable). Stages below it rerun
+    /// only if its output changes.
+    #[arg(long, value_name = "STAGE")]
+    force: Vec<String>,
+    /// How many stages may run at once.
+    #[arg(short, long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    jobs: u32,
+    /// GPU ids stages may use, e.g. 0,1,2,3; a stage declaring `gpus: N` waits for N free ids.
+    #[arg(long, value_name = "LIST", value_parser = parse_gpus, default_value = "")]
+    gpus: GpuIds,
+    /// After a failure, keep running the stages that do not depend on it.
+    #[arg(short, long)]
+    keep_going: bool,
+    /// Where stages execute: in this process, or each in its own `pipe exec` process.
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
+    executor: ExecutorKind,
+    /// Print the run summary as JSON on stdout (schema in `schema`).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ExecutorKind {
+    Local,
+    Process,
+}
+
+static CANCEL: AtomicBool = AtomicBool::new(false);
+
+/// First Ctrl-C: stop starting stages and stop the running ones. Second: leave now.
+pub fn install_ctrlc() {
+    let _ = ctrlc::set_handler(|| {
+        if CANCEL.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: stopping running stages (Ctrl-C again to quit at once)");
+    });
+}
+
+pub fn cancel_flag() -> &'static AtomicBool {
+    &CANCEL
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
+    let pipeline = load(&args.file)?;
+    let store = ctx.store()?;
+    let select = |names: &[String]| -> Result<Vec<usize>, CliError> {
+        let mut out = Vec::new();
+        for name in names {
+            out.extend(
+                pipeline
+                    .select(name)
+                    .map_err(|d| CliError::Message(pipeline.render(&d)))?,
+            );
+        }
+        Ok(out)
+    };
+    let targets = select(&args.stages)?;
+    let selected: BTreeSet<usize> = if args.stages.is_empty() {
+        (0..pipeline.stages.len()).collect()
+    } else {
+        with_upstream(&pipeline, &targets)
+    };
+    let force: BTreeSet<usize> = select(&args.force)?.into_iter().collect();
+
+    if args.dry_run {
+        let report = dry_run(
+            &pipeline,
+            &store,
+            &selected,
+            &force,
+            !args.json && !ctx.quiet,
+        )?;
+        return Ok(finish(&report, args.json, ctx.quiet));
+    }
+
+    install_ctrlc();
+    let registry = stages::registry();
+    let display = Display::new(!args.json, ctx.quiet);
+    let local = InProcess {
+        store: &store,
+        registry: &registry,
+        cancel: &CANCEL,
+    };
+    let process;
+    let executor: &dyn Executor = match args.executor {
+        ExecutorKind::Local => &local,
+        ExecutorKind::Process => {
+            let exe = std::env::current_exe()
+                .map_err(|e| CliError::Message(format!("cannot find the pipe binary: {e}")))?;
+            process = Subprocess {
+                exe,
+                store: &store,
+                cancel: &CANCEL,
+            };
+            &process
+        }
+    };
+    let options = Options {
+        jobs: args.jobs as usize,
+        gpus: args.gpus.0,
+        keep_going: args.keep_going,
+        force,
+    };
+    let report = schedule::run(
+        &pipeline, &store, executor, &options, &selected, &display, &CANCEL,
+    )?;
+    Ok(finish(&report, args.json, ctx.quiet))
+}
+
+fn finish(report: &RunReport, json: bool, quiet: bool) -> ExitCode {
+    if json {
+        print_json(report);
+    } else if !quiet {
+        out(report.summary_line());
+    }
+    if report.interrupted {
+        ExitCode::from(130)
+    } else if report.succeeded()
+        || report
+            .stages
+            .iter()
+            .all(|s| s.action == Action::WouldRun || s.action.succeeded())
+    {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The plan without running: what is cached, what would run and why.
+fn dry_run(
+    pipeline: &Pipeline,
+    store: &Store,
+    selected: &BTreeSet<usize>,
+    force: &BTreeSet<usize>,
+    print: bool,
+) -> Result<RunReport, CliError> {
+    let clock = std::time::Instant::now();
+    let states = states(pipeline, store)?;
+    let mut reports = Vec::new();
+    for &i in pipeline.order.iter().filter(|i| selected.contains(i)) {
+        let name = &pipeline.stages[i].name;
+        let mut report = StageReport::new(name, Action::WouldRun);
+        match &states[i] {
+            State::UpToDate { key, .. } if !force.contains(&i) => {
+                report.action = Action::Cached;
+                report.key = Some(*key);
+            }
+            State::UpToDate { key, .. } => {
+                report.key = Some(*key);
+                report.reasons = vec![pipe::reason::Reason::Forced];
+            }
+            State::Stale { key, reasons } | State::NeverRun { key, reasons } => {
+                report.key = *key;
+                report.reasons = reasons.clone();
+            }
+            State::Failed {
+                key,
+                reasons,
+                failure,
+            } => {
+                report.key = Some(*key);
+                report.reasons = reasons.clone();
+                report.error = Some(format!("failed last time: {}", failure.error));
+            }
+            State::Broken { message } => {
+                report.action = Action::Failed;
+                report.error = Some(message.clone());
+            }
+        }
+        if print {
+            out(report.line());
+        }
+        reports.push(report);
+    }
+    Ok(RunReport::new(
+        &pipeline.name,
+        reports,
+        clock.elapsed().as_secs_f64(),
+        false,
+    ))
+}
