@@ -5,7 +5,9 @@
 //! Each variable reaches the stage in one of two ways. Where the stage's text mentions
 //! `{seed}`, every mention is replaced: a string that is exactly `"{seed}"` becomes the
 //! value itself (a number stays a number), a longer string gets the value's text. A
-//! variable never mentioned is set as the stage's field of the same name.
+//! variable never mentioned is set as the stage's field of the same name when its kind
+//! has one (`Train(...)` gets `seed: 0`); otherwise it only names the stage, and
+//! references from other `ForEach` stages with the same variable match on it.
 
 use ronspan::{Field, Span, Value, ValueKind};
 
@@ -18,7 +20,12 @@ pub struct Expanded {
     pub body: Value,
 }
 
-pub fn expand(name: &str, value: &Value) -> Result<Vec<Expanded>, Diagnostic> {
+/// Expands a `ForEach`; `has_field(kind, field)` says whether a kind takes a field.
+pub fn expand(
+    name: &str,
+    value: &Value,
+    has_field: &dyn Fn(&str, &str) -> bool,
+) -> Result<Vec<Expanded>, Diagnostic> {
     let Some(fields) = value.fields() else {
         return Err(
             Diagnostic::new("`ForEach` needs named fields", Some(value.span))
@@ -96,7 +103,8 @@ pub fn expand(name: &str, value: &Value) -> Result<Vec<Expanded>, Diagnostic> {
             let mut labels = Vec::new();
             for (field, item) in combo {
                 let label = item.label().expect("checked scalar");
-                if !substitute(&mut body, &field.name, item, &label) {
+                let takes_it = body.name().is_some_and(|kind| has_field(kind, &field.name));
+                if !substitute(&mut body, &field.name, item, &label) && takes_it {
                     set_field(&mut body, field, item)?;
                 }
                 labels.push((field.name.clone(), label));

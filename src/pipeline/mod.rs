@@ -163,9 +163,24 @@ fn load(path: &Path, registry: &Registry, sources: &mut Sources) -> Result<Pipel
         let mut value = value.clone();
         include::expand_includes(&mut value, sources, &mut vec![absolute.clone()])
             .map_err(|d| d.in_stage(stage_name))?;
+        flatten_kind(&mut value);
+        if value.name() == Some("ForEach") {
+            if let ValueKind::Struct { fields, .. } = &mut value.kind {
+                fields
+                    .iter_mut()
+                    .filter(|f| f.name == "stage")
+                    .for_each(|f| flatten_kind(&mut f.value));
+            }
+        }
         let expanded = match value.name() {
             Some("ForEach") => {
-                foreach::expand(stage_name, &value).map_err(|d| d.in_stage(stage_name))?
+                let has_field = |kind: &str, field: &str| {
+                    registry
+                        .get(kind)
+                        .is_some_and(|k| k.fields().contains(&field))
+                };
+                foreach::expand(stage_name, &value, &has_field)
+                    .map_err(|d| d.in_stage(stage_name))?
             }
             _ => vec![foreach::Expanded {
                 name: stage_name.to_string(),
@@ -198,6 +213,29 @@ fn load(path: &Path, registry: &Registry, sources: &mut Sources) -> Result<Pipel
     resolve::resolve(&mut pipeline)?;
     pipeline.order = crate::graph::order(&pipeline)?;
     Ok(pipeline)
+}
+
+/// `Kind((field: ...))`, as `Kind(Include("params.ron"))` reads once the include is
+/// spliced, becomes `Kind(field: ...)`.
+fn flatten_kind(value: &mut Value) {
+    if let ValueKind::Tuple {
+        name: Some(name),
+        items,
+    } = &mut value.kind
+    {
+        if let [
+            Value {
+                kind: ValueKind::Struct { name: None, fields },
+                ..
+            },
+        ] = items.as_mut_slice()
+        {
+            value.kind = ValueKind::Struct {
+                name: Some(std::mem::take(name)),
+                fields: std::mem::take(fields),
+            };
+        }
+    }
 }
 
 /// `Pipeline(name: "...", stages: {...})`.

@@ -255,22 +255,41 @@ pub fn run(
     let interrupted = cancel.load(Ordering::Relaxed);
     let mut reports = Vec::new();
     let mut refs_update: BTreeMap<String, Digest<StageKey>> = BTreeMap::new();
+    let mut incomplete = BTreeSet::new();
     for &i in &order {
         let report = match std::mem::replace(&mut slots[i], Slot::Pending) {
             Slot::Done(report) => *report,
             _ => {
-                let mut report = StageReport::new(&pipeline.stages[i].name, Action::NotRun);
-                report.error = Some(
-                    if interrupted {
-                        "interrupted before it started"
-                    } else {
-                        "the run stopped after a failure"
+                let failed_up = pipeline
+                    .upstream(i)
+                    .into_iter()
+                    .find(|u| incomplete.contains(u));
+                match failed_up {
+                    Some(u) => {
+                        let mut report =
+                            StageReport::new(&pipeline.stages[i].name, Action::Skipped);
+                        report.error = Some(format!(
+                            "upstream `{}` did not complete",
+                            pipeline.stages[u].name
+                        ));
+                        report
                     }
-                    .into(),
-                );
-                report
+                    None => {
+                        let mut report = StageReport::new(&pipeline.stages[i].name, Action::NotRun);
+                        let why = if interrupted {
+                            "interrupted before it started"
+                        } else {
+                            "the run stopped after a failure"
+                        };
+                        report.error = Some(why.into());
+                        report
+                    }
+                }
             }
         };
+        if !report.action.succeeded() {
+            incomplete.insert(i);
+        }
         if let (true, Some(key)) = (report.action.succeeded(), report.key) {
             refs_update.insert(report.stage.clone(), key);
         }

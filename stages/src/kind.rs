@@ -12,6 +12,9 @@ pub trait Kind: Send + Sync {
     fn name(&self) -> &'static str;
     /// Part of every key: bumped when the kind's semantics change.
     fn version(&self) -> u32;
+    /// The names of the fields its parameters accept (a `ForEach` variable the stage
+    /// never mentions is set as the field of the same name, if there is one).
+    fn fields(&self) -> &'static [&'static str];
     /// Checks the parameters as written and says what the stage reads.
     fn declare(&self, params: &ronspan::Value) -> Result<Declaration, ronspan::Error>;
     /// Runs the stage on the canonical parameters [`Kind::declare`] returned.
@@ -109,6 +112,10 @@ impl<K: TypedKind> Kind for Typed<K> {
         K::VERSION
     }
 
+    fn fields(&self) -> &'static [&'static str] {
+        struct_fields::<K::Params>()
+    }
+
     fn declare(&self, value: &ronspan::Value) -> Result<Declaration, ronspan::Error> {
         let params: K::Params = ronspan::from_value(value)?;
         let needs = K::declare(&params).map_err(|invalid| {
@@ -165,5 +172,70 @@ impl Registry {
 
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.kinds.iter().map(|k| k.name())
+    }
+}
+
+/// The field names serde knows for a struct type, read from what its `Deserialize`
+/// implementation asks for.
+fn struct_fields<T: DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+
+    struct Fields(&'static [&'static str]);
+
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("introspection")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Stop {
+            Stop
+        }
+    }
+
+    impl<'de> de::Deserializer<'de> for &mut Fields {
+        type Error = Stop;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0 = fields;
+            Err(Stop)
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    let mut fields = Fields(&[]);
+    let _ = T::deserialize(&mut fields);
+    fields.0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn struct_fields_are_introspected() {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct P {
+            a: u32,
+            #[serde(default)]
+            b: String,
+        }
+        assert_eq!(super::struct_fields::<P>(), ["a", "b"]);
     }
 }

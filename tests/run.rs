@@ -1,0 +1,359 @@
+//! `pipe run`: what runs, what is reused, and why.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn first_run_executes_every_stage_and_a_second_none() {
+    let p = Project::new();
+    p.write("p.ron", CHAIN);
+    let first = p.run("p.ron", &[], 0);
+    assert_eq!(with_action(&first, "ran"), ["a", "b", "c", "d"]);
+    assert_eq!(first["schema"], 1);
+    assert_eq!(stage(&first, "a")["reasons"][0]["reason"], "never_run");
+    let c = stage(&first, "c")["output"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(format!("{c}/c.txt")).unwrap(),
+        "A\nB\nC\n"
+    );
+
+    let second = p.run("p.ron", &[], 0);
+    assert_eq!(with_action(&second, "cached"), ["a", "b", "c", "d"]);
+    assert!(stage(&second, "a").get("reasons").is_none());
+}
+
+#[test]
+fn editing_one_value_reruns_that_stage_and_its_dependents_only() {
+    let p = Project::new();
+    p.write("p.ron", CHAIN);
+    p.run("p.ron", &[], 0);
+    p.write("p.ron", &CHAIN.replace("echo B >>", "echo BB >>"));
+    let report = p.run("p.ron", &[], 0);
+    assert_eq!(
+        actions(&report),
+        [("a", "cached"), ("b", "ran"), ("c", "ran"), ("d", "cached")]
+            .map(|(s, a)| (s.to_string(), a.to_string()))
+    );
+    let reason = &stage(&report, "b")["reasons"][0];
+    assert_eq!(reason["reason"], "param");
+    assert_eq!(reason["path"], "params.argv[2]");
+    assert_eq!(stage(&report, "c")["reasons"][0]["reason"], "upstream");
+}
+
+#[test]
+fn early_cutoff_an_upstream_rerun_with_identical_output_reruns_nothing_below() {
+    let p = Project::new();
+    p.write("p.ron", CHAIN);
+    p.run("p.ron", &[], 0);
+    p.write(
+        "p.ron",
+        &CHAIN.replace("echo A > {out}/a.txt", "true; echo A > {out}/a.txt"),
+    );
+    let report = p.run("p.ron", &[], 0);
+    assert_eq!(with_action(&report, "ran"), ["a"]);
+    assert_eq!(with_action(&report, "cached"), ["b", "c", "d"]);
+}
+
+#[test]
+fn layout_comments_field_order_and_included_file_format_change_no_key() {
+    let p = Project::new();
+    p.write("env.ron", r#"{"GREETING": "hi", "NAME": "x"}"#);
+    p.write(
+        "p.ron",
+        r#"Pipeline(name: "fmt", stages: {"s": Command(argv: ["sh", "-c", "echo $GREETING > {out}/o"], env: Include("env.ron"), gpus: 0)})"#,
+    );
+    let first = p.run("p.ron", &[], 0);
+    assert_eq!(with_action(&first, "ran"), ["s"]);
+    p.write(
+        "env.ron",
+        "// the environment\n{\n    \"NAME\": \"x\", // who\n    \"GREETING\": \"hi\",\n}\n",
+    );
+    p.write(
+        "p.ron",
+        r#"
+        // reformatted, fields reordered, a comment added
+        Pipeline(
+            stages: {
+                "s": Command(
+                    gpus: 0,
+                    env: Include(file: "env.ron"),
+                    argv: [ "sh", "-c",
+                            "echo $GREETING > {out}/o" ],
+                ),
+            },
+            name: "fmt",
+        )
+        "#,
+    );
+    assert_eq!(with_action(&p.run("p.ron", &[], 0), "cached"), ["s"]);
+    p.write("env.ron", r#"{"GREETING": "hello", "NAME": "x"}"#);
+    let changed = p.run("p.ron", &[], 0);
+    assert_eq!(with_action(&changed, "ran"), ["s"]);
+    assert_eq!(
+        stage(&changed, "s")["reasons"][0]["path"],
+        "params.env.GREETING"
+    );
+}
+
+#[test]
+fn include_overrides_a_field_of_a_config_file() {
+    let p = Project::new();
+    p.write(
+        "configs/base.ron",
+        r#"(argv: ["sh", "-c", "echo $X > {out}/o"], env: {"X": "1"})"#,
+    );
+    p.write(
+        "p.ron",
+        r#"Pipeline(name: "inc", stages: {
+            "base": Command(Include("configs/base.ron")),
+            "tweaked": Command(Include(file: "configs/base.ron", set: {"env.X": "2"})),
+        })"#,
+    );
+    let report = p.run("p.ron", &[], 0);
+    let out = |s: &str| {
+        std::fs::read_to_string(format!(
+            "{}/o",
+            stage(&report, s)["output"].as_str().unwrap()
+        ))
+        .unwrap()
+    };
+    assert_eq!(out("base"), "1\n");
+    assert_eq!(out("tweaked"), "2\n");
+}
+
+#[test]
+fn foreach_expands_with_stable_names_and_matching_members() {
+    let p = Project::new();
+    p.write(
+        "p.ron",
+        r#"Pipeline(name: "fe", stages: {
+            "train": ForEach(seed: [1, 2], lr: ["a", "b"], stage: Command(argv: ["sh", "-c", "echo {seed}{lr} > {out}/m"])),
+            "score": ForEach(seed: [1, 2], lr: ["a", "b"], stage: Command(
+                argv: ["sh", "-c", "cat {in.model}/m > {out}/s"],
+                deps: {"model": "train"},
+            )),
+            "all": Command(argv: ["sh", "-c", "for d in \"$@\"; do cat $d/s; done > {out}/all", "sh", "{in.scores}"], deps: {"scores": "score"}),
+        })"#,
+    );
+    let report = p.run("p.ron", &[], 0);
+    let names: Vec<String> = actions(&report).into_iter().map(|(s, _)| s).collect();
+    assert_eq!(
+        names,
+        [
+            "train[seed=1,lr=a]",
+            "train[seed=1,lr=b]",
+            "train[seed=2,lr=a]",
+            "train[seed=2,lr=b]",
+            "score[seed=1,lr=a]",
+            "score[seed=1,lr=b]",
+            "score[seed=2,lr=a]",
+            "score[seed=2,lr=b]",
+            "all"
+        ]
+    );
+    let s = stage(&report, "score[seed=2,lr=a]")["output"]
+        .as_str()
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(format!("{s}/s")).unwrap(), "2a\n");
+    let all = stage(&report, "all")["output"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(format!("{all}/all")).unwrap(),
+        "1a\n1b\n2a\n2b\n"
+    );
+}
+
+#[test]
+fn external_files_are_hashed_by_content() {
+    let p = Project::new();
+    p.write("data/x.txt", "1");
+    p.write("data/dir/y.txt", "2");
+    p.write(
+        "p.ron",
+        r#"Pipeline(name: "files", stages: {
+            "f": Command(argv: ["sh", "-c", "cat {in.x} {in.dir}/y.txt > {out}/o"], files: {"x": "data/x.txt", "dir": "data/dir"}),
+        })"#,
+    );
+    assert_eq!(with_action(&p.run("p.ron", &[], 0), "ran"), ["f"]);
+    p.write("data/x.txt", "1"); // same bytes, new mtime
+    assert_eq!(with_action(&p.run("p.ron", &[], 0), "cached"), ["f"]);
+    p.write("data/dir/y.txt", "3");
+    let report = p.run("p.ron", &[], 0);
+    assert_eq!(with_action(&report, "ran"), ["f"]);
+    assert_eq!(stage(&report, "f")["reasons"][0]["reason"], "file");
+    assert_eq!(stage(&report, "f")["reasons"][0]["role"], "dir");
+}
+
+#[test]
+fn selected_stages_run_with_what_they_need_only() {
+    let p = Project::new();
+    p.write("p.ron", CHAIN);
+    let report = p.run("p.ron", &["b"], 0);
+    assert_eq!(with_action(&report, "ran"), ["a", "b"]);
+    let report = p.run("p.ron", &["c", "d"], 0);
+    assert_eq!(actions(&report).len(), 4);
+    assert_eq!(with_action(&report, "ran"), ["c", "d"]);
+}
+
+#[test]
+fn force_reruns_a_cached_stage_and_cuts_off_below_it() {
+    let p = Project::new();
+    p.write("p.ron", CHAIN);
+    p.run("p.ron", &[], 0);
+    let report = p.run("p.ron", &["--force", "a"], 0);
+    assert_eq!(with_action(&report, "ran"), ["a"]);
+    assert_eq!(stage(&report, "a")["reasons"][0]["reason"], "forced");
+    assert_eq!(with_action(&report, "cached"), ["b", "c", "d"]);
+}
+
+#[test]
+fn jobs_run_independent_stages_at_once() {
+    // Each stage waits for the other's marker: only a parallel run completes.
+    let p = Project::new();
+    p.write(
+        "p.ron",
+        r#"Pipeline(name: "par", stages: {
+            "x": Command(argv: ["sh", "-c", "touch x.started; for i in $(seq 100); do [ -e y.started ] && exit 0; sleep 0.05; done; exit 1"]),
+            "y": Command(argv: ["sh", "-c", "touch y.started; for i in $(seq 100); do [ -e x.started ] && exit 0; sleep 0.05; done; exit 1"]),
+        })"#,
+    );
+    let report = p.run("p.ron", &["-j", "2"], 0);
+    assert_eq!(with_action(&report, "ran").len(), 2);
+}
+
+#[test]
+fn gpu_slots_are_handed_out_without_oversubscription() {
+    let p = Project::new();
+    let gpu_stage = |n: u32| {
+        format!(
+            r#""g{n}": Command(argv: ["sh", "-c", "echo start $CUDA_VISIBLE_DEVICES >> ../gpu.log; sleep 0.3; echo end $CUDA_VISIBLE_DEVICES >> ../gpu.log; echo {n} {{gpus}} > {{out}}/ids"], gpus: 1),"#
+        )
+    };
+    p.write(
+        "run/p.ron",
+        &format!(
+            r#"Pipeline(name: "gpu", stages: {{ {} {} {} }})"#,
+            gpu_stage(1),
+            gpu_stage(2),
+            gpu_stage(3)
+        ),
+    );
+    let report = p.run("run/p.ron", &["-j", "3", "--gpus", "4,7"], 0);
+    assert_eq!(with_action(&report, "ran").len(), 3);
+    let mut busy = std::collections::BTreeSet::new();
+    let log = p.read("gpu.log");
+    for line in log.lines() {
+        let (what, id) = line.split_once(' ').unwrap();
+        assert!(id == "4" || id == "7", "{log}");
+        match what {
+            "start" => assert!(busy.insert(id.to_string()), "GPU {id} given twice:\n{log}"),
+            _ => assert!(busy.remove(id)),
+        }
+    }
+    for s in report["stages"].as_array().unwrap() {
+        assert_eq!(s["gpus"].as_array().unwrap().len(), 1);
+    }
+
+    p.write(
+        "run/q.ron",
+        r#"Pipeline(name: "gpu2", stages: {"big": Command(argv: ["true"], gpus: 3)})"#,
+    );
+    let report = p.run("run/q.ron", &["--gpus", "0,1"], 1);
+    assert!(
+        stage(&report, "big")["error"]
+            .as_str()
+            .unwrap()
+            .contains("needs 3 GPU(s) but 2 given")
+    );
+}
+
+#[test]
+fn keep_going_runs_independent_branches_after_a_failure() {
+    let p = Project::new();
+    let text = r#"Pipeline(name: "kg", stages: {
+        "bad": Command(argv: ["sh", "-c", "echo oops >&2; exit 3"]),
+        "below": Command(argv: ["true"], deps: {"b": "bad"}),
+        "other": Command(argv: ["sh", "-c", "echo ok > {out}/o"]),
+    })"#;
+    p.write("p.ron", text);
+    let stopped = p.run("p.ron", &[], 1);
+    assert_eq!(
+        actions(&stopped),
+        [
+            ("bad", "failed"),
+            ("below", "skipped"),
+            ("other", "not_run")
+        ]
+        .map(|(s, a)| (s.to_string(), a.to_string()))
+    );
+    let going = p.run("p.ron", &["--keep-going"], 1);
+    assert_eq!(
+        actions(&going),
+        [("bad", "failed"), ("below", "skipped"), ("other", "ran")]
+            .map(|(s, a)| (s.to_string(), a.to_string()))
+    );
+}
+
+#[test]
+fn the_process_executor_runs_stages_through_pipe_exec() {
+    let p = Project::new();
+    p.write("p.ron", CHAIN);
+    let report = p.run("p.ron", &["--executor", "process", "-j", "2"], 0);
+    assert_eq!(with_action(&report, "ran").len(), 4);
+    let c = stage(&report, "c")["output"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(format!("{c}/c.txt")).unwrap(),
+        "A\nB\nC\n"
+    );
+    assert_eq!(with_action(&p.run("p.ron", &[], 0), "cached").len(), 4);
+
+    // A job stays runnable from the store alone; its key is already recorded.
+    let key = stage(&report, "a")["key"].as_str().unwrap();
+    let exec = p.json(&["exec", &key[..10]], 0);
+    assert_eq!(exec["action"], "reused");
+}
+
+#[test]
+fn the_work_folder_survives_a_failure_and_is_reused() {
+    let p = Project::new();
+    // Fails the first time after leaving a checkpoint; resumes from it the second.
+    p.write(
+        "p.ron",
+        r#"Pipeline(name: "resume", stages: {
+            "long": Command(argv: ["sh", "-c", "if [ -e {work}/ckpt ]; then cat {work}/ckpt > {out}/o; else echo step5 > {work}/ckpt; exit 1; fi"]),
+        })"#,
+    );
+    let first = p.run("p.ron", &[], 1);
+    assert_eq!(with_action(&first, "failed"), ["long"]);
+    let second = p.run("p.ron", &[], 0);
+    let out = stage(&second, "long")["output"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(format!("{out}/o")).unwrap(),
+        "step5\n"
+    );
+    let key = stage(&second, "long")["key"].as_str().unwrap();
+    assert!(
+        !p.path(&format!("cache/work/{key}")).exists(),
+        "work folder removed after success"
+    );
+}
+
+#[test]
+fn dry_run_shows_the_plan_without_running() {
+    let p = Project::new();
+    p.write("p.ron", CHAIN);
+    let plan = p.run("p.ron", &["--dry-run"], 0);
+    assert_eq!(with_action(&plan, "would_run").len(), 4);
+    assert_eq!(
+        stage(&plan, "b")["reasons"][0]["reason"],
+        "upstream_pending"
+    );
+    assert!(
+        !p.path("cache/records")
+            .read_dir()
+            .unwrap()
+            .any(|e| e.unwrap().path().is_dir())
+    );
+    p.run("p.ron", &[], 0);
+    assert_eq!(with_action(&p.run("p.ron", &["-n"], 0), "cached").len(), 4);
+}
