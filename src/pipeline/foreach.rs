@@ -2,10 +2,9 @@
 //! named `name[seed=0]`, `name[seed=1]`, … (several variables: their product, in the
 //! order written, e.g. `name[lr=0.1,seed=0]`).
 //!
-//! Each variable reaches the stage in one of two ways. Where the stage's text mentions
-//! `{seed}`, every mention is replaced: a string that is exactly `"{seed}"` becomes the
-//! value itself (a number stays a number), a longer string gets the value's text. A
-//! variable never mentioned is set as the stage's field of the same name when its kind
+//! Each variable reaches the stage in one of two ways. Where a string of the stage
+//! mentions `{seed}`, the mention is replaced by the value's text (`"model-{seed}"` →
+//! `"model-0"`). A variable never mentioned is set as the stage's field of the same name when its kind
 //! has one (`Train(...)` gets `seed: 0`); otherwise it only names the stage, and
 //! references from other `ForEach` stages with the same variable match on it.
 
@@ -104,7 +103,7 @@ pub fn expand(
             for (field, item) in combo {
                 let label = item.label().expect("checked scalar");
                 let takes_it = body.name().is_some_and(|kind| has_field(kind, &field.name));
-                if !substitute(&mut body, &field.name, item, &label) && takes_it {
+                if !substitute(&mut body, &field.name, &label) && takes_it {
                     set_field(&mut body, field, item)?;
                 }
                 labels.push((field.name.clone(), label));
@@ -120,15 +119,12 @@ pub fn expand(
 }
 
 /// Replaces `{var}` in every string of `body`; true if there was any.
-fn substitute(body: &mut Value, var: &str, item: &Value, label: &str) -> bool {
+fn substitute(body: &mut Value, var: &str, label: &str) -> bool {
     let needle = format!("{{{var}}}");
     let mut found = false;
     body.walk_mut(&mut |v| {
         let ValueKind::Str(s) = &v.kind else { return };
-        if *s == needle {
-            *v = Value::new(item.kind.clone(), v.span);
-            found = true;
-        } else if s.contains(&needle) {
+        if s.contains(&needle) {
             let replaced = s.replace(&needle, label);
             v.kind = ValueKind::Str(replaced);
             found = true;

@@ -165,7 +165,7 @@ impl TypedKind for Command {
         for (key, value) in &params.env {
             process.env(key, fill(value)?);
         }
-        die_with_parent(&mut process);
+        isolate(&mut process);
         let child = process
             .spawn()
             .map_err(|e| StageError::Failed(format!("cannot run `{}`: {e}", argv[0])))?;
@@ -260,7 +260,8 @@ fn join_gpus(gpus: &[u32]) -> String {
         .join(",")
 }
 
-/// Waits for the child, stopping it (TERM, then KILL after a grace period) on cancel.
+/// Waits for the child, stopping its whole process group (TERM, then KILL after a grace
+/// period) on cancel, so that what a shell started stops too.
 fn wait(mut child: Child, ctx: &Context) -> Result<ExitStatus, StageError> {
     let mut asked_to_stop: Option<Instant> = None;
     loop {
@@ -268,19 +269,20 @@ fn wait(mut child: Child, ctx: &Context) -> Result<ExitStatus, StageError> {
             .try_wait()
             .map_err(StageError::io("cannot wait for the command"))?
         {
-            return match asked_to_stop {
-                Some(_) => Err(StageError::Cancelled),
-                None => Ok(status),
-            };
+            if asked_to_stop.is_some() {
+                signal_group(&child, libc::SIGKILL);
+                return Err(StageError::Cancelled);
+            }
+            return Ok(status);
         }
         if ctx.cancelled() {
             match asked_to_stop {
                 None => {
-                    signal(&child, libc::SIGTERM);
+                    signal_group(&child, libc::SIGTERM);
                     asked_to_stop = Some(Instant::now());
                 }
                 Some(at) if at.elapsed() > Duration::from_secs(5) => {
-                    let _ = child.kill();
+                    signal_group(&child, libc::SIGKILL)
                 }
                 Some(_) => {}
             }
@@ -289,29 +291,28 @@ fn wait(mut child: Child, ctx: &Context) -> Result<ExitStatus, StageError> {
     }
 }
 
-fn signal(child: &Child, signal: libc::c_int) {
-    // SAFETY: kill(2) on the pid of a child we have not yet reaped.
+fn signal_group(child: &Child, signal: libc::c_int) {
+    // SAFETY: kill(2) on the process group our child leads (see `isolate`).
     unsafe {
-        libc::kill(child.id() as libc::pid_t, signal);
+        libc::kill(-(child.id() as libc::pid_t), signal);
     }
 }
 
-/// Makes the child die with us, so that `kill -9 pipe` leaves no orphan writing into
-/// a folder that will never be committed.
-fn die_with_parent(process: &mut Process) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            process.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+/// Puts the child in a process group of its own (so that it and what it starts can be
+/// stopped together) and makes it die with us, so that `kill -9 pipe` leaves no orphan
+/// writing into a folder that will never be committed.
+fn isolate(process: &mut Process) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setpgid and prctl are async-signal-safe; nothing else runs between fork
+    // and exec.
+    unsafe {
+        process.pre_exec(|| {
+            libc::setpgid(0, 0);
+            #[cfg(target_os = "linux")]
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = process;
 }
 
 fn read_metrics(ctx: &Context) -> Result<BTreeMap<String, f64>, StageError> {
