@@ -1,0 +1,245 @@
+//! Asking the store: status, why, dag, show, lineage, cache ls/du/gc/pin.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn status_lists_every_state() {
+    let p = Project::new();
+    p.write("p.ron", CHAIN);
+    let before = p.json(&["status", "p.ron"], 1);
+    let states = |v: &serde_json::Value| -> Vec<String> {
+        v["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["status"]["state"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(states(&before), ["never_run"; 4]);
+    p.run("p.ron", &[], 0);
+    assert_eq!(states(&p.json(&["status", "p.ron"], 0)), ["up_to_date"; 4]);
+    p.write("p.ron", &CHAIN.replace("echo D", "echo DD"));
+    let after = p.json(&["status", "p.ron"], 1);
+    assert_eq!(
+        states(&after),
+        ["up_to_date", "up_to_date", "up_to_date", "stale"]
+    );
+    let text = text(&p.pipe(&["status", "p.ron"]).stdout);
+    assert!(
+        text.contains(
+            "stale      d  params.argv[2]: \"echo D > {out}/d.txt\" → \"echo DD > {out}/d.txt\""
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn why_prints_what_changed_field_by_field() {
+    let p = Project::new();
+    p.write("data.txt", "x");
+    let text = |argv: &str| {
+        format!(
+            r#"Pipeline(name: "w", stages: {{
+                "up": Command(argv: ["sh", "-c", "{argv}"]),
+                "s": Command(argv: ["sh", "-c", "cat {{in.u}}/o {{in.d}} > {{out}}/o"], deps: {{"u": "up"}}, files: {{"d": "data.txt"}}, env: {{"A": "1"}}),
+            }})"#
+        )
+    };
+    p.write("p.ron", &text("echo 1 > {out}/o"));
+    p.run("p.ron", &[], 0);
+    let up_to_date = stdout_of(&p, &["why", "p.ron", "s"]);
+    assert!(
+        up_to_date.starts_with("`s` is up to date: key "),
+        "{up_to_date}"
+    );
+
+    p.write(
+        "p.ron",
+        &text("echo 2 > {out}/o").replace("\"A\": \"1\"", "\"A\": \"2\", \"B\": \"3\""),
+    );
+    p.write("data.txt", "y");
+    p.run("p.ron", &["up"], 0);
+    let why = stdout_of(&p, &["why", "p.ron", "s"]);
+    let lines: Vec<&str> = why.lines().collect();
+    assert_eq!(lines[0], "`s` will run again:");
+    assert_eq!(lines[1], "  params.env.A: \"1\" → \"2\"");
+    assert_eq!(lines[2], "  params.env.B: (absent) → \"3\"");
+    assert!(
+        lines[3].starts_with("  upstream `up` (as `u`) changed: "),
+        "{why}"
+    );
+    assert!(
+        lines[4].starts_with("  file `data.txt` (as `d`) changed: "),
+        "{why}"
+    );
+    let json = p.json(&["why", "p.ron", "s"], 0);
+    assert_eq!(json["status"]["reasons"][0]["path"], "params.env.A");
+}
+
+fn stdout_of(p: &Project, args: &[&str]) -> String {
+    let out = p.pipe(args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn dag_as_text_and_dot() {
+    let p = Project::new();
+    p.write("p.ron", CHAIN);
+    assert_eq!(
+        stdout_of(&p, &["dag", "p.ron"]),
+        "a (Command)\nb (Command)\n  <- a: a\nc (Command)\n  <- b: b\nd (Command)\n"
+    );
+    let dot = stdout_of(&p, &["dag", "p.ron", "--format", "dot"]);
+    assert!(dot.starts_with("digraph \"chain\" {"), "{dot}");
+    assert!(dot.contains("\"a\" -> \"b\" [label=\"a\"];"), "{dot}");
+    assert!(dot.trim_end().ends_with('}'));
+}
+
+#[test]
+fn show_lists_outputs_metrics_timings_and_log() {
+    let p = Project::new();
+    p.write(
+        "p.ron",
+        r#"Pipeline(name: "sh", stages: {
+            "m": Command(argv: ["sh", "-c", "echo training; echo '{{\"fid\": 12.5, \"is\": 8}}' > {out}/metrics.json; echo w > {out}/weights.bin"]),
+        })"#,
+    );
+    p.run("p.ron", &[], 0);
+    let show = stdout_of(&p, &["show", "p.ron", "m"]);
+    assert!(show.contains("kind      Command v1"), "{show}");
+    assert!(show.contains("/weights.bin  2 B"), "{show}");
+    assert!(show.contains("          fid = 12.5\n"), "{show}");
+    assert!(show.contains("  | training\n"), "{show}");
+    let json = p.json(&["show", "p.ron", "m"], 0);
+    assert_eq!(json["record"]["metrics"]["fid"], 12.5);
+    assert_eq!(json["outputs"].as_array().unwrap().len(), 2);
+    assert!(json["record"]["duration_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(json["record"]["device"], "cpu");
+}
+
+#[test]
+fn lineage_up_and_down_from_a_stage_a_path_or_a_digest() {
+    let p = Project::new();
+    p.write("raw.txt", "r");
+    p.write(
+        "p.ron",
+        &CHAIN.replace(
+            r#""echo A > {out}/a.txt"]"#,
+            r#""cat {in.raw} > {out}/a.txt"], files: {"raw": "raw.txt"}"#,
+        ),
+    );
+    let report = p.run("p.ron", &[], 0);
+
+    let up = stdout_of(&p, &["lineage", "p.ron", "c"]);
+    let lines: Vec<&str> = up.lines().collect();
+    assert!(lines[0].starts_with("c  "), "{up}");
+    assert!(lines[1].starts_with("└── b <- b  "), "{up}");
+    assert!(lines[2].starts_with("    └── a <- a  "), "{up}");
+    assert!(
+        lines[3].starts_with("        └── raw <- file raw.txt  "),
+        "{up}"
+    );
+
+    let c_file = format!("{}/c.txt", stage(&report, "c")["output"].as_str().unwrap());
+    assert_eq!(
+        stdout_of(&p, &["lineage", "p.ron", &c_file]),
+        up,
+        "a path inside an output names its producer"
+    );
+    let c_key = stage(&report, "c")["key"].as_str().unwrap();
+    assert_eq!(stdout_of(&p, &["lineage", "p.ron", &c_key[..8]]), up);
+
+    let json = p.json(&["lineage", "p.ron", "c"], 0);
+    assert_eq!(
+        json["lineage"]["inputs"][0]["producer"]["inputs"][0]["producer"]["stage"],
+        "a"
+    );
+
+    let down = p.json(&["lineage", "p.ron", "a", "--down"], 0);
+    let names: Vec<&str> = down["dependents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["b", "c"]);
+}
+
+#[test]
+fn cache_ls_du_gc_and_pins() {
+    let p = Project::new();
+    p.write("p.ron", CHAIN);
+    p.run("p.ron", &[], 0);
+    let old_d = stage(&p.run("p.ron", &[], 0), "d")["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.write("p.ron", &CHAIN.replace("echo D", "echo E"));
+    p.run("p.ron", &[], 0);
+
+    let ls = p.json(&["cache", "ls"], 0);
+    assert_eq!(ls["records"].as_array().unwrap().len(), 5);
+    let du = p.json(&["cache", "du"], 0);
+    assert!(du["usage"]["objects"][0].as_u64().unwrap() >= 5);
+
+    let dry = p.json(&["cache", "gc", "p.ron", "--dry-run"], 0);
+    assert_eq!(dry["gc"]["records"].as_array().unwrap().len(), 1);
+    assert_eq!(dry["gc"]["records"][0], old_d);
+    assert_eq!(
+        p.json(&["cache", "ls"], 0)["records"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5,
+        "dry run deletes nothing"
+    );
+
+    p.pipe(&["cache", "pin", &old_d[..10]]);
+    let pinned = p.json(&["cache", "gc", "p.ron"], 0);
+    assert_eq!(pinned["gc"]["records"].as_array().unwrap().len(), 0);
+    p.pipe(&["cache", "unpin", &old_d]);
+    let gc = p.json(&["cache", "gc", "p.ron"], 0);
+    assert_eq!(gc["gc"]["records"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        gc["gc"]["objects"].as_array().unwrap().len(),
+        1,
+        "D's output and nothing else"
+    );
+    assert_eq!(
+        p.json(&["cache", "ls"], 0)["records"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    assert_eq!(
+        with_action(&p.run("p.ron", &[], 0), "cached").len(),
+        4,
+        "what gc kept is intact"
+    );
+    assert_eq!(
+        p.json(&["cache", "verify"], 0)["corrupt"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[test]
+fn cache_dir_from_the_environment() {
+    let p = Project::new();
+    p.write("p.ron", CHAIN);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipe"))
+        .current_dir(p.dir.path())
+        .env("PIPE_CACHE", p.path("elsewhere"))
+        .args(["run", "p.ron", "-q"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(p.path("elsewhere/records").is_dir());
+    assert!(!p.path("cache").exists());
+}
