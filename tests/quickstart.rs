@@ -1,0 +1,16 @@
+//! The shipped example pipelines load and run as the README says.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn the_quickstart_runs_then_is_cached() {
+    let p = Project::new();
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/quickstart.ron");
+    let first = p.run(file, &[], 0);
+    assert_eq!(with_action(&first, "ran").len(), 5);
+    assert_eq!(stage(&first, "count[min_len=6]")["metrics"]["distinct"], 15.0);
+    let second = p.run(file, &[], 0);
+    assert_eq!(with_action(&second, "cached").len(), 5);
+}
