@@ -21,6 +21,8 @@ pub struct Planned {
     /// External inputs by role: path as written and absolute path.
     pub file_paths: BTreeMap<String, PathBuf>,
     pub absolute_files: BTreeMap<String, PathBuf>,
+    /// Roles whose upstream has no output yet: while any, `key` is not the real key.
+    pub pending: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +34,8 @@ pub enum PlanError {
     Store(#[from] StoreError),
 }
 
-/// Computes the key of stage `index`, given the records its upstreams completed with.
+/// Computes the key of stage `index`, given the records its upstreams completed with
+/// (`None` for an upstream that has not: its role is then listed in `pending`).
 pub fn plan(
     pipeline: &Pipeline,
     store: &Store,
@@ -48,10 +51,14 @@ pub fn plan(
         files: BTreeMap::new(),
     };
     let mut sources = Vec::new();
+    let mut pending = Vec::new();
     for dep in &stage.deps {
         let mut digests = Vec::new();
         for &u in &dep.stages {
-            let record = upstream(u).expect("upstream records are known before planning");
+            let Some(record) = upstream(u) else {
+                pending.push(dep.role.clone());
+                break;
+            };
             digests.push(record.output);
             sources.push(Source {
                 role: dep.role.clone(),
@@ -91,6 +98,7 @@ pub fn plan(
         sources,
         file_paths,
         absolute_files,
+        pending,
     })
 }
 
@@ -148,38 +156,42 @@ pub fn states(pipeline: &Pipeline, store: &Store) -> Result<Vec<State>, StoreErr
     let mut current: Vec<Option<Record>> = vec![None; pipeline.stages.len()];
     let mut states: Vec<Option<State>> = vec![None; pipeline.stages.len()];
     for &i in &pipeline.order {
-        let pending = pipeline
-            .upstream(i)
-            .into_iter()
-            .find(|&u| current[u].is_none());
+        let stage = &pipeline.stages[i].name;
+        let planned = match plan(pipeline, store, i, &|u| current[u].clone()) {
+            Err(PlanError::Store(e)) => return Err(e),
+            Err(PlanError::Input(d)) => {
+                states[i] = Some(State::Broken { message: d.message });
+                continue;
+            }
+            Ok(planned) => planned,
+        };
+        let pending = pipeline.upstream(i).into_iter().find(|&u| current[u].is_none());
         let state = match pending {
+            None => state_of(store, &refs, stage, &planned)?,
+            // The key is unknown until the upstream runs; what the stage's own
+            // parameters and files changed is known already.
             Some(u) => {
-                let reasons = vec![Reason::UpstreamPending {
-                    stage: pipeline.stages[u].name.clone(),
-                }];
-                match previous(store, &refs, &pipeline.stages[i].name)? {
-                    Some(_) => State::Stale { key: None, reasons },
-                    None => State::NeverRun { key: None, reasons },
+                let waiting = Reason::UpstreamPending { stage: pipeline.stages[u].name.clone() };
+                match previous(store, &refs, stage)? {
+                    Some(old) => {
+                        let mut planned = planned;
+                        for role in &planned.pending {
+                            let digests = old.inputs.upstream.get(role).cloned().unwrap_or_default();
+                            planned.inputs.upstream.insert(role.clone(), digests);
+                        }
+                        let own = diff(&old, &planned).into_iter().filter(|r| *r != Reason::KeySchema);
+                        State::Stale { key: None, reasons: std::iter::once(waiting).chain(own).collect() }
+                    }
+                    None => State::NeverRun { key: None, reasons: vec![waiting] },
                 }
             }
-            None => match plan(pipeline, store, i, &|u| current[u].clone()) {
-                Err(PlanError::Store(e)) => return Err(e),
-                Err(PlanError::Input(d)) => State::Broken { message: d.message },
-                Ok(planned) => {
-                    let state = state_of(store, &refs, &pipeline.stages[i].name, &planned)?;
-                    if let State::UpToDate { record, .. } = &state {
-                        current[i] = Some((**record).clone());
-                    }
-                    state
-                }
-            },
         };
+        if let State::UpToDate { record, .. } = &state {
+            current[i] = Some((**record).clone());
+        }
         states[i] = Some(state);
     }
-    Ok(states
-        .into_iter()
-        .map(|s| s.expect("every stage is in the order"))
-        .collect())
+    Ok(states.into_iter().map(|s| s.expect("every stage is in the order")).collect())
 }
 
 /// Where a planned stage stands against the store.

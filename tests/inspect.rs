@@ -60,6 +60,10 @@ fn why_prints_what_changed_field_by_field() {
         &text("echo 2 > {out}/o").replace("\"A\": \"1\"", "\"A\": \"2\", \"B\": \"3\""),
     );
     p.write("data.txt", "y");
+    let waiting = stdout_of(&p, &["why", "p.ron", "s"]);
+    let lines: Vec<&str> = waiting.lines().collect();
+    assert_eq!(lines[1], "  upstream `up` has to run first", "{waiting}");
+    assert_eq!(lines[2], "  params.env.A: \"1\" → \"2\"", "{waiting}");
     p.run("p.ron", &["up"], 0);
     let why = stdout_of(&p, &["why", "p.ron", "s"]);
     let lines: Vec<&str> = why.lines().collect();
