@@ -19,7 +19,11 @@ fn pipe(dir: &Path, args: &[&str]) -> Duration {
         .output()
         .expect("pipe runs");
     let elapsed = clock.elapsed();
-    assert!(out.status.success(), "pipe {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pipe {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     elapsed
 }
 
@@ -29,7 +33,10 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn chained_pipeline(n: usize) -> String {
@@ -58,10 +65,24 @@ fn bench_noop(stages: usize) {
     // measure the steady state a user sees.
     std::thread::sleep(Duration::from_millis(2100));
     pipe(dir.path(), &["run", "p.ron"]);
-    let noop = median((0..7).map(|_| pipe(dir.path(), &["run", "p.ron"])).collect());
-    let status = median((0..7).map(|_| pipe(dir.path(), &["status", "p.ron"])).collect());
-    println!("no-op `pipe run` of {stages} stages: {:.1} ms (median of 7, whole process)", noop.as_secs_f64() * 1e3);
-    println!("`pipe status` of {stages} stages: {:.1} ms (median of 7, whole process)", status.as_secs_f64() * 1e3);
+    let noop = median(
+        (0..7)
+            .map(|_| pipe(dir.path(), &["run", "p.ron"]))
+            .collect(),
+    );
+    let status = median(
+        (0..7)
+            .map(|_| pipe(dir.path(), &["status", "p.ron"]))
+            .collect(),
+    );
+    println!(
+        "no-op `pipe run` of {stages} stages: {:.1} ms (median of 7, whole process)",
+        noop.as_secs_f64() * 1e3
+    );
+    println!(
+        "`pipe status` of {stages} stages: {:.1} ms (median of 7, whole process)",
+        status.as_secs_f64() * 1e3
+    );
 }
 
 fn bench_hash(mib: usize) {
@@ -82,7 +103,8 @@ fn bench_hash(mib: usize) {
     let mut best = f64::MAX;
     for round in 0..4 {
         // A fresh store each time: nothing in its stat cache, so the file is read.
-        let store = pipe::store::Store::open(&dir.path().join(format!("cache{round}"))).expect("store");
+        let store =
+            pipe::store::Store::open(&dir.path().join(format!("cache{round}"))).expect("store");
         let clock = Instant::now();
         let digest = store.digest_path(&path).expect("hash");
         let secs = clock.elapsed().as_secs_f64();
@@ -91,14 +113,20 @@ fn bench_hash(mib: usize) {
         }
         std::hint::black_box(digest);
     }
-    println!("hashing a {mib} MiB input from the page cache: {:.2} GB/s (best of 3, one thread)", bytes / best / 1e9);
+    println!(
+        "hashing a {mib} MiB input from the page cache: {:.2} GB/s (best of 3, one thread)",
+        bytes / best / 1e9
+    );
     let store = pipe::store::Store::open(&dir.path().join("cache0")).expect("store");
     // The first look may find only a racy entry (the file was written moments before
     // it was hashed) and hash again; the second trusts the entry.
     store.digest_path(&path).expect("hash");
     let clock = Instant::now();
     store.digest_path(&path).expect("hash");
-    println!("the same input again through the stat cache: {:.3} ms", clock.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "the same input again through the stat cache: {:.3} ms",
+        clock.elapsed().as_secs_f64() * 1e3
+    );
 }
 
 fn main() {

@@ -165,24 +165,38 @@ pub fn states(pipeline: &Pipeline, store: &Store) -> Result<Vec<State>, StoreErr
             }
             Ok(planned) => planned,
         };
-        let pending = pipeline.upstream(i).into_iter().find(|&u| current[u].is_none());
+        let pending = pipeline
+            .upstream(i)
+            .into_iter()
+            .find(|&u| current[u].is_none());
         let state = match pending {
             None => state_of(store, &refs, stage, &planned)?,
             // The key is unknown until the upstream runs; what the stage's own
             // parameters and files changed is known already.
             Some(u) => {
-                let waiting = Reason::UpstreamPending { stage: pipeline.stages[u].name.clone() };
+                let waiting = Reason::UpstreamPending {
+                    stage: pipeline.stages[u].name.clone(),
+                };
                 match previous(store, &refs, stage)? {
                     Some(old) => {
                         let mut planned = planned;
                         for role in &planned.pending {
-                            let digests = old.inputs.upstream.get(role).cloned().unwrap_or_default();
+                            let digests =
+                                old.inputs.upstream.get(role).cloned().unwrap_or_default();
                             planned.inputs.upstream.insert(role.clone(), digests);
                         }
-                        let own = diff(&old, &planned).into_iter().filter(|r| *r != Reason::KeySchema);
-                        State::Stale { key: None, reasons: std::iter::once(waiting).chain(own).collect() }
+                        let own = diff(&old, &planned)
+                            .into_iter()
+                            .filter(|r| *r != Reason::KeySchema);
+                        State::Stale {
+                            key: None,
+                            reasons: std::iter::once(waiting).chain(own).collect(),
+                        }
                     }
-                    None => State::NeverRun { key: None, reasons: vec![waiting] },
+                    None => State::NeverRun {
+                        key: None,
+                        reasons: vec![waiting],
+                    },
                 }
             }
         };
@@ -191,7 +205,10 @@ pub fn states(pipeline: &Pipeline, store: &Store) -> Result<Vec<State>, StoreErr
         }
         states[i] = Some(state);
     }
-    Ok(states.into_iter().map(|s| s.expect("every stage is in the order")).collect())
+    Ok(states
+        .into_iter()
+        .map(|s| s.expect("every stage is in the order"))
+        .collect())
 }
 
 /// Where a planned stage stands against the store.

@@ -224,13 +224,7 @@ fn cache_ls_du_gc_and_pins() {
         4,
         "what gc kept is intact"
     );
-    assert_eq!(
-        p.json(&["cache", "verify"], 0)["corrupt"]
-            .as_array()
-            .unwrap()
-            .len(),
-        0
-    );
+    assert_eq!(len(&p.json(&["cache", "verify"], 0)["corrupt"]), 0);
 }
 
 #[test]

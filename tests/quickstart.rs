@@ -10,7 +10,10 @@ fn the_quickstart_runs_then_is_cached() {
     let file = concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/quickstart.ron");
     let first = p.run(file, &[], 0);
     assert_eq!(with_action(&first, "ran").len(), 5);
-    assert_eq!(stage(&first, "count[min_len=6]")["metrics"]["distinct"], 15.0);
+    assert_eq!(
+        stage(&first, "count[min_len=6]")["metrics"]["distinct"],
+        15.0
+    );
     let second = p.run(file, &[], 0);
     assert_eq!(with_action(&second, "cached").len(), 5);
 }

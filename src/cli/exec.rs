@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use pipe::schedule::{ExecError, Executed, JOB_SCHEMA, Job, execute};
+use pipe::schedule::{ExecError, Executed, Executor, InProcess, JOB_SCHEMA, Job};
 use serde_json::json;
 
 use super::run::{cancel_flag, install_ctrlc};
@@ -48,14 +48,13 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
     }
     install_ctrlc();
     let _shared = store.hold_shared()?;
-    let result = execute(
-        &store,
-        &stages::registry(),
-        &job,
-        &args.gpus.0,
-        cancel_flag(),
-        &Silent,
-    );
+    let registry = stages::registry();
+    let executor = InProcess {
+        store: &store,
+        registry: &registry,
+        cancel: cancel_flag(),
+    };
+    let result = executor.execute(&job, &args.gpus.0, &Silent);
     store.save()?;
     let (action, code, detail) = match &result {
         Ok(Executed::Ran(r)) => ("ran", ExitCode::SUCCESS, format!("{:.2}s", r.duration_s)),

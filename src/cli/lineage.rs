@@ -175,18 +175,9 @@ fn print_upstream(
     indent: &str,
     seen: &mut BTreeSet<Digest<StageKey>>,
 ) -> Result<(), CliError> {
-    let files: Vec<(String, String)> = record
-        .files
-        .iter()
-        .map(|(role, path)| {
-            let digest = record
-                .inputs
-                .files
-                .get(role)
-                .map(|d| d.short())
-                .unwrap_or_default();
-            (role.clone(), format!("file {}  {digest}", path.display()))
-        })
+    let files: Vec<(&str, String)> = record
+        .file_inputs()
+        .map(|(role, path, digest)| (role, format!("file {}  {}", path.display(), short(digest))))
         .collect();
     let count = record.sources.len() + files.len();
     for (n, source) in record.sources.iter().enumerate() {
@@ -231,6 +222,10 @@ fn print_upstream(
     Ok(())
 }
 
+fn short(digest: Option<Digest<Object>>) -> String {
+    digest.map(|d| d.short()).unwrap_or_default()
+}
+
 fn upstream_json(
     store: &Store,
     record: &Record,
@@ -245,9 +240,8 @@ fn upstream_json(
         inputs.push(json!({"role": source.role, "producer": node}));
     }
     let files: Vec<Value> = record
-        .files
-        .iter()
-        .map(|(role, path)| json!({"role": role, "path": path, "digest": record.inputs.files.get(role)}))
+        .file_inputs()
+        .map(|(role, path, digest)| json!({"role": role, "path": path, "digest": digest}))
         .collect();
     Ok(json!({
         "stage": record.stage,

@@ -116,13 +116,8 @@ fn print_inputs(record: &Record) {
             source.output.short()
         ));
     }
-    for (role, path) in &record.files {
-        let digest = record
-            .inputs
-            .files
-            .get(role)
-            .map(|d| d.short())
-            .unwrap_or_default();
+    for (role, path, digest) in record.file_inputs() {
+        let digest = digest.map(|d| d.short()).unwrap_or_default();
         out(format!(
             "input     {role} <- file {} ({digest})",
             path.display()

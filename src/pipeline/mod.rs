@@ -164,13 +164,13 @@ fn load(path: &Path, registry: &Registry, sources: &mut Sources) -> Result<Pipel
         include::expand_includes(&mut value, sources, &mut vec![absolute.clone()])
             .map_err(|d| d.in_stage(stage_name))?;
         flatten_kind(&mut value);
-        if value.name() == Some("ForEach") {
-            if let ValueKind::Struct { fields, .. } = &mut value.kind {
-                fields
-                    .iter_mut()
-                    .filter(|f| f.name == "stage")
-                    .for_each(|f| flatten_kind(&mut f.value));
-            }
+        if value.name() == Some("ForEach")
+            && let ValueKind::Struct { fields, .. } = &mut value.kind
+        {
+            fields
+                .iter_mut()
+                .filter(|f| f.name == "stage")
+                .for_each(|f| flatten_kind(&mut f.value));
         }
         let expanded = match value.name() {
             Some("ForEach") => {
@@ -222,19 +222,17 @@ fn flatten_kind(value: &mut Value) {
         name: Some(name),
         items,
     } = &mut value.kind
-    {
-        if let [
+        && let [
             Value {
                 kind: ValueKind::Struct { name: None, fields },
                 ..
             },
         ] = items.as_mut_slice()
-        {
-            value.kind = ValueKind::Struct {
-                name: Some(std::mem::take(name)),
-                fields: std::mem::take(fields),
-            };
-        }
+    {
+        value.kind = ValueKind::Struct {
+            name: Some(std::mem::take(name)),
+            fields: std::mem::take(fields),
+        };
     }
 }
 

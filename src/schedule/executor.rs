@@ -22,6 +22,7 @@ pub trait Executor: Sync {
 }
 
 /// Runs stages on threads of this process.
+#[derive(Clone, Copy)]
 pub struct InProcess<'a> {
     pub store: &'a Store,
     pub registry: &'a Registry,
@@ -35,7 +36,7 @@ impl Executor for InProcess<'_> {
         gpus: &[u32],
         progress: &dyn Progress,
     ) -> Result<Executed, ExecError> {
-        execute(self.store, self.registry, job, gpus, self.cancel, progress)
+        execute(self, job, gpus, progress)
     }
 }
 

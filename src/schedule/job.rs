@@ -7,8 +7,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
-use stages::{Context, Input, Progress, Registry, StageError};
+use stages::{Context, Input, Progress, StageError};
 
+use super::executor::InProcess;
 use crate::digest::{Digest, StageKey};
 use crate::key::KeyInputs;
 use crate::plan::Planned;
@@ -82,21 +83,20 @@ pub enum ExecError {
 /// meanwhile, else runs the kind in a fresh folder and commits the result. Nothing is
 /// recorded unless the stage succeeded; a failure is written apart, with its log.
 pub fn execute(
-    store: &Store,
-    registry: &Registry,
+    env: &InProcess,
     job: &Job,
     gpus: &[u32],
-    cancel: &AtomicBool,
     progress: &dyn Progress,
 ) -> Result<Executed, ExecError> {
-    let _key_lock = wait_for_lock(store, &job.key, cancel)?;
+    let store = env.store;
+    let _key_lock = wait_for_lock(store, &job.key, env.cancel)?;
     if !job.force
         && let Lookup::Hit(record) = store.lookup(&job.key)?
     {
         return Ok(Executed::Reused(record));
     }
     let run = RunDir::create(store)?;
-    let result = run_in(store, registry, job, gpus, cancel, progress, &run);
+    let result = run_in(env, job, gpus, progress, &run);
     run.remove();
     result
 }
@@ -147,14 +147,17 @@ impl RunDir {
 }
 
 fn run_in(
-    store: &Store,
-    registry: &Registry,
+    env: &InProcess,
     job: &Job,
     gpus: &[u32],
-    cancel: &AtomicBool,
     progress: &dyn Progress,
     run: &RunDir,
 ) -> Result<Executed, ExecError> {
+    let InProcess {
+        store,
+        registry,
+        cancel,
+    } = *env;
     let fail = |message: String| ExecError::Failed { message, log: None };
     let kind = registry.get(&job.inputs.kind).ok_or_else(|| {
         fail(format!(

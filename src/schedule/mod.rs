@@ -19,7 +19,7 @@ use std::time::Instant;
 use stages::Progress;
 
 pub use executor::{Executor, InProcess, Subprocess};
-pub use job::{ExecError, Executed, JOB_SCHEMA, Job, execute};
+pub use job::{ExecError, Executed, JOB_SCHEMA, Job};
 use slots::Slots;
 
 use crate::digest::{Digest, StageKey};

@@ -38,6 +38,21 @@ pub struct Record {
     pub log: Option<Digest<Object>>,
 }
 
+impl Record {
+    /// External inputs: role, path as written, and the digest the key used.
+    pub fn file_inputs(
+        &self,
+    ) -> impl Iterator<Item = (&str, &std::path::Path, Option<Digest<Object>>)> {
+        self.files.iter().map(|(role, path)| {
+            (
+                role.as_str(),
+                path.as_path(),
+                self.inputs.files.get(role).copied(),
+            )
+        })
+    }
+}
+
 /// One upstream stage a record read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Source {

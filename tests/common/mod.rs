@@ -133,3 +133,8 @@ Pipeline(
     },
 )
 "#;
+
+/// The length of a JSON array (0 if it is not one).
+pub fn len(value: &Value) -> usize {
+    value.as_array().map_or(0, Vec::len)
+}

@@ -74,8 +74,8 @@ impl<'de> Deserializer<'de> for &'de Value {
             ValueKind::List(items) | ValueKind::Tuple { items, .. } => {
                 visitor.visit_seq(Seq::new(items))
             }
-            ValueKind::Map(entries) => visitor.visit_map(Map::new(entries)),
-            ValueKind::Struct { fields, .. } => visitor.visit_map(Fields::new(fields)),
+            ValueKind::Map(entries) => visitor.visit_map(map(entries)),
+            ValueKind::Struct { fields, .. } => visitor.visit_map(struct_fields(fields)),
         };
         result.map_err(|e| e.at(self.span))
     }
@@ -165,8 +165,8 @@ impl<'de> Deserializer<'de> for &'de Value {
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match &self.kind {
-            ValueKind::Map(entries) => visitor.visit_map(Map::new(entries)),
-            ValueKind::Struct { fields, .. } => visitor.visit_map(Fields::new(fields)),
+            ValueKind::Map(entries) => visitor.visit_map(map(entries)),
+            ValueKind::Struct { fields, .. } => visitor.visit_map(struct_fields(fields)),
             _ => self.invalid(&visitor),
         }
         .map_err(|e| e.at(self.span))
@@ -179,12 +179,12 @@ impl<'de> Deserializer<'de> for &'de Value {
         visitor: V,
     ) -> Result<V::Value, Error> {
         match &self.kind {
-            ValueKind::Struct { fields, .. } => visitor.visit_map(Fields::new(fields)),
-            ValueKind::Unit => visitor.visit_map(Fields::new(&[])),
+            ValueKind::Struct { fields, .. } => visitor.visit_map(struct_fields(fields)),
+            ValueKind::Unit => visitor.visit_map(struct_fields(&[])),
             ValueKind::Tuple { items, .. } if items.is_empty() => {
-                visitor.visit_map(Fields::new(&[]))
+                visitor.visit_map(struct_fields(&[]))
             }
-            ValueKind::Map(entries) => visitor.visit_map(Map::new(entries)),
+            ValueKind::Map(entries) => visitor.visit_map(map(entries)),
             _ => self.invalid(&visitor),
         }
         // A missing field is only noticed at the end: point at the struct's name or `(`.
@@ -273,21 +273,39 @@ impl<'de> SeqAccess<'de> for Seq<'de> {
     }
 }
 
-struct Map<'a> {
-    entries: std::slice::Iter<'a, (Value, Value)>,
+/// A map key: a written value (`{k: v}`) or a field name (`(k: v)`).
+enum Key<'a> {
+    Value(&'a Value),
+    Name(Name<'a>),
+}
+
+/// The entries of a map or the fields of a struct, handed out to a visitor.
+struct Entries<'a, I> {
+    entries: I,
     value: Option<&'a Value>,
 }
 
-impl<'a> Map<'a> {
-    fn new(entries: &'a [(Value, Value)]) -> Self {
-        Map {
-            entries: entries.iter(),
-            value: None,
-        }
+fn map(entries: &[(Value, Value)]) -> Entries<'_, impl Iterator<Item = (Key<'_>, &Value)>> {
+    Entries {
+        entries: entries.iter().map(|(k, v)| (Key::Value(k), v)),
+        value: None,
     }
 }
 
-impl<'de> MapAccess<'de> for Map<'de> {
+fn struct_fields(fields: &[Field]) -> Entries<'_, impl Iterator<Item = (Key<'_>, &Value)>> {
+    Entries {
+        entries: fields.iter().map(|f| {
+            let name = Name {
+                name: f.name.as_str(),
+                span: f.name_span,
+            };
+            (Key::Name(name), &f.value)
+        }),
+        value: None,
+    }
+}
+
+impl<'de, I: Iterator<Item = (Key<'de>, &'de Value)>> MapAccess<'de> for Entries<'de, I> {
     type Error = Error;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
@@ -298,48 +316,10 @@ impl<'de> MapAccess<'de> for Map<'de> {
             return Ok(None);
         };
         self.value = Some(value);
-        seed.deserialize(key).map(Some).map_err(|e| e.at(key.span))
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
-        let value = self
-            .value
-            .take()
-            .expect("next_value_seed after next_key_seed");
-        seed.deserialize(value).map_err(|e| e.at(value.span))
-    }
-}
-
-struct Fields<'a> {
-    fields: std::slice::Iter<'a, Field>,
-    value: Option<&'a Value>,
-}
-
-impl<'a> Fields<'a> {
-    fn new(fields: &'a [Field]) -> Self {
-        Fields {
-            fields: fields.iter(),
-            value: None,
+        match key {
+            Key::Value(k) => seed.deserialize(k).map(Some).map_err(|e| e.at(k.span)),
+            Key::Name(name) => seed.deserialize(name).map(Some),
         }
-    }
-}
-
-impl<'de> MapAccess<'de> for Fields<'de> {
-    type Error = Error;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, Error> {
-        let Some(field) = self.fields.next() else {
-            return Ok(None);
-        };
-        self.value = Some(&field.value);
-        seed.deserialize(Name {
-            name: &field.name,
-            span: field.name_span,
-        })
-        .map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
@@ -419,10 +399,10 @@ impl<'de> VariantAccess<'de> for Enum<'de> {
         visitor: V,
     ) -> Result<V::Value, Error> {
         match &self.0.kind {
-            ValueKind::Struct { fields, .. } => visitor.visit_map(Fields::new(fields)),
-            ValueKind::Ident(_) => visitor.visit_map(Fields::new(&[])),
+            ValueKind::Struct { fields, .. } => visitor.visit_map(struct_fields(fields)),
+            ValueKind::Ident(_) => visitor.visit_map(struct_fields(&[])),
             ValueKind::Tuple { items, .. } if items.is_empty() => {
-                visitor.visit_map(Fields::new(&[]))
+                visitor.visit_map(struct_fields(&[]))
             }
             _ => self.0.invalid(&visitor),
         }
