@@ -219,6 +219,8 @@ fn cache_ls_du_gc_and_pins() {
             .len(),
         4
     );
+    let jobs = p.path("cache/jobs").read_dir().unwrap().count();
+    assert_eq!(jobs, 4, "the removed record's job is gone");
     assert_eq!(
         with_action(&p.run("p.ron", &[], 0), "cached").len(),
         4,

@@ -179,8 +179,29 @@ impl Store {
         };
         for key in &plan.records {
             remove_file(self.record_path(key))?;
-            remove_file(self.job_path(key))?;
-            remove_file(self.failure_path(key))?;
+        }
+        // Jobs, failures and key locks of every key not kept (failed or interrupted keys
+        // have no record). Removing a lock file is safe here: no run holds the store.
+        for (dir, suffixes) in [
+            ("jobs", &[".json"][..]),
+            ("failures", &[".json", ".log"]),
+            ("locks", &[".lock"]),
+        ] {
+            let dir = self.root.join(dir);
+            for entry in std::fs::read_dir(&dir).map_err(StoreError::io("list", &dir))? {
+                let path = entry.map_err(StoreError::io("list", &dir))?.path();
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                let key = suffixes
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .and_then(|k| k.parse().ok());
+                if key.is_some_and(|k: Digest<StageKey>| !keep.contains(&k)) {
+                    remove_file(path)?;
+                }
+            }
         }
         for tree in &plan.trees {
             let folder = self.tree_path(tree);
