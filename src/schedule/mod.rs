@@ -84,113 +84,49 @@ pub fn run(
     let clock = Instant::now();
     let _shared = store.hold_shared()?;
     store.clean_tmp()?;
-    let refs = store.refs(&pipeline.name)?;
     let order: Vec<usize> = pipeline
         .order
         .iter()
         .copied()
         .filter(|i| selected.contains(i))
         .collect();
-    let mut slots: Vec<Slot> = (0..pipeline.stages.len()).map(|_| Slot::Pending).collect();
-    let mut records: Vec<Option<Record>> = vec![None; pipeline.stages.len()];
-    let mut gpus = Slots::new(&options.gpus);
-    let mut running = 0usize;
-    let mut stopping = false;
+    let mut run = Run {
+        pipeline,
+        store,
+        options,
+        refs: store.refs(&pipeline.name)?,
+        slots: (0..pipeline.stages.len()).map(|_| Slot::Pending).collect(),
+        records: vec![None; pipeline.stages.len()],
+        gpus: Slots::new(&options.gpus),
+        stopping: false,
+    };
     let (tx, rx) = mpsc::channel::<Finished>();
+    let mut running = 0usize;
 
     std::thread::scope(|scope| -> Result<(), StoreError> {
         loop {
+            // Settle every stage that can be settled, start what may start, repeat
+            // until nothing moves; then wait for a running stage to finish.
             let mut progressed = true;
-            while progressed && !stopping && !cancel.load(Ordering::Relaxed) {
+            while progressed && !run.stopping && !cancel.load(Ordering::Relaxed) {
                 progressed = false;
                 for &i in &order {
-                    let stage = &pipeline.stages[i];
-                    let finish = |slot: &mut Slot, report: StageReport| {
-                        observer.finished(&report);
-                        *slot = Slot::Done(Box::new(report));
-                    };
-                    if matches!(slots[i], Slot::Pending) {
-                        let ups = pipeline.upstream(i);
-                        let failed_up = ups.iter().find(
-                            |&&u| matches!(&slots[u], Slot::Done(r) if !r.action.succeeded()),
-                        );
-                        if let Some(&bad) = failed_up {
-                            let mut report = StageReport::new(&stage.name, Action::Skipped);
-                            report.error = Some(format!(
-                                "upstream `{}` did not complete",
-                                pipeline.stages[bad].name
-                            ));
-                            finish(&mut slots[i], report);
-                            progressed = true;
-                            continue;
+                    if matches!(run.slots[i], Slot::Pending) {
+                        let next = run.prepare(i)?;
+                        progressed |= !matches!(next, Slot::Pending);
+                        if let Slot::Done(report) = &next {
+                            observer.finished(report);
                         }
-                        if ups.iter().any(|&u| records[u].is_none()) {
-                            continue;
-                        }
-                        progressed = true;
-                        let planned = match plan(pipeline, store, i, &|u| records[u].clone()) {
-                            Ok(planned) => planned,
-                            Err(PlanError::Store(e)) => return Err(e),
-                            Err(PlanError::Input(d)) => {
-                                let mut report = StageReport::new(&stage.name, Action::Failed);
-                                report.error = Some(pipeline.render(&d).trim_end().to_string());
-                                finish(&mut slots[i], report);
-                                stopping |= !options.keep_going;
-                                continue;
-                            }
-                        };
-                        let reasons = if options.force.contains(&i) {
-                            vec![Reason::Forced]
-                        } else {
-                            match store.lookup(&planned.key)? {
-                                Lookup::Hit(record) => {
-                                    finish(
-                                        &mut slots[i],
-                                        cached_report(&stage.name, &record, store),
-                                    );
-                                    records[i] = Some(*record);
-                                    continue;
-                                }
-                                Lookup::Damaged { why, .. } => {
-                                    vec![Reason::OutputDamaged { detail: why }]
-                                }
-                                Lookup::Miss => match previous(store, &refs, &stage.name)? {
-                                    Some(old) => diff(&old, &planned),
-                                    None => vec![Reason::NeverRun],
-                                },
-                            }
-                        };
-                        let needed = stage.declaration.gpus as usize;
-                        if needed > gpus.total() {
-                            let mut report = StageReport::new(&stage.name, Action::Failed);
-                            report.key = Some(planned.key);
-                            report.error = Some(format!(
-                                "needs {needed} GPU(s) but {} given; list GPU ids with --gpus, e.g. --gpus 0,1",
-                                gpus.total()
-                            ));
-                            finish(&mut slots[i], report);
-                            stopping |= !options.keep_going;
-                            continue;
-                        }
-                        slots[i] = Slot::Ready(Box::new((planned, reasons)));
+                        run.slots[i] = next;
                     }
-                    if !matches!(slots[i], Slot::Ready(_)) || running >= options.jobs {
+                    if running >= options.jobs {
                         continue;
                     }
-                    let Some(ids) = gpus.take(stage.declaration.gpus as usize) else {
+                    let Some((job, ids, report)) = run.start(i)? else {
                         continue;
                     };
-                    let Slot::Ready(ready) = std::mem::replace(&mut slots[i], Slot::Pending) else {
-                        unreachable!("matched above")
-                    };
-                    let (planned, reasons) = *ready;
-                    let job = Job::new(pipeline, i, planned, options.force.contains(&i));
-                    write_json(&store.job_path(&job.key), &job)?;
-                    let mut report = StageReport::new(&stage.name, Action::Ran);
-                    report.key = Some(job.key);
-                    report.reasons = reasons;
-                    slots[i] = Slot::Running(Box::new(report));
-                    observer.started(&stage.name);
+                    observer.started(&job.stage);
+                    run.slots[i] = Slot::Running(Box::new(report));
                     running += 1;
                     progressed = true;
                     let tx = tx.clone();
@@ -216,66 +152,183 @@ pub fn run(
             }
             let done = rx.recv().expect("workers hold a sender while running");
             running -= 1;
-            gpus.give_back(done.gpus.clone());
-            let Slot::Running(mut report) =
-                std::mem::replace(&mut slots[done.index], Slot::Pending)
-            else {
-                unreachable!("only running stages report back")
-            };
-            report.gpus = done.gpus;
-            report.duration_s = Some(done.seconds);
-            match done.result {
-                Ok(Executed::Ran(record)) => {
-                    fill_from_record(&mut report, &record, store);
-                    records[done.index] = Some(*record);
-                }
-                Ok(Executed::Reused(record)) => {
-                    report.action = Action::Reused;
-                    fill_from_record(&mut report, &record, store);
-                    records[done.index] = Some(*record);
-                }
-                Err(ExecError::Cancelled) => report.action = Action::Interrupted,
-                Err(ExecError::Failed { message, log }) => {
-                    report.action = Action::Failed;
-                    report.error = Some(message);
-                    report.log = log;
-                    stopping |= !options.keep_going;
-                }
-                Err(ExecError::Store(e)) => {
-                    report.action = Action::Failed;
-                    report.error = Some(e.to_string());
-                    stopping |= !options.keep_going;
-                }
-            }
+            let index = done.index;
+            let report = run.finish(done);
             observer.finished(&report);
-            slots[done.index] = Slot::Done(report);
+            run.slots[index] = Slot::Done(Box::new(report));
         }
     })?;
+    run.report(&order, clock, cancel.load(Ordering::Relaxed))
+}
 
-    let interrupted = cancel.load(Ordering::Relaxed);
-    let mut reports = Vec::new();
-    let mut refs_update: BTreeMap<String, Digest<StageKey>> = BTreeMap::new();
-    let mut incomplete = BTreeSet::new();
-    for &i in &order {
-        let report = match std::mem::replace(&mut slots[i], Slot::Pending) {
-            Slot::Done(report) => *report,
-            _ => {
-                let failed_up = pipeline
+/// The state of one run, owned by the control loop.
+struct Run<'a> {
+    pipeline: &'a Pipeline,
+    store: &'a Store,
+    options: &'a Options,
+    /// The stages' last keys before this run, for reasons.
+    refs: crate::store::Refs,
+    slots: Vec<Slot>,
+    /// What each stage completed with in this run.
+    records: Vec<Option<Record>>,
+    gpus: Slots,
+    stopping: bool,
+}
+
+impl Run<'_> {
+    /// Decides what a pending stage does next: wait for upstreams, be skipped, reuse
+    /// its record, fail before running, or get ready to run.
+    fn prepare(&mut self, i: usize) -> Result<Slot, StoreError> {
+        let stage = &self.pipeline.stages[i];
+        let ups = self.pipeline.upstream(i);
+        let failed_up = ups
+            .iter()
+            .find(|&&u| matches!(&self.slots[u], Slot::Done(r) if !r.action.succeeded()));
+        if let Some(&bad) = failed_up {
+            let mut report = StageReport::new(&stage.name, Action::Skipped);
+            report.error = Some(format!(
+                "upstream `{}` did not complete",
+                self.pipeline.stages[bad].name
+            ));
+            return Ok(Slot::Done(Box::new(report)));
+        }
+        if ups.iter().any(|&u| self.records[u].is_none()) {
+            return Ok(Slot::Pending);
+        }
+        let planned = match plan(self.pipeline, self.store, i, &|u| self.records[u].clone()) {
+            Ok(planned) => planned,
+            Err(PlanError::Store(e)) => return Err(e),
+            Err(PlanError::Input(d)) => {
+                let report = StageReport::new(&stage.name, Action::Failed);
+                let message = self.pipeline.render(&d);
+                return Ok(Slot::Done(Box::new(self.fail(report, message.trim_end()))));
+            }
+        };
+        let reasons = if self.options.force.contains(&i) {
+            vec![Reason::Forced]
+        } else {
+            match self.store.lookup(&planned.key)? {
+                Lookup::Hit(record) => {
+                    let mut report = StageReport::new(&stage.name, Action::Cached);
+                    fill_from_record(&mut report, &record, self.store);
+                    self.records[i] = Some(*record);
+                    return Ok(Slot::Done(Box::new(report)));
+                }
+                Lookup::Damaged { why, .. } => vec![Reason::OutputDamaged { detail: why }],
+                Lookup::Miss => match previous(self.store, &self.refs, &stage.name)? {
+                    Some(old) => diff(&old, &planned),
+                    None => vec![Reason::NeverRun],
+                },
+            }
+        };
+        let needed = stage.declaration.gpus as usize;
+        if needed > self.gpus.total() {
+            let mut report = StageReport::new(&stage.name, Action::Failed);
+            report.key = Some(planned.key);
+            let given = self.gpus.total();
+            let message = format!(
+                "needs {needed} GPU(s) but {given} given; list GPU ids with --gpus, e.g. --gpus 0,1"
+            );
+            return Ok(Slot::Done(Box::new(self.fail(report, &message))));
+        }
+        Ok(Slot::Ready(Box::new((planned, reasons))))
+    }
+
+    /// Marks a report failed; the run stops starting stages unless `--keep-going`.
+    fn fail(&mut self, mut report: StageReport, error: &str) -> StageReport {
+        report.action = Action::Failed;
+        report.error = Some(error.to_string());
+        self.stopping |= !self.options.keep_going;
+        report
+    }
+
+    /// Takes a ready stage's GPUs and writes its job, if it is ready and they are free.
+    fn start(&mut self, i: usize) -> Result<Option<(Job, Vec<u32>, StageReport)>, StoreError> {
+        if !matches!(self.slots[i], Slot::Ready(_)) {
+            return Ok(None);
+        }
+        let Some(ids) = self
+            .gpus
+            .take(self.pipeline.stages[i].declaration.gpus as usize)
+        else {
+            return Ok(None);
+        };
+        let Slot::Ready(ready) = std::mem::replace(&mut self.slots[i], Slot::Pending) else {
+            unreachable!("matched above")
+        };
+        let (planned, reasons) = *ready;
+        let job = Job::new(self.pipeline, i, planned, self.options.force.contains(&i));
+        write_json(&self.store.job_path(&job.key), &job)?;
+        let mut report = StageReport::new(&job.stage, Action::Ran);
+        report.key = Some(job.key);
+        report.reasons = reasons;
+        Ok(Some((job, ids, report)))
+    }
+
+    /// Folds a finished execution into its stage's report.
+    fn finish(&mut self, done: Finished) -> StageReport {
+        self.gpus.give_back(done.gpus.clone());
+        let Slot::Running(report) = std::mem::replace(&mut self.slots[done.index], Slot::Pending)
+        else {
+            unreachable!("only running stages report back")
+        };
+        let mut report = *report;
+        report.gpus = done.gpus;
+        report.duration_s = Some(done.seconds);
+        let record = match done.result {
+            Ok(Executed::Ran(record)) => record,
+            Ok(Executed::Reused(record)) => {
+                report.action = Action::Reused;
+                record
+            }
+            Err(ExecError::Cancelled) => {
+                report.action = Action::Interrupted;
+                return report;
+            }
+            Err(ExecError::Failed { message, log }) => {
+                report.log = log;
+                return self.fail(report, &message);
+            }
+            Err(ExecError::Store(e)) => {
+                return self.fail(report, &e.to_string());
+            }
+        };
+        fill_from_record(&mut report, &record, self.store);
+        self.records[done.index] = Some(*record);
+        report
+    }
+
+    /// The run's report in pipeline order; points the stages that completed at their
+    /// keys for `why`, `status` and `gc`.
+    fn report(
+        mut self,
+        order: &[usize],
+        clock: Instant,
+        interrupted: bool,
+    ) -> Result<RunReport, StoreError> {
+        let mut reports = Vec::new();
+        let mut refs_update: BTreeMap<String, Digest<StageKey>> = BTreeMap::new();
+        let mut incomplete = BTreeSet::new();
+        for &i in order {
+            let name = &self.pipeline.stages[i].name;
+            let report = match std::mem::replace(&mut self.slots[i], Slot::Pending) {
+                Slot::Done(report) => *report,
+                _ => match self
+                    .pipeline
                     .upstream(i)
                     .into_iter()
-                    .find(|u| incomplete.contains(u));
-                match failed_up {
+                    .find(|u| incomplete.contains(u))
+                {
                     Some(u) => {
-                        let mut report =
-                            StageReport::new(&pipeline.stages[i].name, Action::Skipped);
+                        let mut report = StageReport::new(name, Action::Skipped);
                         report.error = Some(format!(
                             "upstream `{}` did not complete",
-                            pipeline.stages[u].name
+                            self.pipeline.stages[u].name
                         ));
                         report
                     }
                     None => {
-                        let mut report = StageReport::new(&pipeline.stages[i].name, Action::NotRun);
+                        let mut report = StageReport::new(name, Action::NotRun);
                         let why = if interrupted {
                             "interrupted before it started"
                         } else {
@@ -284,31 +337,24 @@ pub fn run(
                         report.error = Some(why.into());
                         report
                     }
-                }
+                },
+            };
+            if !report.action.succeeded() {
+                incomplete.insert(i);
+            } else if let Some(key) = report.key {
+                refs_update.insert(report.stage.clone(), key);
             }
-        };
-        if !report.action.succeeded() {
-            incomplete.insert(i);
+            reports.push(report);
         }
-        if let (true, Some(key)) = (report.action.succeeded(), report.key) {
-            refs_update.insert(report.stage.clone(), key);
-        }
-        reports.push(report);
+        self.store.update_refs(&self.pipeline.name, &refs_update)?;
+        self.store.save()?;
+        Ok(RunReport::new(
+            &self.pipeline.name,
+            reports,
+            clock.elapsed().as_secs_f64(),
+            interrupted,
+        ))
     }
-    store.update_refs(&pipeline.name, &refs_update)?;
-    store.save()?;
-    Ok(RunReport::new(
-        &pipeline.name,
-        reports,
-        clock.elapsed().as_secs_f64(),
-        interrupted,
-    ))
-}
-
-fn cached_report(stage: &str, record: &Record, store: &Store) -> StageReport {
-    let mut report = StageReport::new(stage, Action::Cached);
-    fill_from_record(&mut report, record, store);
-    report
 }
 
 fn fill_from_record(report: &mut StageReport, record: &Record, store: &Store) {
