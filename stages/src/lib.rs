@@ -18,8 +18,10 @@
 //! the version is part of every key, so the change reruns exactly that kind's stages.
 
 mod context;
+pub mod data;
 mod kind;
 pub mod kinds;
+pub mod rng;
 
 pub use context::{Context, Input, Outcome, Progress, StageError};
 pub use kind::{

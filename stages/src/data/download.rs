@@ -1,0 +1,244 @@
+//! Downloading a file with a known checksum: resumable (an interrupted transfer goes on
+//! from where it stopped, in the same run or the next), verified before use, and with an
+//! error that says what to place where when the machine is offline.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use md5::Digest as _;
+use serde::{Deserialize, Serialize};
+
+use super::DataError;
+
+/// The checksum a file must have. `sha256` may be a prefix (at least 8 hex digits), as
+/// in weight files named after the start of their sha256.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checksum {
+    #[serde(default)]
+    pub md5: Option<String>,
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+impl Checksum {
+    pub fn check_declared(&self) -> Result<(), String> {
+        let hex = |s: &str| s.chars().all(|c| c.is_ascii_hexdigit());
+        match (&self.md5, &self.sha256) {
+            (None, None) => Err(
+                "give `md5` or `sha256`: a download that cannot be verified is not reproducible"
+                    .into(),
+            ),
+            (Some(m), _) if m.len() != 32 || !hex(m) => {
+                Err(format!("`md5` must be 32 hex digits, not `{m}`"))
+            }
+            (_, Some(s)) if s.len() < 8 || s.len() > 64 || !hex(s) => {
+                Err(format!("`sha256` must be 8 to 64 hex digits, not `{s}`"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Verifies a file, naming it and both digests on a mismatch.
+    pub fn verify(&self, path: &Path) -> Result<(), DataError> {
+        let mut file = File::open(path).map_err(DataError::io(path))?;
+        let mut md5 = md5::Md5::new();
+        let mut sha = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).map_err(DataError::io(path))?;
+            if n == 0 {
+                break;
+            }
+            if self.md5.is_some() {
+                md5.update(&buf[..n]);
+            }
+            if self.sha256.is_some() {
+                sha.update(&buf[..n]);
+            }
+        }
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let name = path.display().to_string();
+        if let Some(expected) = &self.md5 {
+            let actual = hex(&md5.finalize());
+            if !actual.eq_ignore_ascii_case(expected) {
+                return Err(DataError::Checksum {
+                    file: name,
+                    algorithm: "md5",
+                    expected: expected.clone(),
+                    actual,
+                });
+            }
+        }
+        if let Some(expected) = &self.sha256 {
+            let actual = hex(&sha.finalize());
+            if !actual.starts_with(&expected.to_ascii_lowercase()) {
+                return Err(DataError::Checksum {
+                    file: name,
+                    algorithm: "sha256",
+                    expected: expected.clone(),
+                    actual,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        match (&self.md5, &self.sha256) {
+            (Some(m), _) => format!("md5 {m}"),
+            (_, Some(s)) => format!("sha256 {s}…"),
+            _ => String::new(),
+        }
+    }
+}
+
+/// How many times a transfer that breaks off is resumed within one run.
+const ATTEMPTS: u32 = 5;
+
+/// Downloads `url` to `dir/name` (keeping a `.part` file while incomplete) and verifies
+/// it. A complete, verified file already there is used as is: that is also how a file
+/// fetched by hand on another machine is given to an offline one.
+pub fn fetch(
+    url: &str,
+    dir: &Path,
+    name: &str,
+    checksum: &Checksum,
+    progress: &dyn Fn(u64, Option<u64>),
+    cancel: &AtomicBool,
+) -> Result<PathBuf, DataError> {
+    let done = dir.join(name);
+    if done.exists() {
+        checksum.verify(&done)?;
+        return Ok(done);
+    }
+    let part = dir.join(format!("{name}.part"));
+    let mut last_error = String::new();
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            tracing::warn!("download of {url} interrupted ({last_error}); resuming");
+            std::thread::sleep(Duration::from_millis(200 * attempt as u64));
+        }
+        match transfer(url, &part, progress, cancel) {
+            Ok(()) => {
+                if let Err(e) = checksum.verify(&part) {
+                    let _ = std::fs::remove_file(&part);
+                    return Err(e);
+                }
+                std::fs::rename(&part, &done).map_err(DataError::io(&done))?;
+                return Ok(done);
+            }
+            Err(Transfer::Cancelled) => return Err(DataError::Cancelled),
+            Err(Transfer::Fatal(message)) => {
+                return Err(DataError::Download {
+                    url: url.into(),
+                    message,
+                    hint: format!(
+                        "without network access, fetch the file elsewhere and place it at `{}` ({}), then run again",
+                        done.display(),
+                        checksum.describe()
+                    ),
+                });
+            }
+            Err(Transfer::Broken(message)) => last_error = message,
+        }
+    }
+    Err(DataError::Download {
+        url: url.into(),
+        message: format!("the transfer broke off {ATTEMPTS} times, last: {last_error}"),
+        hint: format!(
+            "run again to resume from the {} bytes in `{}`",
+            part.metadata().map_or(0, |m| m.len()),
+            part.display()
+        ),
+    })
+}
+
+enum Transfer {
+    /// Worth resuming.
+    Broken(String),
+    /// Not worth retrying now (no such host, HTTP 404, …).
+    Fatal(String),
+    Cancelled,
+}
+
+fn transfer(
+    url: &str,
+    part: &Path,
+    progress: &dyn Fn(u64, Option<u64>),
+    cancel: &AtomicBool,
+) -> Result<(), Transfer> {
+    let have = part.metadata().map_or(0, |m| m.len());
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_body(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut request = agent.get(url);
+    if have > 0 {
+        request = request.header("Range", format!("bytes={have}-"));
+    }
+    let response = request.call().map_err(|e| match e {
+        ureq::Error::Io(io) => Transfer::Broken(io.to_string()),
+        other => Transfer::Fatal(other.to_string()),
+    })?;
+    let status = response.status().as_u16();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (mut file, start, total) = match status {
+        206 => {
+            // `Content-Range: bytes 100-199/200`
+            let total = header("content-range")
+                .and_then(|r| r.rsplit('/').next().and_then(|t| t.parse().ok()));
+            let file = OpenOptions::new()
+                .append(true)
+                .open(part)
+                .map_err(|e| Transfer::Fatal(e.to_string()))?;
+            (file, have, total)
+        }
+        200 => {
+            let total = header("content-length").and_then(|l| l.parse().ok());
+            let file = File::create(part).map_err(|e| Transfer::Fatal(e.to_string()))?;
+            (file, 0, total)
+        }
+        416 if have > 0 => {
+            // The part already holds everything: the checksum decides.
+            return Ok(());
+        }
+        other => return Err(Transfer::Fatal(format!("the server answered HTTP {other}"))),
+    };
+    let mut body = response.into_body().into_reader();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut got = start;
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Transfer::Cancelled);
+        }
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => return Err(Transfer::Broken(format!("{e} after {got} bytes"))),
+        };
+        file.write_all(&buf[..n])
+            .map_err(|e| Transfer::Fatal(e.to_string()))?;
+        got += n as u64;
+        progress(got, total);
+    }
+    file.sync_data()
+        .map_err(|e| Transfer::Fatal(e.to_string()))?;
+    match total {
+        Some(total) if got < total => Err(Transfer::Broken(format!(
+            "connection closed after {got} of {total} bytes"
+        ))),
+        _ => Ok(()),
+    }
+}
