@@ -30,5 +30,9 @@ pub use kind::{
 
 /// Every kind this build knows, by the name used in pipeline files.
 pub fn registry() -> Registry {
-    Registry::new(vec![Box::new(Typed::<kinds::command::Command>::default())])
+    Registry::new(vec![
+        Box::new(Typed::<kinds::command::Command>::default()),
+        Box::new(Typed::<kinds::download::Download>::default()),
+        Box::new(Typed::<kinds::dataset::Dataset>::default()),
+    ])
 }

@@ -1,6 +1,8 @@
 //! A temporary project folder with a pipeline, and the `pipe` binary run on it.
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

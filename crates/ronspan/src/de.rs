@@ -372,8 +372,10 @@ impl<'de> VariantAccess<'de> for Enum<'de> {
             ValueKind::Tuple { items, .. } if items.len() == 1 => {
                 seed.deserialize(&items[0]).map_err(|e| e.at(items[0].span))
             }
-            // `Kind(field: ...)` for a variant wrapping a struct.
+            // `Kind(field: ...)` for a variant wrapping a struct; `Kind()` for one whose
+            // fields all have defaults.
             ValueKind::Struct { .. } => seed.deserialize(self.0),
+            ValueKind::Tuple { items, .. } if items.is_empty() => seed.deserialize(self.0),
             ValueKind::Ident(_) => seed
                 .deserialize(().into_deserializer())
                 .map_err(|e: Error| e.at(self.0.span)),

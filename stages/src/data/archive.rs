@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 use super::DataError;
 
+/// Receives each member's name and bytes.
+pub type Visit<'a> = dyn FnMut(&str, Vec<u8>) -> Result<(), DataError> + 'a;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Location {
     TarGz(PathBuf),
@@ -34,12 +37,11 @@ impl Location {
             .map_err(DataError::io(path))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .collect();
-        if let [only] = entries.as_slice() {
-            if only.is_file() {
-                if let Some(archive) = Self::archive(only) {
-                    return Ok(archive);
-                }
-            }
+        if let [only] = entries.as_slice()
+            && only.is_file()
+            && let Some(archive) = Self::archive(only)
+        {
+            return Ok(archive);
         }
         Ok(Location::Folder(path.to_path_buf()))
     }
@@ -135,11 +137,7 @@ impl Location {
     }
 
     /// Reads the named files in the order given.
-    pub fn read_each(
-        &self,
-        names: &[String],
-        f: &mut dyn FnMut(&str, Vec<u8>) -> Result<(), DataError>,
-    ) -> Result<(), DataError> {
+    pub fn read_each(&self, names: &[String], f: &mut Visit) -> Result<(), DataError> {
         if let Location::TarGz(_) = self {
             let wanted: std::collections::BTreeSet<&str> =
                 names.iter().map(String::as_str).collect();

@@ -204,7 +204,7 @@ fn read_binary(
 ) -> Result<(), DataError> {
     let (prefix, label_at) = which.label_bytes();
     let record = prefix + PIXELS;
-    if bytes.len() % record != 0 {
+    if !bytes.len().is_multiple_of(record) {
         return Err(DataError::bad(
             file,
             None,

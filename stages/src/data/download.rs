@@ -183,7 +183,13 @@ fn transfer(
         request = request.header("Range", format!("bytes={have}-"));
     }
     let response = request.call().map_err(|e| match e {
-        ureq::Error::Io(io) => Transfer::Broken(io.to_string()),
+        // Nobody answers at all: offline, or the wrong host.
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Transfer::Fatal(io.to_string())
+        }
+        ureq::Error::Io(_) | ureq::Error::Timeout(_) | ureq::Error::BodyStalled => {
+            Transfer::Broken(e.to_string())
+        }
         other => Transfer::Fatal(other.to_string()),
     })?;
     let status = response.status().as_u16();

@@ -34,10 +34,10 @@ pub fn decode_rgb(
     let image =
         image::load_from_memory(bytes).map_err(|e| format!("cannot decode the image: {e}"))?;
     let mut rgb = image.to_rgb8();
-    if let Some((size, filter)) = resize {
-        if rgb.dimensions() != (size, size) {
-            rgb = image::imageops::resize(&rgb, size, size, filter.kind());
-        }
+    if let Some((size, filter)) = resize
+        && rgb.dimensions() != (size, size)
+    {
+        rgb = image::imageops::resize(&rgb, size, size, filter.kind());
     }
     let (w, h) = rgb.dimensions();
     Ok((w, h, rgb.into_raw()))

@@ -93,6 +93,9 @@ impl From<DataError> for crate::StageError {
     }
 }
 
+/// RGB pixels (height × width × 3, row-major) and a class index.
+pub type LabelledImage = (Vec<u8>, u32);
+
 /// A data set being read: its classes, image size and the images in order.
 pub struct Images {
     pub classes: Vec<String>,
@@ -101,7 +104,7 @@ pub struct Images {
     /// E.g. `CIFAR-10 train (binary)`.
     pub description: String,
     pub count: usize,
-    pub iter: Box<dyn Iterator<Item = Result<(Vec<u8>, u32), DataError>> + Send>,
+    pub iter: Box<dyn Iterator<Item = Result<LabelledImage, DataError>> + Send>,
 }
 
 /// Writes every image into a packed file, reporting `(done, total)` as it goes.

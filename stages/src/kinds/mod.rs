@@ -1,3 +1,5 @@
 //! Stage kinds, one module each.
 
 pub mod command;
+pub mod dataset;
+pub mod download;

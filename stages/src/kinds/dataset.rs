@@ -1,0 +1,183 @@
+//! `Dataset`: a data set split packed into one memory-mappable file.
+//!
+//! ```ron
+//! "cifar10_train": Dataset(source: Cifar10(stage: "cifar10_archive"), split: Train),
+//! "cifar10_test":  Dataset(source: Cifar10(path: "data/cifar-10-binary.tar.gz"), split: Test),
+//! "tiny_val":      Dataset(source: TinyImageNet(path: "data/tiny-imagenet-200.zip"), split: Test),
+//! "mine":          Dataset(source: ImageFolder(path: "data/mine", resize: Some((size: 64, filter: Bilinear))), split: Train),
+//! "shapes":        Dataset(source: Synthetic(seed: 0, per_class: 500, size: 16), split: Train),
+//! ```
+//!
+//! A source reads from a local `path` (an archive or a folder, hashed into the key) or
+//! from an upstream `stage` (e.g. a `Download`). Outputs: `images.pack` (see
+//! [`crate::data::packed`]), `preview.png` (a row of images per class), and the summary
+//! and counts in the record.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::cifar::{self, Cifar};
+use crate::data::synthetic::{self, Synthetic};
+use crate::data::{self, Filter, Images, Location, Packed, Split, folder, preview, tiny};
+use crate::{Context, FileInput, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+
+pub struct Dataset;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub source: Source,
+    pub split: Split,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Source {
+    Cifar10(Place),
+    Cifar100(Place),
+    TinyImageNet(Place),
+    ImageFolder(Place),
+    Synthetic(Synthetic),
+}
+
+/// Where the files are: a local path or an upstream stage's output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Place {
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    #[serde(default)]
+    pub stage: Option<String>,
+    /// Image folders only: bring every image to `size × size`.
+    #[serde(default)]
+    pub resize: Option<Resize>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resize {
+    pub size: u32,
+    pub filter: Filter,
+}
+
+const ROLE: &str = "source";
+
+impl TypedKind for Dataset {
+    const NAME: &'static str = "Dataset";
+    const VERSION: u32 = 1;
+    type Params = Params;
+
+    fn declare(params: &Params) -> Result<Needs, Invalid> {
+        let (variant, place) = match &params.source {
+            Source::Cifar10(p) => ("Cifar10", p),
+            Source::Cifar100(p) => ("Cifar100", p),
+            Source::TinyImageNet(p) => ("TinyImageNet", p),
+            Source::ImageFolder(p) => ("ImageFolder", p),
+            Source::Synthetic(s) => {
+                if s.per_class == 0 || s.size < 4 || s.classes == 0 {
+                    return Err(Invalid::new(
+                        "`per_class`, `classes` must be positive and `size` at least 4",
+                        &["source"],
+                    ));
+                }
+                return Ok(Needs::default());
+            }
+        };
+        if place.resize.is_some() && variant != "ImageFolder" {
+            return Err(Invalid::new(
+                format!("`resize` applies to ImageFolder only; {variant} images have a fixed size"),
+                &["source", "resize"],
+            ));
+        }
+        if place.resize.is_some_and(|r| r.size == 0) {
+            return Err(Invalid::new(
+                "`resize.size` must be positive",
+                &["source", "resize"],
+            ));
+        }
+        match (&place.path, &place.stage) {
+            (Some(path), None) => Ok(Needs {
+                files: vec![FileInput {
+                    role: ROLE.into(),
+                    path: path.clone(),
+                    at: vec!["source".into(), "path".into()],
+                }],
+                ..Needs::default()
+            }),
+            (None, Some(stage)) => Ok(Needs {
+                stages: vec![Reference {
+                    role: ROLE.into(),
+                    target: stage.clone(),
+                    at: vec!["source".into(), "stage".into()],
+                }],
+                ..Needs::default()
+            }),
+            _ => Err(Invalid::new(
+                format!("`{variant}` needs either `path` or `stage`"),
+                &["source"],
+            )
+            .with_help(format!(
+                "e.g. {variant}(path: \"data/...\") or {variant}(stage: \"download_stage\")"
+            ))),
+        }
+    }
+
+    fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
+        let images = open(&params, ctx)?;
+        let pack_path = ctx.out.join("images.pack");
+        let report =
+            |done: u64, total: u64| ctx.progress.report(done, Some(total), "packing images");
+        let header = data::pack(images, &pack_path, &report, ctx.cancel)?;
+        let packed = Packed::open(&pack_path)?;
+        preview::write(&packed, &ctx.out.join("preview.png"))?;
+        let (min, max) = (
+            header.counts.iter().min().copied().unwrap_or(0),
+            header.counts.iter().max().copied().unwrap_or(0),
+        );
+        let summary = format!(
+            "{}: {} images of {}×{}, {} classes, {} per class",
+            header.description,
+            header.count,
+            header.width,
+            header.height,
+            header.classes.len(),
+            if min == max {
+                min.to_string()
+            } else {
+                format!("{min} to {max}")
+            }
+        );
+        use std::io::Write;
+        let _ = writeln!(&mut &*ctx.log, "{summary}");
+        Ok(Outcome {
+            metrics: [
+                ("images".to_string(), header.count as f64),
+                ("classes".to_string(), header.classes.len() as f64),
+            ]
+            .into(),
+            summary: Some(summary),
+        })
+    }
+}
+
+fn open(params: &Params, ctx: &Context) -> Result<Images, StageError> {
+    let input = || ctx.input(ROLE);
+    let located = |path: &Path| Location::detect(path).map_err(StageError::from);
+    let split = params.split;
+    Ok(match &params.source {
+        Source::Cifar10(_) => cifar::read(&located(input()?)?, Cifar::Ten, split)?,
+        Source::Cifar100(_) => cifar::read(&located(input()?)?, Cifar::Hundred, split)?,
+        Source::TinyImageNet(_) => tiny::read(&located(input()?)?, split)?,
+        Source::ImageFolder(place) => {
+            let path = input()?;
+            if !path.is_dir() {
+                return Err(StageError::Failed(format!(
+                    "`{}` is not a folder of class folders",
+                    path.display()
+                )));
+            }
+            folder::read(path, place.resize.map(|r| (r.size, r.filter)))?
+        }
+        Source::Synthetic(s) => synthetic::read(s, split),
+    })
+}
