@@ -182,14 +182,10 @@ fn transfer(
     if have > 0 {
         request = request.header("Range", format!("bytes={have}-"));
     }
+    // Failing to get an answer at all (no network, no such host, refused) is not worth
+    // retrying at once; a transfer that breaks off after an answer is.
     let response = request.call().map_err(|e| match e {
-        // Nobody answers at all: offline, or the wrong host.
-        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-            Transfer::Fatal(io.to_string())
-        }
-        ureq::Error::Io(_) | ureq::Error::Timeout(_) | ureq::Error::BodyStalled => {
-            Transfer::Broken(e.to_string())
-        }
+        ureq::Error::Timeout(_) => Transfer::Broken(e.to_string()),
         other => Transfer::Fatal(other.to_string()),
     })?;
     let status = response.status().as_u16();

@@ -86,13 +86,14 @@ pub fn read(root: &Path, resize: Option<(u32, Filter)>) -> Result<Images, DataEr
         }
         Ok((pixels, label))
     });
-    let mut description = format!("image folder {}", root.display());
+    // The folder's name, not its path: outputs must not depend on where the checkout is.
+    let name = root
+        .file_name()
+        .map_or_else(|| ".".into(), |n| n.to_string_lossy().into_owned());
+    let mut description = format!("image folder {name}");
     if !skipped.is_empty() {
-        let names: Vec<String> = skipped
-            .iter()
-            .take(3)
-            .map(|p| p.display().to_string())
-            .collect();
+        let relative = |p: &PathBuf| p.strip_prefix(root).unwrap_or(p).display().to_string();
+        let names: Vec<String> = skipped.iter().take(3).map(relative).collect();
         description += &format!(
             " ({} non-image files skipped: {}{})",
             skipped.len(),
@@ -133,7 +134,9 @@ mod tests {
         assert_eq!(images.classes, ["cats", "dogs"]);
         assert_eq!((images.width, images.height), (4, 3));
         assert!(
-            images.description.contains("1 non-image files skipped"),
+            images
+                .description
+                .ends_with("(1 non-image files skipped: cats/notes.txt)"),
             "{}",
             images.description
         );
