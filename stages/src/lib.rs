@@ -21,6 +21,7 @@ mod context;
 pub mod data;
 mod kind;
 pub mod kinds;
+pub mod metrics;
 pub mod rng;
 
 pub use context::{Context, Input, Outcome, Progress, StageError};
