@@ -19,7 +19,8 @@ fn features(dir: &Path, name: &str) -> Features {
 fn close(key: &str, got: f64, expected: f64, relative: f64) -> Option<String> {
     let err = (got - expected).abs() / expected.abs().max(f64::MIN_POSITIVE);
     println!("{key}: got {got:.12e}, expected {expected:.12e}, relative error {err:.3e}");
-    (err > relative).then(|| format!("{key}: {got} vs {expected} (relative error {err:e} > {relative:e})"))
+    (err > relative)
+        .then(|| format!("{key}: {got} vs {expected} (relative error {err:e} > {relative:e})"))
 }
 
 #[test]
@@ -35,31 +36,60 @@ fn every_expected_metric_matches() {
             // `fid_<x>_<y>` compares fid_<x>.npz with fid_<y>.npz.
             let split = (1..pair.len())
                 .filter(|&i| pair.as_bytes()[i] == b'_')
-                .find(|&i| dir.join(format!("fid_{}.npz", &pair[..i])).exists() && dir.join(format!("fid_{}.npz", &pair[i + 1..])).exists())
+                .find(|&i| {
+                    dir.join(format!("fid_{}.npz", &pair[..i])).exists()
+                        && dir.join(format!("fid_{}.npz", &pair[i + 1..])).exists()
+                })
                 .unwrap_or_else(|| panic!("{key}: no pair of fid_*.npz files"));
             let (x, y) = (&pair[..split], &pair[split + 1..]);
-            let load = |n: &str| Stats::read_npz(&dir.join(format!("fid_{n}.npz"))).unwrap_or_else(|e| panic!("{e}"));
+            let load = |n: &str| {
+                Stats::read_npz(&dir.join(format!("fid_{n}.npz"))).unwrap_or_else(|e| panic!("{e}"))
+            };
             let got = fid(&load(x), &load(y)).unwrap();
             if x == y {
                 println!("{key}: got {got:e}");
                 (got.abs() >= 1e-6).then(|| format!("{key}: |FID(a, a)| = {got} ≥ 1e-6"))
             } else {
-                close(key, got, want, if key.contains("lowrank") { 1e-4 } else { 1e-6 })
+                close(
+                    key,
+                    got,
+                    want,
+                    if key.contains("lowrank") { 1e-4 } else { 1e-6 },
+                )
             }
         } else if let Some(which) = key.strip_prefix("is_") {
-            let (mean, std) = *cache.entry("is").or_insert_with(|| inception_score(&features(&dir, "is_logits.npy"), 10).unwrap());
+            let (mean, std) = *cache
+                .entry("is")
+                .or_insert_with(|| inception_score(&features(&dir, "is_logits.npy"), 10).unwrap());
             close(key, if which == "mean" { mean } else { std }, want, 1e-6)
         } else if key == "kid_mean" {
             let (a, b) = (features(&dir, "kid_a.npy"), features(&dir, "kid_b.npy"));
             let n = a.rows.max(b.rows);
             close(key, kid(&a, &b, 1, n, 0).unwrap().0, want, 1e-6)
-        } else if let Some(rest) = key.strip_prefix("prdc_k").or_else(|| key.strip_prefix("precision_k")).or_else(|| key.strip_prefix("recall_k")) {
+        } else if let Some(rest) = key
+            .strip_prefix("prdc_k")
+            .or_else(|| key.strip_prefix("precision_k"))
+            .or_else(|| key.strip_prefix("recall_k"))
+        {
             let (k, what) = match key.starts_with("prdc") {
-                true => rest.split_once('_').map(|(k, w)| (k.parse::<usize>().unwrap(), w)).unwrap(),
+                true => rest
+                    .split_once('_')
+                    .map(|(k, w)| (k.parse::<usize>().unwrap(), w))
+                    .unwrap(),
                 false => (rest.parse().unwrap(), key.split('_').next().unwrap()),
             };
-            let ball = if key.starts_with("prdc") { Ball::Open } else { Ball::Closed };
-            let result = prdc(&features(&dir, "pr_real.npy"), &features(&dir, "pr_fake.npy"), k, ball).unwrap();
+            let ball = if key.starts_with("prdc") {
+                Ball::Open
+            } else {
+                Ball::Closed
+            };
+            let result = prdc(
+                &features(&dir, "pr_real.npy"),
+                &features(&dir, "pr_fake.npy"),
+                k,
+                ball,
+            )
+            .unwrap();
             let got = match what {
                 "precision" => result.precision,
                 "recall" => result.recall,

@@ -14,7 +14,11 @@ use super::{MetricError, Stats};
 
 pub fn fid(a: &Stats, b: &Stats) -> Result<f64, MetricError> {
     if a.dim() != b.dim() {
-        return Err(MetricError::Invalid(format!("statistics of different dimensions: {} and {}", a.dim(), b.dim())));
+        return Err(MetricError::Invalid(format!(
+            "statistics of different dimensions: {} and {}",
+            a.dim(),
+            b.dim()
+        )));
     }
     a.check("first statistics")?;
     b.check("second statistics")?;
@@ -45,7 +49,14 @@ fn symmetric_product(f: faer::MatRef<'_, f64>, m: &Mat<f64>, transposed: bool) -
     faer::linalg::matmul::matmul(mf.as_mut(), Accum::Replace, m.as_ref(), f, 1.0, Par::Seq);
     let mut out = Mat::zeros(n, n);
     let left = if transposed { f.transpose() } else { f };
-    faer::linalg::matmul::matmul(out.as_mut(), Accum::Replace, left, mf.as_ref(), 1.0, Par::Seq);
+    faer::linalg::matmul::matmul(
+        out.as_mut(),
+        Accum::Replace,
+        left,
+        mf.as_ref(),
+        1.0,
+        Par::Seq,
+    );
     Mat::from_fn(n, n, |i, j| 0.5 * (out[(i, j)] + out[(j, i)]))
 }
 
@@ -58,7 +69,14 @@ fn psd_sqrt(m: &Mat<f64>) -> Result<Mat<f64>, MetricError> {
     let n = m.nrows();
     let scaled = Mat::from_fn(n, n, |i, j| u[(i, j)] * s[j].max(0.0).sqrt());
     let mut out = Mat::zeros(n, n);
-    faer::linalg::matmul::matmul(out.as_mut(), Accum::Replace, scaled.as_ref(), u.transpose(), 1.0, Par::Seq);
+    faer::linalg::matmul::matmul(
+        out.as_mut(),
+        Accum::Replace,
+        scaled.as_ref(),
+        u.transpose(),
+        1.0,
+        Par::Seq,
+    );
     Ok(out)
 }
 
@@ -72,7 +90,10 @@ mod tests {
         for (i, v) in values.iter().enumerate() {
             sigma[i * d + i] = *v;
         }
-        Stats { mu: vec![0.0; d], sigma }
+        Stats {
+            mu: vec![0.0; d],
+            sigma,
+        }
     }
 
     #[test]
@@ -96,6 +117,11 @@ mod tests {
 
     #[test]
     fn different_dimensions() {
-        assert_eq!(fid(&diag(&[1.0]), &diag(&[1.0, 1.0])).unwrap_err().to_string(), "statistics of different dimensions: 1 and 2");
+        assert_eq!(
+            fid(&diag(&[1.0]), &diag(&[1.0, 1.0]))
+                .unwrap_err()
+                .to_string(),
+            "statistics of different dimensions: 1 and 2"
+        );
     }
 }

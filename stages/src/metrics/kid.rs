@@ -6,15 +6,26 @@ use crate::rng::Rng;
 
 /// Mean and population standard deviation of MMD² over `subsets` subsets of
 /// `subset_size` samples of each side (drawn without replacement, seeded).
-pub fn kid(a: &Features, b: &Features, subsets: usize, subset_size: usize, seed: u64) -> Result<(f64, f64), MetricError> {
+pub fn kid(
+    a: &Features,
+    b: &Features,
+    subsets: usize,
+    subset_size: usize,
+    seed: u64,
+) -> Result<(f64, f64), MetricError> {
     if a.cols != b.cols {
-        return Err(MetricError::Invalid(format!("features of different dimensions: {} and {}", a.cols, b.cols)));
+        return Err(MetricError::Invalid(format!(
+            "features of different dimensions: {} and {}",
+            a.cols, b.cols
+        )));
     }
     a.check("first features", 2)?;
     b.check("second features", 2)?;
     let m = subset_size.min(a.rows).min(b.rows);
     if m < 2 {
-        return Err(MetricError::Invalid("KID needs subsets of at least 2 samples".into()));
+        return Err(MetricError::Invalid(
+            "KID needs subsets of at least 2 samples".into(),
+        ));
     }
     let mut rng = Rng::new(seed);
     let mut values = Vec::with_capacity(subsets);
@@ -67,7 +78,11 @@ mod tests {
 
     #[test]
     fn same_samples_score_near_zero_and_shifted_ones_above() {
-        let a = Features::new(6, 2, vec![0.0, 1.0, 1.0, 0.0, 0.5, 0.5, -1.0, 0.0, 0.0, -1.0, 0.2, 0.1]);
+        let a = Features::new(
+            6,
+            2,
+            vec![0.0, 1.0, 1.0, 0.0, 0.5, 0.5, -1.0, 0.0, 0.0, -1.0, 0.2, 0.1],
+        );
         let (same, _) = kid(&a, &a, 1, 6, 0).unwrap();
         let shifted = Features::new(6, 2, a.data.iter().map(|v| v + 3.0).collect());
         let (far, _) = kid(&a, &shifted, 1, 6, 0).unwrap();

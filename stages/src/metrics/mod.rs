@@ -4,6 +4,7 @@
 //! torch-fidelity).
 
 pub mod fid;
+pub mod inception;
 pub mod inception_score;
 pub mod kid;
 pub mod npy;
@@ -37,7 +38,10 @@ impl MetricError {
     }
 
     pub fn format(file: impl Into<String>, message: impl Into<String>) -> MetricError {
-        MetricError::Format { file: file.into(), message: message.into() }
+        MetricError::Format {
+            file: file.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -62,7 +66,10 @@ impl Features {
     /// Refuses NaN or infinite values and fewer than `min` samples.
     pub fn check(&self, what: &str, min: usize) -> Result<(), MetricError> {
         if self.rows < min {
-            return Err(MetricError::Invalid(format!("{what}: {} samples, at least {min} needed", self.rows)));
+            return Err(MetricError::Invalid(format!(
+                "{what}: {} samples, at least {min} needed",
+                self.rows
+            )));
         }
         if let Some(i) = self.data.iter().position(|v| !v.is_finite()) {
             return Err(MetricError::Invalid(format!(

@@ -31,15 +31,24 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Array, MetricError> {
     }
     let (header_len, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize, 12),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize,
+            12,
+        ),
         v => return Err(bad(format!("unsupported .npy version {v}"))),
     };
-    let header = bytes.get(start..start + header_len).ok_or_else(|| bad("truncated header".into()))?;
+    let header = bytes
+        .get(start..start + header_len)
+        .ok_or_else(|| bad("truncated header".into()))?;
     let header = String::from_utf8_lossy(header);
     let field = |key: &str| -> Option<String> {
         let at = header.find(&format!("'{key}'"))? + key.len() + 2;
         let rest = header[at..].trim_start().strip_prefix(':')?.trim_start();
-        let end = if rest.starts_with('(') { rest.find(')')? + 1 } else { rest.find([',', '}'])? };
+        let end = if rest.starts_with('(') {
+            rest.find(')')? + 1
+        } else {
+            rest.find([',', '}'])?
+        };
         Some(rest[..end].trim().trim_matches('\'').to_string())
     };
     let descr = field("descr").ok_or_else(|| bad(format!("no dtype in header {header}")))?;
@@ -52,7 +61,10 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Array, MetricError> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map_err(|_| bad(format!("bad shape {shape_text}"))))
+        .map(|s| {
+            s.parse()
+                .map_err(|_| bad(format!("bad shape {shape_text}")))
+        })
         .collect::<Result<_, _>>()?;
     let n: usize = shape.iter().product();
     let body = &bytes[start + header_len..];
@@ -60,10 +72,17 @@ pub fn parse(bytes: &[u8], file: &str) -> Result<Array, MetricError> {
         "<f8" | "<i8" => 8,
         "<f4" | "<i4" | "<u4" => 4,
         "|u1" | "<u1" => 1,
-        other => return Err(bad(format!("unsupported dtype {other}; expected float32/64 or integers"))),
+        other => {
+            return Err(bad(format!(
+                "unsupported dtype {other}; expected float32/64 or integers"
+            )));
+        }
     };
     if body.len() < n * width {
-        return Err(bad(format!("truncated data: {} bytes for shape {shape:?} of {descr}", body.len())));
+        return Err(bad(format!(
+            "truncated data: {} bytes for shape {shape:?} of {descr}",
+            body.len()
+        )));
     }
     let data = body[..n * width]
         .chunks_exact(width)
@@ -87,9 +106,14 @@ pub fn read(path: &Path) -> Result<Array, MetricError> {
 /// `.npy` bytes of an f64 (`<f8`) or f32 (`<f4`) array.
 pub fn encode(shape: &[usize], data: &[f64], f32: bool) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
-    let shape_text = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let shape_text = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
     let descr = if f32 { "<f4" } else { "<f8" };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
     // Data starts 64-byte aligned, the header ending in a newline, as NumPy writes it.
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
@@ -116,10 +140,14 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, Array)>, MetricError> {
         .map_err(|e| MetricError::format(&name, format!("not an .npz archive: {e}")))?;
     let mut out = Vec::new();
     for i in 0..zip.len() {
-        let mut member = zip.by_index(i).map_err(|e| MetricError::format(&name, e.to_string()))?;
+        let mut member = zip
+            .by_index(i)
+            .map_err(|e| MetricError::format(&name, e.to_string()))?;
         let member_name = member.name().to_string();
         let mut bytes = Vec::new();
-        member.read_to_end(&mut bytes).map_err(|e| MetricError::format(&name, format!("{member_name}: {e}")))?;
+        member
+            .read_to_end(&mut bytes)
+            .map_err(|e| MetricError::format(&name, format!("{member_name}: {e}")))?;
         let key = member_name.trim_end_matches(".npy").to_string();
         out.push((key, parse(&bytes, &format!("{name}:{member_name}"))?));
     }
@@ -131,10 +159,12 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, Array)>, MetricError> {
 pub fn write_npz(path: &Path, arrays: &[(&str, Vec<u8>)]) -> Result<(), MetricError> {
     let file = std::fs::File::create(path).map_err(MetricError::io(path))?;
     let mut zip = zip::ZipWriter::new(file);
-    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     let err = |e: String| MetricError::format(path.display().to_string(), e);
     for (name, bytes) in arrays {
-        zip.start_file(format!("{name}.npy"), options).map_err(|e| err(e.to_string()))?;
+        zip.start_file(format!("{name}.npy"), options)
+            .map_err(|e| err(e.to_string()))?;
         zip.write_all(bytes).map_err(|e| err(e.to_string()))?;
     }
     zip.finish().map_err(|e| err(e.to_string()))?;
@@ -153,14 +183,24 @@ mod tests {
         assert_eq!(a.shape, [2, 3]);
         assert_eq!(a.data, [1.0, 2.0, 3.0, 4.0, 5.0, -6.5]);
         let f = parse(&encode(&[3], &[0.5, 1.5, 2.5], true), "x").unwrap();
-        assert_eq!((f.shape.as_slice(), f.data.as_slice()), ([3usize].as_slice(), [0.5, 1.5, 2.5].as_slice()));
+        assert_eq!(
+            (f.shape.as_slice(), f.data.as_slice()),
+            ([3usize].as_slice(), [0.5, 1.5, 2.5].as_slice())
+        );
     }
 
     #[test]
     fn npz_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.npz");
-        write_npz(&path, &[("mu", encode(&[2], &[1.0, 2.0], false)), ("sigma", encode(&[2, 2], &[1.0, 0.0, 0.0, 1.0], false))]).unwrap();
+        write_npz(
+            &path,
+            &[
+                ("mu", encode(&[2], &[1.0, 2.0], false)),
+                ("sigma", encode(&[2, 2], &[1.0, 0.0, 0.0, 1.0], false)),
+            ],
+        )
+        .unwrap();
         let arrays = read_npz(&path).unwrap();
         assert_eq!(arrays[0].0, "mu");
         assert_eq!(arrays[1].1.shape, [2, 2]);
@@ -168,9 +208,19 @@ mod tests {
 
     #[test]
     fn bad_files() {
-        assert!(parse(b"PK\x03\x04xxxxxxx", "f.npy").unwrap_err().to_string().contains("not a .npy array"));
+        assert!(
+            parse(b"PK\x03\x04xxxxxxx", "f.npy")
+                .unwrap_err()
+                .to_string()
+                .contains("not a .npy array")
+        );
         let mut bytes = encode(&[4], &[1.0; 4], false);
         bytes.truncate(bytes.len() - 8);
-        assert!(parse(&bytes, "f.npy").unwrap_err().to_string().contains("truncated data"));
+        assert!(
+            parse(&bytes, "f.npy")
+                .unwrap_err()
+                .to_string()
+                .contains("truncated data")
+        );
     }
 }

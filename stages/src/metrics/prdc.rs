@@ -26,7 +26,13 @@ fn distances(a: &Features, b: &Features) -> Vec<f64> {
     let mut out = vec![0.0; a.rows * b.rows];
     for i in 0..a.rows {
         for j in 0..b.rows {
-            out[i * b.rows + j] = a.row(i).iter().zip(b.row(j)).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt();
+            out[i * b.rows + j] = a
+                .row(i)
+                .iter()
+                .zip(b.row(j))
+                .map(|(x, y)| (x - y) * (x - y))
+                .sum::<f64>()
+                .sqrt();
         }
     }
     out
@@ -44,7 +50,10 @@ fn radii(within: &[f64], n: usize, k: usize) -> Vec<f64> {
 
 pub fn prdc(real: &Features, fake: &Features, k: usize, ball: Ball) -> Result<Prdc, MetricError> {
     if real.cols != fake.cols {
-        return Err(MetricError::Invalid(format!("features of different dimensions: {} and {}", real.cols, fake.cols)));
+        return Err(MetricError::Invalid(format!(
+            "features of different dimensions: {} and {}",
+            real.cols, fake.cols
+        )));
     }
     real.check("real features", k + 1)?;
     fake.check("fake features", k + 1)?;
@@ -57,9 +66,17 @@ pub fn prdc(real: &Features, fake: &Features, k: usize, ball: Ball) -> Result<Pr
     let fake_radii = radii(&distances(fake, fake), nf, k);
     let real_fake = distances(real, fake); // [real i][fake j]
     let at = |i: usize, j: usize| real_fake[i * nf + j];
-    let precision = (0..nf).filter(|&j| (0..nr).any(|i| inside(at(i, j), real_radii[i]))).count() as f64 / nf as f64;
-    let recall = (0..nr).filter(|&i| (0..nf).any(|j| inside(at(i, j), fake_radii[j]))).count() as f64 / nr as f64;
-    let density = (0..nf).map(|j| (0..nr).filter(|&i| inside(at(i, j), real_radii[i])).count()).sum::<usize>() as f64
+    let precision = (0..nf)
+        .filter(|&j| (0..nr).any(|i| inside(at(i, j), real_radii[i])))
+        .count() as f64
+        / nf as f64;
+    let recall = (0..nr)
+        .filter(|&i| (0..nf).any(|j| inside(at(i, j), fake_radii[j])))
+        .count() as f64
+        / nr as f64;
+    let density = (0..nf)
+        .map(|j| (0..nr).filter(|&i| inside(at(i, j), real_radii[i])).count())
+        .sum::<usize>() as f64
         / (k as f64 * nf as f64);
     let coverage = (0..nr)
         .filter(|&i| {
@@ -68,5 +85,10 @@ pub fn prdc(real: &Features, fake: &Features, k: usize, ball: Ball) -> Result<Pr
         })
         .count() as f64
         / nr as f64;
-    Ok(Prdc { precision, recall, density, coverage })
+    Ok(Prdc {
+        precision,
+        recall,
+        density,
+        coverage,
+    })
 }

@@ -30,37 +30,72 @@ impl Stats {
         let name = path.display().to_string();
         let arrays = npy::read_npz(path)?;
         let get = |key: &str| {
-            arrays.iter().find(|(k, _)| k == key).map(|(_, a)| a).ok_or_else(|| {
-                let found: Vec<&str> = arrays.iter().map(|(k, _)| k.as_str()).collect();
-                MetricError::format(&name, format!("no `{key}` array (found: {})", found.join(", ")))
-            })
+            arrays
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, a)| a)
+                .ok_or_else(|| {
+                    let found: Vec<&str> = arrays.iter().map(|(k, _)| k.as_str()).collect();
+                    MetricError::format(
+                        &name,
+                        format!("no `{key}` array (found: {})", found.join(", ")),
+                    )
+                })
         };
         let (mu, sigma) = (get("mu")?, get("sigma")?);
         let d = match mu.shape.as_slice() {
             [d] => *d,
-            other => return Err(MetricError::format(&name, format!("`mu` has shape {other:?}, expected (d,)"))),
+            other => {
+                return Err(MetricError::format(
+                    &name,
+                    format!("`mu` has shape {other:?}, expected (d,)"),
+                ));
+            }
         };
         if sigma.shape != [d, d] {
-            return Err(MetricError::format(&name, format!("`sigma` has shape {:?}, expected ({d}, {d}) to match `mu`", sigma.shape)));
+            return Err(MetricError::format(
+                &name,
+                format!(
+                    "`sigma` has shape {:?}, expected ({d}, {d}) to match `mu`",
+                    sigma.shape
+                ),
+            ));
         }
-        let stats = Stats { mu: mu.data.clone(), sigma: sigma.data.clone() };
+        let stats = Stats {
+            mu: mu.data.clone(),
+            sigma: sigma.data.clone(),
+        };
         stats.check(&name)?;
         Ok(stats)
     }
 
     pub fn write_npz(&self, path: &Path) -> Result<(), MetricError> {
         let d = self.dim();
-        npy::write_npz(path, &[("mu", npy::encode(&[d], &self.mu, false)), ("sigma", npy::encode(&[d, d], &self.sigma, false))])
+        npy::write_npz(
+            path,
+            &[
+                ("mu", npy::encode(&[d], &self.mu, false)),
+                ("sigma", npy::encode(&[d, d], &self.sigma, false)),
+            ],
+        )
     }
 
     /// Refuses non-finite values and a covariance that is not symmetric.
     pub fn check(&self, what: &str) -> Result<(), MetricError> {
         let d = self.dim();
         if let Some(i) = self.mu.iter().position(|v| !v.is_finite()) {
-            return Err(MetricError::Invalid(format!("{what}: mu[{i}] is {}", self.mu[i])));
+            return Err(MetricError::Invalid(format!(
+                "{what}: mu[{i}] is {}",
+                self.mu[i]
+            )));
         }
         if let Some(i) = self.sigma.iter().position(|v| !v.is_finite()) {
-            return Err(MetricError::Invalid(format!("{what}: sigma[{}, {}] is {}", i / d, i % d, self.sigma[i])));
+            return Err(MetricError::Invalid(format!(
+                "{what}: sigma[{}, {}] is {}",
+                i / d,
+                i % d,
+                self.sigma[i]
+            )));
         }
         let scale = self.sigma.iter().fold(0f64, |m, v| m.max(v.abs()));
         let mut worst = (0.0, 0, 0);
@@ -96,7 +131,13 @@ pub struct StatsBuilder {
 
 impl StatsBuilder {
     pub fn new(dim: usize) -> StatsBuilder {
-        StatsBuilder { dim, count: 0, shift: None, sum: vec![0.0; dim], outer: Mat::zeros(dim, dim) }
+        StatsBuilder {
+            dim,
+            count: 0,
+            shift: None,
+            sum: vec![0.0; dim],
+            outer: Mat::zeros(dim, dim),
+        }
     }
 
     pub fn count(&self) -> u64 {
@@ -111,26 +152,42 @@ impl StatsBuilder {
         if n == 0 {
             return;
         }
-        let shift = self.shift.get_or_insert_with(|| rows[..d].iter().map(|&v| v as f64).collect());
+        let shift = self
+            .shift
+            .get_or_insert_with(|| rows[..d].iter().map(|&v| v as f64).collect());
         let centered = Mat::from_fn(n, d, |i, j| rows[i * d + j] as f64 - shift[j]);
         for i in 0..n {
             for j in 0..d {
                 self.sum[j] += centered[(i, j)];
             }
         }
-        faer::linalg::matmul::matmul(self.outer.as_mut(), Accum::Add, centered.transpose(), centered.as_ref(), 1.0, Par::Seq);
+        faer::linalg::matmul::matmul(
+            self.outer.as_mut(),
+            Accum::Add,
+            centered.transpose(),
+            centered.as_ref(),
+            1.0,
+            Par::Seq,
+        );
         self.count += n as u64;
     }
 
     /// Mean and unbiased covariance (N − 1 in the denominator).
     pub fn finish(self) -> Result<Stats, MetricError> {
         if self.count < 2 {
-            return Err(MetricError::Invalid(format!("{} samples: statistics need at least 2", self.count)));
+            return Err(MetricError::Invalid(format!(
+                "{} samples: statistics need at least 2",
+                self.count
+            )));
         }
         let (d, n) = (self.dim, self.count as f64);
         let shift = self.shift.expect("set by the first sample");
         let mean_centered: Vec<f64> = self.sum.iter().map(|s| s / n).collect();
-        let mu = shift.iter().zip(&mean_centered).map(|(s, m)| s + m).collect();
+        let mu = shift
+            .iter()
+            .zip(&mean_centered)
+            .map(|(s, m)| s + m)
+            .collect();
         let mut sigma = vec![0.0; d * d];
         for i in 0..d {
             for j in 0..d {
@@ -159,7 +216,9 @@ mod tests {
     #[test]
     fn streamed_equals_direct() {
         // Samples with a large offset: the shift keeps the covariance exact.
-        let rows: Vec<f32> = (0..30).map(|i| 1000.0 + ((i * 7) % 11) as f32 + (i % 3) as f32 * 0.5).collect();
+        let rows: Vec<f32> = (0..30)
+            .map(|i| 1000.0 + ((i * 7) % 11) as f32 + (i % 3) as f32 * 0.5)
+            .collect();
         let mut builder = StatsBuilder::new(3);
         builder.add(&rows[..9]);
         builder.add(&rows[9..]);
@@ -170,7 +229,10 @@ mod tests {
             assert!((s.mu[a] - mean).abs() < 1e-9);
             for b in 0..3 {
                 let mb: f64 = (0..10).map(|i| rows[i * 3 + b] as f64).sum::<f64>() / n;
-                let cov: f64 = (0..10).map(|i| (rows[i * 3 + a] as f64 - mean) * (rows[i * 3 + b] as f64 - mb)).sum::<f64>() / (n - 1.0);
+                let cov: f64 = (0..10)
+                    .map(|i| (rows[i * 3 + a] as f64 - mean) * (rows[i * 3 + b] as f64 - mb))
+                    .sum::<f64>()
+                    / (n - 1.0);
                 assert!((s.sigma[a * 3 + b] - cov).abs() < 1e-9, "{a} {b}");
             }
         }
@@ -180,14 +242,28 @@ mod tests {
     fn fewer_than_two_samples() {
         let mut b = StatsBuilder::new(2);
         b.add(&[1.0, 2.0]);
-        assert_eq!(b.finish().unwrap_err().to_string(), "1 samples: statistics need at least 2");
+        assert_eq!(
+            b.finish().unwrap_err().to_string(),
+            "1 samples: statistics need at least 2"
+        );
     }
 
     #[test]
     fn non_symmetric_and_non_finite_are_refused() {
-        let s = Stats { mu: vec![0.0, 0.0], sigma: vec![1.0, 0.5, 0.2, 1.0] };
-        assert!(s.check("x").unwrap_err().to_string().contains("sigma is not symmetric: sigma[0, 1] and sigma[1, 0] differ by 3e-1"));
-        let s = Stats { mu: vec![f64::NAN, 0.0], sigma: vec![1.0, 0.0, 0.0, 1.0] };
+        let s = Stats {
+            mu: vec![0.0, 0.0],
+            sigma: vec![1.0, 0.5, 0.2, 1.0],
+        };
+        assert!(
+            s.check("x")
+                .unwrap_err()
+                .to_string()
+                .contains("sigma is not symmetric: sigma[0, 1] and sigma[1, 0] differ by 3e-1")
+        );
+        let s = Stats {
+            mu: vec![f64::NAN, 0.0],
+            sigma: vec![1.0, 0.0, 0.0, 1.0],
+        };
         assert_eq!(s.check("x").unwrap_err().to_string(), "x: mu[0] is NaN");
     }
 }
