@@ -5,6 +5,7 @@ mod dag;
 mod display;
 mod exec;
 mod lineage;
+mod metric;
 mod run;
 mod show;
 mod status;
@@ -60,6 +61,9 @@ enum Command {
     Cache(cache::Command),
     /// Execute one planned stage from the store alone (used by executors and clusters).
     Exec(exec::Args),
+    /// Compute FID, IS, KID or precision/recall outside a pipeline.
+    #[command(subcommand)]
+    Metric(metric::Command),
 }
 
 /// Errors that end a command, rendered by `main`.
@@ -89,6 +93,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Lineage(args) => lineage::lineage(&ctx, args),
         Command::Cache(command) => cache::cache(&ctx, command),
         Command::Exec(args) => exec::exec(&ctx, args),
+        Command::Metric(command) => metric::metric(&ctx, command),
     }
 }
 

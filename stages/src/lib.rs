@@ -19,6 +19,7 @@
 
 mod context;
 pub mod data;
+pub mod device;
 mod kind;
 pub mod kinds;
 pub mod metrics;
@@ -35,5 +36,7 @@ pub fn registry() -> Registry {
         Box::new(Typed::<kinds::command::Command>::default()),
         Box::new(Typed::<kinds::download::Download>::default()),
         Box::new(Typed::<kinds::dataset::Dataset>::default()),
+        Box::new(Typed::<kinds::weights::Weights>::default()),
+        Box::new(Typed::<kinds::inception_stats::InceptionStats>::default()),
     ])
 }

@@ -3,3 +3,5 @@
 pub mod command;
 pub mod dataset;
 pub mod download;
+pub mod inception_stats;
+pub mod weights;

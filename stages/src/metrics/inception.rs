@@ -34,12 +34,27 @@ struct Weights {
 impl Weights {
     fn open(path: &Path) -> Result<Weights, MetricError> {
         let file = path.display().to_string();
-        if !path.exists() {
-            return Err(MetricError::format(&file, "no such weight file"));
-        }
+        let len = std::fs::metadata(path)
+            .map_err(|_| MetricError::format(&file, "no such weight file"))?
+            .len();
         let reader = PytorchReader::new(path).map_err(|e| {
             MetricError::format(&file, format!("not a readable PyTorch weight file: {e}"))
         })?;
+        // The reader fetches tensor data lazily and does not notice a file cut short:
+        // the tensors' bytes must at least fit in the file.
+        let needed: u64 = reader
+            .tensors()
+            .values()
+            .map(|t| (t.shape.iter().product::<usize>() * t.dtype.size()) as u64)
+            .sum();
+        if needed > len {
+            return Err(MetricError::format(
+                &file,
+                format!(
+                    "truncated weight file: its tensors need {needed} bytes, the file has {len}"
+                ),
+            ));
+        }
         Ok(Weights { reader, file })
     }
 

@@ -3,6 +3,7 @@
 //! files that carry features and statistics between tools (pytorch-fid, TTUR,
 //! torch-fidelity).
 
+pub mod extract;
 pub mod fid;
 pub mod inception;
 pub mod inception_score;

@@ -1,0 +1,79 @@
+//! Where tensor work runs: `Cpu` (burn-flex), `Cuda(n)` (burn-cuda, in builds with the
+//! `cuda` feature), or `Auto`: CUDA device 0 when one answers, else the CPU. One code
+//! path: work is written once, generic over the backend, and dispatched here.
+
+use burn::prelude::Backend;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Device {
+    #[default]
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+/// Work to run on whichever backend the device resolves to.
+pub trait OnBackend {
+    type Output;
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output;
+}
+
+impl Device {
+    /// Runs `task` on this device; also says, in words, which device it used.
+    pub fn run<T: OnBackend>(self, task: T) -> Result<(T::Output, String), String> {
+        match self.resolve()? {
+            Device::Cpu | Device::Auto => Ok((
+                task.run::<burn::backend::Flex>(Default::default()),
+                "cpu (burn-flex)".into(),
+            )),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(index) => {
+                let device = burn::backend::cuda::CudaDevice::new(index);
+                Ok((
+                    task.run::<burn::backend::Cuda>(device),
+                    format!("cuda:{index} (burn-cuda)"),
+                ))
+            }
+            #[cfg(not(feature = "cuda"))]
+            Device::Cuda(_) => unreachable!("resolve refuses CUDA without the feature"),
+        }
+    }
+
+    fn resolve(self) -> Result<Device, String> {
+        match self {
+            Device::Cpu => Ok(Device::Cpu),
+            Device::Cuda(index) if cuda_answers(index) => Ok(Device::Cuda(index)),
+            Device::Cuda(index) if cfg!(feature = "cuda") => Err(format!(
+                "CUDA device {index} does not answer (no driver or no such device)"
+            )),
+            Device::Cuda(_) => Err(
+                "this build of pipe has no CUDA support; build it with `--features cuda`".into(),
+            ),
+            Device::Auto if cuda_answers(0) => Ok(Device::Cuda(0)),
+            Device::Auto => Ok(Device::Cpu),
+        }
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_answers(index: usize) -> bool {
+    use burn::prelude::Tensor;
+    // Creating a device without a driver panics inside the runtime: probe quietly.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let answered = std::panic::catch_unwind(|| {
+        let device = burn::backend::cuda::CudaDevice::new(index);
+        Tensor::<burn::backend::Cuda, 1>::ones([1], &device)
+            .into_data()
+            .to_vec::<f32>()
+            .is_ok()
+    });
+    std::panic::set_hook(hook);
+    answered.unwrap_or(false)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_answers(_index: usize) -> bool {
+    false
+}

@@ -1,0 +1,129 @@
+//! `InceptionStats`: the mean and covariance (f64) of the FID Inception pool features of
+//! a set of images, written as pytorch-fid's `stats.npz`; with `features: true`, also
+//! every image's features (`pool3.npy`, n × 2048) and logits (`logits.npy`, n × 1008)
+//! for KID, precision/recall and IS.
+//!
+//! ```ron
+//! "cifar10_stats": InceptionStats(data: "cifar10_test", weights: "inception"),
+//! ```
+//!
+//! `data` is a stage whose output holds `images.pack` (a `Dataset`, or generated images);
+//! `weights` a `Weights` stage. `device: Cuda(n)` takes one of the run's GPU slots.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::Packed;
+use crate::device::Device;
+use crate::metrics::extract::Extraction;
+use crate::metrics::npy;
+use crate::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+
+pub struct InceptionStats;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub data: String,
+    pub weights: String,
+    #[serde(default)]
+    pub features: bool,
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    #[serde(default)]
+    pub device: Device,
+}
+
+fn default_batch() -> usize {
+    50
+}
+
+impl TypedKind for InceptionStats {
+    const NAME: &'static str = "InceptionStats";
+    const VERSION: u32 = 1;
+    type Params = Params;
+
+    fn declare(params: &Params) -> Result<Needs, Invalid> {
+        if params.batch == 0 {
+            return Err(Invalid::new("`batch` must be positive", &["batch"]));
+        }
+        let reference = |role: &str, target: &str| Reference {
+            role: role.into(),
+            target: target.into(),
+            at: vec![role.into()],
+        };
+        Ok(Needs {
+            stages: vec![
+                reference("data", &params.data),
+                reference("weights", &params.weights),
+            ],
+            files: Vec::new(),
+            gpus: matches!(params.device, Device::Cuda(_)) as u32,
+        })
+    }
+
+    fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
+        let data = Packed::open(&ctx.input("data")?.join("images.pack"))?;
+        let weights_dir = ctx.input("weights")?;
+        let weights = std::fs::read_dir(weights_dir)
+            .map_err(StageError::io(format!(
+                "cannot list `{}`",
+                weights_dir.display()
+            )))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|e| e == "pth" || e == "pt"))
+            .ok_or_else(|| {
+                StageError::Failed(format!(
+                    "no .pth weight file in `{}`",
+                    weights_dir.display()
+                ))
+            })?;
+        // The run's GPU slot decides the CUDA device.
+        let device = match (params.device, ctx.gpus.first()) {
+            (Device::Cuda(_), Some(&id)) => Device::Cuda(id as usize),
+            (device, _) => device,
+        };
+        let progress =
+            |done: u64, total: u64| ctx.progress.report(done, Some(total), "Inception features");
+        let task = Extraction {
+            weights: &weights,
+            images: &data,
+            batch: params.batch,
+            keep: params.features,
+            progress: &progress,
+            cancel: ctx.cancel,
+        };
+        let (result, used) = device.run(task).map_err(StageError::Failed)?;
+        let extracted = result.map_err(|e| StageError::Failed(e.to_string()))?;
+        let stats = extracted.stats.ok_or_else(|| {
+            StageError::Failed(format!(
+                "{} images: statistics need at least 2",
+                extracted.count
+            ))
+        })?;
+        let fail = |e: crate::metrics::MetricError| StageError::Failed(e.to_string());
+        stats.write_npz(&ctx.out.join("stats.npz")).map_err(fail)?;
+        if params.features {
+            let n = extracted.count;
+            let pool3: Vec<f64> = extracted.pool3.iter().map(|&v| v as f64).collect();
+            let logits: Vec<f64> = extracted.logits.iter().map(|&v| v as f64).collect();
+            let write = |name: &str, cols: usize, data: &[f64]| {
+                let path = ctx.out.join(name);
+                std::fs::write(&path, npy::encode(&[n, cols], data, true))
+                    .map_err(StageError::io(format!("cannot write {name}")))
+            };
+            write("pool3.npy", crate::metrics::inception::FEATURES, &pool3)?;
+            write("logits.npy", crate::metrics::inception::CLASSES, &logits)?;
+        }
+        let summary = format!(
+            "Inception statistics of {} images ({}) on {used}",
+            extracted.count,
+            data.header().description
+        );
+        use std::io::Write;
+        let _ = writeln!(&mut &*ctx.log, "{summary}");
+        Ok(Outcome {
+            metrics: [("images".to_string(), extracted.count as f64)].into(),
+            summary: Some(summary),
+        })
+    }
+}

@@ -1,0 +1,340 @@
+//! Evaluation end to end: `Weights` and `InceptionStats` stages, `pipe metric` on the
+//! fixtures, and the bad inputs each with its message.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::torch::save_state_dict;
+use common::*;
+
+fn fixtures(sub: &str) -> PathBuf {
+    let root = std::env::var_os("PIPE_FIXTURES").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"),
+        PathBuf::from,
+    );
+    let dir = root.join(sub);
+    assert!(
+        dir.is_dir(),
+        "fixture folder `{}` is missing: set PIPE_FIXTURES or place shared/fixtures beside the repository",
+        dir.display()
+    );
+    dir
+}
+
+fn weights() -> PathBuf {
+    fixtures("fid-inception").join("pt_inception-random-1234.pth")
+}
+
+fn expected(key: &str) -> f64 {
+    let text = std::fs::read_to_string(fixtures("metrics").join("expected.json")).unwrap();
+    serde_json::from_str::<serde_json::Value>(&text).unwrap()[key]
+        .as_f64()
+        .unwrap()
+}
+
+fn metric(p: &Project, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["metric"];
+    all.extend_from_slice(args);
+    p.json(&all, 0)
+}
+
+fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs()
+}
+
+#[test]
+fn pipe_metric_on_the_fixture_files() {
+    let p = Project::new();
+    let m = fixtures("metrics");
+    let path = |n: &str| m.join(n).display().to_string();
+    let fid = metric(&p, &["fid", &path("fid_a.npz"), &path("fid_b.npz")]);
+    assert!(
+        rel(fid["fid"].as_f64().unwrap(), expected("fid_a_b")) < 1e-6,
+        "{fid}"
+    );
+    let is = metric(&p, &["is", &path("is_logits.npy")]);
+    assert!(
+        rel(is["is_mean"].as_f64().unwrap(), expected("is_mean")) < 1e-6,
+        "{is}"
+    );
+    let kid = metric(
+        &p,
+        &[
+            "kid",
+            &path("kid_a.npy"),
+            &path("kid_b.npy"),
+            "--subsets",
+            "1",
+            "--subset-size",
+            "300",
+        ],
+    );
+    assert!(
+        rel(kid["kid_mean"].as_f64().unwrap(), expected("kid_mean")) < 1e-6,
+        "{kid}"
+    );
+    let prdc = metric(&p, &["prdc", &path("pr_real.npy"), &path("pr_fake.npy")]);
+    assert!(
+        (prdc["precision_k3"].as_f64().unwrap() - expected("precision_k3")).abs() < 1e-6,
+        "{prdc}"
+    );
+    assert!(
+        (prdc["prdc_k5"]["density"].as_f64().unwrap() - expected("prdc_k5_density")).abs() < 1e-6,
+        "{prdc}"
+    );
+    let text = text(
+        &p.pipe(&["metric", "fid", &path("fid_a.npz"), &path("fid_a.npz")])
+            .stdout,
+    );
+    assert!(
+        text.starts_with("FID: 0.000000") || text.starts_with("FID: -0.000000"),
+        "{text}"
+    );
+}
+
+#[test]
+fn statistics_stage_and_features_from_images() {
+    let p = Project::new();
+    p.write(
+        "p.ron",
+        &format!(
+            r#"Pipeline(name: "eval", stages: {{
+                "inception": Weights(path: Some("{}")),
+                "shapes": Dataset(source: Synthetic(seed: 3, per_class: 1, size: 32, classes: 4), split: Test),
+                "stats": InceptionStats(data: "shapes", weights: "inception", features: true, batch: 3, device: Cpu),
+            }})"#,
+            weights().display()
+        ),
+    );
+    let report = p.run("p.ron", &[], 0);
+    assert_eq!(
+        with_action(&report, "ran"),
+        ["inception", "shapes", "stats"]
+    );
+    let out = PathBuf::from(stage(&report, "stats")["output"].as_str().unwrap());
+    let shapes = stage(&report, "shapes")["output"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stats = out.join("stats.npz").display().to_string();
+    let pool3 = out.join("pool3.npy").display().to_string();
+    let w = weights().display().to_string();
+    // The same images through `pipe metric`, from the packed data set: FID 0.
+    let same = metric(
+        &p,
+        &["fid", &stats, &shapes, "--weights", &w, "--device", "cpu"],
+    );
+    assert!(same["fid"].as_f64().unwrap().abs() < 1e-3, "{same}");
+    let from_features = metric(&p, &["fid", &stats, &pool3]);
+    assert!(
+        from_features["fid"].as_f64().unwrap().abs() < 1e-6,
+        "{from_features}"
+    );
+    let show = p.json(&["show", "p.ron", "stats"], 0);
+    assert_eq!(show["record"]["metrics"]["images"], 4.0);
+    assert!(
+        show["record"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("on cpu (burn-flex)")
+    );
+}
+
+#[test]
+fn features_of_an_image_folder_with_mixed_sizes_and_stray_files() {
+    let p = Project::new();
+    let dir = p.path("imgs");
+    std::fs::create_dir_all(&dir).unwrap();
+    image::RgbImage::from_pixel(32, 32, image::Rgb([200, 10, 10]))
+        .save(dir.join("a.png"))
+        .unwrap();
+    image::RgbImage::from_pixel(48, 40, image::Rgb([10, 200, 10]))
+        .save(dir.join("b.png"))
+        .unwrap();
+    std::fs::write(dir.join("notes.txt"), "x").unwrap();
+    let out = p.path("f.npz").display().to_string();
+    let w = weights().display().to_string();
+    let run = p.pipe(&[
+        "metric",
+        "features",
+        "--weights",
+        &w,
+        "--device",
+        "cpu",
+        "--out",
+        &out,
+        &dir.display().to_string(),
+    ]);
+    let stderr = text(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "note: skipping 1 files that are not PNG or JPEG images: {}",
+            dir.join("notes.txt").display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("holds images of 2 sizes (32×32, 48×40); each is resized to 299×299"),
+        "{stderr}"
+    );
+    let arrays = stages::metrics::npy::read_npz(std::path::Path::new(&out)).unwrap();
+    assert_eq!(arrays[0].1.shape, [2, 2048]);
+    assert_eq!(arrays[1].1.shape, [2, 1008]);
+}
+
+fn error_of(p: &Project, args: &[&str]) -> String {
+    let out = p.pipe(args);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    text(&out.stderr)
+}
+
+#[test]
+fn bad_statistics_and_features() {
+    use stages::metrics::npy::{encode, write_npz};
+    let p = Project::new();
+    let a = p.path("a.npz");
+    let b = p.path("b.npz");
+    write_npz(
+        &a,
+        &[
+            ("mu", encode(&[2], &[0.0, 0.0], false)),
+            ("sigma", encode(&[2, 2], &[1.0, 0.0, 0.0, 1.0], false)),
+        ],
+    )
+    .unwrap();
+    write_npz(
+        &b,
+        &[
+            ("mu", encode(&[3], &[0.0; 3], false)),
+            (
+                "sigma",
+                encode(
+                    &[3, 3],
+                    &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                    false,
+                ),
+            ),
+        ],
+    )
+    .unwrap();
+    let (sa, sb) = (a.display().to_string(), b.display().to_string());
+    assert_eq!(
+        error_of(&p, &["metric", "fid", &sa, &sb]),
+        "error: statistics of different dimensions: 2 and 3\n"
+    );
+    write_npz(
+        &b,
+        &[
+            ("mu", encode(&[2], &[0.0; 2], false)),
+            ("sigma", encode(&[2, 2], &[1.0, 0.5, 0.1, 1.0], false)),
+        ],
+    )
+    .unwrap();
+    let err = error_of(&p, &["metric", "fid", &sa, &sb]);
+    assert!(
+        err.contains("sigma is not symmetric: sigma[0, 1] and sigma[1, 0] differ by"),
+        "{err}"
+    );
+    write_npz(
+        &b,
+        &[
+            ("mu", encode(&[2], &[f64::NAN, 0.0], false)),
+            ("sigma", encode(&[2, 2], &[1.0, 0.0, 0.0, 1.0], false)),
+        ],
+    )
+    .unwrap();
+    assert!(error_of(&p, &["metric", "fid", &sa, &sb]).ends_with(": mu[0] is NaN\n"));
+
+    let nan = p.path("nan.npy");
+    std::fs::write(
+        &nan,
+        encode(&[3, 2], &[0.0, 1.0, f64::NAN, 0.0, 1.0, 1.0], true),
+    )
+    .unwrap();
+    let sn = nan.display().to_string();
+    assert_eq!(
+        error_of(&p, &["metric", "kid", &sn, &sn]),
+        "error: first features: sample 1 has a non-finite value (NaN) in feature 0\n"
+    );
+    let one = p.path("one.npy");
+    std::fs::write(&one, encode(&[1, 2], &[0.0, 1.0], true)).unwrap();
+    assert_eq!(
+        error_of(&p, &["metric", "fid", &one.display().to_string(), &sa]),
+        format!(
+            "error: `{}`: features: 1 samples, at least 2 needed\n",
+            one.display()
+        )
+    );
+}
+
+#[test]
+fn bad_weight_files_name_the_tensor() {
+    let p = Project::new();
+    let stage_for = |file: &std::path::Path| {
+        format!(
+            r#"Pipeline(name: "w", stages: {{"inception": Weights(path: Some("{}"))}})"#,
+            file.display()
+        )
+    };
+    let misshaped = p.path("misshaped.pth");
+    save_state_dict(
+        &misshaped,
+        &[(
+            "Conv2d_1a_3x3.conv.weight",
+            vec![32, 3, 3, 4],
+            vec![0.5; 32 * 3 * 3 * 4],
+        )],
+    );
+    p.write("p.ron", &stage_for(&misshaped));
+    let report = p.run("p.ron", &[], 1);
+    let error = stage(&report, "inception")["error"].as_str().unwrap();
+    assert!(error.ends_with("tensor `Conv2d_1a_3x3.conv.weight` has shape [32, 3, 3, 4], the network needs [32, 3, 3, 3]"), "{error}");
+
+    let missing = p.path("missing.pth");
+    save_state_dict(
+        &missing,
+        &[(
+            "Conv2d_1a_3x3.conv.weight",
+            vec![32, 3, 3, 3],
+            vec![0.5; 32 * 27],
+        )],
+    );
+    p.write("p.ron", &stage_for(&missing));
+    let error = stage(&p.run("p.ron", &[], 1), "inception")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.ends_with("missing tensor `Conv2d_1a_3x3.bn.weight` (shape [32])"),
+        "{error}"
+    );
+
+    let truncated = p.path("truncated.pth");
+    let bytes = std::fs::read(weights()).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    p.write("p.ron", &stage_for(&truncated));
+    let error = stage(&p.run("p.ron", &[], 1), "inception")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("truncated weight file: its tensors need"),
+        "{error}"
+    );
+
+    let corrupt = p.path("corrupt.pth");
+    let mut bytes = bytes;
+    bytes[..64].fill(0xAB);
+    std::fs::write(&corrupt, &bytes).unwrap();
+    p.write("p.ron", &stage_for(&corrupt));
+    let error = stage(&p.run("p.ron", &[], 1), "inception")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("not a readable PyTorch weight file"),
+        "{error}"
+    );
+}
