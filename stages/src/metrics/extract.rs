@@ -12,6 +12,9 @@ use crate::device::OnBackend;
 /// Images to extract features from: same-size groups of RGB u8 pixels, in order.
 pub trait ImageSource: Sync {
     fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Image `i`: width, height and pixels.
     fn image(&self, i: usize) -> Result<(usize, usize, std::borrow::Cow<'_, [u8]>), MetricError>;
 }
