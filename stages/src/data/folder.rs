@@ -148,19 +148,21 @@ mod tests {
         assert_eq!(&all[0].0[..3], &[20, 10, 235]);
     }
 
+    fn first_error(mut images: Images) -> String {
+        images
+            .iter
+            .find_map(Result::err)
+            .expect("an image fails")
+            .to_string()
+    }
+
     #[test]
     fn unreadable_image_mixed_sizes_and_empty_class_are_named() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("a")).unwrap();
         png(&dir.path().join("a/1.png"), 4, 4, 1);
         std::fs::write(dir.path().join("a/2.jpg"), b"garbage").unwrap();
-        let err = read(dir.path(), None)
-            .unwrap()
-            .iter
-            .map(|r| r.map(|_| ()))
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap_err()
-            .to_string();
+        let err = first_error(read(dir.path(), None).unwrap());
         assert!(
             err.starts_with(&format!(
                 "{}: cannot decode the image",
@@ -171,13 +173,7 @@ mod tests {
 
         std::fs::remove_file(dir.path().join("a/2.jpg")).unwrap();
         png(&dir.path().join("a/3.png"), 5, 4, 1);
-        let err = read(dir.path(), None)
-            .unwrap()
-            .iter
-            .map(|r| r.map(|_| ()))
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap_err()
-            .to_string();
+        let err = first_error(read(dir.path(), None).unwrap());
         assert!(
             err.contains("a/3.png: image is 5×4 but the first is 4×4; set `resize`"),
             "{err}"

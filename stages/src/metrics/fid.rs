@@ -4,9 +4,10 @@
 //! The eigenvalues of Σ₁Σ₂ are those of the symmetric Lᵀ Σ₂ L where Σ₁ = L Lᵀ, so the
 //! trace of the square root is the sum of the square roots of a symmetric matrix's
 //! eigenvalues: no general (non-symmetric) matrix square root, no complex parts to
-//! drop. A singular Σ₁ (fewer samples than dimensions) has no Cholesky factor; then the
-//! other matrix is factored, and if both are singular, Σ₁^½ comes from an
-//! eigendecomposition instead. Negative eigenvalues from rounding count as zero.
+//! drop. A singular or nearly singular Σ₁ (fewer samples than dimensions) has no
+//! accurate Cholesky factor; then the other matrix is factored, and if both are
+//! singular, Σ₁^½ comes from an eigendecomposition instead (slower, exact for positive
+//! semi-definite matrices). Negative eigenvalues from rounding count as zero.
 
 use faer::{Accum, Mat, Par, Side};
 
@@ -31,15 +32,36 @@ pub fn fid(a: &Stats, b: &Stats) -> Result<f64, MetricError> {
 
 /// tr (AB)^½ for symmetric positive semi-definite A and B.
 pub fn trace_sqrt_product(a: &Mat<f64>, b: &Mat<f64>) -> Result<f64, MetricError> {
-    let root = match (a.llt(Side::Lower), b.llt(Side::Lower)) {
-        (Ok(llt), _) => symmetric_product(llt.L(), b, true),
-        (_, Ok(llt)) => symmetric_product(llt.L(), a, true),
+    // A Cholesky factor of a nearly singular matrix exists in floating point but is
+    // inaccurate: use it only when its pivots are all well away from zero.
+    let factor = |m: &Mat<f64>| {
+        m.llt(Side::Lower)
+            .ok()
+            .filter(|llt| well_conditioned(llt.L()))
+    };
+    let root = match (factor(a), factor(b)) {
+        (Some(llt), _) => symmetric_product(llt.L(), b, true),
+        (_, Some(llt)) => symmetric_product(llt.L(), a, true),
         _ => symmetric_product(psd_sqrt(a)?.as_ref(), b, false),
     };
     let eigen = root
         .self_adjoint_eigenvalues(Side::Lower)
         .map_err(|e| MetricError::Invalid(format!("eigenvalues did not converge: {e:?}")))?;
-    Ok(eigen.iter().map(|&l| l.max(0.0).sqrt()).sum())
+    // Eigenvalues within rounding of zero are zero: summed over the many null directions
+    // of a low-rank covariance, the square roots of their noise would add up.
+    let largest = eigen.iter().fold(0f64, |m, &l| m.max(l.abs()));
+    let noise = largest * f64::EPSILON * eigen.len() as f64;
+    Ok(eigen
+        .iter()
+        .map(|&l| if l > noise { l.sqrt() } else { 0.0 })
+        .sum())
+}
+
+/// Whether the smallest squared pivot of a Cholesky factor is above 1e-9 of the largest.
+fn well_conditioned(l: faer::MatRef<'_, f64>) -> bool {
+    let pivots: Vec<f64> = (0..l.nrows()).map(|i| l[(i, i)] * l[(i, i)]).collect();
+    let max = pivots.iter().cloned().fold(0.0, f64::max);
+    pivots.iter().all(|&p| p > 1e-9 * max)
 }
 
 /// `Fᵀ M F` if `transposed`, else `F M F` (F symmetric), symmetrized.

@@ -152,6 +152,11 @@ impl<B: Backend> BasicConv<B> {
     }
 }
 
+/// Convolutions applied one after the other.
+fn chain<B: Backend>(convs: &[BasicConv<B>], x: Tensor<B, 4>) -> Tensor<B, 4> {
+    convs.iter().fold(x, |t, conv| conv.forward(t))
+}
+
 /// A 3×3, stride 1, padding 1 average pool that divides by the number of real pixels.
 fn avg3<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     avg_pool2d(x, [3, 3], [1, 1], [1, 1], false, false)
@@ -231,10 +236,7 @@ impl<B: Backend> BlockA<B> {
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let a = self.b1x1.forward(x.clone());
         let b = self.b5x5[1].forward(self.b5x5[0].forward(x.clone()));
-        let c = self
-            .b3x3dbl
-            .iter()
-            .fold(x.clone(), |t, conv| conv.forward(t));
+        let c = chain(&self.b3x3dbl, x.clone());
         let d = self.pool.forward(avg3(x));
         Tensor::cat(vec![a, b, c, d], 1)
     }
@@ -261,10 +263,7 @@ impl<B: Backend> BlockB<B> {
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let a = self.b3x3.forward(x.clone());
-        let b = self
-            .b3x3dbl
-            .iter()
-            .fold(x.clone(), |t, conv| conv.forward(t));
+        let b = chain(&self.b3x3dbl, x.clone());
         Tensor::cat(vec![a, b, max3s2(x)], 1)
     }
 }
@@ -302,11 +301,8 @@ impl<B: Backend> BlockC<B> {
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let a = self.b1x1.forward(x.clone());
-        let b = self.b7x7.iter().fold(x.clone(), |t, conv| conv.forward(t));
-        let c = self
-            .b7x7dbl
-            .iter()
-            .fold(x.clone(), |t, conv| conv.forward(t));
+        let b = chain(&self.b7x7, x.clone());
+        let c = chain(&self.b7x7dbl, x.clone());
         let d = self.pool.forward(avg3(x));
         Tensor::cat(vec![a, b, c, d], 1)
     }
@@ -336,11 +332,8 @@ impl<B: Backend> BlockD<B> {
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let a = self.b3x3.iter().fold(x.clone(), |t, conv| conv.forward(t));
-        let b = self
-            .b7x7x3
-            .iter()
-            .fold(x.clone(), |t, conv| conv.forward(t));
+        let a = chain(&self.b3x3, x.clone());
+        let b = chain(&self.b7x7x3, x.clone());
         Tensor::cat(vec![a, b, max3s2(x)], 1)
     }
 }
@@ -386,10 +379,7 @@ impl<B: Backend> BlockE<B> {
             vec![self.b3x3_2[0].forward(t.clone()), self.b3x3_2[1].forward(t)],
             1,
         );
-        let t = self
-            .b3x3dbl_12
-            .iter()
-            .fold(x.clone(), |t, conv| conv.forward(t));
+        let t = chain(&self.b3x3dbl_12, x.clone());
         let c = Tensor::cat(
             vec![
                 self.b3x3dbl_3[0].forward(t.clone()),
