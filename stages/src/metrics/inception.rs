@@ -407,8 +407,10 @@ pub struct FidInception<B: Backend> {
     mixed_7a: BlockD<B>,
     mixed_7b: BlockE<B>,
     mixed_7c: BlockE<B>,
-    fc_weight: Tensor<B, 2>,
-    fc_bias: Tensor<B, 1>,
+    /// The final fc layer runs on the host in f64: some GPU matmuls round f32 inputs
+    /// to TF32, which would cost the logits three digits. `[2048, 1008]`.
+    fc_weight: faer::Mat<f64>,
+    fc_bias: Vec<f64>,
 }
 
 /// Features of a batch: `pool3` (n × 2048) and `logits` (n × 1008), row-major.
@@ -448,22 +450,10 @@ impl<B: Backend> FidInception<B> {
             mixed_7b: BlockE::load(&l, "Mixed_7b", 1280, false)?,
             mixed_7c: BlockE::load(&l, "Mixed_7c", 2048, true)?,
             fc_weight: {
-                let v: Vec<f32> = w
-                    .take("fc.weight", &[CLASSES, FEATURES])?
-                    .into_iter()
-                    .map(|x| x as f32)
-                    .collect();
-                Tensor::<B, 2>::from_data(TensorData::new(v, [CLASSES, FEATURES]), device)
-                    .transpose()
+                let v = w.take("fc.weight", &[CLASSES, FEATURES])?;
+                faer::Mat::from_fn(FEATURES, CLASSES, |i, j| v[j * FEATURES + i])
             },
-            fc_bias: {
-                let v: Vec<f32> = w
-                    .take("fc.bias", &[CLASSES])?
-                    .into_iter()
-                    .map(|x| x as f32)
-                    .collect();
-                Tensor::from_data(TensorData::new(v, [CLASSES]), device)
-            },
+            fc_bias: w.take("fc.bias", &[CLASSES])?,
         })
     }
 
@@ -493,27 +483,31 @@ impl<B: Backend> FidInception<B> {
 
     /// Pool features and logits (fc with bias) of a batch, on the host.
     pub fn forward(&self, images: Tensor<B, 4>) -> Result<Outputs, MetricError> {
-        let pool = self.pool3(images);
-        let logits =
-            pool.clone().matmul(self.fc_weight.clone()) + self.fc_bias.clone().unsqueeze::<2>();
-        let host = |t: Tensor<B, 2>| {
-            t.into_data()
-                .to_vec::<f32>()
-                .map_err(|e| MetricError::Invalid(format!("reading features back: {e:?}")))
-        };
-        Ok(Outputs {
-            pool3: host(pool)?,
-            logits: host(logits)?,
-        })
+        let pool3 = self
+            .pool3(images)
+            .into_data()
+            .to_vec::<f32>()
+            .map_err(|e| MetricError::Invalid(format!("reading features back: {e:?}")))?;
+        let n = pool3.len() / FEATURES;
+        let features = faer::Mat::from_fn(n, FEATURES, |i, j| pool3[i * FEATURES + j] as f64);
+        let mut logits = faer::Mat::from_fn(n, CLASSES, |_, j| self.fc_bias[j]);
+        faer::linalg::matmul::matmul(
+            logits.as_mut(),
+            faer::Accum::Add,
+            features.as_ref(),
+            self.fc_weight.as_ref(),
+            1.0,
+            faer::Par::Seq,
+        );
+        let logits = (0..n * CLASSES)
+            .map(|k| logits[(k / CLASSES, k % CLASSES)] as f32)
+            .collect();
+        Ok(Outputs { pool3, logits })
     }
 
     /// The fc layer's bias, to take logits without it.
-    pub fn fc_bias(&self) -> Result<Vec<f32>, MetricError> {
-        self.fc_bias
-            .clone()
-            .into_data()
-            .to_vec::<f32>()
-            .map_err(|e| MetricError::Invalid(format!("{e:?}")))
+    pub fn fc_bias(&self) -> &[f64] {
+        &self.fc_bias
     }
 }
 
