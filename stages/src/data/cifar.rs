@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::pickle::{self, Py};
-use super::{DataError, Images, Location, Split};
+use super::{DataError, Images, LabelledImage, Location, Split};
 
 const PIXELS: usize = 3072;
 
@@ -149,7 +149,7 @@ pub fn read(location: &Location, which: Cifar, split: Split) -> Result<Images, D
     } else {
         python_names(meta_bytes, which, &location.describe(meta_name))?
     };
-    let mut records: Vec<(Vec<u8>, u32)> = Vec::new();
+    let mut records: Vec<LabelledImage> = Vec::new();
     for b in batches.iter() {
         let (name, bytes) = by_base(b)?.ok_or_else(|| missing(b))?;
         let file = location.describe(name);
@@ -200,7 +200,7 @@ fn read_binary(
     which: Cifar,
     classes: &[String],
     file: &str,
-    out: &mut Vec<(Vec<u8>, u32)>,
+    out: &mut Vec<LabelledImage>,
 ) -> Result<(), DataError> {
     let (prefix, label_at) = which.label_bytes();
     let record = prefix + PIXELS;
@@ -228,7 +228,7 @@ fn read_python(
     which: Cifar,
     classes: &[String],
     file: &str,
-    out: &mut Vec<(Vec<u8>, u32)>,
+    out: &mut Vec<LabelledImage>,
 ) -> Result<(), DataError> {
     let bad = |message: String| DataError::bad(file, None, message);
     let py = pickle::parse(bytes).map_err(|e| bad(format!("not a readable pickle: {e}")))?;
