@@ -20,9 +20,11 @@
 mod context;
 pub mod data;
 pub mod device;
+pub mod gan;
 mod kind;
 pub mod kinds;
 pub mod metrics;
+pub mod pytorch;
 pub mod rng;
 
 pub use context::{Context, Input, Outcome, Progress, StageError};

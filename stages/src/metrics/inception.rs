@@ -16,81 +16,20 @@ use std::path::Path;
 use burn::prelude::*;
 use burn::tensor::module::{avg_pool2d, conv2d, interpolate, max_pool2d};
 use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions};
-use burn_store::pytorch::PytorchReader;
 
 use super::MetricError;
+use crate::pytorch::{TorchError, TorchFile};
+
+impl From<TorchError> for MetricError {
+    fn from(e: TorchError) -> MetricError {
+        MetricError::format(e.file, e.message)
+    }
+}
 
 pub const FEATURES: usize = 2048;
 pub const CLASSES: usize = 1008;
 const SIZE: usize = 299;
 const BN_EPS: f64 = 1e-3;
-
-/// Tensors by PyTorch name, checked for presence and shape as they are taken.
-struct Weights {
-    reader: PytorchReader,
-    file: String,
-}
-
-impl Weights {
-    fn open(path: &Path) -> Result<Weights, MetricError> {
-        let file = path.display().to_string();
-        let len = std::fs::metadata(path)
-            .map_err(|_| MetricError::format(&file, "no such weight file"))?
-            .len();
-        let reader = PytorchReader::new(path).map_err(|e| {
-            MetricError::format(&file, format!("not a readable PyTorch weight file: {e}"))
-        })?;
-        // The reader fetches tensor data lazily and does not notice a file cut short:
-        // the tensors' bytes must at least fit in the file.
-        let needed: u64 = reader
-            .tensors()
-            .values()
-            .map(|t| (t.shape.iter().product::<usize>() * t.dtype.size()) as u64)
-            .sum();
-        if needed > len {
-            return Err(MetricError::format(
-                &file,
-                format!(
-                    "truncated weight file: its tensors need {needed} bytes, the file has {len}"
-                ),
-            ));
-        }
-        Ok(Weights { reader, file })
-    }
-
-    fn take(&self, key: &str, shape: &[usize]) -> Result<Vec<f64>, MetricError> {
-        let snapshot = self.reader.get(key).ok_or_else(|| {
-            MetricError::format(
-                &self.file,
-                format!("missing tensor `{key}` (shape {shape:?})"),
-            )
-        })?;
-        let found: Vec<usize> = snapshot.shape.to_vec();
-        if found != shape {
-            return Err(MetricError::format(
-                &self.file,
-                format!("tensor `{key}` has shape {found:?}, the network needs {shape:?}"),
-            ));
-        }
-        let data = snapshot
-            .to_data()
-            .map_err(|e| MetricError::format(&self.file, format!("tensor `{key}`: {e:?}")))?;
-        let values = data
-            .convert::<f64>()
-            .to_vec::<f64>()
-            .map_err(|e| MetricError::format(&self.file, format!("tensor `{key}`: {e:?}")))?;
-        if values.len() != shape.iter().product::<usize>() {
-            return Err(MetricError::format(
-                &self.file,
-                format!(
-                    "tensor `{key}` holds {} values for shape {shape:?} (truncated?)",
-                    values.len()
-                ),
-            ));
-        }
-        Ok(values)
-    }
-}
 
 /// Convolution + BatchNorm + ReLU, the BatchNorm folded in.
 #[derive(Debug, Clone)]
@@ -103,7 +42,7 @@ struct BasicConv<B: Backend> {
 impl<B: Backend> BasicConv<B> {
     #[allow(clippy::too_many_arguments)]
     fn load(
-        w: &Weights,
+        w: &TorchFile,
         name: &str,
         cin: usize,
         cout: usize,
@@ -168,7 +107,7 @@ fn max3s2<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
 
 /// Loads the convolutions of a block, named `{block}.{branch}`.
 struct Loader<'a, B: Backend> {
-    w: &'a Weights,
+    w: &'a TorchFile,
     device: &'a B::Device,
 }
 
@@ -424,7 +363,7 @@ impl<B: Backend> FidInception<B> {
     /// Loads the network from a weight file in pytorch-fid's format, naming any tensor
     /// that is missing or has the wrong shape.
     pub fn load(path: &Path, device: &B::Device) -> Result<Self, MetricError> {
-        let w = Weights::open(path)?;
+        let w = TorchFile::open(path)?;
         let l = Loader::<B> { w: &w, device };
         Ok(FidInception {
             stem: [

@@ -1,0 +1,261 @@
+//! The two halves of a GAN configuration, as pipeline files write them (usually through
+//! `Include("configs/….ron")`): the networks ([`ModelConfig`]) and how they are trained
+//! ([`TrainConfig`]). Field names follow the reference's JSON configs where they exist.
+
+use serde::{Deserialize, Serialize};
+
+use super::init::Scheme;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Architecture {
+    Dcgan32,
+    Resgan32,
+    Resgan64,
+    Biggan32,
+    Biggan64,
+}
+
+impl Architecture {
+    pub fn image_size(self) -> usize {
+        match self {
+            Architecture::Dcgan32 | Architecture::Resgan32 | Architecture::Biggan32 => 32,
+            Architecture::Resgan64 | Architecture::Biggan64 => 64,
+        }
+    }
+}
+
+/// How the discriminator (and the generator's BatchNorm) use the class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Conditioning {
+    /// Unconditional.
+    None,
+    /// Auxiliary classifier (ACGAN): a class-logit head and cross-entropy losses.
+    Acgan,
+    /// Projection discriminator (cGAN): `linear(h) + ⟨embed(y), h⟩`.
+    Projection,
+    /// ContraGAN: the 2C loss between image embeddings and class embeddings.
+    Contrastive,
+}
+
+/// Self-attention after the given blocks (counted from 1, as the reference does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attention {
+    pub g_after_block: usize,
+    pub d_after_block: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub architecture: Architecture,
+    pub conditioning: Conditioning,
+    pub num_classes: usize,
+    pub z_dim: usize,
+    /// BigGAN's shared class embedding.
+    #[serde(default = "default_shared_dim")]
+    pub shared_dim: usize,
+    /// Width multipliers (ignored by dcgan32, whose widths are fixed).
+    pub g_conv_dim: usize,
+    pub d_conv_dim: usize,
+    /// ContraGAN's embedding size.
+    #[serde(default = "default_hyper_dim")]
+    pub hyper_dim: usize,
+    #[serde(default)]
+    pub nonlinear_embed: bool,
+    #[serde(default = "yes")]
+    pub normalize_embed: bool,
+    pub g_spectral_norm: bool,
+    pub d_spectral_norm: bool,
+    #[serde(default)]
+    pub attention: Option<Attention>,
+    #[serde(default)]
+    pub leaky_relu: bool,
+    #[serde(default)]
+    pub g_init: Scheme,
+    #[serde(default)]
+    pub d_init: Scheme,
+}
+
+fn default_shared_dim() -> usize {
+    128
+}
+
+fn default_hyper_dim() -> usize {
+    512
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ModelConfig {
+    pub fn image_size(&self) -> usize {
+        self.architecture.image_size()
+    }
+
+    /// Whether the generator's BatchNorm layers take the class.
+    pub fn conditional_g(&self) -> bool {
+        self.conditioning != Conditioning::None
+    }
+
+    /// Problems with the configuration, as (field, message).
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let big = matches!(
+            self.architecture,
+            Architecture::Biggan32 | Architecture::Biggan64
+        );
+        let g_blocks = super::generator::block_count(self.architecture);
+        if big && self.z_dim % (g_blocks + 1) != 0 {
+            return Err((
+                "z_dim",
+                format!(
+                    "{:?} splits z into {} chunks: z_dim {} is not a multiple of {}",
+                    self.architecture,
+                    g_blocks + 1,
+                    self.z_dim,
+                    g_blocks + 1
+                ),
+            ));
+        }
+        if self.num_classes == 0 {
+            return Err(("num_classes", "must be at least 1".into()));
+        }
+        for (field, width) in [
+            ("g_conv_dim", self.g_conv_dim),
+            ("d_conv_dim", self.d_conv_dim),
+        ] {
+            if width == 0 || (self.attention.is_some() && width % 4 != 0) {
+                return Err((
+                    field,
+                    format!("{width}: widths must be positive (multiples of 4 with attention)"),
+                ));
+            }
+        }
+        if let Some(a) = self.attention {
+            let d_blocks = super::discriminator::block_count(self.architecture);
+            if a.g_after_block == 0 || a.g_after_block > g_blocks {
+                return Err((
+                    "attention",
+                    format!("g_after_block {} is not in 1..={g_blocks}", a.g_after_block),
+                ));
+            }
+            if a.d_after_block == 0 || a.d_after_block > d_blocks {
+                return Err((
+                    "attention",
+                    format!("d_after_block {} is not in 1..={d_blocks}", a.d_after_block),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The adversarial loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdvLoss {
+    Hinge,
+    /// Non-saturating (the reference's "dcgan" loss).
+    Vanilla,
+    LeastSquares,
+    /// Wasserstein; use with `weight_clipping`.
+    Wasserstein,
+}
+
+/// An exponential moving average of the generator.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ema {
+    pub decay: f64,
+    /// Before this step the average is a plain copy.
+    pub start: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub batch_size: usize,
+    #[serde(default = "one")]
+    pub accumulation_steps: usize,
+    /// Generator steps.
+    pub total_steps: u64,
+    pub d_steps_per_iter: usize,
+    #[serde(default = "one")]
+    pub g_steps_per_iter: usize,
+    pub g_lr: f64,
+    pub d_lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    #[serde(default = "default_adam_eps")]
+    pub adam_eps: f64,
+    pub adv_loss: AdvLoss,
+    /// ContraGAN: weight λ of the 2C loss, its temperature, and whether the other
+    /// samples of the same class count as positives in the numerator.
+    #[serde(default = "unit")]
+    pub contrastive_lambda: f64,
+    #[serde(default = "unit")]
+    pub temperature: f64,
+    #[serde(default = "yes")]
+    pub positives_in_numerator: bool,
+    #[serde(default)]
+    pub weight_clipping: Option<f64>,
+    /// WGAN-GP's λ. Needs double backward, which the burn version used here lacks:
+    /// a configuration that sets it is refused.
+    #[serde(default)]
+    pub gradient_penalty: Option<f64>,
+    #[serde(default)]
+    pub ema: Option<Ema>,
+    /// Random horizontal flips of the real images.
+    #[serde(default = "yes")]
+    pub flip: bool,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn unit() -> f64 {
+    1.0
+}
+
+fn default_adam_eps() -> f64 {
+    1e-8
+}
+
+impl TrainConfig {
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let positive = [
+            ("batch_size", self.batch_size as f64),
+            ("accumulation_steps", self.accumulation_steps as f64),
+            ("total_steps", self.total_steps as f64),
+            ("d_steps_per_iter", self.d_steps_per_iter as f64),
+            ("g_steps_per_iter", self.g_steps_per_iter as f64),
+            ("g_lr", self.g_lr),
+            ("d_lr", self.d_lr),
+            ("temperature", self.temperature),
+        ];
+        for (field, value) in positive {
+            if !(value > 0.0) {
+                return Err((field, format!("{value} must be positive")));
+            }
+        }
+        if self.gradient_penalty.is_some() {
+            return Err((
+                "gradient_penalty",
+                "the gradient penalty needs double backward (a gradient of a gradient), \
+                 which burn 0.21 does not provide; use weight_clipping with Wasserstein, \
+                 or another loss"
+                    .into(),
+            ));
+        }
+        for (field, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&beta) {
+                return Err((field, format!("{beta} is not in [0, 1)")));
+            }
+        }
+        if self.batch_size < 2 {
+            return Err(("batch_size", "BatchNorm needs at least 2 samples".into()));
+        }
+        Ok(())
+    }
+}
