@@ -222,7 +222,7 @@ fn gradients_match_the_reference_for_every_parameter() {
         let load = |network, name| {
             let inner = import::<Flex>(&checkpoint(&dir, case, name), network, &config, &device)
                 .unwrap_or_else(|e| panic!("{e}"));
-            Tensors::<Ad>::from_inner(inner, &device)
+            Tensors::<Ad>::from_inner(inner, true)
         };
 
         let mut d = load(Network::Discriminator, "D");

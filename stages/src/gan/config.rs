@@ -106,7 +106,7 @@ impl ModelConfig {
             Architecture::Biggan32 | Architecture::Biggan64
         );
         let g_blocks = super::generator::block_count(self.architecture);
-        if big && self.z_dim % (g_blocks + 1) != 0 {
+        if big && !self.z_dim.is_multiple_of(g_blocks + 1) {
             return Err((
                 "z_dim",
                 format!(
@@ -235,7 +235,7 @@ impl TrainConfig {
             ("temperature", self.temperature),
         ];
         for (field, value) in positive {
-            if !(value > 0.0) {
+            if value.is_nan() || value <= 0.0 {
                 return Err((field, format!("{value} must be positive")));
             }
         }

@@ -75,14 +75,11 @@ impl Initializer {
     }
 
     fn uniform(&mut self) -> f64 {
-        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.rng.f64()
     }
 
-    /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.uniform();
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    fn normal(&mut self) -> f64 {
+        self.rng.normal()
     }
 
     /// A `rows × cols` matrix with orthonormal rows (or columns when there are more

@@ -7,6 +7,7 @@
 //! that state, so one forward pass serves building, importing, training and sampling,
 //! on any burn backend.
 
+pub mod adam;
 pub mod config;
 pub mod discriminator;
 pub mod generator;
@@ -15,6 +16,7 @@ pub mod init;
 pub mod layers;
 pub mod loss;
 pub mod tensors;
+pub mod train;
 
 use std::path::Path;
 

@@ -159,16 +159,18 @@ impl<B: AutodiffBackend> Tensors<B> {
         }
     }
 
-    /// Tracked values: parameters become fresh leaves that collect gradients.
-    pub fn from_inner(inner: Tensors<B::InnerBackend>, device: &B::Device) -> Tensors<B> {
+    /// Tracked values; with `trainable`, parameters become fresh leaves that collect
+    /// gradients (without, gradients flow through them to the inputs only).
+    pub fn from_inner(inner: Tensors<B::InnerBackend>, trainable: bool) -> Tensors<B> {
+        let device = inner.device.clone();
         let entries = inner
             .entries
             .into_iter()
             .map(|(name, e)| {
                 let value = Tensor::from_inner(e.value);
                 let value = match e.role {
-                    Role::Param => value.require_grad(),
-                    Role::Buffer => value,
+                    Role::Param if trainable => value.require_grad(),
+                    _ => value,
                 };
                 let entry = Entry {
                     shape: e.shape,
@@ -178,10 +180,7 @@ impl<B: AutodiffBackend> Tensors<B> {
                 (name, entry)
             })
             .collect();
-        Tensors {
-            entries,
-            device: device.clone(),
-        }
+        Tensors { entries, device }
     }
 
     /// The gradient of every parameter the loss depends on.
@@ -247,7 +246,7 @@ impl Snapshot {
             offset = end;
         }
         let mut json = serde_json::to_vec(&header).unwrap();
-        while json.len() % 8 != 0 {
+        while !json.len().is_multiple_of(8) {
             json.push(b' ');
         }
         let tmp = path.with_extension("safetensors.tmp");
