@@ -4,4 +4,5 @@ pub mod command;
 pub mod dataset;
 pub mod download;
 pub mod inception_stats;
+pub mod train;
 pub mod weights;

@@ -1,0 +1,246 @@
+//! `Train`: a GAN trained on a `Dataset` stage's images with the paper's loop.
+//!
+//! ```ron
+//! "train": Train(
+//!     data: "cifar10_train",
+//!     model: Include("configs/table1/contra_biggan32_cifar.model.ron"),
+//!     train: Include("configs/table1/contra_biggan32_cifar.train.ron"),
+//!     seed: 1,
+//! ),
+//! ```
+//!
+//! Outputs: `G.safetensors`, `G_ema.safetensors` (with an EMA), `D.safetensors` (the
+//! model configuration in their metadata and in `model.json`), and `metrics.jsonl`
+//! (one line per iteration: step, losses, seconds). Checkpoints go to the stage's work
+//! folder every `checkpoint_every` iterations and when interrupted; a rerun resumes
+//! from the newest one. `init` starts from the authors' checkpoints (`model=G-….pth`,
+//! `model=D-….pth`, optionally `model=G_ema-….pth`) instead of fresh networks.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::prelude::Backend;
+use serde::{Deserialize, Serialize};
+
+use crate::data::Packed;
+use crate::device::{Device, OnBackend};
+use crate::gan::import::{Network, import};
+use crate::gan::tensors::Snapshot;
+use crate::gan::train::{self, Setup, Start, StepLog, TrainError, Trained};
+use crate::gan::{GanError, ModelConfig, TrainConfig};
+use crate::{Context, FileInput, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+
+pub struct Train;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub data: String,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    #[serde(default)]
+    pub device: Device,
+    #[serde(default)]
+    pub init: Option<Checkpoints>,
+}
+
+/// The authors' checkpoint files to start from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoints {
+    pub g: PathBuf,
+    pub d: PathBuf,
+    #[serde(default)]
+    pub g_ema: Option<PathBuf>,
+}
+
+fn default_checkpoint_every() -> u64 {
+    1000
+}
+
+impl TypedKind for Train {
+    const NAME: &'static str = "Train";
+    const VERSION: u32 = 1;
+    type Params = Params;
+
+    fn declare(params: &Params) -> Result<Needs, Invalid> {
+        params
+            .model
+            .check()
+            .map_err(|(field, message)| Invalid::new(message, &["model", field]))?;
+        params
+            .train
+            .check()
+            .map_err(|(field, message)| Invalid::new(message, &["train", field]))?;
+        let mut files = Vec::new();
+        if let Some(init) = &params.init {
+            let mut file = |role: &str, field: &str, path: &Path| {
+                files.push(FileInput {
+                    role: role.into(),
+                    path: path.to_path_buf(),
+                    at: vec!["init".into(), field.into()],
+                })
+            };
+            file("init_g", "g", &init.g);
+            file("init_d", "d", &init.d);
+            if let Some(path) = &init.g_ema {
+                file("init_g_ema", "g_ema", path);
+            }
+        }
+        Ok(Needs {
+            stages: vec![Reference {
+                role: "data".into(),
+                target: params.data.clone(),
+                at: vec!["data".into()],
+            }],
+            files,
+            gpus: matches!(params.device, Device::Cuda(_)) as u32,
+        })
+    }
+
+    fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
+        let data = Arc::new(Packed::open(&ctx.input("data")?.join("images.pack"))?);
+        let failed = |e: GanError| StageError::Failed(e.to_string());
+        let start = match &params.init {
+            Some(_) => Some(imported(&params.model, ctx).map_err(failed)?),
+            None => None,
+        };
+        let device = match (params.device, ctx.gpus.first()) {
+            (Device::Cuda(_), Some(&id)) => Device::Cuda(id as usize),
+            (device, _) => device,
+        };
+        let log_every = (params.train.total_steps / 100).max(1);
+        let progress = |entry: &StepLog| {
+            let message = format!(
+                "D {:.4} · G {:.4} · {:.2} s/it",
+                entry.d_loss, entry.g_loss, entry.seconds
+            );
+            ctx.progress.report(entry.step, Some(entry.total), &message);
+            if entry.step % log_every == 0 || entry.step == entry.total {
+                let _ = writeln!(
+                    &mut &*ctx.log,
+                    "step {}/{}: {message}",
+                    entry.step, entry.total
+                );
+            }
+        };
+        let setup = Setup {
+            model: &params.model,
+            train: &params.train,
+            seed: params.seed,
+            data,
+            work: ctx.work,
+            checkpoint_every: params.checkpoint_every,
+            start,
+            cancel: ctx.cancel,
+            progress: &progress,
+        };
+        let (result, used) = device.run(Training(&setup)).map_err(StageError::Failed)?;
+        let trained = result.map_err(|e| match e {
+            TrainError::Cancelled { .. } => StageError::Cancelled,
+            other => StageError::Failed(other.to_string()),
+        })?;
+        write_outputs(&params, &trained, ctx).map_err(failed)?;
+
+        let mut metrics = vec![
+            ("seconds_per_step".to_string(), trained.seconds_per_step),
+            ("g_params".to_string(), parameter_count(&trained.g) as f64),
+            ("d_params".to_string(), parameter_count(&trained.d) as f64),
+        ];
+        if let Some(last) = &trained.last {
+            metrics.push(("steps".into(), last.step as f64));
+            metrics.push(("d_loss".into(), last.d_loss));
+            metrics.push(("g_loss".into(), last.g_loss));
+        }
+        let resumed = trained
+            .resumed_from
+            .map(|s| format!(", resumed from step {s}"))
+            .unwrap_or_default();
+        let summary = format!(
+            "{:?} {:?}, {} steps on {used}, {:.2} s/it{resumed}",
+            params.model.architecture,
+            params.model.conditioning,
+            params.train.total_steps,
+            trained.seconds_per_step
+        );
+        let _ = writeln!(&mut &*ctx.log, "{summary}");
+        Ok(Outcome {
+            metrics: metrics.into_iter().collect(),
+            summary: Some(summary),
+        })
+    }
+}
+
+struct Training<'a, 'b>(&'a Setup<'b>);
+
+impl OnBackend for Training<'_, '_> {
+    type Output = Result<Trained, TrainError>;
+
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        train::run::<B>(self.0, &device)
+    }
+}
+
+/// The authors' networks named in `init`, as snapshots.
+fn imported(model: &ModelConfig, ctx: &Context) -> Result<Start, GanError> {
+    let device = Default::default();
+    let load = |role: &str, network| -> Result<Snapshot, GanError> {
+        let path = ctx
+            .input(role)
+            .map_err(|e| GanError::format(role, e.to_string()))?;
+        Ok(import::<burn::backend::Flex>(path, network, model, &device)?.to_snapshot())
+    };
+    let g_ema = if ctx.inputs.contains_key("init_g_ema") {
+        Some(load("init_g_ema", Network::Generator)?)
+    } else {
+        None
+    };
+    Ok(Start {
+        g: load("init_g", Network::Generator)?,
+        d: load("init_d", Network::Discriminator)?,
+        g_ema,
+    })
+}
+
+fn parameter_count(snapshot: &Snapshot) -> usize {
+    snapshot
+        .tensors
+        .values()
+        .filter(|t| t.role == crate::gan::tensors::Role::Param)
+        .map(|t| t.data.len())
+        .sum()
+}
+
+fn write_outputs(params: &Params, trained: &Trained, ctx: &Context) -> Result<(), GanError> {
+    let model = serde_json::to_string(&params.model).expect("serializable");
+    let step = trained.last.as_ref().map_or(0, |l| l.step).to_string();
+    let save = |name: &str, snapshot: &Snapshot| {
+        let mut snapshot = snapshot.clone();
+        snapshot.metadata.insert("model".into(), model.clone());
+        snapshot.metadata.insert("step".into(), step.clone());
+        snapshot
+            .metadata
+            .insert("seed".into(), params.seed.to_string());
+        snapshot.save(&ctx.out.join(format!("{name}.safetensors")))
+    };
+    save("G", &trained.g)?;
+    save("D", &trained.d)?;
+    if let Some(ema) = &trained.g_ema {
+        save("G_ema", ema)?;
+    }
+    let model_path = ctx.out.join("model.json");
+    std::fs::write(
+        &model_path,
+        serde_json::to_vec_pretty(&params.model).unwrap(),
+    )
+    .map_err(|e| GanError::io(&model_path, e))?;
+    let log = ctx.work.join("metrics.jsonl");
+    let out = ctx.out.join("metrics.jsonl");
+    std::fs::copy(&log, &out).map_err(|e| GanError::io(&out, e))?;
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! `Train` stages end to end: configs included from files, a short run on synthetic
+//! shapes, its outputs and record, the errors of bad configurations, and training on
+//! from the authors' checkpoints.
+
+mod common;
+
+use common::*;
+use stages::gan::tensors::Snapshot;
+
+const MODEL: &str = r#"(
+    architecture: Biggan32,
+    conditioning: Contrastive,
+    num_classes: 4,
+    z_dim: 20,
+    shared_dim: 8,
+    g_conv_dim: 4,
+    d_conv_dim: 4,
+    hyper_dim: 16,
+    g_spectral_norm: true,
+    d_spectral_norm: true,
+    attention: Some((g_after_block: 2, d_after_block: 1)),
+)
+"#;
+
+const TRAIN: &str = r#"(
+    batch_size: 4,
+    total_steps: 3,
+    d_steps_per_iter: 2,
+    g_lr: 2e-4,
+    d_lr: 2e-4,
+    beta1: 0.5,
+    beta2: 0.999,
+    adv_loss: Hinge,
+    ema: Some((decay: 0.9999, start: 2)),
+)
+"#;
+
+const PIPELINE: &str = r#"Pipeline(
+    name: "train",
+    stages: {
+        "shapes": Dataset(source: Synthetic(seed: 1, per_class: 3, size: 32, classes: 4), split: Train),
+        "gan": Train(
+            data: "shapes",
+            model: Include("configs/model.ron"),
+            train: Include("configs/train.ron"),
+            seed: 5,
+            device: Cpu,
+        ),
+    },
+)
+"#;
+
+fn project() -> Project {
+    let p = Project::new();
+    p.write("p.ron", PIPELINE)
+        .write("configs/model.ron", MODEL)
+        .write("configs/train.ron", TRAIN);
+    p
+}
+
+#[test]
+fn a_short_run_writes_networks_and_a_metrics_log() {
+    let p = project();
+    let report = p.run("p.ron", &[], 0);
+    assert_eq!(
+        actions(&report),
+        [
+            ("shapes".into(), "ran".into()),
+            ("gan".into(), "ran".into())
+        ]
+    );
+    let show = p.json(&["show", "p.ron", "gan"], 0);
+    let metrics = &show["record"]["metrics"];
+    assert_eq!(metrics["steps"], 3.0, "{show}");
+    assert!(metrics["d_loss"].as_f64().unwrap().is_finite());
+    let file = |name: &str| {
+        show["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| std::path::PathBuf::from(o["path"].as_str().unwrap()))
+            .find(|p| p.ends_with(name))
+            .unwrap_or_else(|| panic!("no output {name}: {show}"))
+    };
+    let dir = file("G.safetensors").parent().unwrap().to_path_buf();
+    let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 3);
+    let g = Snapshot::load(&dir.join("G.safetensors")).unwrap();
+    let ema = Snapshot::load(&dir.join("G_ema.safetensors")).unwrap();
+    assert!(g.metadata["model"].contains("Biggan32"));
+    assert_eq!(g.metadata["step"], "3");
+    assert_ne!(
+        g.tensors["linear0.weight_orig"],
+        ema.tensors["linear0.weight_orig"]
+    );
+    assert!(dir.join("D.safetensors").exists() && dir.join("model.json").exists());
+
+    // Nothing changed: nothing runs. A changed training value reruns the training only.
+    let again = p.run("p.ron", &[], 0);
+    assert!(with_action(&again, "ran").is_empty());
+    p.write(
+        "configs/train.ron",
+        &TRAIN.replace("total_steps: 3", "total_steps: 2"),
+    );
+    let changed = p.run("p.ron", &[], 0);
+    assert_eq!(with_action(&changed, "ran"), ["gan"]);
+}
+
+fn error_for(p: &Project) -> String {
+    let out = p.pipe(&["run", "p.ron"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    text(&out.stderr)
+}
+
+#[test]
+fn a_gradient_penalty_is_refused_with_the_reason() {
+    let p = project();
+    p.write(
+        "configs/train.ron",
+        &TRAIN.replace(
+            "adv_loss: Hinge,",
+            "adv_loss: Wasserstein,\n    gradient_penalty: Some(10.0),",
+        ),
+    );
+    let err = error_for(&p);
+    assert!(err.contains("double backward"), "{err}");
+    assert!(err.contains("configs/train.ron:10:"), "{err}");
+}
+
+#[test]
+fn a_z_dim_biggan_cannot_split_points_into_the_model_config() {
+    let p = project();
+    p.write(
+        "configs/model.ron",
+        &MODEL.replace("z_dim: 20", "z_dim: 21"),
+    );
+    let err = error_for(&p);
+    assert!(err.contains("z_dim 21 is not a multiple of 4"), "{err}");
+    assert!(err.contains("configs/model.ron:5:"), "{err}");
+}
+
+#[test]
+fn training_goes_on_from_the_authors_checkpoints() {
+    let fixtures = std::env::var_os("PIPE_FIXTURES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
+        })
+        .join("studiogan");
+    assert!(
+        fixtures.is_dir(),
+        "fixture folder `{}` is missing",
+        fixtures.display()
+    );
+    let find = |net: &str| {
+        std::fs::read_dir(&fixtures)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.to_string_lossy()
+                    .contains(&format!("biggan32_contra_model={net}-"))
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no biggan32_contra {net} checkpoint in {}",
+                    fixtures.display()
+                )
+            })
+    };
+    let p = Project::new();
+    let model = r#"(
+        architecture: Biggan32, conditioning: Contrastive, num_classes: 10, z_dim: 80,
+        g_conv_dim: 32, d_conv_dim: 32, g_spectral_norm: true, d_spectral_norm: true,
+        attention: Some((g_after_block: 2, d_after_block: 1)),
+    )"#;
+    p.write("configs/model.ron", model).write(
+        "configs/train.ron",
+        &TRAIN.replace("total_steps: 3", "total_steps: 1"),
+    );
+    p.write(
+        "p.ron",
+        &format!(
+            r#"Pipeline(name: "t", stages: {{
+                "shapes": Dataset(source: Synthetic(seed: 1, per_class: 1, size: 32), split: Train),
+                "gan": Train(data: "shapes", model: Include("configs/model.ron"),
+                             train: Include("configs/train.ron"), device: Cpu,
+                             init: Some((g: "{}", d: "{}"))),
+            }})"#,
+            find("G").display(),
+            find("D").display()
+        ),
+    );
+    let report = p.run("p.ron", &[], 0);
+    assert_eq!(stage(&report, "gan")["action"], "ran");
+    let show = p.json(&["show", "p.ron", "gan"], 0);
+    assert_eq!(show["record"]["metrics"]["g_params"], 1230852.0);
+    assert_eq!(show["record"]["metrics"]["d_params"], 308290.0);
+
+    // A config that does not match the checkpoint is named with the mismatch.
+    p.write(
+        "configs/model.ron",
+        &model.replace("d_conv_dim: 32", "d_conv_dim: 16"),
+    );
+    let out = p.pipe(&["run", "p.ron"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr) + &text(&out.stdout);
+    assert!(err.contains("D-step=1234.pth: tensor `blocks.0.0.conv2d0.bias` has shape [64], the network needs [32]"), "{err}");
+}
