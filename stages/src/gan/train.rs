@@ -197,7 +197,7 @@ pub fn run<B: Backend>(setup: &Setup, device: &B::Device) -> Result<Trained, Tra
         log.append(&entry)?;
         (setup.progress)(&entry);
         last = Some(entry);
-        if setup.checkpoint_every > 0 && state.step % setup.checkpoint_every == 0 {
+        if setup.checkpoint_every > 0 && state.step.is_multiple_of(setup.checkpoint_every) {
             save_checkpoint(&checkpoints, &state, setup.seed)?;
             saved = Some(state.step);
         }

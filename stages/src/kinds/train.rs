@@ -121,7 +121,7 @@ impl TypedKind for Train {
                 entry.d_loss, entry.g_loss, entry.seconds
             );
             ctx.progress.report(entry.step, Some(entry.total), &message);
-            if entry.step % log_every == 0 || entry.step == entry.total {
+            if entry.step.is_multiple_of(log_every) || entry.step == entry.total {
                 let _ = writeln!(
                     &mut &*ctx.log,
                     "step {}/{}: {message}",
