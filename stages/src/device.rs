@@ -2,7 +2,7 @@
 //! `cuda` feature), or `Auto`: CUDA device 0 when one answers, else the CPU. One code
 //! path: work is written once, generic over the backend, and dispatched here.
 
-use burn::prelude::Backend;
+use crate::kernels::Kernels;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,7 +16,7 @@ pub enum Device {
 /// Work to run on whichever backend the device resolves to.
 pub trait OnBackend {
     type Output;
-    fn run<B: Backend>(self, device: B::Device) -> Self::Output;
+    fn run<B: Kernels>(self, device: B::Device) -> Self::Output;
 }
 
 impl Device {

@@ -21,6 +21,7 @@ mod context;
 pub mod data;
 pub mod device;
 pub mod gan;
+pub mod kernels;
 mod kind;
 pub mod kinds;
 pub mod metrics;

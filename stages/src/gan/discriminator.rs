@@ -6,13 +6,15 @@
 
 use burn::prelude::*;
 
+use crate::kernels::Kernels;
+
 use super::config::{Architecture, Conditioning, ModelConfig};
 use super::init::Initializer;
 use super::layers::{self, BN_MOMENTUM, Mode, Scope};
 use super::tensors::Tensors;
 
 /// What D says about a batch.
-pub struct Output<B: Backend> {
+pub struct Output<B: Kernels> {
     /// One logit per image (including the projection term for cGAN).
     pub adv: Tensor<B, 1>,
     /// ACGAN's class logits.
@@ -60,7 +62,7 @@ fn head_names(architecture: Architecture) -> [&'static str; 3] {
     }
 }
 
-pub fn forward<B: Backend>(
+pub fn forward<B: Kernels>(
     s: &mut Scope<B>,
     config: &ModelConfig,
     x: Tensor<B, 4>,
@@ -150,7 +152,7 @@ pub fn forward<B: Backend>(
 }
 
 /// dcgan32: 3×3 conv, 4×4 stride-2 conv, BatchNorm after each when there is no SN.
-fn conv_block<B: Backend>(
+fn conv_block<B: Kernels>(
     s: &mut Scope<B>,
     x: Tensor<B, 4>,
     out: usize,
@@ -180,7 +182,7 @@ fn conv_block<B: Backend>(
 
 /// The first residual block: no activation before the first convolution, and the
 /// shortcut pools before its 1×1 convolution.
-fn first_residual_block<B: Backend>(
+fn first_residual_block<B: Kernels>(
     s: &mut Scope<B>,
     x: Tensor<B, 4>,
     out: usize,
@@ -210,7 +212,7 @@ fn first_residual_block<B: Backend>(
     h + layers::conv(s, "conv2d0", skip, out, 1, 1, 0, true, sn)
 }
 
-fn residual_block<B: Backend>(
+fn residual_block<B: Kernels>(
     s: &mut Scope<B>,
     x: Tensor<B, 4>,
     out: usize,
@@ -247,7 +249,7 @@ fn residual_block<B: Backend>(
 }
 
 /// A new discriminator's state, initialized by `config.d_init` from `seed`.
-pub fn build<B: Backend>(config: &ModelConfig, seed: u64, device: &B::Device) -> Tensors<B> {
+pub fn build<B: Kernels>(config: &ModelConfig, seed: u64, device: &B::Device) -> Tensors<B> {
     let mut tensors = Tensors::new(device);
     let mut init = Initializer::new(config.d_init, seed);
     let size = config.image_size();
@@ -257,7 +259,7 @@ pub fn build<B: Backend>(config: &ModelConfig, seed: u64, device: &B::Device) ->
     tensors
 }
 
-pub fn run<B: Backend>(
+pub fn run<B: Kernels>(
     tensors: &mut Tensors<B>,
     mode: Mode,
     config: &ModelConfig,

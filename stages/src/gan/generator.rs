@@ -5,6 +5,8 @@
 //! BigGAN's shared embedding concatenated with a chunk of z per block.
 
 use burn::prelude::*;
+
+use crate::kernels::Kernels;
 use burn::tensor::activation;
 
 use super::config::{Architecture, ModelConfig};
@@ -43,14 +45,14 @@ fn tail_names(architecture: Architecture) -> (Option<&'static str>, &'static str
 
 /// How a block's BatchNorm layers are conditioned.
 #[derive(Clone)]
-enum Condition<B: Backend> {
+enum Condition<B: Kernels> {
     None,
     Class(Tensor<B, 1, Int>),
     /// BigGAN: `concat(shared(y), z_chunk)`.
     Shared(Tensor<B, 2>),
 }
 
-fn norm<B: Backend>(
+fn norm<B: Kernels>(
     s: &mut Scope<B>,
     name: &str,
     x: Tensor<B, 4>,
@@ -67,7 +69,7 @@ fn norm<B: Backend>(
 }
 
 /// G(z, y): images in [-1, 1], `[n, 3, size, size]`.
-pub fn forward<B: Backend>(
+pub fn forward<B: Kernels>(
     s: &mut Scope<B>,
     config: &ModelConfig,
     z: Tensor<B, 2>,
@@ -141,7 +143,7 @@ pub fn forward<B: Backend>(
     activation::tanh(layers::conv(s, conv, x, 3, 3, 1, 1, true, sn))
 }
 
-fn residual_block<B: Backend>(
+fn residual_block<B: Kernels>(
     s: &mut Scope<B>,
     x: Tensor<B, 4>,
     out: usize,
@@ -158,7 +160,7 @@ fn residual_block<B: Backend>(
 }
 
 /// A new generator's state, initialized by `config.g_init` from `seed`.
-pub fn build<B: Backend>(config: &ModelConfig, seed: u64, device: &B::Device) -> Tensors<B> {
+pub fn build<B: Kernels>(config: &ModelConfig, seed: u64, device: &B::Device) -> Tensors<B> {
     let mut tensors = Tensors::new(device);
     let mut init = Initializer::new(config.g_init, seed);
     let z = Tensor::zeros([2, config.z_dim], device);
@@ -168,7 +170,7 @@ pub fn build<B: Backend>(config: &ModelConfig, seed: u64, device: &B::Device) ->
 }
 
 /// Runs G in `mode` on `tensors`.
-pub fn run<B: Backend>(
+pub fn run<B: Kernels>(
     tensors: &mut Tensors<B>,
     mode: Mode,
     config: &ModelConfig,

@@ -8,6 +8,8 @@ use std::path::Path;
 
 use burn::prelude::*;
 
+use crate::kernels::Kernels;
+
 use super::config::ModelConfig;
 use super::tensors::Tensors;
 use super::{GanError, discriminator, generator};
@@ -20,7 +22,7 @@ pub enum Network {
 }
 
 /// The network in `path`, as configured by `config`.
-pub fn import<B: Backend>(
+pub fn import<B: Kernels>(
     path: &Path,
     network: Network,
     config: &ModelConfig,

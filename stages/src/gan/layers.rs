@@ -9,8 +9,10 @@
 //! value. Names and shapes therefore cannot drift from what the forward reads.
 
 use burn::prelude::*;
+
+use crate::kernels::{self, Kernels, conv2d};
 use burn::tensor::activation;
-use burn::tensor::module::{avg_pool2d, conv_transpose2d, conv2d, max_pool2d};
+use burn::tensor::module::{avg_pool2d, conv_transpose2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 
 use super::init::{Init, Initializer};
@@ -45,14 +47,14 @@ impl Mode {
 }
 
 /// Where a forward pass reads and writes its tensors.
-pub struct Scope<'a, B: Backend> {
+pub struct Scope<'a, B: Kernels> {
     tensors: &'a mut Tensors<B>,
     builder: Option<&'a mut Initializer>,
     path: String,
     pub mode: Mode,
 }
 
-impl<'a, B: Backend> Scope<'a, B> {
+impl<'a, B: Kernels> Scope<'a, B> {
     pub fn new(tensors: &'a mut Tensors<B>, mode: Mode) -> Scope<'a, B> {
         Scope {
             tensors,
@@ -142,7 +144,7 @@ enum Rows {
 /// The weight of a layer, divided by its largest singular value when `sn` is set
 /// (`torch.nn.utils.spectral_norm`, one power iteration per train-mode forward; the
 /// iteration's u and v are constants for the gradient).
-fn weight<B: Backend>(s: &mut Scope<B>, shape: &[usize], sn: bool, rows: Rows) -> Tensor<B, 1> {
+fn weight<B: Kernels>(s: &mut Scope<B>, shape: &[usize], sn: bool, rows: Rows) -> Tensor<B, 1> {
     if !sn {
         return s.param("weight", shape, Init::Weight);
     }
@@ -196,7 +198,7 @@ pub fn normalize_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     x / norm
 }
 
-pub fn linear<B: Backend>(
+pub fn linear<B: Kernels>(
     s: &mut Scope<B>,
     name: &str,
     x: Tensor<B, 2>,
@@ -217,7 +219,7 @@ pub fn linear<B: Backend>(
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn conv<B: Backend>(
+pub fn conv<B: Kernels>(
     s: &mut Scope<B>,
     name: &str,
     x: Tensor<B, 4>,
@@ -239,7 +241,7 @@ pub fn conv<B: Backend>(
 
 /// A transposed convolution with bias, `[in, out, k, k]` weights.
 #[allow(clippy::too_many_arguments)]
-pub fn deconv<B: Backend>(
+pub fn deconv<B: Kernels>(
     s: &mut Scope<B>,
     name: &str,
     x: Tensor<B, 4>,
@@ -259,7 +261,7 @@ pub fn deconv<B: Backend>(
 }
 
 /// Rows of a `[classes, dim]` table, one per label.
-pub fn embedding<B: Backend>(
+pub fn embedding<B: Kernels>(
     s: &mut Scope<B>,
     name: &str,
     y: Tensor<B, 1, Int>,
@@ -272,24 +274,30 @@ pub fn embedding<B: Backend>(
     w.select(0, y)
 }
 
-/// BatchNorm2d (eps 1e-5) with PyTorch's train/eval behaviour; `affine` adds the
-/// learned `weight` and `bias`.
-pub fn batch_norm<B: Backend>(
+/// The statistics part of BatchNorm2d (eps 1e-5, PyTorch's train and eval behaviour):
+/// returns `base` and a per-channel `scale` (`[1, c]`) with `bn(x) = base · scale`,
+/// so that the caller's affine part folds into the one pass that applies it.
+fn normalize_batch<B: Kernels>(
     s: &mut Scope<B>,
-    name: &str,
     x: Tensor<B, 4>,
-    affine: bool,
     momentum: f64,
-) -> Tensor<B, 4> {
-    let mut s = s.at(name);
+) -> (Tensor<B, 4>, Tensor<B, 2>) {
     let [n, c, h, w] = x.dims();
+    let device = x.device();
     let running_mean = s.tensor("running_mean", &[c], Role::Buffer, Init::Zeros);
     let running_var = s.tensor("running_var", &[c], Role::Buffer, Init::Ones);
-    let (mean, var) = if s.mode.batch_stats {
-        let mean = x.clone().mean_dims(&[0, 2, 3]);
-        let var = (x.clone() - mean.clone())
-            .powi_scalar(2)
-            .mean_dims(&[0, 2, 3]);
+    // Means over images and pixels, as reductions along contiguous axes.
+    let channel_mean = |t: Tensor<B, 4>| {
+        t.reshape([n, c, h * w])
+            .mean_dim(2)
+            .reshape([n, c])
+            .mean_dim(0)
+    };
+    let ones = Tensor::<B, 2>::ones([1, c], &device);
+    let (centered, var) = if s.mode.batch_stats {
+        let mean = channel_mean(x.clone());
+        let centered = kernels::channel_affine(x, ones, -mean.clone());
+        let var = channel_mean(centered.clone().powi_scalar(2));
         if s.mode.update {
             let count = (n * h * w) as f64;
             let unbiased = var.clone().reshape([c]) * (count / (count - 1.0).max(1.0));
@@ -298,26 +306,42 @@ pub fn batch_norm<B: Backend>(
             s.store("running_mean", new_mean);
             s.store("running_var", new_var);
         }
-        (mean, var)
+        (centered, var)
     } else {
+        let mean = running_mean.reshape([1, c]);
         (
-            running_mean.reshape([1, c, 1, 1]),
-            running_var.reshape([1, c, 1, 1]),
+            kernels::channel_affine(x, ones, -mean),
+            running_var.reshape([1, c]),
         )
     };
-    let normalized = (x - mean) / (var + BN_EPS).sqrt();
-    if affine {
-        let gamma = s.param("weight", &[c], Init::Ones).reshape([1, c, 1, 1]);
-        let beta = s.param("bias", &[c], Init::Zeros).reshape([1, c, 1, 1]);
-        normalized * gamma + beta
+    (centered, (var + BN_EPS).sqrt().recip())
+}
+
+/// BatchNorm2d; `affine` adds the learned `weight` and `bias`.
+pub fn batch_norm<B: Kernels>(
+    s: &mut Scope<B>,
+    name: &str,
+    x: Tensor<B, 4>,
+    affine: bool,
+    momentum: f64,
+) -> Tensor<B, 4> {
+    let mut s = s.at(name);
+    let c = x.dims()[1];
+    let (base, scale) = normalize_batch(&mut s, x, momentum);
+    let (gain, shift) = if affine {
+        let gamma = s.param("weight", &[c], Init::Ones).reshape([1, c]);
+        let beta = s.param("bias", &[c], Init::Zeros).reshape([1, c]);
+        (scale * gamma, beta)
     } else {
-        normalized
-    }
+        let zeros = scale.zeros_like();
+        (scale, zeros)
+    };
+    kernels::channel_affine(base, gain, shift)
 }
 
 /// Conditional BatchNorm with a per-class gain and bias table (`embed`, `[classes, 2C]`):
 /// `(1 + γ_y)·bn(x) + β_y`.
-pub fn class_batch_norm<B: Backend>(
+pub fn class_batch_norm<B: Kernels>(
     s: &mut Scope<B>,
     name: &str,
     x: Tensor<B, 4>,
@@ -326,16 +350,16 @@ pub fn class_batch_norm<B: Backend>(
 ) -> Tensor<B, 4> {
     let mut s = s.at(name);
     let [n, c, _, _] = x.dims();
-    let out = batch_norm(&mut s, "bn", x, false, CBN_MOMENTUM);
+    let (base, scale) = normalize_batch(&mut s.at("bn"), x, CBN_MOMENTUM);
     let table = embedding(&mut s, "embed", y, classes, 2 * c, false);
-    let gamma = table.clone().slice([0..n, 0..c]).reshape([n, c, 1, 1]);
-    let beta = table.slice([0..n, c..2 * c]).reshape([n, c, 1, 1]);
-    out * (gamma + 1.0) + beta
+    let gamma = table.clone().slice([0..n, 0..c]);
+    let beta = table.slice([0..n, c..2 * c]);
+    kernels::channel_affine(base, (gamma + 1.0) * scale, beta)
 }
 
 /// BigGAN's conditional BatchNorm: gain and bias are linear maps (no bias, spectrally
 /// normalized with `sn`) of the shared class embedding concatenated with a chunk of z.
-pub fn shared_batch_norm<B: Backend>(
+pub fn shared_batch_norm<B: Kernels>(
     s: &mut Scope<B>,
     name: &str,
     x: Tensor<B, 4>,
@@ -343,16 +367,16 @@ pub fn shared_batch_norm<B: Backend>(
     sn: bool,
 ) -> Tensor<B, 4> {
     let mut s = s.at(name);
-    let [n, c, _, _] = x.dims();
-    let gain = linear(&mut s, "gain", condition.clone(), c, false, sn).reshape([n, c, 1, 1]);
-    let bias = linear(&mut s, "bias", condition, c, false, sn).reshape([n, c, 1, 1]);
-    let out = batch_norm(&mut s, "bn", x, false, CBN_MOMENTUM);
-    out * (gain + 1.0) + bias
+    let c = x.dims()[1];
+    let gain = linear(&mut s, "gain", condition.clone(), c, false, sn);
+    let bias = linear(&mut s, "bias", condition, c, false, sn);
+    let (base, scale) = normalize_batch(&mut s.at("bn"), x, CBN_MOMENTUM);
+    kernels::channel_affine(base, (gain + 1.0) * scale, bias)
 }
 
 /// SAGAN self-attention: θ, φ to C/8 and g to C/2 channels (1×1, no bias), φ and g
 /// max-pooled 2×2, softmax over keys, back to C channels, `x + σ·attention`, σ from 0.
-pub fn self_attention<B: Backend>(s: &mut Scope<B>, x: Tensor<B, 4>, sn: bool) -> Tensor<B, 4> {
+pub fn self_attention<B: Kernels>(s: &mut Scope<B>, x: Tensor<B, 4>, sn: bool) -> Tensor<B, 4> {
     let [n, c, h, w] = x.dims();
     let hw = h * w;
     let pool = |t: Tensor<B, 4>| max_pool2d(t, [2, 2], [2, 2], [0, 0], [1, 1], false);

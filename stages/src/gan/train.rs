@@ -16,6 +16,8 @@ use std::time::Instant;
 
 use burn::backend::Autodiff;
 use burn::prelude::*;
+
+use crate::kernels::Kernels;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
@@ -98,7 +100,7 @@ pub enum TrainError {
 }
 
 /// What is saved at a checkpoint.
-struct State<B: Backend> {
+struct State<B: Kernels> {
     step: u64,
     g: Tensors<B>,
     d: Tensors<B>,
@@ -123,7 +125,7 @@ fn hyper(train: &TrainConfig, lr: f64) -> Hyper {
 }
 
 /// Trains on backend `B` (with autodiff on top of it).
-pub fn run<B: Backend>(setup: &Setup, device: &B::Device) -> Result<Trained, TrainError> {
+pub fn run<B: Kernels>(setup: &Setup, device: &B::Device) -> Result<Trained, TrainError> {
     let (model, train) = (setup.model, setup.train);
     let header = setup.data.header();
     let size = model.image_size();
@@ -216,7 +218,7 @@ pub fn run<B: Backend>(setup: &Setup, device: &B::Device) -> Result<Trained, Tra
     })
 }
 
-fn fresh<B: Backend>(setup: &Setup, device: &B::Device) -> State<B> {
+fn fresh<B: Kernels>(setup: &Setup, device: &B::Device) -> State<B> {
     let (model, train) = (setup.model, setup.train);
     let (g, d, g_ema) = match &setup.start {
         Some(start) => (
@@ -247,7 +249,7 @@ fn fresh<B: Backend>(setup: &Setup, device: &B::Device) -> State<B> {
 
 /// z ~ N(0, 1) and uniform labels for one sub-step, from the stream of
 /// `(step, phase, index)`.
-fn latents<B: Backend>(
+fn latents<B: Kernels>(
     setup: &Setup,
     step: u64,
     slot: u64,
@@ -265,14 +267,14 @@ fn latents<B: Backend>(
     )
 }
 
-fn label_tensor<B: Backend>(labels: &[u32], device: &B::Device) -> Tensor<B, 1, Int> {
+fn label_tensor<B: Kernels>(labels: &[u32], device: &B::Device) -> Tensor<B, 1, Int> {
     let ints: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
     Tensor::from_data(TensorData::new(ints, [labels.len()]), device)
 }
 
 type Grads<B> = BTreeMap<String, Tensor<B, 1>>;
 
-fn accumulate<B: Backend>(sum: &mut Option<Grads<B>>, grads: Grads<B>) {
+fn accumulate<B: Kernels>(sum: &mut Option<Grads<B>>, grads: Grads<B>) {
     match sum {
         None => *sum = Some(grads),
         Some(sum) => {
@@ -288,7 +290,7 @@ fn accumulate<B: Backend>(sum: &mut Option<Grads<B>>, grads: Grads<B>) {
 }
 
 /// The class-dependent part of a loss: ACGAN's cross-entropy or ContraGAN's 2C term.
-fn class_loss<B: Backend>(
+fn class_loss<B: Kernels>(
     setup: &Setup,
     out: &discriminator::Output<B>,
     labels: &[u32],
@@ -316,7 +318,7 @@ fn class_loss<B: Backend>(
 }
 
 /// One D step; returns its loss, or the non-finite value that stopped it.
-fn d_step<B: Backend>(
+fn d_step<B: Kernels>(
     state: &mut State<B>,
     setup: &Setup,
     batches: &mut Loader,
@@ -386,7 +388,7 @@ fn d_step<B: Backend>(
     Ok(total)
 }
 
-fn g_step<B: Backend>(state: &mut State<B>, setup: &Setup, k: usize) -> Result<f64, f32> {
+fn g_step<B: Kernels>(state: &mut State<B>, setup: &Setup, k: usize) -> Result<f64, f32> {
     let (model, train) = (setup.model, setup.train);
     let device = state.g.device().clone();
     let accum = train.accumulation_steps;
@@ -434,7 +436,7 @@ fn finite<B: AutodiffBackend>(value: &Tensor<B, 1>) -> Result<f32, f32> {
     }
 }
 
-fn clip<B: Backend>(d: &mut Tensors<B>, bound: f64) {
+fn clip<B: Kernels>(d: &mut Tensors<B>, bound: f64) {
     let params: Vec<(String, Tensor<B, 1>)> = d
         .iter()
         .filter(|(_, e)| e.role == super::tensors::Role::Param)
@@ -446,7 +448,7 @@ fn clip<B: Backend>(d: &mut Tensors<B>, bound: f64) {
 }
 
 /// target ← decay·target + (1 − decay)·source, over parameters and buffers.
-fn update_ema<B: Backend>(target: &mut Tensors<B>, source: &Tensors<B>, decay: f64) {
+fn update_ema<B: Kernels>(target: &mut Tensors<B>, source: &Tensors<B>, decay: f64) {
     for (name, entry) in source.iter() {
         let old = target.get(name).expect("EMA has G's tensors").value.clone();
         target.set(name, old * decay + entry.value.clone() * (1.0 - decay));
@@ -464,7 +466,7 @@ fn latest_checkpoint(dir: &Path) -> Result<Option<u64>, TrainError> {
 
 const FILES: [&str; 5] = ["G", "D", "G_ema", "adam_G", "adam_D"];
 
-fn save_checkpoint<B: Backend>(dir: &Path, state: &State<B>, seed: u64) -> Result<(), TrainError> {
+fn save_checkpoint<B: Kernels>(dir: &Path, state: &State<B>, seed: u64) -> Result<(), TrainError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |e| TrainError::Gan(GanError::io(&path, e))
@@ -508,7 +510,7 @@ fn save_checkpoint<B: Backend>(dir: &Path, state: &State<B>, seed: u64) -> Resul
     Ok(())
 }
 
-fn load_checkpoint<B: Backend>(
+fn load_checkpoint<B: Kernels>(
     dir: &Path,
     train: &TrainConfig,
     device: &B::Device,

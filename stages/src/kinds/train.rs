@@ -20,7 +20,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use burn::prelude::Backend;
+use crate::kernels::Kernels;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Packed;
@@ -181,7 +181,7 @@ struct Training<'a, 'b>(&'a Setup<'b>);
 impl OnBackend for Training<'_, '_> {
     type Output = Result<Trained, TrainError>;
 
-    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+    fn run<B: Kernels>(self, device: B::Device) -> Self::Output {
         train::run::<B>(self.0, &device)
     }
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use burn::prelude::Backend;
+use crate::kernels::Kernels;
 
 use super::inception::{FidInception, Outputs, images_tensor};
 use super::{MetricError, Stats, StatsBuilder};
@@ -56,7 +56,7 @@ pub struct Extracted {
 impl OnBackend for Extraction<'_> {
     type Output = Result<Extracted, MetricError>;
 
-    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+    fn run<B: Kernels>(self, device: B::Device) -> Self::Output {
         let net = FidInception::<B>::load(self.weights, &device)?;
         let n = self.images.len();
         let mut builder = StatsBuilder::new(super::inception::FEATURES);

@@ -14,7 +14,11 @@
 use std::path::Path;
 
 use burn::prelude::*;
-use burn::tensor::module::{avg_pool2d, conv2d, interpolate, max_pool2d};
+
+use crate::kernels::Kernels;
+use burn::tensor::module::{avg_pool2d, interpolate, max_pool2d};
+
+use crate::kernels::conv2d;
 use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions};
 
 use super::MetricError;
@@ -33,13 +37,13 @@ const BN_EPS: f64 = 1e-3;
 
 /// Convolution + BatchNorm + ReLU, the BatchNorm folded in.
 #[derive(Debug, Clone)]
-struct BasicConv<B: Backend> {
+struct BasicConv<B: Kernels> {
     weight: Tensor<B, 4>,
     bias: Tensor<B, 1>,
     options: ConvOptions<2>,
 }
 
-impl<B: Backend> BasicConv<B> {
+impl<B: Kernels> BasicConv<B> {
     #[allow(clippy::too_many_arguments)]
     fn load(
         w: &TorchFile,
@@ -92,26 +96,26 @@ impl<B: Backend> BasicConv<B> {
 }
 
 /// Convolutions applied one after the other.
-fn chain<B: Backend>(convs: &[BasicConv<B>], x: Tensor<B, 4>) -> Tensor<B, 4> {
+fn chain<B: Kernels>(convs: &[BasicConv<B>], x: Tensor<B, 4>) -> Tensor<B, 4> {
     convs.iter().fold(x, |t, conv| conv.forward(t))
 }
 
 /// A 3×3, stride 1, padding 1 average pool that divides by the number of real pixels.
-fn avg3<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+fn avg3<B: Kernels>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     avg_pool2d(x, [3, 3], [1, 1], [1, 1], false, false)
 }
 
-fn max3s2<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+fn max3s2<B: Kernels>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     max_pool2d(x, [3, 3], [2, 2], [0, 0], [1, 1], false)
 }
 
 /// Loads the convolutions of a block, named `{block}.{branch}`.
-struct Loader<'a, B: Backend> {
+struct Loader<'a, B: Kernels> {
     w: &'a TorchFile,
     device: &'a B::Device,
 }
 
-impl<B: Backend> Loader<'_, B> {
+impl<B: Kernels> Loader<'_, B> {
     fn conv(
         &self,
         name: &str,
@@ -148,14 +152,14 @@ impl<B: Backend> Loader<'_, B> {
 
 /// FIDInceptionA (Mixed_5b–5d).
 #[derive(Debug, Clone)]
-struct BlockA<B: Backend> {
+struct BlockA<B: Kernels> {
     b1x1: BasicConv<B>,
     b5x5: [BasicConv<B>; 2],
     b3x3dbl: [BasicConv<B>; 3],
     pool: BasicConv<B>,
 }
 
-impl<B: Backend> BlockA<B> {
+impl<B: Kernels> BlockA<B> {
     fn load(l: &Loader<B>, n: &str, cin: usize, pool_features: usize) -> Result<Self, MetricError> {
         Ok(BlockA {
             b1x1: l.square(&format!("{n}.branch1x1"), cin, 64, 1, 1, 0)?,
@@ -183,12 +187,12 @@ impl<B: Backend> BlockA<B> {
 
 /// torchvision's InceptionB (Mixed_6a).
 #[derive(Debug, Clone)]
-struct BlockB<B: Backend> {
+struct BlockB<B: Kernels> {
     b3x3: BasicConv<B>,
     b3x3dbl: [BasicConv<B>; 3],
 }
 
-impl<B: Backend> BlockB<B> {
+impl<B: Kernels> BlockB<B> {
     fn load(l: &Loader<B>, n: &str, cin: usize) -> Result<Self, MetricError> {
         Ok(BlockB {
             b3x3: l.square(&format!("{n}.branch3x3"), cin, 384, 3, 2, 0)?,
@@ -209,14 +213,14 @@ impl<B: Backend> BlockB<B> {
 
 /// FIDInceptionC (Mixed_6b–6e).
 #[derive(Debug, Clone)]
-struct BlockC<B: Backend> {
+struct BlockC<B: Kernels> {
     b1x1: BasicConv<B>,
     b7x7: [BasicConv<B>; 3],
     b7x7dbl: [BasicConv<B>; 5],
     pool: BasicConv<B>,
 }
 
-impl<B: Backend> BlockC<B> {
+impl<B: Kernels> BlockC<B> {
     fn load(l: &Loader<B>, n: &str, c7: usize) -> Result<Self, MetricError> {
         let (row, col) = ([1, 7], [7, 1]);
         let (prow, pcol) = ([0, 3], [3, 0]);
@@ -249,12 +253,12 @@ impl<B: Backend> BlockC<B> {
 
 /// torchvision's InceptionD (Mixed_7a).
 #[derive(Debug, Clone)]
-struct BlockD<B: Backend> {
+struct BlockD<B: Kernels> {
     b3x3: [BasicConv<B>; 2],
     b7x7x3: [BasicConv<B>; 4],
 }
 
-impl<B: Backend> BlockD<B> {
+impl<B: Kernels> BlockD<B> {
     fn load(l: &Loader<B>, n: &str) -> Result<Self, MetricError> {
         Ok(BlockD {
             b3x3: [
@@ -279,7 +283,7 @@ impl<B: Backend> BlockD<B> {
 
 /// FIDInceptionE_1 (Mixed_7b, average pool) and FIDInceptionE_2 (Mixed_7c, max pool).
 #[derive(Debug, Clone)]
-struct BlockE<B: Backend> {
+struct BlockE<B: Kernels> {
     b1x1: BasicConv<B>,
     b3x3_1: BasicConv<B>,
     b3x3_2: [BasicConv<B>; 2],
@@ -289,7 +293,7 @@ struct BlockE<B: Backend> {
     max_pool: bool,
 }
 
-impl<B: Backend> BlockE<B> {
+impl<B: Kernels> BlockE<B> {
     fn load(l: &Loader<B>, n: &str, cin: usize, max_pool: bool) -> Result<Self, MetricError> {
         Ok(BlockE {
             b1x1: l.square(&format!("{n}.branch1x1"), cin, 320, 1, 1, 0)?,
@@ -338,7 +342,7 @@ impl<B: Backend> BlockE<B> {
 
 /// The whole network.
 #[derive(Debug, Clone)]
-pub struct FidInception<B: Backend> {
+pub struct FidInception<B: Kernels> {
     stem: [BasicConv<B>; 5],
     mixed_5: [BlockA<B>; 3],
     mixed_6a: BlockB<B>,
@@ -359,7 +363,7 @@ pub struct Outputs {
     pub logits: Vec<f32>,
 }
 
-impl<B: Backend> FidInception<B> {
+impl<B: Kernels> FidInception<B> {
     /// Loads the network from a weight file in pytorch-fid's format, naming any tensor
     /// that is missing or has the wrong shape.
     pub fn load(path: &Path, device: &B::Device) -> Result<Self, MetricError> {
@@ -451,7 +455,7 @@ impl<B: Backend> FidInception<B> {
 }
 
 /// RGB u8 images (HWC, all `height × width`) as a `[n, 3, h, w]` tensor in [0, 1].
-pub fn images_tensor<B: Backend>(
+pub fn images_tensor<B: Kernels>(
     pixels: &[u8],
     n: usize,
     height: usize,

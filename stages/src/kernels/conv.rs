@@ -1,0 +1,350 @@
+//! The gradients of a 2-D convolution on the CPU as im2col + one large GEMM per chunk
+//! of images (faer's f32 kernels): `[K, out] × [out, images·pixels]` for the input,
+//! `[out, images·pixels] × [images·pixels, K]` for the weight.
+//!
+//! Layouts: x `[n, c, h, w]`, weight `[o, c, kh, kw]`, y `[n, o, ho, wo]`, row-major.
+//! "cols" is `[c·kh·kw, images·ho·wo]`: row `(c, i, j)` holds, for every output pixel,
+//! the input pixel under kernel tap `(i, j)` of channel `c` (0 in the padding).
+
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+/// Shapes and options of one convolution (dilation 1, one group).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+impl Geometry {
+    pub fn out_h(&self) -> usize {
+        (self.h + 2 * self.padding[0] - self.kh) / self.stride[0] + 1
+    }
+
+    pub fn out_w(&self) -> usize {
+        (self.w + 2 * self.padding[1] - self.kw) / self.stride[1] + 1
+    }
+
+    /// With stride 1 along x: the output columns `lo..hi` whose tap `kj` falls inside
+    /// the input line.
+    fn valid(&self, kj: usize, wo: usize) -> (usize, usize) {
+        let lo = self.padding[1].saturating_sub(kj).min(wo);
+        let hi = (self.w + self.padding[1])
+            .saturating_sub(kj)
+            .min(wo)
+            .max(lo);
+        (lo, hi)
+    }
+
+    fn k(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+
+    fn pixels(&self) -> usize {
+        self.out_h() * self.out_w()
+    }
+
+    /// Images per chunk, so that a chunk's cols stay around 16 MiB.
+    fn chunk(&self) -> usize {
+        (4 << 20) / (self.k() * self.pixels()).max(1)
+    }
+}
+
+fn chunks(g: &Geometry) -> impl Iterator<Item = (usize, usize)> {
+    let step = g.chunk().clamp(1, g.n.max(1));
+    (0..g.n)
+        .step_by(step)
+        .map(move |i| (i, (i + step).min(g.n)))
+}
+
+/// cols for images `i0..i1`.
+fn im2col(x: &[f32], g: &Geometry, i0: usize, i1: usize, cols: &mut [f32]) {
+    let (ho, wo) = (g.out_h(), g.out_w());
+    let pixels = ho * wo;
+    let images = i1 - i0;
+    cols[..g.k() * images * pixels]
+        .par_chunks_mut(images * pixels)
+        .enumerate()
+        .for_each(|(row, dst)| {
+            let (ch, tap) = (row / (g.kh * g.kw), row % (g.kh * g.kw));
+            let (ki, kj) = (tap / g.kw, tap % g.kw);
+            for (m, img) in (i0..i1).enumerate() {
+                let plane = &x[(img * g.c + ch) * g.h * g.w..][..g.h * g.w];
+                for oy in 0..ho {
+                    let out = &mut dst[m * pixels + oy * wo..][..wo];
+                    let iy = (oy * g.stride[0] + ki) as isize - g.padding[0] as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let line = &plane[iy as usize * g.w..][..g.w];
+                    if g.stride[1] == 1 {
+                        // One contiguous run of the input line, zeros either side.
+                        let (lo, hi) = g.valid(kj, wo);
+                        out[..lo].fill(0.0);
+                        out[hi..].fill(0.0);
+                        if lo < hi {
+                            let shift = kj as isize - g.padding[1] as isize;
+                            let start = (lo as isize + shift) as usize;
+                            out[lo..hi].copy_from_slice(&line[start..start + hi - lo]);
+                        }
+                        continue;
+                    }
+                    for (ox, v) in out.iter_mut().enumerate() {
+                        let ix = (ox * g.stride[1] + kj) as isize - g.padding[1] as isize;
+                        *v = if ix >= 0 && ix < g.w as isize {
+                            line[ix as usize]
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+            }
+        });
+}
+
+/// Adds cols of images `i0..i1` back onto their input pixels (im2col's adjoint).
+fn col2im(cols: &[f32], g: &Geometry, i0: usize, i1: usize, dx: &mut [f32]) {
+    let (ho, wo) = (g.out_h(), g.out_w());
+    let pixels = ho * wo;
+    let images = i1 - i0;
+    let taps = g.kh * g.kw;
+    let planes = &mut dx[i0 * g.c * g.h * g.w..i1 * g.c * g.h * g.w];
+    planes
+        .par_chunks_mut(g.h * g.w)
+        .enumerate()
+        .for_each(|(p, plane)| {
+            let (m, ch) = (p / g.c, p % g.c);
+            for tap in 0..taps {
+                let (ki, kj) = (tap / g.kw, tap % g.kw);
+                let src = &cols[(ch * taps + tap) * images * pixels + m * pixels..][..pixels];
+                for oy in 0..ho {
+                    let iy = (oy * g.stride[0] + ki) as isize - g.padding[0] as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    let line = &mut plane[iy as usize * g.w..][..g.w];
+                    let row = &src[oy * wo..][..wo];
+                    if g.stride[1] == 1 {
+                        let (lo, hi) = g.valid(kj, wo);
+                        if lo < hi {
+                            let shift = kj as isize - g.padding[1] as isize;
+                            let start = (lo as isize + shift) as usize;
+                            for (d, v) in line[start..start + hi - lo].iter_mut().zip(&row[lo..hi])
+                            {
+                                *d += v;
+                            }
+                        }
+                        continue;
+                    }
+                    for ox in 0..wo {
+                        let ix = (ox * g.stride[1] + kj) as isize - g.padding[1] as isize;
+                        if ix >= 0 && ix < g.w as isize {
+                            line[ix as usize] += src[oy * wo + ox];
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// `[images, o, pixels]` (NCHW) → `[o, images·pixels]`.
+fn to_rows(nchw: &[f32], o: usize, images: usize, pixels: usize, rows: &mut [f32]) {
+    rows[..o * images * pixels]
+        .par_chunks_mut(images * pixels)
+        .enumerate()
+        .for_each(|(ch, row)| {
+            for m in 0..images {
+                row[m * pixels..][..pixels]
+                    .copy_from_slice(&nchw[(m * o + ch) * pixels..][..pixels]);
+            }
+        });
+}
+
+fn gemm(dst: MatMut<f32>, accum: Accum, lhs: MatRef<f32>, rhs: MatRef<f32>) {
+    faer::linalg::matmul::matmul(dst, accum, lhs, rhs, 1.0, Par::rayon(0));
+}
+
+fn matrix(data: &[f32], rows: usize, cols: usize) -> MatRef<'_, f32> {
+    MatRef::from_row_major_slice(&data[..rows * cols], rows, cols)
+}
+
+fn matrix_mut(data: &mut [f32], rows: usize, cols: usize) -> MatMut<'_, f32> {
+    MatMut::from_row_major_slice_mut(&mut data[..rows * cols], rows, cols)
+}
+
+/// ∂loss/∂x from ∂loss/∂y.
+pub fn grad_x(weight: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
+    let (k, pixels) = (g.k(), g.pixels());
+    let mut dx = vec![0.0; g.n * g.c * g.h * g.w];
+    let step = g.chunk().clamp(1, g.n.max(1));
+    let mut cols = vec![0.0; k * step * pixels];
+    let mut rows = vec![0.0; g.o * step * pixels];
+    let wt = matrix(weight, g.o, k).transpose();
+    for (i0, i1) in chunks(g) {
+        let width = (i1 - i0) * pixels;
+        to_rows(&dy[i0 * g.o * pixels..], g.o, i1 - i0, pixels, &mut rows);
+        gemm(
+            matrix_mut(&mut cols, k, width),
+            Accum::Replace,
+            wt,
+            matrix(&rows, g.o, width),
+        );
+        col2im(&cols, g, i0, i1, &mut dx);
+    }
+    dx
+}
+
+/// ∂loss/∂weight from ∂loss/∂y.
+pub fn grad_weight(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
+    let (k, pixels) = (g.k(), g.pixels());
+    let mut dw = vec![0.0; g.o * k];
+    let step = g.chunk().clamp(1, g.n.max(1));
+    let mut cols = vec![0.0; k * step * pixels];
+    let mut rows = vec![0.0; g.o * step * pixels];
+    for (index, (i0, i1)) in chunks(g).enumerate() {
+        let width = (i1 - i0) * pixels;
+        im2col(x, g, i0, i1, &mut cols);
+        to_rows(&dy[i0 * g.o * pixels..], g.o, i1 - i0, pixels, &mut rows);
+        let accum = if index == 0 {
+            Accum::Replace
+        } else {
+            Accum::Add
+        };
+        gemm(
+            matrix_mut(&mut dw, g.o, k),
+            accum,
+            matrix(&rows, g.o, width),
+            matrix(&cols, k, width).transpose(),
+        );
+    }
+    dw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// The definition, one output at a time, in f64.
+    fn direct(x: &[f32], w: &[f32], g: &Geometry) -> Vec<f64> {
+        let (ho, wo) = (g.out_h(), g.out_w());
+        let mut y = vec![0.0; g.n * g.o * ho * wo];
+        for n in 0..g.n {
+            for o in 0..g.o {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let mut s = 0.0f64;
+                        for c in 0..g.c {
+                            for i in 0..g.kh {
+                                for j in 0..g.kw {
+                                    let iy =
+                                        (oy * g.stride[0] + i) as isize - g.padding[0] as isize;
+                                    let ix =
+                                        (ox * g.stride[1] + j) as isize - g.padding[1] as isize;
+                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xv =
+                                        x[((n * g.c + c) * g.h + iy as usize) * g.w + ix as usize];
+                                    let wv = w[((o * g.c + c) * g.kh + i) * g.kw + j];
+                                    s += xv as f64 * wv as f64;
+                                }
+                            }
+                        }
+                        y[((n * g.o + o) * ho + oy) * wo + ox] = s;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn random(rng: &mut Rng, n: usize) -> Vec<f32> {
+        (0..n).map(|_| rng.f32() - 0.5).collect()
+    }
+
+    #[test]
+    fn gradients_satisfy_the_adjoint_identities() {
+        let mut rng = Rng::new(4);
+        for g in [
+            Geometry {
+                n: 3,
+                c: 2,
+                h: 7,
+                w: 6,
+                o: 4,
+                kh: 3,
+                kw: 3,
+                stride: [1, 1],
+                padding: [1, 1],
+            },
+            Geometry {
+                n: 2,
+                c: 3,
+                h: 8,
+                w: 8,
+                o: 2,
+                kh: 4,
+                kw: 4,
+                stride: [2, 2],
+                padding: [1, 1],
+            },
+            Geometry {
+                n: 2,
+                c: 2,
+                h: 9,
+                w: 7,
+                o: 3,
+                kh: 1,
+                kw: 7,
+                stride: [1, 1],
+                padding: [0, 3],
+            },
+            Geometry {
+                n: 2,
+                c: 2,
+                h: 9,
+                w: 9,
+                o: 3,
+                kh: 3,
+                kw: 3,
+                stride: [2, 2],
+                padding: [0, 0],
+            },
+        ] {
+            let x = random(&mut rng, g.n * g.c * g.h * g.w);
+            let w = random(&mut rng, g.o * g.c * g.kh * g.kw);
+            let y = direct(&x, &w, &g);
+            // Gradients of L = Σ y·r, checked against the adjoint identities
+            // ⟨dx, x'⟩ = ⟨r, conv(x', w)⟩ and ⟨dw, w'⟩ = ⟨r, conv(x, w')⟩.
+            let r = random(&mut rng, y.len());
+            let dot =
+                |a: &[f32], b: &[f64]| a.iter().zip(b).map(|(p, q)| *p as f64 * q).sum::<f64>();
+            let x2 = random(&mut rng, x.len());
+            let w2 = random(&mut rng, w.len());
+            let dx = grad_x(&w, &r, &g);
+            let lhs = dot(&dx, &x2.iter().map(|&v| v as f64).collect::<Vec<_>>());
+            let rhs = dot(&r, &direct(&x2, &w, &g));
+            assert!(
+                (lhs - rhs).abs() < 1e-4 * (1.0 + rhs.abs()),
+                "dx {g:?}: {lhs} vs {rhs}"
+            );
+            let dw = grad_weight(&x, &r, &g);
+            let lhs = dot(&dw, &w2.iter().map(|&v| v as f64).collect::<Vec<_>>());
+            let rhs = dot(&r, &direct(&x, &w2, &g));
+            assert!(
+                (lhs - rhs).abs() < 1e-4 * (1.0 + rhs.abs()),
+                "dw {g:?}: {lhs} vs {rhs}"
+            );
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! The operations our networks spend their time in, with CPU versions of our own where
+//! burn-flex is slow: the convolution's two gradients (burn-flex computes the weight
+//! gradient as a convolution whose output is the kernel, a few pixels, which its GEMM
+//! tiles badly; [`conv`] does im2col + GEMM) and the per-channel affine map `x·a + b`
+//! behind BatchNorm and biases (burn-flex broadcasts through a generic strided
+//! iterator; [`affine`] runs plane by plane). They enter autodiff as custom operations
+//! with their own backward passes. Other backends (CUDA) use burn's operations.
+//!
+//! Everything that runs a network is generic over [`Kernels`] rather than burn's
+//! `Backend`; every backend this build can run on implements it.
+
+mod affine;
+mod conv;
+
+use burn::backend::Flex;
+use burn::prelude::*;
+use burn::tensor::ops::{ConvOptions, FloatTensor, ModuleOps};
+use burn::tensor::{TensorMetadata, TensorPrimitive};
+use burn_autodiff::Autodiff;
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
+
+use conv::Geometry;
+
+fn wrap<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+fn unwrap<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
+    t.into_primitive().tensor()
+}
+
+/// A backend with the operations below; the defaults are burn's.
+pub trait Kernels: Backend {
+    /// Convolution (PyTorch semantics, weight `[out, in, kh, kw]`), without bias.
+    fn conv(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, w, None, options)
+    }
+
+    fn conv_grad_x(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_x_backward(x, w, dy, options)
+    }
+
+    fn conv_grad_w(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_weight_backward(x, w, dy, options)
+    }
+
+    /// `x·a + b` for x `[n, c, h, w]`, a and b `[rows, c]` (rows 1 or n).
+    fn affine(
+        x: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let [rows, c] = a.shape().dims::<2>();
+        let x = wrap::<Self, 4>(x);
+        let a = wrap::<Self, 2>(a).reshape([rows, c, 1, 1]);
+        let b = wrap::<Self, 2>(b).reshape([rows, c, 1, 1]);
+        unwrap(x * a + b)
+    }
+
+    /// (∂x, ∂a, ∂b) of [`Kernels::affine`].
+    fn affine_grads(
+        x: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let [rows, c] = a.shape().dims::<2>();
+        let x = wrap::<Self, 4>(x);
+        let dy = wrap::<Self, 4>(dy);
+        let [n, _, h, w] = x.dims();
+        let dx = dy.clone() * wrap::<Self, 2>(a).reshape([rows, c, 1, 1]);
+        let per_image = |t: Tensor<Self, 4>| {
+            let t = t.reshape([n, c, h * w]).sum_dim(2).reshape([n, c]);
+            if rows == 1 { t.sum_dim(0) } else { t }
+        };
+        let da = per_image(dy.clone() * x);
+        let db = per_image(dy);
+        (unwrap(dx), unwrap(da), unwrap(db))
+    }
+}
+
+/// `conv2d(x, weight) + bias`, with PyTorch's semantics (weight `[out, in, kh, kw]`).
+pub fn conv2d<B: Kernels>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Option<Tensor<B, 1>>,
+    options: ConvOptions<2>,
+) -> Tensor<B, 4> {
+    let y = wrap::<B, 4>(B::conv(unwrap(x), unwrap(weight), options));
+    match bias {
+        Some(b) => {
+            let o = b.dims()[0];
+            let ones = Tensor::ones([1, o], &b.device());
+            channel_affine(y, ones, b.reshape([1, o]))
+        }
+        None => y,
+    }
+}
+
+/// `x·a + b` per channel: x `[n, c, h, w]`, a and b `[1, c]` (shared) or `[n, c]`.
+pub fn channel_affine<B: Kernels>(
+    x: Tensor<B, 4>,
+    a: Tensor<B, 2>,
+    b: Tensor<B, 2>,
+) -> Tensor<B, 4> {
+    wrap(B::affine(unwrap(x), unwrap(a), unwrap(b)))
+}
+
+/// The geometry of a convolution the CPU kernels handle (dilation 1, one group).
+fn geometry(x: &[usize], w: &[usize], options: &ConvOptions<2>) -> Option<Geometry> {
+    (options.dilation == [1, 1] && options.groups == 1).then_some(Geometry {
+        n: x[0],
+        c: x[1],
+        h: x[2],
+        w: x[3],
+        o: w[0],
+        kh: w[2],
+        kw: w[3],
+        stride: options.stride,
+        padding: options.padding,
+    })
+}
+
+/// The tensor, contiguous from offset 0 (a copy only when it is not already).
+fn contiguous(t: FloatTensor<Flex>) -> burn_flex::FlexTensor {
+    if t.is_contiguous() && t.layout().start_offset() == 0 {
+        t
+    } else {
+        t.to_contiguous()
+    }
+}
+
+fn flex<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> FloatTensor<Flex> {
+    burn_flex::FlexTensor::from_data(TensorData::new(data, shape))
+}
+
+fn all_f32(tensors: &[&FloatTensor<Flex>]) -> bool {
+    tensors
+        .iter()
+        .all(|t| t.dtype() == burn::tensor::DType::F32)
+}
+
+/// burn-flex's forward convolution (faster than im2col + GEMM at the sizes measured, see
+/// `benches/conv.rs`), our gradients and affine map.
+impl Kernels for Flex {
+    fn conv_grad_x(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let xs = x.shape().dims::<4>();
+        let ws = w.shape().dims::<4>();
+        match geometry(&xs, &ws, &options) {
+            Some(g) if all_f32(&[&w, &dy]) => {
+                let (w, dy) = (contiguous(w), contiguous(dy));
+                flex(
+                    conv::grad_x(w.storage::<f32>(), dy.storage::<f32>(), &g),
+                    xs,
+                )
+            }
+            _ => Self::conv2d_x_backward(x, w, dy, options),
+        }
+    }
+
+    fn conv_grad_w(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let xs = x.shape().dims::<4>();
+        let ws = w.shape().dims::<4>();
+        match geometry(&xs, &ws, &options) {
+            Some(g) if all_f32(&[&x, &dy]) => {
+                let (x, dy) = (contiguous(x), contiguous(dy));
+                flex(
+                    conv::grad_weight(x.storage::<f32>(), dy.storage::<f32>(), &g),
+                    ws,
+                )
+            }
+            _ => Self::conv2d_weight_backward(x, w, dy, options),
+        }
+    }
+
+    fn affine(
+        x: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let [n, c, h, w] = x.shape().dims::<4>();
+        let rows = a.shape().dims::<2>()[0];
+        let (x, a, b) = (contiguous(x), contiguous(a), contiguous(b));
+        let y = affine::forward(x.storage(), a.storage(), b.storage(), c, rows, h * w);
+        flex(y, [n, c, h, w])
+    }
+
+    fn affine_grads(
+        x: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let [n, c, h, w] = x.shape().dims::<4>();
+        let rows = a.shape().dims::<2>()[0];
+        let (x, a, dy) = (contiguous(x), contiguous(a), contiguous(dy));
+        let (dx, da, db) = affine::backward(x.storage(), a.storage(), dy.storage(), c, rows, h * w);
+        (
+            flex(dx, [n, c, h, w]),
+            flex(da, [rows, c]),
+            flex(db, [rows, c]),
+        )
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl Kernels for burn::backend::Cuda {}
+
+impl<B: Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
+    fn conv(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Conv;
+
+        impl<B: Kernels> Backward<B, 2> for Conv {
+            type State = (burn_autodiff::NodeId, burn_autodiff::NodeId, ConvOptions<2>);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_w] = ops.parents;
+                let dy = grads.consume::<B>(&ops.node);
+                let (x_state, w_state, options) = ops.state;
+                let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+                let w = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(w_state);
+                if let Some(node) = node_x {
+                    let dx = B::conv_grad_x(x.clone(), w.clone(), dy.clone(), options.clone());
+                    grads.register::<B>(node.id, dx);
+                }
+                if let Some(node) = node_w {
+                    grads.register::<B>(node.id, B::conv_grad_w(x, w, dy, options));
+                }
+            }
+        }
+
+        match Conv
+            .prepare::<C>([x.node.clone(), w.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let w_state = prep.checkpoint(&w);
+                let y = B::conv(x.primitive, w.primitive, options.clone());
+                prep.finish((x_state, w_state, options), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::conv(x.primitive, w.primitive, options)),
+        }
+    }
+
+    fn affine(
+        x: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Affine;
+
+        impl<B: Kernels> Backward<B, 3> for Affine {
+            type State = (burn_autodiff::NodeId, burn_autodiff::NodeId);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_a, node_b] = ops.parents;
+                let dy = grads.consume::<B>(&ops.node);
+                let (x_state, a_state) = ops.state;
+                let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+                let a = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(a_state);
+                let (dx, da, db) = B::affine_grads(x, a, dy);
+                for (node, grad) in [(node_x, dx), (node_a, da), (node_b, db)] {
+                    if let Some(node) = node {
+                        grads.register::<B>(node.id, grad);
+                    }
+                }
+            }
+        }
+
+        match Affine
+            .prepare::<C>([x.node.clone(), a.node.clone(), b.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let a_state = prep.checkpoint(&a);
+                let y = B::affine(x.primitive, a.primitive, b.primitive);
+                prep.finish((x_state, a_state), y)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::affine(x.primitive, a.primitive, b.primitive))
+            }
+        }
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    type Ad = Autodiff<Flex>;
+
+    fn random<const D: usize>(rng: &mut Rng, shape: [usize; D]) -> Tensor<Ad, D> {
+        let n = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.f32() - 0.5).collect();
+        Tensor::from_data(TensorData::new(v, shape), &Default::default())
+    }
+
+    /// A fresh leaf with the same values: a backward pass consumes its graph.
+    fn leaf<const D: usize>(t: &Tensor<Ad, D>) -> Tensor<Ad, D> {
+        Tensor::from_data(t.to_data(), &Default::default()).require_grad()
+    }
+
+    fn close<const D: usize>(what: &str, p: Tensor<Flex, D>, q: Tensor<Flex, D>) {
+        let p = p.into_data().to_vec::<f32>().unwrap();
+        let q = q.into_data().to_vec::<f32>().unwrap();
+        let worst = p
+            .iter()
+            .zip(&q)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-4, "{what} differs by {worst}");
+    }
+
+    /// Our convolution and burn's agree in value and in every gradient.
+    #[test]
+    fn convolution_matches_burn_forward_and_backward() {
+        let mut rng = Rng::new(9);
+        let (x, w, b) = (
+            random(&mut rng, [2, 3, 9, 8]),
+            random(&mut rng, [5, 3, 3, 3]),
+            random(&mut rng, [5]),
+        );
+        let r = random(&mut rng, [2, 5, 5, 8]);
+        let options = ConvOptions::new([2, 1], [1, 1], [1, 1], 1);
+        let (x1, w1, b1) = (leaf(&x), leaf(&w), leaf(&b));
+        let (x2, w2, b2) = (leaf(&x), leaf(&w), leaf(&b));
+        let ours =
+            (conv2d(x1.clone(), w1.clone(), Some(b1.clone()), options.clone()) * r.clone()).sum();
+        let theirs =
+            (burn::tensor::module::conv2d(x2.clone(), w2.clone(), Some(b2.clone()), options) * r)
+                .sum();
+        close("value", ours.clone().inner(), theirs.clone().inner());
+        let (ga, gb) = (ours.backward(), theirs.backward());
+        close("dx", x1.grad(&ga).unwrap(), x2.grad(&gb).unwrap());
+        close("dw", w1.grad(&ga).unwrap(), w2.grad(&gb).unwrap());
+        close("db", b1.grad(&ga).unwrap(), b2.grad(&gb).unwrap());
+    }
+
+    /// The affine map and broadcasting arithmetic agree, shared or per image.
+    #[test]
+    fn affine_matches_broadcasting() {
+        let mut rng = Rng::new(3);
+        let x = random(&mut rng, [3, 4, 5, 2]);
+        for rows in [1, 3] {
+            let (a, b) = (random(&mut rng, [rows, 4]), random(&mut rng, [rows, 4]));
+            let r = random(&mut rng, [3, 4, 5, 2]);
+            let (x1, a1, b1) = (leaf(&x), leaf(&a), leaf(&b));
+            let (x2, a2, b2) = (leaf(&x), leaf(&a), leaf(&b));
+            let ours = (channel_affine(x1.clone(), a1.clone(), b1.clone()) * r.clone()).sum();
+            let theirs = ((x2.clone() * a2.clone().reshape([rows, 4, 1, 1])
+                + b2.clone().reshape([rows, 4, 1, 1]))
+                * r)
+                .sum();
+            close("value", ours.clone().inner(), theirs.clone().inner());
+            let (ga, gb) = (ours.backward(), theirs.backward());
+            close("dx", x1.grad(&ga).unwrap(), x2.grad(&gb).unwrap());
+            close("da", a1.grad(&ga).unwrap(), a2.grad(&gb).unwrap());
+            close("db", b1.grad(&ga).unwrap(), b2.grad(&gb).unwrap());
+        }
+    }
+}
