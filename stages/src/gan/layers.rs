@@ -12,8 +12,8 @@ use burn::prelude::*;
 
 use crate::kernels::{self, Kernels, conv2d};
 use burn::tensor::activation;
-use burn::tensor::module::{avg_pool2d, conv_transpose2d, max_pool2d};
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::module::{avg_pool2d, max_pool2d};
+use burn::tensor::ops::ConvOptions;
 
 use super::init::{Init, Initializer};
 use super::tensors::{Entry, Role, Tensors};
@@ -256,8 +256,7 @@ pub fn deconv<B: Kernels>(
     let shape = [inp, out, kernel, kernel];
     let w = weight(&mut s, &shape, sn, Rows::Second).reshape(shape);
     let b = s.param("bias", &[out], Init::Zeros);
-    let options = ConvTransposeOptions::new([stride; 2], [padding; 2], [0, 0], [1, 1], 1);
-    conv_transpose2d(x, w, Some(b), options)
+    kernels::conv_transpose2d(x, w, b, stride, padding)
 }
 
 /// Rows of a `[classes, dim]` table, one per label.

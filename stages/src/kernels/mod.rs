@@ -14,7 +14,7 @@ mod conv;
 
 use burn::backend::Flex;
 use burn::prelude::*;
-use burn::tensor::ops::{ConvOptions, FloatTensor, ModuleOps};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor, ModuleOps};
 use burn::tensor::{TensorMetadata, TensorPrimitive};
 use burn_autodiff::Autodiff;
 use burn_autodiff::checkpoint::base::Checkpointer;
@@ -59,6 +59,23 @@ pub trait Kernels: Backend {
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
         Self::conv2d_weight_backward(x, w, dy, options)
+    }
+
+    /// Transposed convolution (weight `[in, out, kh, kw]`), without bias: the adjoint of
+    /// the convolution with the same weight, stride and padding.
+    fn deconv(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let transposed = ConvTransposeOptions::new(
+            options.stride,
+            options.padding,
+            [0, 0],
+            options.dilation,
+            options.groups,
+        );
+        Self::conv_transpose2d(x, w, None, transposed)
     }
 
     /// `x·a + b` for x `[n, c, h, w]`, a and b `[rows, c]` (rows 1 or n).
@@ -111,6 +128,22 @@ pub fn conv2d<B: Kernels>(
         }
         None => y,
     }
+}
+
+/// The transposed convolution of PyTorch's `ConvTranspose2d` (weight `[in, out, kh, kw]`,
+/// no output padding) plus bias.
+pub fn conv_transpose2d<B: Kernels>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Tensor<B, 1>,
+    stride: usize,
+    padding: usize,
+) -> Tensor<B, 4> {
+    let options = ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
+    let y = wrap::<B, 4>(B::deconv(unwrap(x), unwrap(weight), options));
+    let o = bias.dims()[0];
+    let ones = Tensor::ones([1, o], &bias.device());
+    channel_affine(y, ones, bias.reshape([1, o]))
 }
 
 /// `x·a + b` per channel: x `[n, c, h, w]`, a and b `[1, c]` (shared) or `[n, c]`.
@@ -374,6 +407,34 @@ mod tests {
         let theirs =
             (burn::tensor::module::conv2d(x2.clone(), w2.clone(), Some(b2.clone()), options) * r)
                 .sum();
+        close("value", ours.clone().inner(), theirs.clone().inner());
+        let (ga, gb) = (ours.backward(), theirs.backward());
+        close("dx", x1.grad(&ga).unwrap(), x2.grad(&gb).unwrap());
+        close("dw", w1.grad(&ga).unwrap(), w2.grad(&gb).unwrap());
+        close("db", b1.grad(&ga).unwrap(), b2.grad(&gb).unwrap());
+    }
+
+    /// Our transposed convolution and burn's agree in value and in every gradient.
+    #[test]
+    fn transposed_convolution_matches_burn() {
+        let mut rng = Rng::new(5);
+        let (x, w, b) = (
+            random(&mut rng, [2, 4, 4, 3]),
+            random(&mut rng, [4, 3, 4, 4]),
+            random(&mut rng, [3]),
+        );
+        let r = random(&mut rng, [2, 3, 8, 6]);
+        let (x1, w1, b1) = (leaf(&x), leaf(&w), leaf(&b));
+        let (x2, w2, b2) = (leaf(&x), leaf(&w), leaf(&b));
+        let ours = (conv_transpose2d(x1.clone(), w1.clone(), b1.clone(), 2, 1) * r.clone()).sum();
+        let options = ConvTransposeOptions::new([2, 2], [1, 1], [0, 0], [1, 1], 1);
+        let theirs = (burn::tensor::module::conv_transpose2d(
+            x2.clone(),
+            w2.clone(),
+            Some(b2.clone()),
+            options,
+        ) * r)
+            .sum();
         close("value", ours.clone().inner(), theirs.clone().inner());
         let (ga, gb) = (ours.backward(), theirs.backward());
         close("dx", x1.grad(&ga).unwrap(), x2.grad(&gb).unwrap());
