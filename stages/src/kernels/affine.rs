@@ -65,6 +65,19 @@ pub fn backward(
     (dx, narrow(da), narrow(db))
 }
 
+/// Σ over images and pixels of each channel of `[n, c, pixels]` (a bias's gradient).
+pub fn channel_sums(dy: &[f32], c: usize, pixels: usize) -> Vec<f32> {
+    let planes: Vec<f64> = dy
+        .par_chunks(pixels)
+        .map(|p| p.iter().map(|&v| v as f64).sum())
+        .collect();
+    let mut sums = vec![0.0f64; c];
+    for (p, s) in planes.into_iter().enumerate() {
+        sums[p % c] += s;
+    }
+    sums.into_iter().map(|s| s as f32).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +99,9 @@ mod tests {
         let (_, da, db) = backward(&x, &[1.0; 4], &dy, 2, 2, 2);
         assert_eq!(da, [3.0, 7.0, 11.0, 15.0]);
         assert_eq!(db, [2.0; 4]);
+        assert_eq!(
+            channel_sums(&x, 2, 2),
+            [1.0 + 2.0 + 5.0 + 6.0, 3.0 + 4.0 + 7.0 + 8.0]
+        );
     }
 }

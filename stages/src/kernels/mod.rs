@@ -17,6 +17,7 @@ use burn::prelude::*;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor, ModuleOps};
 use burn::tensor::{TensorMetadata, TensorPrimitive};
 use burn_autodiff::Autodiff;
+use burn_autodiff::NodeId;
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn_autodiff::grads::Gradients;
@@ -34,13 +35,21 @@ fn unwrap<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
 
 /// A backend with the operations below; the defaults are burn's.
 pub trait Kernels: Backend {
-    /// Convolution (PyTorch semantics, weight `[out, in, kh, kw]`), without bias.
+    /// Convolution (PyTorch semantics, weight `[out, in, kh, kw]`).
     fn conv(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        Self::conv2d(x, w, None, options)
+        Self::conv2d(x, w, bias, options)
+    }
+
+    /// The gradient of a convolution's bias: `dy` summed over images and pixels.
+    fn conv_grad_bias(dy: FloatTensor<Self>) -> FloatTensor<Self> {
+        let dy = wrap::<Self, 4>(dy);
+        let [n, c, h, w] = dy.dims();
+        unwrap(dy.reshape([n, c, h * w]).sum_dim(2).sum_dim(0).reshape([c]))
     }
 
     fn conv_grad_x(
@@ -119,15 +128,12 @@ pub fn conv2d<B: Kernels>(
     bias: Option<Tensor<B, 1>>,
     options: ConvOptions<2>,
 ) -> Tensor<B, 4> {
-    let y = wrap::<B, 4>(B::conv(unwrap(x), unwrap(weight), options));
-    match bias {
-        Some(b) => {
-            let o = b.dims()[0];
-            let ones = Tensor::ones([1, o], &b.device());
-            channel_affine(y, ones, b.reshape([1, o]))
-        }
-        None => y,
-    }
+    wrap(B::conv(
+        unwrap(x),
+        unwrap(weight),
+        bias.map(unwrap),
+        options,
+    ))
 }
 
 /// The transposed convolution of PyTorch's `ConvTranspose2d` (weight `[in, out, kh, kw]`,
@@ -192,6 +198,49 @@ fn all_f32(tensors: &[&FloatTensor<Flex>]) -> bool {
 /// burn-flex's forward convolution (faster than im2col + GEMM at the sizes measured, see
 /// `benches/conv.rs`), our gradients and affine map.
 impl Kernels for Flex {
+    fn conv_grad_bias(dy: FloatTensor<Self>) -> FloatTensor<Self> {
+        let [_, c, h, w] = dy.shape().dims::<4>();
+        let dy = contiguous(dy);
+        flex(affine::channel_sums(dy.storage(), c, h * w), [c])
+    }
+
+    fn deconv(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let [n, cin, h, wd] = x.shape().dims::<4>();
+        let [_, cout, kh, kw] = w.shape().dims::<4>();
+        let [sh, sw] = options.stride;
+        let [ph, pw] = options.padding;
+        // The convolution this is the adjoint of: its input has the output's shape.
+        let out = [
+            n,
+            cout,
+            (h - 1) * sh + kh - 2 * ph,
+            (wd - 1) * sw + kw - 2 * pw,
+        ];
+        match geometry(&out, &[cin, cout, kh, kw], &options) {
+            Some(g) if all_f32(&[&x, &w]) => {
+                let (x, w) = (contiguous(x), contiguous(w));
+                flex(
+                    conv::grad_x(w.storage::<f32>(), x.storage::<f32>(), &g),
+                    out,
+                )
+            }
+            _ => {
+                let transposed = ConvTransposeOptions::new(
+                    options.stride,
+                    options.padding,
+                    [0, 0],
+                    options.dilation,
+                    options.groups,
+                );
+                Self::conv_transpose2d(x, w, None, transposed)
+            }
+        }
+    }
+
     fn conv_grad_x(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
@@ -264,51 +313,145 @@ impl Kernels for Flex {
 #[cfg(feature = "cuda")]
 impl Kernels for burn::backend::Cuda {}
 
+/// The gradients of x and w, for both forms of the convolution below.
+fn conv_grads<B: Kernels>(
+    [id_x, id_w]: [Option<NodeId>; 2],
+    (x, w, dy): (FloatTensor<B>, FloatTensor<B>, &FloatTensor<B>),
+    options: ConvOptions<2>,
+    grads: &mut Gradients,
+) {
+    if let Some(id) = id_x {
+        let dx = B::conv_grad_x(x.clone(), w.clone(), dy.clone(), options.clone());
+        grads.register::<B>(id, dx);
+    }
+    if let Some(id) = id_w {
+        grads.register::<B>(id, B::conv_grad_w(x, w, dy.clone(), options));
+    }
+}
+
+type ConvState = (NodeId, NodeId, ConvOptions<2>);
+
+#[derive(Debug)]
+struct Conv;
+
+impl<B: Kernels> Backward<B, 2> for Conv {
+    type State = ConvState;
+
+    fn backward(
+        self,
+        ops: Ops<ConvState, 2>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let dy = grads.consume::<B>(&ops.node);
+        let (x_state, w_state, options) = ops.state;
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+        let w = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(w_state);
+        let ids = ops.parents.map(|p| p.map(|node| node.id));
+        conv_grads::<B>(ids, (x, w, &dy), options, grads);
+    }
+}
+
+#[derive(Debug)]
+struct ConvWithBias;
+
+impl<B: Kernels> Backward<B, 3> for ConvWithBias {
+    type State = ConvState;
+
+    fn backward(
+        self,
+        ops: Ops<ConvState, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let dy = grads.consume::<B>(&ops.node);
+        let (x_state, w_state, options) = ops.state;
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+        let w = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(w_state);
+        if let Some(node) = node_b {
+            grads.register::<B>(node.id, B::conv_grad_bias(dy.clone()));
+        }
+        let ids = [node_x, node_w].map(|p| p.map(|node| node.id));
+        conv_grads::<B>(ids, (x, w, &dy), options, grads);
+    }
+}
+
+/// y = Aᵀx for the convolution A with the same weight: ∂x = A(∂y), and ∂w is the
+/// convolution's weight gradient with the roles of input and output swapped.
+#[derive(Debug)]
+struct Deconv;
+
+impl<B: Kernels> Backward<B, 2> for Deconv {
+    type State = ConvState;
+
+    fn backward(
+        self,
+        ops: Ops<ConvState, 2>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_w] = ops.parents;
+        let dy = grads.consume::<B>(&ops.node);
+        let (x_state, w_state, options) = ops.state;
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+        let w = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(w_state);
+        if let Some(node) = node_x {
+            grads.register::<B>(
+                node.id,
+                B::conv(dy.clone(), w.clone(), None, options.clone()),
+            );
+        }
+        if let Some(node) = node_w {
+            grads.register::<B>(node.id, B::conv_grad_w(dy, w, x, options));
+        }
+    }
+}
+
 impl<B: Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
     fn conv(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct Conv;
-
-        impl<B: Kernels> Backward<B, 2> for Conv {
-            type State = (burn_autodiff::NodeId, burn_autodiff::NodeId, ConvOptions<2>);
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 2>,
-                grads: &mut Gradients,
-                checkpointer: &mut Checkpointer,
-            ) {
-                let [node_x, node_w] = ops.parents;
-                let dy = grads.consume::<B>(&ops.node);
-                let (x_state, w_state, options) = ops.state;
-                let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
-                let w = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(w_state);
-                if let Some(node) = node_x {
-                    let dx = B::conv_grad_x(x.clone(), w.clone(), dy.clone(), options.clone());
-                    grads.register::<B>(node.id, dx);
+        let Some(bias) = bias else {
+            let nodes = [x.node.clone(), w.node.clone()];
+            return match Conv.prepare::<C>(nodes).compute_bound().stateful() {
+                OpsKind::Tracked(mut prep) => {
+                    let state = (prep.checkpoint(&x), prep.checkpoint(&w), options.clone());
+                    prep.finish(state, B::conv(x.primitive, w.primitive, None, options))
                 }
-                if let Some(node) = node_w {
-                    grads.register::<B>(node.id, B::conv_grad_w(x, w, dy, options));
+                OpsKind::UnTracked(prep) => {
+                    prep.finish(B::conv(x.primitive, w.primitive, None, options))
                 }
+            };
+        };
+        let nodes = [x.node.clone(), w.node.clone(), bias.node.clone()];
+        let y = |x: FloatTensor<B>, w, b, options| B::conv(x, w, Some(b), options);
+        match ConvWithBias.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), prep.checkpoint(&w), options.clone());
+                prep.finish(state, y(x.primitive, w.primitive, bias.primitive, options))
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(y(x.primitive, w.primitive, bias.primitive, options))
             }
         }
+    }
 
-        match Conv
-            .prepare::<C>([x.node.clone(), w.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
+    fn deconv(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let nodes = [x.node.clone(), w.node.clone()];
+        match Deconv.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(mut prep) => {
-                let x_state = prep.checkpoint(&x);
-                let w_state = prep.checkpoint(&w);
-                let y = B::conv(x.primitive, w.primitive, options.clone());
-                prep.finish((x_state, w_state, options), y)
+                let state = (prep.checkpoint(&x), prep.checkpoint(&w), options.clone());
+                prep.finish(state, B::deconv(x.primitive, w.primitive, options))
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::conv(x.primitive, w.primitive, options)),
+            OpsKind::UnTracked(prep) => prep.finish(B::deconv(x.primitive, w.primitive, options)),
         }
     }
 
