@@ -206,3 +206,27 @@ fn training_goes_on_from_the_authors_checkpoints() {
     let err = text(&out.stderr) + &text(&out.stdout);
     assert!(err.contains("D-step=1234.pth: tensor `blocks.0.0.conv2d0.bias` has shape [64], the network needs [32]"), "{err}");
 }
+
+#[test]
+fn zip_format_state_dicts_import_name_for_name() {
+    use burn::backend::Flex;
+    use stages::gan::ModelConfig;
+    use stages::gan::import::{Network, import};
+
+    let mut sources = ronspan::Sources::default();
+    let id = sources.add("model.ron", MODEL);
+    let model: ModelConfig = ronspan::from_value(&ronspan::parse(id, MODEL).unwrap()).unwrap();
+    let built = stages::gan::generator::build::<Flex>(&model, 7, &Default::default()).to_snapshot();
+    let p = Project::new();
+    let file = p.path("G.pth");
+    let tensors: Vec<(&str, Vec<usize>, Vec<f32>)> = built
+        .tensors
+        .iter()
+        .map(|(name, t)| (name.as_str(), t.shape.clone(), t.data.clone()))
+        .collect();
+    common::torch::save_state_dict(&file, &tensors);
+    let imported = import::<Flex>(&file, Network::Generator, &model, &Default::default())
+        .unwrap()
+        .to_snapshot();
+    assert_eq!(imported.tensors, built.tensors);
+}

@@ -1,6 +1,6 @@
 //! Import of the authors' checkpoints (`model=G-….pth`, `model=D-….pth`,
 //! `model=G_ema-….pth`: a dict whose `state_dict` holds the network, legacy or zip
-//! PyTorch format). Our tensors carry the reference's names, spectral norm's
+//! PyTorch format; a bare state dict is read too). Our tensors carry the reference's names, spectral norm's
 //! `weight_orig`, `weight_u`, `weight_v` included, so the import is name for name, with
 //! every shape checked against the configuration.
 
@@ -28,7 +28,10 @@ pub fn import<B: Kernels>(
     config: &ModelConfig,
     device: &B::Device,
 ) -> Result<Tensors<B>, GanError> {
+    // A checkpoint dict holds the network under `state_dict`; a bare state dict is
+    // the network itself.
     let file = TorchFile::open_at(path, Some("state_dict"))
+        .or_else(|first| TorchFile::open(path).map_err(|_| first))
         .map_err(|e| GanError::format(e.file, e.message))?;
     let mut tensors = match network {
         Network::Generator => generator::build::<B>(config, 0, device),

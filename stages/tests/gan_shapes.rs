@@ -1,0 +1,93 @@
+//! Every architecture with every conditioning at the paper's widths (configs/Table1 and
+//! Table2 at 67e0de0): the generator makes `[n, 3, size, size]` images, the
+//! discriminator one logit per image and the head its conditioning asks for, under the
+//! reference's layer names.
+
+use burn::backend::Flex;
+use burn::prelude::*;
+use stages::gan::config::{Architecture, Attention, Conditioning, ModelConfig};
+use stages::gan::init::Scheme;
+use stages::gan::layers::Mode;
+use stages::gan::{discriminator, generator};
+
+/// (architecture, z_dim, width, attention, G spectral norm, adversarial head's name)
+const PAPER: [(Architecture, usize, usize, Option<(usize, usize)>, bool, &str); 5] = [
+    (Architecture::Dcgan32, 128, 64, None, false, "linear5"),
+    (Architecture::Resgan32, 128, 64, None, false, "linear4"),
+    (Architecture::Resgan64, 128, 64, Some((4, 1)), true, "linear6"),
+    (Architecture::Biggan32, 80, 96, Some((2, 1)), true, "linear4"),
+    (Architecture::Biggan64, 100, 80, Some((3, 1)), true, "linear6"),
+];
+
+#[test]
+fn every_architecture_and_head_at_the_paper_widths() {
+    let device = Default::default();
+    let n = 2;
+    for (architecture, z_dim, width, attention, g_sn, adv_name) in PAPER {
+        for conditioning in [
+            Conditioning::None,
+            Conditioning::Acgan,
+            Conditioning::Projection,
+            Conditioning::Contrastive,
+        ] {
+            let config = ModelConfig {
+                architecture,
+                conditioning,
+                num_classes: 10,
+                z_dim,
+                shared_dim: 128,
+                g_conv_dim: width,
+                d_conv_dim: width,
+                hyper_dim: 512,
+                nonlinear_embed: false,
+                normalize_embed: true,
+                g_spectral_norm: g_sn,
+                d_spectral_norm: true,
+                attention: attention.map(|(g, d)| Attention {
+                    g_after_block: g,
+                    d_after_block: d,
+                }),
+                leaky_relu: false,
+                // Shapes do not depend on the scheme; N(0, 0.02) skips the QRs.
+                g_init: Scheme::N02,
+                d_init: Scheme::N02,
+            };
+            config.check().unwrap();
+            let what = format!("{architecture:?} {conditioning:?}");
+            let size = config.image_size();
+            let mut g = generator::build::<Flex>(&config, 1, &device);
+            let mut d = discriminator::build::<Flex>(&config, 2, &device);
+            let z = Tensor::<Flex, 2>::zeros([n, z_dim], &device);
+            let y = Tensor::<Flex, 1, Int>::from_ints([3, 7], &device);
+            let images = generator::run(&mut g, Mode::TRAIN, &config, z, y.clone());
+            assert_eq!(images.dims(), [n, 3, size, size], "{what}");
+            let out = discriminator::run(&mut d, Mode::TRAIN, &config, images, y);
+            assert_eq!(out.adv.dims(), [n], "{what}");
+            assert!(d.get(&format!("{adv_name}.weight_orig")).is_some(), "{what}: {adv_name}");
+            match conditioning {
+                Conditioning::Acgan => {
+                    assert_eq!(out.class_logits.unwrap().dims(), [n, 10], "{what}")
+                }
+                Conditioning::Contrastive => {
+                    let (embed, anchor) = out.contrastive.unwrap();
+                    assert_eq!(embed.dims(), [n, 512], "{what}");
+                    assert_eq!(anchor.dims(), [n, 512], "{what}");
+                }
+                Conditioning::Projection => {
+                    assert!(d.get("embedding.weight_orig").is_some(), "{what}")
+                }
+                Conditioning::None => {
+                    assert!(out.class_logits.is_none() && out.contrastive.is_none())
+                }
+            }
+            // Conditional generators condition their BatchNorm; unconditional ones do not.
+            let conditional_bn = g.names().any(|k| k.contains(".embed.") || k.contains(".gain."));
+            assert_eq!(conditional_bn, conditioning != Conditioning::None, "{what}");
+            assert_eq!(
+                g.names().any(|k| k.ends_with("weight_orig")),
+                g_sn,
+                "{what}: spectral norm in G"
+            );
+        }
+    }
+}
