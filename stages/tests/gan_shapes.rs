@@ -11,12 +11,40 @@ use stages::gan::layers::Mode;
 use stages::gan::{discriminator, generator};
 
 /// (architecture, z_dim, width, attention, G spectral norm, adversarial head's name)
-const PAPER: [(Architecture, usize, usize, Option<(usize, usize)>, bool, &str); 5] = [
+const PAPER: [(
+    Architecture,
+    usize,
+    usize,
+    Option<(usize, usize)>,
+    bool,
+    &str,
+); 5] = [
     (Architecture::Dcgan32, 128, 64, None, false, "linear5"),
     (Architecture::Resgan32, 128, 64, None, false, "linear4"),
-    (Architecture::Resgan64, 128, 64, Some((4, 1)), true, "linear6"),
-    (Architecture::Biggan32, 80, 96, Some((2, 1)), true, "linear4"),
-    (Architecture::Biggan64, 100, 80, Some((3, 1)), true, "linear6"),
+    (
+        Architecture::Resgan64,
+        128,
+        64,
+        Some((4, 1)),
+        true,
+        "linear6",
+    ),
+    (
+        Architecture::Biggan32,
+        80,
+        96,
+        Some((2, 1)),
+        true,
+        "linear4",
+    ),
+    (
+        Architecture::Biggan64,
+        100,
+        80,
+        Some((3, 1)),
+        true,
+        "linear6",
+    ),
 ];
 
 #[test]
@@ -63,7 +91,10 @@ fn every_architecture_and_head_at_the_paper_widths() {
             assert_eq!(images.dims(), [n, 3, size, size], "{what}");
             let out = discriminator::run(&mut d, Mode::TRAIN, &config, images, y);
             assert_eq!(out.adv.dims(), [n], "{what}");
-            assert!(d.get(&format!("{adv_name}.weight_orig")).is_some(), "{what}: {adv_name}");
+            assert!(
+                d.get(&format!("{adv_name}.weight_orig")).is_some(),
+                "{what}: {adv_name}"
+            );
             match conditioning {
                 Conditioning::Acgan => {
                     assert_eq!(out.class_logits.unwrap().dims(), [n, 10], "{what}")
@@ -81,7 +112,9 @@ fn every_architecture_and_head_at_the_paper_widths() {
                 }
             }
             // Conditional generators condition their BatchNorm; unconditional ones do not.
-            let conditional_bn = g.names().any(|k| k.contains(".embed.") || k.contains(".gain."));
+            let conditional_bn = g
+                .names()
+                .any(|k| k.contains(".embed.") || k.contains(".gain."));
             assert_eq!(conditional_bn, conditioning != Conditioning::None, "{what}");
             assert_eq!(
                 g.names().any(|k| k.ends_with("weight_orig")),

@@ -10,7 +10,7 @@ use crate::kernels::Kernels;
 
 use super::config::{Architecture, Conditioning, ModelConfig};
 use super::init::Initializer;
-use super::layers::{self, BN_MOMENTUM, Mode, Scope};
+use super::layers::{self, BN, Mode, Scope};
 use super::tensors::Tensors;
 
 /// What D says about a batch.
@@ -91,7 +91,7 @@ pub fn forward<B: Kernels>(
     if config.architecture == Architecture::Dcgan32 {
         h = layers::conv(s, "conv3", h, 512, 3, 1, 1, true, sn);
         if !sn {
-            h = layers::batch_norm(s, "bn4", h, true, BN_MOMENTUM);
+            h = layers::batch_norm(s, "bn4", h, true, BN);
         }
     }
     let [n, c, _, _] = h.dims();
@@ -161,7 +161,7 @@ fn conv_block<B: Kernels>(
     let (sn, leaky) = (config.d_spectral_norm, config.leaky_relu);
     let mut h = layers::conv(s, "conv0", x, out, 3, 1, 1, true, sn);
     if !sn {
-        h = layers::batch_norm(s, "bn0", h, true, BN_MOMENTUM);
+        h = layers::batch_norm(s, "bn0", h, true, BN);
     }
     h = layers::conv(
         s,
@@ -175,7 +175,7 @@ fn conv_block<B: Kernels>(
         sn,
     );
     if !sn {
-        h = layers::batch_norm(s, "bn1", h, true, BN_MOMENTUM);
+        h = layers::batch_norm(s, "bn1", h, true, BN);
     }
     layers::activate(h, leaky)
 }
@@ -191,7 +191,7 @@ fn first_residual_block<B: Kernels>(
     let (sn, leaky) = (config.d_spectral_norm, config.leaky_relu);
     let mut h = layers::conv(s, "conv2d1", x.clone(), out, 3, 1, 1, true, sn);
     if !sn {
-        h = layers::batch_norm(s, "bn1", h, true, BN_MOMENTUM);
+        h = layers::batch_norm(s, "bn1", h, true, BN);
     }
     h = layers::conv(
         s,
@@ -207,7 +207,7 @@ fn first_residual_block<B: Kernels>(
     let h = layers::avg_pool(h);
     let mut skip = layers::avg_pool(x);
     if !sn {
-        skip = layers::batch_norm(s, "bn0", skip, true, BN_MOMENTUM);
+        skip = layers::batch_norm(s, "bn0", skip, true, BN);
     }
     h + layers::conv(s, "conv2d0", skip, out, 1, 1, 0, true, sn)
 }
@@ -224,7 +224,7 @@ fn residual_block<B: Kernels>(
         if sn {
             t
         } else {
-            layers::batch_norm(s, name, t, true, BN_MOMENTUM)
+            layers::batch_norm(s, name, t, true, BN)
         }
     };
     let inp = x.dims()[1];

@@ -11,7 +11,7 @@ use burn::tensor::activation;
 
 use super::config::{Architecture, ModelConfig};
 use super::init::Initializer;
-use super::layers::{self, BN_MOMENTUM, Mode, Scope};
+use super::layers::{self, BN, Mode, Scope};
 use super::tensors::Tensors;
 
 /// Channels in and out of each block.
@@ -60,7 +60,7 @@ fn norm<B: Kernels>(
     config: &ModelConfig,
 ) -> Tensor<B, 4> {
     match condition {
-        Condition::None => layers::batch_norm(s, name, x, true, BN_MOMENTUM),
+        Condition::None => layers::batch_norm(s, name, x, true, BN),
         Condition::Class(y) => layers::class_batch_norm(s, name, x, y.clone(), config.num_classes),
         Condition::Shared(c) => {
             layers::shared_batch_norm(s, name, x, c.clone(), config.g_spectral_norm)
@@ -138,7 +138,7 @@ pub fn forward<B: Kernels>(
     }
     let (bn, conv) = tail_names(config.architecture);
     if let Some(bn) = bn {
-        x = layers::activate(layers::batch_norm(s, bn, x, true, BN_MOMENTUM), leaky);
+        x = layers::activate(layers::batch_norm(s, bn, x, true, BN), leaky);
     }
     activation::tanh(layers::conv(s, conv, x, 3, 3, 1, 1, true, sn))
 }

@@ -20,10 +20,22 @@ use super::tensors::{Entry, Role, Tensors};
 
 /// Spectral norm's eps for normalizing u and v, as in the reference's PyTorch.
 const SN_EPS: f64 = 1e-12;
-const BN_EPS: f64 = 1e-5;
-/// BatchNorm momentum of the reference: plain layers and the conditional ones.
-pub const BN_MOMENTUM: f64 = 1e-4;
-pub const CBN_MOMENTUM: f64 = 1e-3;
+/// A BatchNorm layer's eps and running-statistics momentum.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Norm {
+    pub eps: f64,
+    pub momentum: f64,
+}
+
+/// The reference's BatchNorm: plain layers, and the ones inside conditional BatchNorm.
+pub const BN: Norm = Norm {
+    eps: 1e-5,
+    momentum: 1e-4,
+};
+pub const CBN: Norm = Norm {
+    eps: 1e-5,
+    momentum: 1e-3,
+};
 
 /// How a forward pass treats state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,8 +291,9 @@ pub fn embedding<B: Kernels>(
 fn normalize_batch<B: Kernels>(
     s: &mut Scope<B>,
     x: Tensor<B, 4>,
-    momentum: f64,
+    norm: Norm,
 ) -> (Tensor<B, 4>, Tensor<B, 2>) {
+    let momentum = norm.momentum;
     let [n, c, h, w] = x.dims();
     let device = x.device();
     let running_mean = s.tensor("running_mean", &[c], Role::Buffer, Init::Zeros);
@@ -313,7 +326,7 @@ fn normalize_batch<B: Kernels>(
             running_var.reshape([1, c]),
         )
     };
-    (centered, (var + BN_EPS).sqrt().recip())
+    (centered, (var + norm.eps).sqrt().recip())
 }
 
 /// BatchNorm2d; `affine` adds the learned `weight` and `bias`.
@@ -322,11 +335,11 @@ pub fn batch_norm<B: Kernels>(
     name: &str,
     x: Tensor<B, 4>,
     affine: bool,
-    momentum: f64,
+    norm: Norm,
 ) -> Tensor<B, 4> {
     let mut s = s.at(name);
     let c = x.dims()[1];
-    let (base, scale) = normalize_batch(&mut s, x, momentum);
+    let (base, scale) = normalize_batch(&mut s, x, norm);
     let (gain, shift) = if affine {
         let gamma = s.param("weight", &[c], Init::Ones).reshape([1, c]);
         let beta = s.param("bias", &[c], Init::Zeros).reshape([1, c]);
@@ -349,7 +362,7 @@ pub fn class_batch_norm<B: Kernels>(
 ) -> Tensor<B, 4> {
     let mut s = s.at(name);
     let [n, c, _, _] = x.dims();
-    let (base, scale) = normalize_batch(&mut s.at("bn"), x, CBN_MOMENTUM);
+    let (base, scale) = normalize_batch(&mut s.at("bn"), x, CBN);
     let table = embedding(&mut s, "embed", y, classes, 2 * c, false);
     let gamma = table.clone().slice([0..n, 0..c]);
     let beta = table.slice([0..n, c..2 * c]);
@@ -369,7 +382,7 @@ pub fn shared_batch_norm<B: Kernels>(
     let c = x.dims()[1];
     let gain = linear(&mut s, "gain", condition.clone(), c, false, sn);
     let bias = linear(&mut s, "bias", condition, c, false, sn);
-    let (base, scale) = normalize_batch(&mut s.at("bn"), x, CBN_MOMENTUM);
+    let (base, scale) = normalize_batch(&mut s.at("bn"), x, CBN);
     kernels::channel_affine(base, (gain + 1.0) * scale, bias)
 }
 
@@ -489,6 +502,10 @@ mod tests {
         let device = Default::default();
         let mut tensors = Tensors::<Flex>::new(&device);
         let mut init = Initializer::new(super::super::init::Scheme::Ortho, 1);
+        let norm = Norm {
+            eps: 1e-5,
+            momentum: 0.1,
+        };
         let data: Vec<f32> = (0..8).map(|i| i as f32).collect();
         let x = Tensor::<Flex, 1>::from_floats(data.as_slice(), &device).reshape([2, 1, 2, 2]);
         batch_norm(
@@ -496,14 +513,14 @@ mod tests {
             "bn",
             x.clone(),
             true,
-            0.1,
+            norm,
         );
         let y = batch_norm(
             &mut Scope::new(&mut tensors, Mode::TRAIN),
             "bn",
             x,
             true,
-            0.1,
+            norm,
         );
         let y = y.into_data().to_vec::<f32>().unwrap();
         // mean 3.5, biased var 5.25, unbiased 6.0
