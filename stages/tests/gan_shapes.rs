@@ -10,48 +10,74 @@ use stages::gan::init::Scheme;
 use stages::gan::layers::Mode;
 use stages::gan::{discriminator, generator};
 
-/// (architecture, z_dim, width, attention, G spectral norm, adversarial head's name)
-const PAPER: [(
-    Architecture,
-    usize,
-    usize,
-    Option<(usize, usize)>,
-    bool,
-    &str,
-); 5] = [
-    (Architecture::Dcgan32, 128, 64, None, false, "linear5"),
-    (Architecture::Resgan32, 128, 64, None, false, "linear4"),
-    (
-        Architecture::Resgan64,
-        128,
-        64,
-        Some((4, 1)),
-        true,
-        "linear6",
-    ),
-    (
-        Architecture::Biggan32,
-        80,
-        96,
-        Some((2, 1)),
-        true,
-        "linear4",
-    ),
-    (
-        Architecture::Biggan64,
-        100,
-        80,
-        Some((3, 1)),
-        true,
-        "linear6",
-    ),
+/// One architecture as the paper configures it.
+struct Paper {
+    architecture: Architecture,
+    z_dim: usize,
+    width: usize,
+    /// Attention after these G and D blocks.
+    attention: Option<(usize, usize)>,
+    g_spectral_norm: bool,
+    /// The reference's name of D's adversarial head.
+    adv_head: &'static str,
+}
+
+const PAPER: [Paper; 5] = [
+    Paper {
+        architecture: Architecture::Dcgan32,
+        z_dim: 128,
+        width: 64,
+        attention: None,
+        g_spectral_norm: false,
+        adv_head: "linear5",
+    },
+    Paper {
+        architecture: Architecture::Resgan32,
+        z_dim: 128,
+        width: 64,
+        attention: None,
+        g_spectral_norm: false,
+        adv_head: "linear4",
+    },
+    Paper {
+        architecture: Architecture::Resgan64,
+        z_dim: 128,
+        width: 64,
+        attention: Some((4, 1)),
+        g_spectral_norm: true,
+        adv_head: "linear6",
+    },
+    Paper {
+        architecture: Architecture::Biggan32,
+        z_dim: 80,
+        width: 96,
+        attention: Some((2, 1)),
+        g_spectral_norm: true,
+        adv_head: "linear4",
+    },
+    Paper {
+        architecture: Architecture::Biggan64,
+        z_dim: 100,
+        width: 80,
+        attention: Some((3, 1)),
+        g_spectral_norm: true,
+        adv_head: "linear6",
+    },
 ];
 
 #[test]
 fn every_architecture_and_head_at_the_paper_widths() {
     let device = Default::default();
     let n = 2;
-    for (architecture, z_dim, width, attention, g_sn, adv_name) in PAPER {
+    for Paper {
+        architecture,
+        z_dim,
+        width,
+        attention,
+        g_spectral_norm: g_sn,
+        adv_head: adv_name,
+    } in PAPER
+    {
         for conditioning in [
             Conditioning::None,
             Conditioning::Acgan,
