@@ -42,5 +42,6 @@ pub fn registry() -> Registry {
         Box::new(Typed::<kinds::weights::Weights>::default()),
         Box::new(Typed::<kinds::inception_stats::InceptionStats>::default()),
         Box::new(Typed::<kinds::train::Train>::default()),
+        Box::new(Typed::<kinds::sample::Sample>::default()),
     ])
 }

@@ -15,6 +15,7 @@ pub mod import;
 pub mod init;
 pub mod layers;
 pub mod loss;
+pub mod sample;
 pub mod tensors;
 pub mod train;
 

@@ -4,5 +4,6 @@ pub mod command;
 pub mod dataset;
 pub mod download;
 pub mod inception_stats;
+pub mod sample;
 pub mod train;
 pub mod weights;

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Outputs: `G.safetensors`, `G_ema.safetensors` (with an EMA), `D.safetensors` (the
-//! model configuration in their metadata and in `model.json`), and `metrics.jsonl`
+//! model configuration in their metadata and in `model.json`), `classes.json` (the data
+//! set's class names), and `metrics.jsonl`
 //! (one line per iteration: step, losses, seconds). Checkpoints go to the stage's work
 //! folder every `checkpoint_every` iterations and when interrupted; a rerun resumes
 //! from the newest one. `init` starts from the authors' checkpoints (`model=G-….pth`,
@@ -105,6 +106,7 @@ impl TypedKind for Train {
 
     fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
         let data = Arc::new(Packed::open(&ctx.input("data")?.join("images.pack"))?);
+        let classes = data.header().classes.clone();
         let failed = |e: GanError| StageError::Failed(e.to_string());
         let start = match &params.init {
             Some(_) => Some(imported(&params.model, ctx).map_err(failed)?),
@@ -145,7 +147,7 @@ impl TypedKind for Train {
             TrainError::Cancelled { .. } => StageError::Cancelled,
             other => StageError::Failed(other.to_string()),
         })?;
-        write_outputs(&params, &trained, ctx).map_err(failed)?;
+        write_outputs(&params, &classes, &trained, ctx).map_err(failed)?;
 
         let mut metrics = vec![
             ("seconds_per_step".to_string(), trained.seconds_per_step),
@@ -216,7 +218,12 @@ fn parameter_count(snapshot: &Snapshot) -> usize {
         .sum()
 }
 
-fn write_outputs(params: &Params, trained: &Trained, ctx: &Context) -> Result<(), GanError> {
+fn write_outputs(
+    params: &Params,
+    classes: &[String],
+    trained: &Trained,
+    ctx: &Context,
+) -> Result<(), GanError> {
     let model = serde_json::to_string(&params.model).expect("serializable");
     let step = trained.last.as_ref().map_or(0, |l| l.step).to_string();
     let save = |name: &str, snapshot: &Snapshot| {
@@ -233,12 +240,16 @@ fn write_outputs(params: &Params, trained: &Trained, ctx: &Context) -> Result<()
     if let Some(ema) = &trained.g_ema {
         save("G_ema", ema)?;
     }
-    let model_path = ctx.out.join("model.json");
-    std::fs::write(
-        &model_path,
+    let write = |name: &str, json: Vec<u8>| {
+        let path = ctx.out.join(name);
+        std::fs::write(&path, json).map_err(|e| GanError::io(&path, e))
+    };
+    write(
+        "model.json",
         serde_json::to_vec_pretty(&params.model).unwrap(),
-    )
-    .map_err(|e| GanError::io(&model_path, e))?;
+    )?;
+    // Samples are labelled like the data they imitate.
+    write("classes.json", serde_json::to_vec_pretty(classes).unwrap())?;
     let log = ctx.work.join("metrics.jsonl");
     let out = ctx.out.join("metrics.jsonl");
     std::fs::copy(&log, &out).map_err(|e| GanError::io(&out, e))?;

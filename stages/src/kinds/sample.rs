@@ -1,0 +1,196 @@
+//! `Sample`: images from a `Train` stage's generator, packed like a data set so that
+//! `InceptionStats` and `pipe metric` read them as they read real images.
+//!
+//! ```ron
+//! "samples": Sample(model: "gan", count: 10000, seed: 0),
+//! ```
+//!
+//! The paper's protocol is the default: the EMA generator (`generator: Raw` for the
+//! trained one), uniform labels, z ~ N(0, 1) (divided by `truncation`, as the
+//! reference's `truncated_factor`), and BatchNorm normalizing with each batch's
+//! statistics (`running_stats: true` uses the running ones). Outputs: `images.pack`
+//! and `preview.png` (a row per class).
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{PackWriter, Packed, preview};
+use crate::device::{Device, OnBackend};
+use crate::gan::layers::Mode;
+use crate::gan::sample::{Sampling, Stopped, sample};
+use crate::gan::tensors::{Snapshot, Tensors};
+use crate::gan::{GanError, ModelConfig};
+use crate::kernels::Kernels;
+use crate::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+
+pub struct Sample;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Generator {
+    /// The exponential moving average of the generator.
+    #[default]
+    Ema,
+    /// The generator as last trained.
+    Raw,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// A `Train` stage.
+    pub model: String,
+    pub count: usize,
+    #[serde(default)]
+    pub generator: Generator,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    #[serde(default)]
+    pub running_stats: bool,
+    #[serde(default = "default_truncation")]
+    pub truncation: f64,
+    #[serde(default)]
+    pub device: Device,
+}
+
+fn default_batch() -> usize {
+    100
+}
+
+fn default_truncation() -> f64 {
+    1.0
+}
+
+impl TypedKind for Sample {
+    const NAME: &'static str = "Sample";
+    const VERSION: u32 = 1;
+    type Params = Params;
+
+    fn declare(params: &Params) -> Result<Needs, Invalid> {
+        if params.count == 0 {
+            return Err(Invalid::new("`count` must be positive", &["count"]));
+        }
+        if params.batch < 2 && !params.running_stats {
+            return Err(Invalid::new(
+                "batch statistics need batches of at least 2 images",
+                &["batch"],
+            )
+            .with_help("raise `batch`, or sample with `running_stats: true`"));
+        }
+        if params.truncation.is_nan() || params.truncation <= 0.0 {
+            return Err(Invalid::new(
+                "`truncation` must be positive",
+                &["truncation"],
+            ));
+        }
+        Ok(Needs {
+            stages: vec![Reference {
+                role: "model".into(),
+                target: params.model.clone(),
+                at: vec!["model".into()],
+            }],
+            files: Vec::new(),
+            gpus: matches!(params.device, Device::Cuda(_)) as u32,
+        })
+    }
+
+    fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
+        let dir = ctx.input("model")?;
+        let failed = |e: GanError| StageError::Failed(e.to_string());
+        let (model, classes) = trained_model(dir).map_err(failed)?;
+        let file = match params.generator {
+            Generator::Ema => "G_ema.safetensors",
+            Generator::Raw => "G.safetensors",
+        };
+        let path = dir.join(file);
+        if !path.exists() {
+            return Err(StageError::Failed(format!(
+                "`{}` has no {file}{}",
+                dir.display(),
+                if params.generator == Generator::Ema {
+                    " (trained without an EMA): sample with `generator: Raw`"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let snapshot = Snapshot::load(&path).map_err(failed)?;
+        let size = model.image_size() as u32;
+        let description = format!("{} samples of {:?}", params.count, params.generator);
+        let pack = ctx.out.join("images.pack");
+        let mut writer = PackWriter::create(&pack, size, size, classes, &description)?;
+        let device = match (params.device, ctx.gpus.first()) {
+            (Device::Cuda(_), Some(&id)) => Device::Cuda(id as usize),
+            (device, _) => device,
+        };
+        let progress = |done, total| ctx.progress.report(done, Some(total), "sampling");
+        let mode = if params.running_stats {
+            Mode::EVAL
+        } else {
+            // Train mode, as the reference samples: its updates stay in this stage.
+            Mode::TRAIN
+        };
+        let sampling = Sampling {
+            model: &model,
+            count: params.count,
+            batch: params.batch,
+            seed: params.seed,
+            truncation: params.truncation,
+            mode,
+            cancel: ctx.cancel,
+            progress: &progress,
+        };
+        let task = Task {
+            snapshot: &snapshot,
+            sampling: &sampling,
+            writer: &mut writer,
+        };
+        let (result, used) = device.run(task).map_err(StageError::Failed)?;
+        match result {
+            Ok(()) => {}
+            Err(Stopped::Cancelled) => return Err(StageError::Cancelled),
+            Err(Stopped::Sink(e)) => return Err(e.into()),
+        }
+        writer.finish()?;
+        preview::write(&Packed::open(&pack)?, &ctx.out.join("preview.png"))?;
+        let summary = format!("{description} on {used}");
+        let _ = writeln!(&mut &*ctx.log, "{summary}");
+        Ok(Outcome {
+            metrics: [("images".to_string(), params.count as f64)].into(),
+            summary: Some(summary),
+        })
+    }
+}
+
+/// The model configuration and class names a `Train` stage wrote.
+fn trained_model(dir: &Path) -> Result<(ModelConfig, Vec<String>), GanError> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).map_err(|e| GanError::io(&path, e))
+    };
+    let model: ModelConfig = serde_json::from_slice(&read("model.json")?)
+        .map_err(|e| GanError::format(dir.join("model.json").display(), e.to_string()))?;
+    let classes: Vec<String> = serde_json::from_slice(&read("classes.json")?)
+        .map_err(|e| GanError::format(dir.join("classes.json").display(), e.to_string()))?;
+    Ok((model, classes))
+}
+
+struct Task<'a, 'b> {
+    snapshot: &'a Snapshot,
+    sampling: &'a Sampling<'b>,
+    writer: &'a mut PackWriter,
+}
+
+impl OnBackend for Task<'_, '_> {
+    type Output = Result<(), Stopped<crate::data::DataError>>;
+
+    fn run<B: Kernels>(self, device: B::Device) -> Self::Output {
+        let mut g = Tensors::<B>::from_snapshot(self.snapshot, &device);
+        sample(&mut g, self.sampling, |pixels, label| {
+            self.writer.push(pixels, label)
+        })
+    }
+}
