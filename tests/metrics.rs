@@ -8,20 +8,6 @@ use std::path::PathBuf;
 use common::torch::save_state_dict;
 use common::*;
 
-fn fixtures(sub: &str) -> PathBuf {
-    let root = std::env::var_os("PIPE_FIXTURES").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"),
-        PathBuf::from,
-    );
-    let dir = root.join(sub);
-    assert!(
-        dir.is_dir(),
-        "fixture folder `{}` is missing: set PIPE_FIXTURES or place shared/fixtures beside the repository",
-        dir.display()
-    );
-    dir
-}
-
 fn weights() -> PathBuf {
     fixtures("fid-inception").join("pt_inception-random-1234.pth")
 }

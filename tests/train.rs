@@ -46,6 +46,7 @@ const PIPELINE: &str = r#"Pipeline(
             seed: 5,
             device: Cpu,
         ),
+        "samples": Sample(model: "gan", count: 10, batch: 4, seed: 1, device: Cpu),
     },
 )
 "#;
@@ -66,7 +67,8 @@ fn a_short_run_writes_networks_and_a_metrics_log() {
         actions(&report),
         [
             ("shapes".into(), "ran".into()),
-            ("gan".into(), "ran".into())
+            ("gan".into(), "ran".into()),
+            ("samples".into(), "ran".into())
         ]
     );
     let show = p.json(&["show", "p.ron", "gan"], 0);
@@ -95,7 +97,27 @@ fn a_short_run_writes_networks_and_a_metrics_log() {
     );
     assert!(dir.join("D.safetensors").exists() && dir.join("model.json").exists());
 
-    // Nothing changed: nothing runs. A changed training value reruns the training only.
+    assert!(dir.join("classes.json").exists());
+
+    // Samples: packed like a data set, labelled with the data's classes.
+    let show = p.json(&["show", "p.ron", "samples"], 0);
+    let pack = show["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| std::path::PathBuf::from(o["path"].as_str().unwrap()))
+        .find(|p| p.ends_with("images.pack"))
+        .expect("images.pack");
+    let samples = stages::data::Packed::open(&pack).unwrap();
+    assert_eq!(samples.len(), 10);
+    assert_eq!(
+        (samples.header().height, samples.header().channels),
+        (32, 3)
+    );
+    assert_eq!(samples.header().classes.len(), 4);
+    assert!(pack.with_file_name("preview.png").exists());
+
+    // Nothing changed: nothing runs. A changed training value reruns what depends on it.
     let again = p.run("p.ron", &[], 0);
     assert!(with_action(&again, "ran").is_empty());
     p.write(
@@ -103,7 +125,7 @@ fn a_short_run_writes_networks_and_a_metrics_log() {
         &TRAIN.replace("total_steps: 3", "total_steps: 2"),
     );
     let changed = p.run("p.ron", &[], 0);
-    assert_eq!(with_action(&changed, "ran"), ["gan"]);
+    assert_eq!(with_action(&changed, "ran"), ["gan", "samples"]);
 }
 
 fn error_for(p: &Project) -> String {
@@ -229,4 +251,54 @@ fn zip_format_state_dicts_import_name_for_name() {
         .unwrap()
         .to_snapshot();
     assert_eq!(imported.tensors, built.tensors);
+}
+
+#[test]
+fn samples_are_scored_against_reference_statistics() {
+    let p = project();
+    let weights = fixtures("fid-inception").join("pt_inception-random-1234.pth");
+    let pipeline = PIPELINE.replace(
+        "    },\n)",
+        &format!(
+            r#"        "test": Dataset(source: Synthetic(seed: 2, per_class: 3, size: 32, classes: 4), split: Test),
+        "inception": Weights(path: Some("{}")),
+        "test_stats": InceptionStats(data: "test", weights: "inception", features: true, device: Cpu),
+        "score": Score(samples: "samples", reference: "test_stats", weights: "inception", kid: true, prdc: true, device: Cpu),
+    }},
+)"#,
+            weights.display()
+        ),
+    );
+    p.write("p.ron", &pipeline);
+    let report = p.run("p.ron", &["score"], 0);
+    assert_eq!(stage(&report, "score")["action"], "ran");
+    let show = p.json(&["show", "p.ron", "score"], 0);
+    let metrics = &show["record"]["metrics"];
+    for key in [
+        "fid",
+        "is_mean",
+        "is_std",
+        "kid_mean",
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+    ] {
+        assert!(
+            metrics[key].as_f64().is_some_and(f64::is_finite),
+            "{key}: {show}"
+        );
+    }
+    assert_eq!(metrics["images"], 10.0);
+    assert!(metrics["fid"].as_f64().unwrap() > 0.0);
+
+    // Without the reference's features, KID cannot be computed, and the error says why.
+    p.write("p.ron", &pipeline.replace("features: true, ", ""));
+    let out = p.pipe(&["run", "p.ron", "score"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stdout) + &text(&out.stderr);
+    assert!(
+        err.contains("set `features: true` on the InceptionStats stage `test_stats`"),
+        "{err}"
+    );
 }

@@ -219,6 +219,21 @@ fn run_in(
         Ok(outcome) => {
             let (output, tree) = store.commit_tree(&out)?;
             let log = store.commit_file(&log_path)?;
+            // JSON has no NaN or infinity: such metrics are named in the summary instead.
+            let (metrics, odd): (BTreeMap<String, f64>, BTreeMap<String, f64>) = outcome
+                .metrics
+                .into_iter()
+                .partition(|(_, v)| v.is_finite());
+            let summary = if odd.is_empty() {
+                outcome.summary
+            } else {
+                let odd: Vec<String> = odd.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                let note = format!("not finite: {}", odd.join(", "));
+                Some(match outcome.summary {
+                    Some(summary) => format!("{summary} ({note})"),
+                    None => note,
+                })
+            };
             let record = Record {
                 schema: crate::key::SCHEMA,
                 key: job.key,
@@ -230,8 +245,8 @@ fn run_in(
                 output,
                 output_files: tree.entries.len(),
                 output_bytes: tree.size(),
-                metrics: outcome.metrics,
-                summary: outcome.summary,
+                metrics,
+                summary,
                 started: humantime::format_rfc3339_seconds(started).to_string(),
                 duration_s: duration.as_secs_f64(),
                 device: device(gpus),

@@ -43,5 +43,6 @@ pub fn registry() -> Registry {
         Box::new(Typed::<kinds::inception_stats::InceptionStats>::default()),
         Box::new(Typed::<kinds::train::Train>::default()),
         Box::new(Typed::<kinds::sample::Sample>::default()),
+        Box::new(Typed::<kinds::score::Score>::default()),
     ])
 }

@@ -76,6 +76,22 @@ impl Project {
     }
 }
 
+/// A fixture folder: `$PIPE_FIXTURES/<sub>`, by default `shared/fixtures` beside the
+/// repository. A missing folder fails the test, saying where it looked.
+pub fn fixtures(sub: &str) -> PathBuf {
+    let root = std::env::var_os("PIPE_FIXTURES").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"),
+        PathBuf::from,
+    );
+    let dir = root.join(sub);
+    assert!(
+        dir.is_dir(),
+        "fixture folder `{}` is missing: set PIPE_FIXTURES or place shared/fixtures beside the repository",
+        dir.display()
+    );
+    dir
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

@@ -63,20 +63,7 @@ impl TypedKind for InceptionStats {
 
     fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
         let data = Packed::open(&ctx.input("data")?.join("images.pack"))?;
-        let weights_dir = ctx.input("weights")?;
-        let weights = std::fs::read_dir(weights_dir)
-            .map_err(StageError::io(format!(
-                "cannot list `{}`",
-                weights_dir.display()
-            )))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.extension().is_some_and(|e| e == "pth" || e == "pt"))
-            .ok_or_else(|| {
-                StageError::Failed(format!(
-                    "no .pth weight file in `{}`",
-                    weights_dir.display()
-                ))
-            })?;
+        let weights = super::weights::weight_file(ctx.input("weights")?)?;
         // The run's GPU slot decides the CUDA device.
         let device = match (params.device, ctx.gpus.first()) {
             (Device::Cuda(_), Some(&id)) => Device::Cuda(id as usize),

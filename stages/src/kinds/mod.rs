@@ -5,5 +5,6 @@ pub mod dataset;
 pub mod download;
 pub mod inception_stats;
 pub mod sample;
+pub mod score;
 pub mod train;
 pub mod weights;

@@ -32,7 +32,12 @@ pub fn inception_score(logits: &Features, splits: usize) -> Result<(f64, f64), M
         for i in start..end {
             for j in 0..c {
                 let lp = log_p[i * c + j];
-                kl += lp.exp() * (lp - log_q[j]);
+                let p = lp.exp();
+                // 0 · log(0 / q) is 0, also where q underflowed to 0 too (which
+                // torch-fidelity would turn into NaN).
+                if p > 0.0 {
+                    kl += p * (lp - log_q[j]);
+                }
             }
         }
         scores.push((kl / m).exp());
@@ -45,6 +50,14 @@ pub fn inception_score(logits: &Features, splits: usize) -> Result<(f64, f64), M
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extreme_logits_stay_finite() {
+        // Each image certain of its own class, others' probabilities underflowing.
+        let data = vec![2000.0, 0.0, 0.0, 2000.0];
+        let (mean, std) = inception_score(&Features::new(2, 2, data), 2).unwrap();
+        assert_eq!((mean, std), (1.0, 0.0));
+    }
 
     #[test]
     fn confident_and_uniform() {

@@ -1,0 +1,167 @@
+//! `Score`: FID and IS of generated images against reference statistics, in the FID
+//! Inception network's features; with `kid: true` or `prdc: true` also KID and
+//! precision/recall/density/coverage (k = 5), which need the reference's features
+//! (`features: true` on its `InceptionStats`). The numbers go into the record, where
+//! `pipe show`, `pipe status` and reports read them, and into `scores.json`.
+//!
+//! ```ron
+//! "fid": Score(samples: "samples", reference: "cifar10_test_stats", weights: "inception"),
+//! ```
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::Packed;
+use crate::device::Device;
+use crate::metrics::extract::Extraction;
+use crate::metrics::inception_score::inception_score;
+use crate::metrics::prdc::{Ball, prdc};
+use crate::metrics::{Features, MetricError, Stats, fid::fid, inception, kid::kid, npy};
+use crate::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+
+pub struct Score;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// A stage whose output holds `images.pack` (usually a `Sample`).
+    pub samples: String,
+    /// An `InceptionStats` stage of the real images.
+    pub reference: String,
+    /// A `Weights` stage.
+    pub weights: String,
+    #[serde(default)]
+    pub kid: bool,
+    #[serde(default)]
+    pub prdc: bool,
+    /// KID's subsets.
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    #[serde(default)]
+    pub device: Device,
+}
+
+fn default_batch() -> usize {
+    50
+}
+
+impl TypedKind for Score {
+    const NAME: &'static str = "Score";
+    const VERSION: u32 = 1;
+    type Params = Params;
+
+    fn declare(params: &Params) -> Result<Needs, Invalid> {
+        if params.batch == 0 {
+            return Err(Invalid::new("`batch` must be positive", &["batch"]));
+        }
+        let reference = |role: &str, target: &str| Reference {
+            role: role.into(),
+            target: target.into(),
+            at: vec![role.into()],
+        };
+        Ok(Needs {
+            stages: vec![
+                reference("samples", &params.samples),
+                reference("reference", &params.reference),
+                reference("weights", &params.weights),
+            ],
+            files: Vec::new(),
+            gpus: matches!(params.device, Device::Cuda(_)) as u32,
+        })
+    }
+
+    fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
+        let fail = |e: MetricError| StageError::Failed(e.to_string());
+        let samples = Packed::open(&ctx.input("samples")?.join("images.pack"))?;
+        let reference_dir = ctx.input("reference")?;
+        let reference = Stats::read_npz(&reference_dir.join("stats.npz")).map_err(fail)?;
+        let real_features = if params.kid || params.prdc {
+            let path = reference_dir.join("pool3.npy");
+            if !path.exists() {
+                return Err(StageError::Failed(format!(
+                    "KID and precision/recall need the reference's features: set `features: true` \
+                     on the InceptionStats stage `{}`",
+                    params.reference
+                )));
+            }
+            Some(features(&path).map_err(fail)?)
+        } else {
+            None
+        };
+        let weights = super::weights::weight_file(ctx.input("weights")?)?;
+        let device = match (params.device, ctx.gpus.first()) {
+            (Device::Cuda(_), Some(&id)) => Device::Cuda(id as usize),
+            (device, _) => device,
+        };
+        let progress =
+            |done: u64, total: u64| ctx.progress.report(done, Some(total), "Inception features");
+        let task = Extraction {
+            weights: &weights,
+            images: &samples,
+            batch: params.batch,
+            keep: true,
+            progress: &progress,
+            cancel: ctx.cancel,
+        };
+        let (result, used) = device.run(task).map_err(StageError::Failed)?;
+        let extracted = result.map_err(fail)?;
+        let n = extracted.count;
+        let stats = extracted
+            .stats
+            .ok_or_else(|| StageError::Failed(format!("{n} images: statistics need at least 2")))?;
+        let widen = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+        let fake = Features::new(n, inception::FEATURES, widen(&extracted.pool3));
+        let logits = Features::new(n, inception::CLASSES, widen(&extracted.logits));
+
+        let mut metrics = vec![("fid".to_string(), fid(&stats, &reference).map_err(fail)?)];
+        let (is_mean, is_std) = inception_score(&logits, 10).map_err(fail)?;
+        metrics.push(("is_mean".into(), is_mean));
+        metrics.push(("is_std".into(), is_std));
+        if let Some(real) = &real_features {
+            if params.kid {
+                let (mean, std) = kid(real, &fake, 100, 1000, params.seed).map_err(fail)?;
+                metrics.push(("kid_mean".into(), mean));
+                metrics.push(("kid_std".into(), std));
+            }
+            if params.prdc {
+                let p = prdc(real, &fake, 5, Ball::Open).map_err(fail)?;
+                metrics.push(("precision".into(), p.precision));
+                metrics.push(("recall".into(), p.recall));
+                metrics.push(("density".into(), p.density));
+                metrics.push(("coverage".into(), p.coverage));
+            }
+        }
+        let json: serde_json::Map<String, serde_json::Value> = metrics
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+            .collect();
+        let path = ctx.out.join("scores.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&json).unwrap())
+            .map_err(StageError::io("cannot write scores.json"))?;
+        let summary = format!(
+            "FID {:.3}, IS {is_mean:.3} ± {is_std:.3} over {n} images on {used}",
+            metrics[0].1
+        );
+        let _ = writeln!(&mut &*ctx.log, "{summary}");
+        metrics.push(("images".into(), n as f64));
+        Ok(Outcome {
+            metrics: metrics.into_iter().collect(),
+            summary: Some(summary),
+        })
+    }
+}
+
+fn features(path: &Path) -> Result<Features, MetricError> {
+    let array = npy::read(path)?;
+    match array.shape.as_slice() {
+        [rows, cols] => Ok(Features::new(*rows, *cols, array.data)),
+        shape => Err(MetricError::format(
+            path.display().to_string(),
+            format!("features must be a 2-d array, this one has shape {shape:?}"),
+        )),
+    }
+}
