@@ -11,6 +11,7 @@
 
 mod affine;
 mod conv;
+mod pool;
 
 use burn::backend::Flex;
 use burn::prelude::*;
@@ -87,6 +88,11 @@ pub trait Kernels: Backend {
         Self::conv_transpose2d(x, w, None, transposed)
     }
 
+    /// 3×3 average pool, stride 1, padding 1, the padding not counted.
+    fn box3(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::avg_pool2d(x, [3, 3], [1, 1], [1, 1], false, false)
+    }
+
     /// `x·a + b` for x `[n, c, h, w]`, a and b `[rows, c]` (rows 1 or n).
     fn affine(
         x: FloatTensor<Self>,
@@ -152,6 +158,12 @@ pub fn conv_transpose2d<B: Kernels>(
     channel_affine(y, ones, bias.reshape([1, o]))
 }
 
+/// 3×3 average pool, stride 1, padding 1, not counting the padding
+/// (`avg_pool2d(x, 3, 1, 1, count_include_pad=False)`).
+pub fn avg_pool3<B: Kernels>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    wrap(B::box3(unwrap(x)))
+}
+
 /// `x·a + b` per channel: x `[n, c, h, w]`, a and b `[1, c]` (shared) or `[n, c]`.
 pub fn channel_affine<B: Kernels>(
     x: Tensor<B, 4>,
@@ -198,6 +210,15 @@ fn all_f32(tensors: &[&FloatTensor<Flex>]) -> bool {
 /// burn-flex's forward convolution (faster than im2col + GEMM at the sizes measured, see
 /// `benches/conv.rs`), our gradients and affine map.
 impl Kernels for Flex {
+    fn box3(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        if !all_f32(&[&x]) {
+            return Self::avg_pool2d(x, [3, 3], [1, 1], [1, 1], false, false);
+        }
+        let shape = x.shape().dims::<4>();
+        let x = contiguous(x);
+        flex(pool::box3(x.storage(), shape[2], shape[3]), shape)
+    }
+
     fn conv_grad_bias(dy: FloatTensor<Self>) -> FloatTensor<Self> {
         let [_, c, h, w] = dy.shape().dims::<4>();
         let dy = contiguous(dy);
@@ -583,6 +604,16 @@ mod tests {
         close("dx", x1.grad(&ga).unwrap(), x2.grad(&gb).unwrap());
         close("dw", w1.grad(&ga).unwrap(), w2.grad(&gb).unwrap());
         close("db", b1.grad(&ga).unwrap(), b2.grad(&gb).unwrap());
+    }
+
+    /// Our 3×3 average pool and burn's agree.
+    #[test]
+    fn box_pool_matches_burn() {
+        let mut rng = Rng::new(8);
+        let x = random(&mut rng, [2, 3, 7, 5]).inner();
+        let ours = avg_pool3(x.clone());
+        let theirs = burn::tensor::module::avg_pool2d(x, [3, 3], [1, 1], [1, 1], false, false);
+        close("pool", ours, theirs);
     }
 
     /// The affine map and broadcasting arithmetic agree, shared or per image.

@@ -15,10 +15,9 @@ use std::path::Path;
 
 use burn::prelude::*;
 
-use crate::kernels::Kernels;
-use burn::tensor::module::{avg_pool2d, interpolate, max_pool2d};
+use burn::tensor::module::{interpolate, max_pool2d};
 
-use crate::kernels::conv2d;
+use crate::kernels::{Kernels, avg_pool3, conv2d};
 use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions};
 
 use super::MetricError;
@@ -100,11 +99,6 @@ fn chain<B: Kernels>(convs: &[BasicConv<B>], x: Tensor<B, 4>) -> Tensor<B, 4> {
     convs.iter().fold(x, |t, conv| conv.forward(t))
 }
 
-/// A 3×3, stride 1, padding 1 average pool that divides by the number of real pixels.
-fn avg3<B: Kernels>(x: Tensor<B, 4>) -> Tensor<B, 4> {
-    avg_pool2d(x, [3, 3], [1, 1], [1, 1], false, false)
-}
-
 fn max3s2<B: Kernels>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     max_pool2d(x, [3, 3], [2, 2], [0, 0], [1, 1], false)
 }
@@ -180,7 +174,7 @@ impl<B: Kernels> BlockA<B> {
         let a = self.b1x1.forward(x.clone());
         let b = self.b5x5[1].forward(self.b5x5[0].forward(x.clone()));
         let c = chain(&self.b3x3dbl, x.clone());
-        let d = self.pool.forward(avg3(x));
+        let d = self.pool.forward(avg_pool3(x));
         Tensor::cat(vec![a, b, c, d], 1)
     }
 }
@@ -246,7 +240,7 @@ impl<B: Kernels> BlockC<B> {
         let a = self.b1x1.forward(x.clone());
         let b = chain(&self.b7x7, x.clone());
         let c = chain(&self.b7x7dbl, x.clone());
-        let d = self.pool.forward(avg3(x));
+        let d = self.pool.forward(avg_pool3(x));
         Tensor::cat(vec![a, b, c, d], 1)
     }
 }
@@ -333,7 +327,7 @@ impl<B: Kernels> BlockE<B> {
         let pooled = if self.max_pool {
             max_pool2d(x, [3, 3], [1, 1], [1, 1], [1, 1], false)
         } else {
-            avg3(x)
+            avg_pool3(x)
         };
         let d = self.pool.forward(pooled);
         Tensor::cat(vec![a, b, c, d], 1)
