@@ -15,10 +15,10 @@ pub fn box3(x: &[f32], h: usize, w: usize) -> Vec<f32> {
             for r in 0..h {
                 let src = &plane[r * w..][..w];
                 let dst = &mut rows[r * w..][..w];
-                for c in 0..w {
+                for (c, d) in dst.iter_mut().enumerate() {
                     let lo = c.saturating_sub(1);
                     let hi = (c + 1).min(w - 1);
-                    dst[c] = src[lo..=hi].iter().sum();
+                    *d = src[lo..=hi].iter().sum();
                 }
             }
             for r in 0..h {
