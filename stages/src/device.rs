@@ -20,6 +20,19 @@ pub trait OnBackend {
 }
 
 impl Device {
+    /// GPU slots a stage on this device takes from the run.
+    pub fn slots(self) -> u32 {
+        matches!(self, Device::Cuda(_)) as u32
+    }
+
+    /// The device to use given the run's GPU slot ids: a CUDA stage runs on its slot.
+    pub fn in_slot(self, gpus: &[u32]) -> Device {
+        match (self, gpus.first()) {
+            (Device::Cuda(_), Some(&id)) => Device::Cuda(id as usize),
+            (device, _) => device,
+        }
+    }
+
     /// Runs `task` on this device; also says, in words, which device it used.
     pub fn run<T: OnBackend>(self, task: T) -> Result<(T::Output, String), String> {
         match self.resolve()? {

@@ -42,6 +42,17 @@ pub struct Reference {
     pub at: Vec<String>,
 }
 
+impl Reference {
+    /// The stage named by the field `role` of the parameters, read under that role.
+    pub fn field(role: &str, target: &str) -> Reference {
+        Reference {
+            role: role.into(),
+            target: target.into(),
+            at: vec![role.into()],
+        }
+    }
+}
+
 /// An external file or folder the stage reads; its content is part of the key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileInput {

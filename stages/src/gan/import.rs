@@ -11,6 +11,7 @@ use burn::prelude::*;
 use crate::kernels::Kernels;
 
 use super::config::ModelConfig;
+use super::init::Scheme;
 use super::tensors::Tensors;
 use super::{GanError, discriminator, generator};
 use crate::pytorch::TorchFile;
@@ -33,9 +34,16 @@ pub fn import<B: Kernels>(
     let file = TorchFile::open_at(path, Some("state_dict"))
         .or_else(|first| TorchFile::open(path).map_err(|_| first))
         .map_err(|e| GanError::format(e.file, e.message))?;
+    // Every value is replaced below: build with the cheap initialization, not the QRs
+    // of an orthogonal one.
+    let skeleton = ModelConfig {
+        g_init: Scheme::N02,
+        d_init: Scheme::N02,
+        ..config.clone()
+    };
     let mut tensors = match network {
-        Network::Generator => generator::build::<B>(config, 0, device),
-        Network::Discriminator => discriminator::build::<B>(config, 0, device),
+        Network::Generator => generator::build::<B>(&skeleton, 0, device),
+        Network::Discriminator => discriminator::build::<B>(&skeleton, 0, device),
     };
     let found = file.shapes();
     let unexpected: Vec<&str> = found

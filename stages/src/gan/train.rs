@@ -142,7 +142,7 @@ pub fn run<B: Kernels>(setup: &Setup, device: &B::Device) -> Result<Trained, Tra
             header.classes.len()
         )));
     }
-    let checkpoints = setup.work.join("checkpoints");
+    let checkpoints = checkpoint_dir(setup.work);
     let mut state = match latest_checkpoint(&checkpoints)? {
         Some(step) => load_checkpoint::<B>(&checkpoints.join(step.to_string()), train, device)?,
         None => fresh(setup, device),
@@ -453,6 +453,16 @@ fn update_ema<B: Kernels>(target: &mut Tensors<B>, source: &Tensors<B>, decay: f
         let old = target.get(name).expect("EMA has G's tensors").value.clone();
         target.set(name, old * decay + entry.value.clone() * (1.0 - decay));
     }
+}
+
+fn checkpoint_dir(work: &Path) -> PathBuf {
+    work.join("checkpoints")
+}
+
+/// Whether a run with this work folder resumes from a checkpoint (and so ignores
+/// [`Setup::start`]).
+pub fn resumes(work: &Path) -> bool {
+    matches!(latest_checkpoint(&checkpoint_dir(work)), Ok(Some(_)))
 }
 
 /// The step of the newest complete checkpoint under `dir`.

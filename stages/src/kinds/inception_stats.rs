@@ -46,29 +46,20 @@ impl TypedKind for InceptionStats {
         if params.batch == 0 {
             return Err(Invalid::new("`batch` must be positive", &["batch"]));
         }
-        let reference = |role: &str, target: &str| Reference {
-            role: role.into(),
-            target: target.into(),
-            at: vec![role.into()],
-        };
         Ok(Needs {
             stages: vec![
-                reference("data", &params.data),
-                reference("weights", &params.weights),
+                Reference::field("data", &params.data),
+                Reference::field("weights", &params.weights),
             ],
             files: Vec::new(),
-            gpus: matches!(params.device, Device::Cuda(_)) as u32,
+            gpus: params.device.slots(),
         })
     }
 
     fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
         let data = Packed::open(&ctx.input("data")?.join("images.pack"))?;
         let weights = super::weights::weight_file(ctx.input("weights")?)?;
-        // The run's GPU slot decides the CUDA device.
-        let device = match (params.device, ctx.gpus.first()) {
-            (Device::Cuda(_), Some(&id)) => Device::Cuda(id as usize),
-            (device, _) => device,
-        };
+        let device = params.device.in_slot(ctx.gpus);
         let progress =
             |done: u64, total: u64| ctx.progress.report(done, Some(total), "Inception features");
         let task = Extraction {

@@ -87,13 +87,9 @@ impl TypedKind for Sample {
             ));
         }
         Ok(Needs {
-            stages: vec![Reference {
-                role: "model".into(),
-                target: params.model.clone(),
-                at: vec!["model".into()],
-            }],
+            stages: vec![Reference::field("model", &params.model)],
             files: Vec::new(),
-            gpus: matches!(params.device, Device::Cuda(_)) as u32,
+            gpus: params.device.slots(),
         })
     }
 
@@ -122,10 +118,7 @@ impl TypedKind for Sample {
         let description = format!("{} samples of {:?}", params.count, params.generator);
         let pack = ctx.out.join("images.pack");
         let mut writer = PackWriter::create(&pack, size, size, classes, &description)?;
-        let device = match (params.device, ctx.gpus.first()) {
-            (Device::Cuda(_), Some(&id)) => Device::Cuda(id as usize),
-            (device, _) => device,
-        };
+        let device = params.device.in_slot(ctx.gpus);
         let progress = |done, total| ctx.progress.report(done, Some(total), "sampling");
         let mode = if params.running_stats {
             Mode::EVAL

@@ -58,19 +58,14 @@ impl TypedKind for Score {
         if params.batch == 0 {
             return Err(Invalid::new("`batch` must be positive", &["batch"]));
         }
-        let reference = |role: &str, target: &str| Reference {
-            role: role.into(),
-            target: target.into(),
-            at: vec![role.into()],
-        };
         Ok(Needs {
             stages: vec![
-                reference("samples", &params.samples),
-                reference("reference", &params.reference),
-                reference("weights", &params.weights),
+                Reference::field("samples", &params.samples),
+                Reference::field("reference", &params.reference),
+                Reference::field("weights", &params.weights),
             ],
             files: Vec::new(),
-            gpus: matches!(params.device, Device::Cuda(_)) as u32,
+            gpus: params.device.slots(),
         })
     }
 
@@ -93,10 +88,7 @@ impl TypedKind for Score {
             None
         };
         let weights = super::weights::weight_file(ctx.input("weights")?)?;
-        let device = match (params.device, ctx.gpus.first()) {
-            (Device::Cuda(_), Some(&id)) => Device::Cuda(id as usize),
-            (device, _) => device,
-        };
+        let device = params.device.in_slot(ctx.gpus);
         let progress =
             |done: u64, total: u64| ctx.progress.report(done, Some(total), "Inception features");
         let task = Extraction {

@@ -94,13 +94,9 @@ impl TypedKind for Train {
             }
         }
         Ok(Needs {
-            stages: vec![Reference {
-                role: "data".into(),
-                target: params.data.clone(),
-                at: vec!["data".into()],
-            }],
+            stages: vec![Reference::field("data", &params.data)],
             files,
-            gpus: matches!(params.device, Device::Cuda(_)) as u32,
+            gpus: params.device.slots(),
         })
     }
 
@@ -108,14 +104,14 @@ impl TypedKind for Train {
         let data = Arc::new(Packed::open(&ctx.input("data")?.join("images.pack"))?);
         let classes = data.header().classes.clone();
         let failed = |e: GanError| StageError::Failed(e.to_string());
+        // A resumed run continues from its checkpoint: nothing to import then.
         let start = match &params.init {
-            Some(_) => Some(imported(&params.model, ctx).map_err(failed)?),
-            None => None,
+            Some(_) if !train::resumes(ctx.work) => {
+                Some(imported(&params.model, ctx).map_err(failed)?)
+            }
+            _ => None,
         };
-        let device = match (params.device, ctx.gpus.first()) {
-            (Device::Cuda(_), Some(&id)) => Device::Cuda(id as usize),
-            (device, _) => device,
-        };
+        let device = params.device.in_slot(ctx.gpus);
         let log_every = (params.train.total_steps / 100).max(1);
         let progress = |entry: &StepLog| {
             let message = format!(
