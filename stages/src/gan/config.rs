@@ -75,6 +75,11 @@ pub struct ModelConfig {
     pub g_init: Scheme,
     #[serde(default)]
     pub d_init: Scheme,
+    /// Images smaller than the architecture's own, by halvings: each one drops the
+    /// generator's first block and the discriminator's last (e.g. `Some(16)` on a 32×32
+    /// architecture, for quick runs on small images).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<usize>,
 }
 
 fn default_shared_dim() -> usize {
@@ -91,7 +96,14 @@ fn yes() -> bool {
 
 impl ModelConfig {
     pub fn image_size(&self) -> usize {
-        self.architecture.image_size()
+        self.image_size
+            .unwrap_or_else(|| self.architecture.image_size())
+    }
+
+    /// How many blocks the reduced image size drops from each network.
+    pub fn dropped_blocks(&self) -> usize {
+        let native = self.architecture.image_size();
+        (native / self.image_size().max(1)).trailing_zeros() as usize
     }
 
     /// Whether the generator's BatchNorm layers take the class.
@@ -105,7 +117,23 @@ impl ModelConfig {
             self.architecture,
             Architecture::Biggan32 | Architecture::Biggan64
         );
-        let g_blocks = super::generator::block_count(self.architecture);
+        let native = self.architecture.image_size();
+        if let Some(size) = self.image_size {
+            let halvings = (native / size.max(1)).trailing_zeros() as usize;
+            let fits = size > 0 && size <= native && native == size << halvings;
+            if !fits || halvings >= super::generator::block_count(self.architecture) {
+                return Err((
+                    "image_size",
+                    format!(
+                        "{size}: {:?} makes {native}×{native} images; it can make them \
+                         smaller by halvings, down to {}",
+                        self.architecture,
+                        native >> (super::generator::block_count(self.architecture) - 1)
+                    ),
+                ));
+            }
+        }
+        let g_blocks = super::generator::block_count(self.architecture) - self.dropped_blocks();
         if big && !self.z_dim.is_multiple_of(g_blocks + 1) {
             return Err((
                 "z_dim",
@@ -133,7 +161,8 @@ impl ModelConfig {
             }
         }
         if let Some(a) = self.attention {
-            let d_blocks = super::discriminator::block_count(self.architecture);
+            let d_blocks =
+                super::discriminator::block_count(self.architecture) - self.dropped_blocks();
             if a.g_after_block == 0 || a.g_after_block > g_blocks {
                 return Err((
                     "attention",

@@ -24,10 +24,10 @@ pub struct Output<B: Kernels> {
     pub contrastive: Option<(Tensor<B, 2>, Tensor<B, 2>)>,
 }
 
-/// (in, out, downsample) of each block.
+/// (in, out, downsample) of each block; a reduced image size drops the last blocks.
 fn blocks(config: &ModelConfig) -> Vec<(usize, usize, bool)> {
     let d = config.d_conv_dim;
-    match config.architecture {
+    let mut blocks = match config.architecture {
         Architecture::Dcgan32 => vec![(3, 64, true), (64, 128, true), (128, 256, true)],
         Architecture::Resgan32 | Architecture::Biggan32 => vec![
             (3, 2 * d, true),
@@ -42,7 +42,9 @@ fn blocks(config: &ModelConfig) -> Vec<(usize, usize, bool)> {
             (4 * d, 8 * d, true),
             (8 * d, 16 * d, false),
         ],
-    }
+    };
+    blocks.truncate(blocks.len() - config.dropped_blocks());
+    blocks
 }
 
 pub fn block_count(architecture: Architecture) -> usize {

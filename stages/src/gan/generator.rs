@@ -14,17 +14,21 @@ use super::init::Initializer;
 use super::layers::{self, BN, Mode, Scope};
 use super::tensors::Tensors;
 
-/// Channels in and out of each block.
+/// Channels in and out of each block; a reduced image size drops the first blocks.
 fn widths(config: &ModelConfig) -> (Vec<usize>, Vec<usize>) {
     let g = config.g_conv_dim;
-    match config.architecture {
+    let (mut ins, mut outs) = match config.architecture {
         Architecture::Dcgan32 => (vec![512, 256, 128], vec![256, 128, 64]),
         Architecture::Resgan32 | Architecture::Biggan32 => (vec![4 * g; 3], vec![4 * g; 3]),
         Architecture::Resgan64 | Architecture::Biggan64 => (
             vec![16 * g, 8 * g, 4 * g, 2 * g],
             vec![8 * g, 4 * g, 2 * g, g],
         ),
-    }
+    };
+    let dropped = config.dropped_blocks();
+    ins.drain(..dropped);
+    outs.drain(..dropped);
+    (ins, outs)
 }
 
 pub fn block_count(architecture: Architecture) -> usize {
