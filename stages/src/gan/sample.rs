@@ -113,6 +113,7 @@ mod tests {
             leaky_relu: false,
             g_init: Default::default(),
             d_init: Default::default(),
+            image_size: None,
         };
         let cancel = AtomicBool::new(false);
         let run = || {

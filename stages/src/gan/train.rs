@@ -643,6 +643,7 @@ mod tests {
             leaky_relu: false,
             g_init: Default::default(),
             d_init: Default::default(),
+            image_size: None,
         };
         let train = TrainConfig {
             batch_size: 4,
