@@ -65,6 +65,7 @@ fn config(name: &str, iterations: u64) -> (ModelConfig, TrainConfig) {
         leaky_relu: false,
         g_init: Default::default(),
         d_init: Default::default(),
+        image_size: None,
     };
     let train = TrainConfig {
         batch_size: 64,

@@ -65,6 +65,7 @@ fn model(case: &str, c: &serde_json::Value) -> ModelConfig {
         leaky_relu: c["leaky_relu"].as_bool().unwrap_or(false),
         g_init: Default::default(),
         d_init: Default::default(),
+        image_size: None,
     };
     assert_eq!(config.image_size(), num("img_size"), "{case}: image size");
     config
