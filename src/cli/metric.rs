@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use stages::data::{Packed, decode_rgb};
 use stages::device::Device;
-use stages::metrics::extract::{Extraction, ImageSource};
+use stages::metrics::extract::{Extraction, Extractor, ImageSource};
 use stages::metrics::inception::{CLASSES, FEATURES};
 use stages::metrics::prdc::{Ball, prdc};
 use stages::metrics::{
@@ -267,8 +267,9 @@ fn extract(
     bar.set_prefix(path.display().to_string());
     let progress = |done: u64, _total: u64| bar.set_position(done);
     let cancel = std::sync::atomic::AtomicBool::new(false);
+    let extractor = Extractor::Inception(weights.clone());
     let task = Extraction {
-        weights,
+        extractor: &extractor,
         images,
         batch: net.batch.max(1),
         keep: true,
@@ -282,12 +283,12 @@ fn extract(
     Ok(Loaded::Features(
         Features::new(
             e.count,
-            FEATURES,
+            e.features,
             e.pool3.iter().map(|&v| v as f64).collect(),
         ),
         Some(Features::new(
             e.count,
-            CLASSES,
+            e.classes,
             e.logits.iter().map(|&v| v as f64).collect(),
         )),
     ))

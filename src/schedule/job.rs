@@ -181,9 +181,14 @@ fn run_in(
                 source.stage
             )));
         }
+        let metrics = store
+            .record(&source.key)?
+            .map(|record| record.metrics)
+            .unwrap_or_default();
         inputs.entry(source.role.clone()).or_default().push(Input {
             from: source.stage.clone(),
             path: store.tree_path(&source.output),
+            metrics,
         });
     }
     for (role, path) in &job.absolute_files {
@@ -191,6 +196,7 @@ fn run_in(
         inputs.entry(role.clone()).or_default().push(Input {
             from: written.display().to_string(),
             path: path.clone(),
+            metrics: BTreeMap::new(),
         });
     }
     let work = store.work_path(&job.key);

@@ -26,6 +26,7 @@ fn dataset(dir: &Path) -> Arc<Packed> {
         per_class: 64,
         size: 32,
         classes: 10,
+        plain: false,
     };
     let path = dir.join("images.pack");
     stages::data::pack(

@@ -47,6 +47,8 @@ pub struct Input {
     /// The upstream stage's name, or the external path as written.
     pub from: String,
     pub path: PathBuf,
+    /// The upstream record's metrics (none for external files).
+    pub metrics: BTreeMap<String, f64>,
 }
 
 /// Progress reports from a running stage to whatever displays them.

@@ -26,6 +26,7 @@ mod kind;
 pub mod kinds;
 pub mod metrics;
 pub mod pytorch;
+pub mod report;
 pub mod rng;
 
 pub use context::{Context, Input, Outcome, Progress, StageError};
@@ -44,5 +45,7 @@ pub fn registry() -> Registry {
         Box::new(Typed::<kinds::train::Train>::default()),
         Box::new(Typed::<kinds::sample::Sample>::default()),
         Box::new(Typed::<kinds::score::Score>::default()),
+        Box::new(Typed::<kinds::classifier::Classifier>::default()),
+        Box::new(Typed::<kinds::report::Report>::default()),
     ])
 }

@@ -27,6 +27,9 @@ pub struct Synthetic {
     /// How many of the ten shapes to use (the first ones).
     #[serde(default = "default_classes")]
     pub classes: u32,
+    /// A flat background without noise: an easier set, for runs of a few minutes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plain: bool,
 }
 
 fn default_size() -> u32 {
@@ -75,7 +78,7 @@ fn hsv(h: f32, s: f32, v: f32) -> [f32; 3] {
 }
 
 /// Image `index` of class `label`: RGB, `size × size`.
-pub fn image(seed: u64, split: Split, label: u32, index: u64, size: u32) -> Vec<u8> {
+pub fn image(seed: u64, split: Split, label: u32, index: u64, size: u32, plain: bool) -> Vec<u8> {
     let split_stream = match split {
         Split::Train => 0,
         Split::Test => 1 << 40,
@@ -102,6 +105,8 @@ pub fn image(seed: u64, split: Split, label: u32, index: u64, size: u32) -> Vec<
     let angle = rng.range(0.0, std::f32::consts::TAU);
     let (cos, sin) = (angle.cos(), angle.sin());
     let noise = rng.range(0.0, 0.08);
+    // Drawn either way, so that a plain image keeps the shape of its textured twin.
+    let (bg_b, noise) = if plain { (bg_a, 0.0) } else { (bg_b, noise) };
     let mut out = Vec::with_capacity((size * size * 3) as usize);
     for y in 0..size {
         for x in 0..size {
@@ -137,13 +142,14 @@ pub fn read(params: &Synthetic, split: Split) -> Images {
         per_class,
         size,
         classes,
+        plain,
     } = params.clone();
     let classes = classes.min(SHAPES.len() as u32);
     // Classes interleaved (0, 1, …, 9, 0, 1, …) so any prefix is balanced.
     let count = (per_class * classes) as usize;
     let iter = (0..count as u64).map(move |i| {
         let label = (i % classes as u64) as u32;
-        Ok((image(seed, split, label, i, size), label))
+        Ok((image(seed, split, label, i, size, plain), label))
     });
     let split_name = match split {
         Split::Train => "train",
@@ -156,7 +162,10 @@ pub fn read(params: &Synthetic, split: Split) -> Images {
             .collect(),
         height: size,
         width: size,
-        description: format!("synthetic shapes {split_name} (seed {seed})"),
+        description: format!(
+            "synthetic shapes {split_name} (seed {seed}{})",
+            if plain { ", plain" } else { "" }
+        ),
         count,
         iter: Box::new(iter),
     }
@@ -168,10 +177,11 @@ mod tests {
 
     #[test]
     fn deterministic_and_distinct() {
-        let a = image(3, Split::Train, 2, 5, 32);
-        assert_eq!(a, image(3, Split::Train, 2, 5, 32));
-        assert_ne!(a, image(3, Split::Test, 2, 5, 32));
-        assert_ne!(a, image(4, Split::Train, 2, 5, 32));
+        let a = image(3, Split::Train, 2, 5, 32, false);
+        assert_eq!(a, image(3, Split::Train, 2, 5, 32, false));
+        assert_ne!(a, image(3, Split::Test, 2, 5, 32, false));
+        assert_ne!(a, image(4, Split::Train, 2, 5, 32, false));
+        assert_ne!(a, image(3, Split::Train, 2, 5, 32, true));
         assert_eq!(a.len(), 32 * 32 * 3);
     }
 
@@ -208,6 +218,7 @@ mod tests {
                 per_class: 3,
                 size: 16,
                 classes: 4,
+                plain: false,
             },
             Split::Train,
         );

@@ -15,6 +15,8 @@ use super::tensors::Tensors;
 
 /// What D says about a batch.
 pub struct Output<B: Kernels> {
+    /// The pooled activations the heads read, `[n, width]`.
+    pub features: Tensor<B, 2>,
     /// One logit per image (including the projection term for cGAN).
     pub adv: Tensor<B, 1>,
     /// ACGAN's class logits.
@@ -101,13 +103,16 @@ pub fn forward<B: Kernels>(
 
     let [adv_name, embed_name, nonlinear_name] = head_names(config.architecture);
     let adv = layers::linear(s, adv_name, h.clone(), 1, true, sn).reshape([n]);
+    let features = h.clone();
     match config.conditioning {
         Conditioning::None => Output {
+            features,
             adv,
             class_logits: None,
             contrastive: None,
         },
         Conditioning::Acgan => Output {
+            features,
             adv,
             class_logits: Some(layers::linear(
                 s,
@@ -123,6 +128,7 @@ pub fn forward<B: Kernels>(
             let e = layers::embedding(s, "embedding", y, config.num_classes, c, sn);
             let projection = (e * h).sum_dim(1).reshape([n]);
             Output {
+                features,
                 adv: adv + projection,
                 class_logits: None,
                 contrastive: None,
@@ -145,6 +151,7 @@ pub fn forward<B: Kernels>(
                 (embed, anchor)
             };
             Output {
+                features,
                 adv,
                 class_logits: None,
                 contrastive: Some((embed, anchor)),

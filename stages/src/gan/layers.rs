@@ -38,23 +38,29 @@ pub const CBN: Norm = Norm {
 };
 
 /// How a forward pass treats state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Mode {
     /// BatchNorm normalizes with the batch's statistics (else the running ones).
     pub batch_stats: bool,
     /// Spectral norm does a power iteration and BatchNorm updates its running
     /// statistics, as PyTorch does in train mode.
     pub update: bool,
+    /// Overrides the layers' running-statistics momentum: the reference's 1e-4 takes
+    /// tens of thousands of steps to settle, too slow for a classifier trained in
+    /// hundreds that is then used in eval mode.
+    pub momentum: Option<f64>,
 }
 
 impl Mode {
     pub const TRAIN: Mode = Mode {
         batch_stats: true,
         update: true,
+        momentum: None,
     };
     pub const EVAL: Mode = Mode {
         batch_stats: false,
         update: false,
+        momentum: None,
     };
 }
 
@@ -293,7 +299,7 @@ fn normalize_batch<B: Kernels>(
     x: Tensor<B, 4>,
     norm: Norm,
 ) -> (Tensor<B, 4>, Tensor<B, 2>) {
-    let momentum = norm.momentum;
+    let momentum = s.mode.momentum.unwrap_or(norm.momentum);
     let [n, c, h, w] = x.dims();
     let device = x.device();
     let running_mean = s.tensor("running_mean", &[c], Role::Buffer, Init::Zeros);

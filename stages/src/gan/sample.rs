@@ -124,10 +124,7 @@ mod tests {
                 batch: 4,
                 seed: 2,
                 truncation: 1.0,
-                mode: Mode {
-                    batch_stats: true,
-                    update: true,
-                },
+                mode: Mode::TRAIN,
                 cancel: &cancel,
                 progress: &|_, _| {},
             };

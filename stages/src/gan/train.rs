@@ -267,7 +267,7 @@ fn latents<B: Kernels>(
     )
 }
 
-fn label_tensor<B: Kernels>(labels: &[u32], device: &B::Device) -> Tensor<B, 1, Int> {
+pub(crate) fn label_tensor<B: Kernels>(labels: &[u32], device: &B::Device) -> Tensor<B, 1, Int> {
     let ints: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
     Tensor::from_data(TensorData::new(ints, [labels.len()]), device)
 }
@@ -615,6 +615,7 @@ mod tests {
             per_class: 4,
             size: 32,
             classes: 4,
+            plain: false,
         };
         let images = synthetic::read(&params, Split::Train);
         let path = dir.join("images.pack");

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! `data` is a stage whose output holds `images.pack` (a `Dataset`, or generated images);
-//! `weights` a `Weights` stage. `device: Cuda(n)` takes one of the run's GPU slots.
+//! `weights` a `Weights` stage (or a `Classifier` stage: then its features and logits
+//! take the place of Inception's). `device: Cuda(n)` takes one of the run's GPU slots.
 
 use serde::{Deserialize, Serialize};
 
@@ -58,12 +59,12 @@ impl TypedKind for InceptionStats {
 
     fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
         let data = Packed::open(&ctx.input("data")?.join("images.pack"))?;
-        let weights = super::weights::weight_file(ctx.input("weights")?)?;
+        let extractor = super::classifier::extractor(ctx.input("weights")?)?;
         let device = params.device.in_slot(ctx.gpus);
         let progress =
             |done: u64, total: u64| ctx.progress.report(done, Some(total), "Inception features");
         let task = Extraction {
-            weights: &weights,
+            extractor: &extractor,
             images: &data,
             batch: params.batch,
             keep: params.features,
@@ -89,13 +90,14 @@ impl TypedKind for InceptionStats {
                 std::fs::write(&path, npy::encode(&[n, cols], data, true))
                     .map_err(StageError::io(format!("cannot write {name}")))
             };
-            write("pool3.npy", crate::metrics::inception::FEATURES, &pool3)?;
-            write("logits.npy", crate::metrics::inception::CLASSES, &logits)?;
+            write("pool3.npy", extracted.features, &pool3)?;
+            write("logits.npy", extracted.classes, &logits)?;
         }
         let summary = format!(
-            "Inception statistics of {} images ({}) on {used}",
+            "statistics of {} images ({}) in {} on {used}",
             extracted.count,
-            data.header().description
+            data.header().description,
+            extractor.describe()
         );
         use std::io::Write;
         let _ = writeln!(&mut &*ctx.log, "{summary}");

@@ -12,16 +12,15 @@
 //! and `preview.png` (a row per class).
 
 use std::io::Write;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::data::{PackWriter, Packed, preview};
 use crate::device::{Device, OnBackend};
+use crate::gan::GanError;
 use crate::gan::layers::Mode;
 use crate::gan::sample::{Sampling, Stopped, sample};
 use crate::gan::tensors::{Snapshot, Tensors};
-use crate::gan::{GanError, ModelConfig};
 use crate::kernels::Kernels;
 use crate::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
 
@@ -96,7 +95,7 @@ impl TypedKind for Sample {
     fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
         let dir = ctx.input("model")?;
         let failed = |e: GanError| StageError::Failed(e.to_string());
-        let (model, classes) = trained_model(dir).map_err(failed)?;
+        let (model, classes) = super::train::trained_model(dir).map_err(failed)?;
         let file = match params.generator {
             Generator::Ema => "G_ema.safetensors",
             Generator::Raw => "G.safetensors",
@@ -156,19 +155,6 @@ impl TypedKind for Sample {
             summary: Some(summary),
         })
     }
-}
-
-/// The model configuration and class names a `Train` stage wrote.
-fn trained_model(dir: &Path) -> Result<(ModelConfig, Vec<String>), GanError> {
-    let read = |name: &str| {
-        let path = dir.join(name);
-        std::fs::read(&path).map_err(|e| GanError::io(&path, e))
-    };
-    let model: ModelConfig = serde_json::from_slice(&read("model.json")?)
-        .map_err(|e| GanError::format(dir.join("model.json").display(), e.to_string()))?;
-    let classes: Vec<String> = serde_json::from_slice(&read("classes.json")?)
-        .map_err(|e| GanError::format(dir.join("classes.json").display(), e.to_string()))?;
-    Ok((model, classes))
 }
 
 struct Task<'a, 'b> {

@@ -15,10 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Packed;
 use crate::device::Device;
-use crate::metrics::extract::Extraction;
+use crate::gan::classifier::accuracy;
+use crate::metrics::extract::{Extraction, Extractor};
 use crate::metrics::inception_score::inception_score;
 use crate::metrics::prdc::{Ball, prdc};
-use crate::metrics::{Features, MetricError, Stats, fid::fid, inception, kid::kid, npy};
+use crate::metrics::{Features, MetricError, Stats, fid::fid, kid::kid, npy};
 use crate::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
 
 pub struct Score;
@@ -30,7 +31,8 @@ pub struct Params {
     pub samples: String,
     /// An `InceptionStats` stage of the real images.
     pub reference: String,
-    /// A `Weights` stage.
+    /// A `Weights` stage, or a `Classifier` stage to measure in its features (then
+    /// `accuracy` is the fraction of images it classifies as their conditioning label).
     pub weights: String,
     #[serde(default)]
     pub kid: bool,
@@ -87,12 +89,13 @@ impl TypedKind for Score {
         } else {
             None
         };
-        let weights = super::weights::weight_file(ctx.input("weights")?)?;
+        let weights_dir = ctx.input("weights")?;
+        let extractor = super::classifier::extractor(weights_dir)?;
         let device = params.device.in_slot(ctx.gpus);
         let progress =
             |done: u64, total: u64| ctx.progress.report(done, Some(total), "Inception features");
         let task = Extraction {
-            weights: &weights,
+            extractor: &extractor,
             images: &samples,
             batch: params.batch,
             keep: true,
@@ -106,13 +109,22 @@ impl TypedKind for Score {
             .stats
             .ok_or_else(|| StageError::Failed(format!("{n} images: statistics need at least 2")))?;
         let widen = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
-        let fake = Features::new(n, inception::FEATURES, widen(&extracted.pool3));
-        let logits = Features::new(n, inception::CLASSES, widen(&extracted.logits));
+        let fake = Features::new(n, extracted.features, widen(&extracted.pool3));
+        let logits = Features::new(n, extracted.classes, widen(&extracted.logits));
 
         let mut metrics = vec![("fid".to_string(), fid(&stats, &reference).map_err(fail)?)];
         let (is_mean, is_std) = inception_score(&logits, 10).map_err(fail)?;
         metrics.push(("is_mean".into(), is_mean));
         metrics.push(("is_std".into(), is_std));
+        // A classifier of the same classes says whether each image shows its class.
+        if matches!(extractor, Extractor::Classifier { .. }) {
+            let (_, classes) = super::train::trained_model(weights_dir)
+                .map_err(|e| StageError::Failed(e.to_string()))?;
+            if classes == samples.header().classes {
+                let accuracy = accuracy(&extracted.logits, extracted.classes, &samples.labels());
+                metrics.push(("accuracy".into(), accuracy));
+            }
+        }
         if let Some(real) = &real_features {
             if params.kid {
                 let (mean, std) = kid(real, &fake, 100, 1000, params.seed).map_err(fail)?;
@@ -134,10 +146,14 @@ impl TypedKind for Score {
         let path = ctx.out.join("scores.json");
         std::fs::write(&path, serde_json::to_vec_pretty(&json).unwrap())
             .map_err(StageError::io("cannot write scores.json"))?;
-        let summary = format!(
-            "FID {:.3}, IS {is_mean:.3} ± {is_std:.3} over {n} images on {used}",
-            metrics[0].1
-        );
+        let mut summary = format!("FID {:.3}, IS {is_mean:.3} ± {is_std:.3}", metrics[0].1);
+        if let Some((_, accuracy)) = metrics.iter().find(|(k, _)| k == "accuracy") {
+            summary.push_str(&format!(", class accuracy {:.1}%", accuracy * 100.0));
+        }
+        summary.push_str(&format!(
+            " over {n} images, in {}, on {used}",
+            extractor.describe()
+        ));
         let _ = writeln!(&mut &*ctx.log, "{summary}");
         metrics.push(("images".into(), n as f64));
         Ok(Outcome {

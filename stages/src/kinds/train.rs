@@ -251,3 +251,16 @@ fn write_outputs(
     std::fs::copy(&log, &out).map_err(|e| GanError::io(&out, e))?;
     Ok(())
 }
+
+/// The model configuration and class names a `Train` (or `Classifier`) stage wrote.
+pub(crate) fn trained_model(dir: &Path) -> Result<(ModelConfig, Vec<String>), GanError> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).map_err(|e| GanError::io(&path, e))
+    };
+    let model: ModelConfig = serde_json::from_slice(&read("model.json")?)
+        .map_err(|e| GanError::format(dir.join("model.json").display(), e.to_string()))?;
+    let classes: Vec<String> = serde_json::from_slice(&read("classes.json")?)
+        .map_err(|e| GanError::format(dir.join("classes.json").display(), e.to_string()))?;
+    Ok((model, classes))
+}

@@ -1,6 +1,8 @@
 //! Running the FID Inception network over many images, batch by batch.
 
-use std::path::Path;
+use std::path::PathBuf;
+
+use burn::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::kernels::Kernels;
@@ -8,6 +10,9 @@ use crate::kernels::Kernels;
 use super::inception::{FidInception, Outputs, images_tensor};
 use super::{MetricError, Stats, StatsBuilder};
 use crate::device::OnBackend;
+use crate::gan::ModelConfig;
+use crate::gan::classifier;
+use crate::gan::tensors::{Snapshot, Tensors};
 
 /// Images to extract features from: same-size groups of RGB u8 pixels, in order.
 pub trait ImageSource: Sync {
@@ -34,9 +39,32 @@ impl ImageSource for crate::data::Packed {
     }
 }
 
+/// The network whose features and logits the metrics are computed in.
+pub enum Extractor {
+    /// pytorch-fid's Inception-v3, from its weight file: 2048 features, 1008 logits.
+    Inception(PathBuf),
+    /// A classifier trained by a `Classifier` stage (see [`crate::gan::classifier`]).
+    Classifier { net: Snapshot, model: ModelConfig },
+}
+
+impl Extractor {
+    /// What the numbers are measured in, for summaries and reports.
+    pub fn describe(&self) -> String {
+        match self {
+            Extractor::Inception(_) => "FID Inception-v3 features".into(),
+            Extractor::Classifier { model, .. } => format!(
+                "the features of a {:?} classifier trained on the data ({}×{}), not Inception's",
+                model.architecture,
+                model.image_size(),
+                model.image_size()
+            ),
+        }
+    }
+}
+
 /// What to compute, and what to report along the way.
 pub struct Extraction<'a> {
-    pub weights: &'a Path,
+    pub extractor: &'a Extractor,
     pub images: &'a dyn ImageSource,
     pub batch: usize,
     /// Keep every image's features, not only the statistics.
@@ -45,24 +73,77 @@ pub struct Extraction<'a> {
     pub cancel: &'a AtomicBool,
 }
 
-/// Statistics of the pool features and, if asked, the features and logits themselves.
+/// Statistics of the pool features and, if asked, the features and logits themselves
+/// (row-major, `features` and `classes` columns).
 pub struct Extracted {
     pub stats: Option<Stats>,
     pub count: usize,
+    pub features: usize,
+    pub classes: usize,
     pub pool3: Vec<f32>,
     pub logits: Vec<f32>,
+}
+
+/// An extractor loaded on a backend.
+enum Network<'a, B: Kernels> {
+    Inception(Box<FidInception<B>>),
+    Classifier(Tensors<B>, &'a ModelConfig),
+}
+
+impl<B: Kernels> Network<'_, B> {
+    /// Features and logits of `n` RGB images of `height × width`.
+    fn forward(
+        &mut self,
+        pixels: &[u8],
+        n: usize,
+        (height, width): (usize, usize),
+        first: usize,
+        device: &B::Device,
+    ) -> Result<Outputs, MetricError> {
+        let images = images_tensor::<B>(pixels, n, height, width, device);
+        match self {
+            Network::Inception(net) => net.forward(images),
+            Network::Classifier(net, model) => {
+                let size = model.image_size();
+                if (height, width) != (size, size) {
+                    return Err(MetricError::Invalid(format!(
+                        "image {first} is {width}×{height}; the classifier takes {size}×{size} images"
+                    )));
+                }
+                let (features, logits) = classifier::predict(net, model, images * 2.0 - 1.0);
+                let read = |t: Tensor<B, 2>| {
+                    t.into_data()
+                        .to_vec::<f32>()
+                        .map_err(|e| MetricError::Invalid(format!("reading features back: {e:?}")))
+                };
+                Ok(Outputs {
+                    pool3: read(features)?,
+                    logits: read(logits)?,
+                })
+            }
+        }
+    }
 }
 
 impl OnBackend for Extraction<'_> {
     type Output = Result<Extracted, MetricError>;
 
     fn run<B: Kernels>(self, device: B::Device) -> Self::Output {
-        let net = FidInception::<B>::load(self.weights, &device)?;
+        let mut net = match self.extractor {
+            Extractor::Inception(path) => {
+                Network::Inception(Box::new(FidInception::<B>::load(path, &device)?))
+            }
+            Extractor::Classifier { net, model } => {
+                Network::Classifier(Tensors::from_snapshot(net, &device), model)
+            }
+        };
         let n = self.images.len();
-        let mut builder = StatsBuilder::new(super::inception::FEATURES);
+        let mut builder: Option<StatsBuilder> = None;
         let mut out = Extracted {
             stats: None,
             count: n,
+            features: 0,
+            classes: 0,
             pool3: Vec::new(),
             logits: Vec::new(),
         };
@@ -83,15 +164,19 @@ impl OnBackend for Extraction<'_> {
                 pixels.extend_from_slice(&px);
                 end += 1;
             }
-            let Outputs { pool3, logits } =
-                net.forward(images_tensor::<B>(&pixels, end - start, h, w, &device))?;
+            let count = end - start;
+            let Outputs { pool3, logits } = net.forward(&pixels, count, (h, w), start, &device)?;
+            out.features = pool3.len() / count;
+            out.classes = logits.len() / count;
             if let Some(i) = pool3.iter().position(|v| !v.is_finite()) {
                 return Err(MetricError::Invalid(format!(
                     "image {}: the network produced a non-finite feature",
-                    start + i / super::inception::FEATURES
+                    start + i / out.features
                 )));
             }
-            builder.add(&pool3);
+            builder
+                .get_or_insert_with(|| StatsBuilder::new(out.features))
+                .add(&pool3);
             if self.keep {
                 out.pool3.extend(pool3);
                 out.logits.extend(logits);
@@ -99,8 +184,9 @@ impl OnBackend for Extraction<'_> {
             start = end;
             (self.progress)(start as u64, n as u64);
         }
-        out.stats = (builder.count() >= 2)
-            .then(|| builder.finish())
+        out.stats = builder
+            .filter(|b| b.count() >= 2)
+            .map(StatsBuilder::finish)
             .transpose()?;
         Ok(out)
     }

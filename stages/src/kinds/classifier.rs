@@ -1,0 +1,246 @@
+//! `Classifier`: a classifier trained on a `Dataset` stage, to measure FID and IS in its
+//! features where the FID Inception weights are not at hand, and to check by its
+//! predictions that generated images show the class they were asked for.
+//!
+//! ```ron
+//! "classifier": Classifier(
+//!     data: "shapes_train",
+//!     test: Some("shapes_test"),
+//!     model: Include("../configs/quickstart/classifier.ron"),
+//!     steps: 300,
+//! ),
+//! ```
+//!
+//! `model` is a discriminator configuration (any architecture, `conditioning: Acgan`);
+//! its pooled features are the features, its class head the logits. Outputs
+//! `classifier.safetensors`, `model.json` and `classes.json`; metrics `train_accuracy`
+//! (the last tenth of the training batches) and, with `test`, `test_accuracy`.
+//! `InceptionStats` and `Score` take a `Classifier` stage where they take `weights`.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::Packed;
+use crate::device::{Device, OnBackend};
+use crate::gan::classifier::{self, Fit, FitError, Fitted};
+use crate::gan::tensors::Snapshot;
+use crate::gan::{Conditioning, GanError, ModelConfig};
+use crate::kernels::Kernels;
+use crate::metrics::extract::{Extraction, Extractor};
+use crate::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+
+pub struct Classifier;
+
+/// The file holding the trained network.
+const NETWORK: &str = "classifier.safetensors";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub data: String,
+    /// A `Dataset` stage to measure accuracy on.
+    #[serde(default)]
+    pub test: Option<String>,
+    pub model: ModelConfig,
+    pub steps: u64,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub device: Device,
+}
+
+fn default_batch_size() -> usize {
+    64
+}
+
+fn default_lr() -> f64 {
+    1e-3
+}
+
+impl TypedKind for Classifier {
+    const NAME: &'static str = "Classifier";
+    const VERSION: u32 = 1;
+    type Params = Params;
+
+    fn declare(params: &Params) -> Result<Needs, Invalid> {
+        params
+            .model
+            .check()
+            .map_err(|(field, message)| Invalid::new(message, &["model", field]))?;
+        if params.model.conditioning != Conditioning::Acgan {
+            return Err(Invalid::new(
+                format!(
+                    "a classifier needs a class head: conditioning is {:?}",
+                    params.model.conditioning
+                ),
+                &["model", "conditioning"],
+            )
+            .with_help("write `conditioning: Acgan`"));
+        }
+        if params.steps == 0 {
+            return Err(Invalid::new("`steps` must be positive", &["steps"]));
+        }
+        if params.batch_size < 2 {
+            return Err(Invalid::new(
+                "BatchNorm needs batches of at least 2 images",
+                &["batch_size"],
+            ));
+        }
+        if params.lr.is_nan() || params.lr <= 0.0 {
+            return Err(Invalid::new("`lr` must be positive", &["lr"]));
+        }
+        let mut stages = vec![Reference::field("data", &params.data)];
+        if let Some(test) = &params.test {
+            stages.push(Reference::field("test", test));
+        }
+        Ok(Needs {
+            stages,
+            files: Vec::new(),
+            gpus: params.device.slots(),
+        })
+    }
+
+    fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
+        let data = Arc::new(Packed::open(&ctx.input("data")?.join("images.pack"))?);
+        let header = data.header();
+        let size = params.model.image_size();
+        if (header.width as usize, header.height as usize) != (size, size) {
+            return Err(StageError::Failed(format!(
+                "the model takes {size}×{size} images; `{}` has {}×{}",
+                params.data, header.width, header.height
+            )));
+        }
+        if header.classes.len() != params.model.num_classes {
+            return Err(StageError::Failed(format!(
+                "the model has num_classes: {}, `{}` {} classes",
+                params.model.num_classes,
+                params.data,
+                header.classes.len()
+            )));
+        }
+        let classes = header.classes.clone();
+        let device = params.device.in_slot(ctx.gpus);
+        let progress = |step: u64, loss: f64, accuracy: f64| {
+            let message = format!("loss {loss:.4} · batch accuracy {:.0}%", accuracy * 100.0);
+            ctx.progress.report(step, Some(params.steps), &message);
+        };
+        let fit = Fit {
+            model: &params.model,
+            data,
+            steps: params.steps,
+            batch_size: params.batch_size,
+            lr: params.lr,
+            seed: params.seed,
+            cancel: ctx.cancel,
+            progress: &progress,
+        };
+        let (result, used) = device.run(Fitting(&fit)).map_err(StageError::Failed)?;
+        let Fitted {
+            net,
+            train_accuracy,
+        } = result.map_err(|e| match e {
+            FitError::Cancelled => StageError::Cancelled,
+            other => StageError::Failed(other.to_string()),
+        })?;
+        write_outputs(&params.model, &classes, &net, ctx.out)
+            .map_err(|e| StageError::Failed(e.to_string()))?;
+
+        let mut metrics = vec![("train_accuracy".to_string(), train_accuracy)];
+        let mut summary = format!(
+            "{:?} classifier, {} steps on {used}: train accuracy {:.1}%",
+            params.model.architecture,
+            params.steps,
+            train_accuracy * 100.0
+        );
+        if params.test.is_some() {
+            let test = Packed::open(&ctx.input("test")?.join("images.pack"))?;
+            let extractor = Extractor::Classifier {
+                net,
+                model: params.model.clone(),
+            };
+            let accuracy = test_accuracy(&extractor, &test, &params.device, ctx)?;
+            metrics.push(("test_accuracy".into(), accuracy));
+            summary.push_str(&format!(", test accuracy {:.1}%", accuracy * 100.0));
+        }
+        let _ = writeln!(&mut &*ctx.log, "{summary}");
+        Ok(Outcome {
+            metrics: metrics.into_iter().collect(),
+            summary: Some(summary),
+        })
+    }
+}
+
+struct Fitting<'a, 'b>(&'a Fit<'b>);
+
+impl OnBackend for Fitting<'_, '_> {
+    type Output = Result<Fitted, FitError>;
+
+    fn run<B: Kernels>(self, device: B::Device) -> Self::Output {
+        classifier::fit::<B>(self.0, &device)
+    }
+}
+
+fn write_outputs(
+    model: &ModelConfig,
+    classes: &[String],
+    net: &Snapshot,
+    out: &Path,
+) -> Result<(), GanError> {
+    let mut net = net.clone();
+    let json = serde_json::to_string(model).expect("serializable");
+    net.metadata.insert("model".into(), json);
+    net.save(&out.join(NETWORK))?;
+    let write = |name: &str, json: Vec<u8>| {
+        let path = out.join(name);
+        std::fs::write(&path, json).map_err(|e| GanError::io(&path, e))
+    };
+    write("model.json", serde_json::to_vec_pretty(model).unwrap())?;
+    write("classes.json", serde_json::to_vec_pretty(classes).unwrap())
+}
+
+fn test_accuracy(
+    extractor: &Extractor,
+    test: &Packed,
+    device: &Device,
+    ctx: &Context,
+) -> Result<f64, StageError> {
+    let progress = |done: u64, total: u64| ctx.progress.report(done, Some(total), "test accuracy");
+    let task = Extraction {
+        extractor,
+        images: test,
+        batch: 100,
+        keep: true,
+        progress: &progress,
+        cancel: ctx.cancel,
+    };
+    let (result, _) = device
+        .in_slot(ctx.gpus)
+        .run(task)
+        .map_err(StageError::Failed)?;
+    let extracted = result.map_err(|e| StageError::Failed(e.to_string()))?;
+    Ok(classifier::accuracy(
+        &extracted.logits,
+        extracted.classes,
+        &test.labels(),
+    ))
+}
+
+/// The network an `InceptionStats` or `Score` stage measures in: a `Classifier`
+/// stage's output, or else a `Weights` stage's Inception weight file.
+pub fn extractor(dir: &Path) -> Result<Extractor, StageError> {
+    let path = dir.join(NETWORK);
+    if !path.exists() {
+        return Ok(Extractor::Inception(super::weights::weight_file(dir)?));
+    }
+    let failed = |e: GanError| StageError::Failed(e.to_string());
+    let (model, _) = super::train::trained_model(dir).map_err(failed)?;
+    let net = Snapshot::load(&path).map_err(failed)?;
+    Ok(Extractor::Classifier { net, model })
+}
