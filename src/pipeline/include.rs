@@ -1,5 +1,6 @@
-//! `Include("file.ron")` and `Include(file: "file.ron", set: {"a.b": value})`: a value
-//! written in another file, optionally with some fields overridden.
+//! `Include("file.ron")` and `Include(file: "file.ron", at: "model", set: {"a.b": value})`:
+//! a value written in another file (or the field `at` names of it), optionally with some
+//! fields overridden.
 //!
 //! Paths are relative to the file the `Include` is written in. The included text is
 //! parsed, so its layout and comments never reach a stage's key; spans keep pointing
@@ -11,20 +12,30 @@ use ronspan::{Field, Sources, Value, ValueKind};
 
 use super::diagnostic::Diagnostic;
 
+/// Splices every `Include` into `value`. With `defer_templated`, an `Include` whose file
+/// names a `ForEach` variable (`"configs/{method}.ron"`) stays in place, to be expanded
+/// once the variable has its value.
 pub fn expand_includes(
     value: &mut Value,
     sources: &mut Sources,
     stack: &mut Vec<PathBuf>,
+    defer_templated: bool,
 ) -> Result<(), Diagnostic> {
     if value.name() == Some("Include") {
-        let (file, sets) = include_args(value)?;
+        let Args { file, at, sets } = include_args(value)?;
+        if defer_templated && file.contains('{') {
+            return Ok(());
+        }
         let including = sources.path(value.span.file).to_path_buf();
         let path = including.parent().unwrap_or(Path::new(".")).join(file);
         let mut included = load_included(&path, value, sources, stack)?;
         stack.push(path.canonicalize().unwrap_or(path));
-        let expanded = expand_includes(&mut included, sources, stack);
+        let expanded = expand_includes(&mut included, sources, stack, defer_templated);
         stack.pop();
         expanded?;
+        if let Some(at) = at {
+            included = select(included, at)?;
+        }
         for (key, new) in sets {
             set_path(&mut included, key, new)?;
         }
@@ -34,35 +45,61 @@ pub fn expand_includes(
     match &mut value.kind {
         ValueKind::List(items) | ValueKind::Tuple { items, .. } => items
             .iter_mut()
-            .try_for_each(|v| expand_includes(v, sources, stack)),
+            .try_for_each(|v| expand_includes(v, sources, stack, defer_templated)),
         ValueKind::Map(entries) => entries
             .iter_mut()
-            .try_for_each(|(_, v)| expand_includes(v, sources, stack)),
+            .try_for_each(|(_, v)| expand_includes(v, sources, stack, defer_templated)),
         ValueKind::Struct { fields, .. } => fields
             .iter_mut()
-            .try_for_each(|f| expand_includes(&mut f.value, sources, stack)),
+            .try_for_each(|f| expand_includes(&mut f.value, sources, stack, defer_templated)),
         _ => Ok(()),
     }
 }
 
-/// The file and the `(path, value)` overrides of an `Include`.
-/// `(field path key, new value)` pairs of an `Include`'s `set`.
-type Overrides<'a> = Vec<(&'a Value, Value)>;
+/// What an `Include` says: the file, the field of its value to take (a dotted path),
+/// and `(field path key, new value)` overrides.
+struct Args<'a> {
+    file: &'a str,
+    at: Option<&'a Value>,
+    sets: Vec<(&'a Value, Value)>,
+}
 
-fn include_args(value: &Value) -> Result<(&str, Overrides<'_>), Diagnostic> {
-    let usage = "write `Include(\"file.ron\")` or `Include(file: \"file.ron\", set: {\"field.sub\": value})`";
+/// The part of `included` at the dotted path `at` names.
+fn select(included: Value, at: &Value) -> Result<Value, Diagnostic> {
+    let path = at
+        .as_str()
+        .ok_or_else(|| Diagnostic::new("`at` must be a string such as \"model\"", Some(at.span)))?;
+    let parts: Vec<&str> = path.split('.').collect();
+    included.get_path(&parts).cloned().ok_or_else(|| {
+        let names: Vec<&str> = included
+            .fields()
+            .map(|fields| fields.iter().map(|f| f.name.as_str()).collect())
+            .unwrap_or_default();
+        Diagnostic::new(
+            format!("the included value has no field `{path}`"),
+            Some(at.span),
+        )
+        .maybe_help(ronspan::closest(path, names).map(|c| format!("did you mean `{c}`?")))
+    })
+}
+
+fn include_args(value: &Value) -> Result<Args<'_>, Diagnostic> {
+    let usage = "write `Include(\"file.ron\")` or `Include(file: \"file.ron\", at: \"field\", set: {\"field.sub\": value})`";
     let bad = |message: &str, span| Diagnostic::new(message, Some(span)).help(usage);
     match &value.kind {
         ValueKind::Tuple { items, .. } => match items.as_slice() {
-            [path] => Ok((
-                path.as_str()
+            [path] => Ok(Args {
+                file: path
+                    .as_str()
                     .ok_or_else(|| bad("the included file must be a string", path.span))?,
-                Vec::new(),
-            )),
+                at: None,
+                sets: Vec::new(),
+            }),
             _ => Err(bad("`Include` takes one file", value.span)),
         },
         ValueKind::Struct { fields, .. } => {
             let mut file = None;
+            let mut at = None;
             let mut sets = Vec::new();
             for field in fields {
                 match field.name.as_str() {
@@ -74,6 +111,7 @@ fn include_args(value: &Value) -> Result<(&str, Overrides<'_>), Diagnostic> {
                                 .ok_or_else(|| bad("`file` must be a string", field.value.span))?,
                         )
                     }
+                    "at" => at = Some(&field.value),
                     "set" => match &field.value.kind {
                         ValueKind::Map(entries) => {
                             sets.extend(entries.iter().map(|(k, v)| (k, v.clone())))
@@ -91,16 +129,17 @@ fn include_args(value: &Value) -> Result<(&str, Overrides<'_>), Diagnostic> {
                             Some(field.name_span),
                         )
                         .maybe_help(
-                            ronspan::closest(other, ["file", "set"])
+                            ronspan::closest(other, ["file", "at", "set"])
                                 .map(|c| format!("did you mean `{c}`?")),
                         ));
                     }
                 }
             }
-            Ok((
-                file.ok_or_else(|| bad("`Include` needs a `file`", value.name_span()))?,
+            Ok(Args {
+                file: file.ok_or_else(|| bad("`Include` needs a `file`", value.name_span()))?,
+                at,
                 sets,
-            ))
+            })
         }
         _ => Err(bad("`Include` needs a file", value.span)),
     }

@@ -161,7 +161,7 @@ fn load(path: &Path, registry: &Registry, sources: &mut Sources) -> Result<Pipel
         })?;
         check_name(stage_name, key.span)?;
         let mut value = value.clone();
-        include::expand_includes(&mut value, sources, &mut vec![absolute.clone()])
+        include::expand_includes(&mut value, sources, &mut vec![absolute.clone()], true)
             .map_err(|d| d.in_stage(stage_name))?;
         flatten_kind(&mut value);
         if value.name() == Some("ForEach")
@@ -172,7 +172,7 @@ fn load(path: &Path, registry: &Registry, sources: &mut Sources) -> Result<Pipel
                 .filter(|f| f.name == "stage")
                 .for_each(|f| flatten_kind(&mut f.value));
         }
-        let expanded = match value.name() {
+        let mut expanded = match value.name() {
             Some("ForEach") => {
                 let has_field = |kind: &str, field: &str| {
                     registry
@@ -188,6 +188,12 @@ fn load(path: &Path, registry: &Registry, sources: &mut Sources) -> Result<Pipel
                 body: value,
             }],
         };
+        // Includes whose file names a variable, now that it has its value.
+        for e in &mut expanded {
+            include::expand_includes(&mut e.body, sources, &mut vec![absolute.clone()], false)
+                .map_err(|d| d.in_stage(&e.name))?;
+            flatten_kind(&mut e.body);
+        }
         let group =
             (expanded.len() > 1 || !expanded[0].vars.is_empty()).then(|| stage_name.to_string());
         for e in expanded {

@@ -1,0 +1,161 @@
+//! The paper's configurations in configs/ hold the values of its Table 1 and Table 2
+//! setups (REFERENCE.md, and the authors' configs/Table1 and Table2 at 67e0de0), checked
+//! here against a table written out by hand, through the same loading a pipeline does.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+/// name, architecture, conditioning, classes, z, G/D widths, SN in G, attention (G, D),
+/// batch, accumulation, steps, D steps, lr G/D, β1, EMA, hyper_dim.
+type Row = (
+    &'static str,
+    &'static str,
+    &'static str,
+    u64,
+    u64,
+    (u64, u64),
+    bool,
+    Option<(u64, u64)>,
+    u64,
+    u64,
+    u64,
+    u64,
+    (f64, f64),
+    f64,
+    bool,
+    u64,
+);
+
+#[rustfmt::skip]
+const PAPER: [Row; 19] = [
+    ("table1/ac_dcgan32_cifar", "Dcgan32", "Acgan", 10, 128, (64, 64), false, None, 64, 1, 200_000, 1, (2e-4, 2e-4), 0.5, true, 512),
+    ("table1/proj_dcgan32_cifar", "Dcgan32", "Projection", 10, 128, (64, 64), false, None, 64, 1, 200_000, 1, (2e-4, 2e-4), 0.5, true, 512),
+    ("table1/contra_dcgan32_cifar", "Dcgan32", "Contrastive", 10, 128, (64, 64), false, None, 64, 1, 200_000, 1, (2e-4, 2e-4), 0.5, true, 512),
+    ("table1/ac_resgan32_cifar", "Resgan32", "Acgan", 10, 128, (64, 64), false, None, 64, 1, 100_000, 2, (2e-4, 2e-4), 0.5, true, 512),
+    ("table1/proj_resgan32_cifar", "Resgan32", "Projection", 10, 128, (64, 64), false, None, 64, 1, 100_000, 2, (2e-4, 2e-4), 0.5, true, 512),
+    ("table1/contra_resgan32_cifar", "Resgan32", "Contrastive", 10, 128, (64, 64), false, None, 64, 1, 100_000, 2, (2e-4, 2e-4), 0.5, true, 512),
+    ("table1/ac_biggan32_cifar", "Biggan32", "Acgan", 10, 80, (96, 96), true, Some((2, 1)), 64, 1, 80_000, 5, (2e-4, 2e-4), 0.5, true, 512),
+    ("table1/proj_biggan32_cifar", "Biggan32", "Projection", 10, 80, (96, 96), true, Some((2, 1)), 64, 1, 80_000, 5, (2e-4, 2e-4), 0.5, true, 512),
+    ("table1/contra_biggan32_cifar", "Biggan32", "Contrastive", 10, 80, (96, 96), true, Some((2, 1)), 64, 1, 80_000, 5, (2e-4, 2e-4), 0.5, true, 512),
+    ("table1/ac_biggan64_tiny", "Biggan64", "Acgan", 200, 100, (80, 80), true, Some((3, 1)), 256, 1, 100_000, 1, (1e-4, 4e-4), 0.0, true, 768),
+    ("table1/proj_biggan64_tiny", "Biggan64", "Projection", 200, 100, (80, 80), true, Some((3, 1)), 256, 1, 100_000, 1, (1e-4, 4e-4), 0.0, true, 768),
+    ("table1/contra_biggan64_tiny", "Biggan64", "Contrastive", 200, 100, (80, 80), true, Some((3, 1)), 256, 1, 100_000, 1, (1e-4, 4e-4), 0.0, true, 768),
+    ("table2/sagan32_cifar", "Resgan32", "Projection", 10, 128, (64, 64), true, Some((2, 1)), 64, 1, 200_000, 1, (1e-4, 4e-4), 0.0, false, 512),
+    ("table2/sngan64_tiny", "Resgan64", "Projection", 200, 128, (64, 64), false, None, 256, 4, 100_000, 1, (1e-4, 4e-4), 0.0, false, 512),
+    ("table2/sagan64_tiny", "Resgan64", "Projection", 200, 128, (64, 64), true, Some((3, 1)), 256, 4, 100_000, 1, (1e-4, 4e-4), 0.0, false, 512),
+    ("table2/biggan32_cifar", "Biggan32", "Projection", 10, 80, (96, 96), true, Some((2, 1)), 64, 1, 80_000, 5, (2e-4, 2e-4), 0.5, true, 512),
+    ("table2/contragan32_cifar", "Biggan32", "Contrastive", 10, 80, (96, 96), true, Some((2, 1)), 64, 1, 80_000, 5, (2e-4, 2e-4), 0.5, true, 512),
+    ("table2/biggan64_tiny", "Biggan64", "Projection", 200, 100, (80, 80), true, Some((3, 1)), 256, 4, 100_000, 1, (1e-4, 4e-4), 0.0, true, 768),
+    ("table2/contragan64_tiny", "Biggan64", "Contrastive", 200, 100, (80, 80), true, Some((3, 1)), 256, 4, 100_000, 1, (1e-4, 4e-4), 0.0, true, 768),
+];
+
+/// The canonical `Train` parameters a pipeline gets from `configs/NAME.ron`.
+fn train_params(name: &str, dir: &Path) -> Value {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("configs/{name}.ron"));
+    let config = config.display();
+    let file = dir.join(format!("{}.ron", name.replace('/', "_")));
+    std::fs::write(
+        &file,
+        format!(
+            r#"Pipeline(name: "configs", stages: {{
+                "data": Dataset(source: Synthetic(per_class: 1), split: Train),
+                "train": Train(
+                    data: "data",
+                    model: Include(file: "{config}", at: "model"),
+                    train: Include(file: "{config}", at: "train"),
+                ),
+            }})"#
+        ),
+    )
+    .unwrap();
+    let pipeline = pipe::pipeline::Pipeline::load(&file, &stages::registry())
+        .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    let stage = pipeline.stages.iter().find(|s| s.name == "train").unwrap();
+    stage.declaration.params.clone()
+}
+
+#[test]
+fn every_config_of_tables_1_and_2_holds_the_papers_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = |table: &str| {
+        std::fs::read_dir(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("configs")
+                .join(table),
+        )
+        .unwrap()
+        .count()
+    };
+    assert_eq!(
+        (files("table1"), files("table2")),
+        (12, 7),
+        "one file per config"
+    );
+    for (
+        name,
+        arch,
+        cond,
+        classes,
+        z,
+        (gw, dw),
+        g_sn,
+        attention,
+        batch,
+        accum,
+        steps,
+        d_steps,
+        (g_lr, d_lr),
+        beta1,
+        ema,
+        hyper,
+    ) in PAPER
+    {
+        let p = train_params(name, dir.path());
+        let (m, t) = (&p["model"], &p["train"]);
+        let check = |what: &str, got: &Value, want: Value| {
+            assert_eq!(*got, want, "{name}: {what}");
+        };
+        check("architecture", &m["architecture"], arch.into());
+        check("conditioning", &m["conditioning"], cond.into());
+        check("num_classes", &m["num_classes"], classes.into());
+        check("z_dim", &m["z_dim"], z.into());
+        check("g_conv_dim", &m["g_conv_dim"], gw.into());
+        check("d_conv_dim", &m["d_conv_dim"], dw.into());
+        check("g_spectral_norm", &m["g_spectral_norm"], g_sn.into());
+        check("d_spectral_norm", &m["d_spectral_norm"], true.into());
+        check("g_init", &m["g_init"], "Ortho".into());
+        check("d_init", &m["d_init"], "Ortho".into());
+        check("hyper_dim", &m["hyper_dim"], hyper.into());
+        let attention = attention.map_or(
+            Value::Null,
+            |(g, d)| serde_json::json!({"g_after_block": g, "d_after_block": d}),
+        );
+        check("attention", &m["attention"], attention);
+        if arch.starts_with("Biggan") {
+            check("shared_dim", &m["shared_dim"], 128.into());
+        }
+        check("batch_size", &t["batch_size"], batch.into());
+        check("accumulation_steps", &t["accumulation_steps"], accum.into());
+        check("total_steps", &t["total_steps"], steps.into());
+        check("d_steps_per_iter", &t["d_steps_per_iter"], d_steps.into());
+        check("g_steps_per_iter", &t["g_steps_per_iter"], 1.into());
+        check("g_lr", &t["g_lr"], g_lr.into());
+        check("d_lr", &t["d_lr"], d_lr.into());
+        check("beta1", &t["beta1"], beta1.into());
+        check("beta2", &t["beta2"], 0.999.into());
+        check("adv_loss", &t["adv_loss"], "Hinge".into());
+        check("temperature", &t["temperature"], 1.0.into());
+        check("contrastive_lambda", &t["contrastive_lambda"], 1.0.into());
+        check("flip", &t["flip"], true.into());
+        let want_ema = if ema {
+            serde_json::json!({"decay": 0.9999, "start": 20000})
+        } else {
+            Value::Null
+        };
+        check("ema", &t["ema"], want_ema);
+        if cond == "Contrastive" {
+            check("normalize_embed", &m["normalize_embed"], true.into());
+        }
+    }
+}
