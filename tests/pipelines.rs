@@ -32,3 +32,35 @@ fn the_datasets_pipeline_plans_offline() {
     assert_eq!(with_action(&shapes, "ran"), ["shapes_test"]);
     assert_eq!(stage(&shapes, "shapes_test")["metrics"]["images"], 1000.0);
 }
+
+/// The paper's reproductions plan offline: every configuration × seed trains, samples
+/// and scores, each score reading its own samples, and one report gathers them.
+#[test]
+fn the_table_pipelines_plan_offline() {
+    let p = Project::new();
+    for (file, stages, trainings) in [("table1", 118, 36), ("table2", 73, 21)] {
+        let path = format!("{}/pipelines/{file}.ron", env!("CARGO_MANIFEST_DIR"));
+        let plan = p.run(&path, &["--dry-run"], 0);
+        let planned = with_action(&plan, "would_run");
+        assert_eq!(planned.len(), stages, "{file}");
+        let count = |prefix: &str| planned.iter().filter(|s| s.starts_with(prefix)).count();
+        assert_eq!(count("train_"), trainings, "{file}");
+        assert_eq!(count("samples_"), trainings, "{file}");
+        assert_eq!(count("score_"), trainings, "{file}");
+        assert!(planned.contains(&file.to_string()), "{file}: its report");
+
+        let dag = p.pipe(&["dag", &path]);
+        assert!(dag.status.success(), "{}", text(&dag.stderr));
+        let dag = text(&dag.stdout);
+        let mut lines = dag.lines().skip_while(|l| {
+            !(l.starts_with("score_cifar[dataset=cifar10,") && l.contains(",seed=1]"))
+        });
+        assert!(lines.next().is_some(), "{file}: no score stage in\n{dag}");
+        let samples = lines
+            .take_while(|l| l.starts_with("  <-"))
+            .find(|l| l.contains("<- samples:"))
+            .unwrap();
+        assert_eq!(samples.matches("samples_").count(), 1, "{file}: {samples}");
+        assert!(samples.contains(",seed=1]"), "{file}: {samples}");
+    }
+}

@@ -1,8 +1,8 @@
 //! References between stages: a stage name, a `ForEach` group, or a pattern with `*`.
 //!
-//! A group referenced from inside a `ForEach` that shares its variables resolves to the
-//! member with the same values (`score[seed=1]` reads `train[seed=1]`); anywhere else,
-//! to all members. Patterns match stage and group names, e.g. `"*_fid"`.
+//! A group or pattern referenced from inside a `ForEach` that shares its variables
+//! resolves to the stages with the same values (`score[seed=1]` reads `train[seed=1]`);
+//! anywhere else, to all of them. Patterns match stage and group names, e.g. `"*_fid"`.
 
 use super::{Diagnostic, Pipeline};
 
@@ -50,7 +50,21 @@ pub fn targets(
                 None,
             ));
         }
-        return Ok(found);
+        let matching: Vec<usize> = found
+            .iter()
+            .copied()
+            .filter(|&m| from.is_none_or(|f| agree(pipeline, f, m)))
+            .collect();
+        if matching.is_empty() {
+            return Err(Diagnostic::new(
+                format!(
+                    "no stage matching `{target}` has the same values as `{}`",
+                    pipeline.stages[from.expect("filtered only with a referrer")].name
+                ),
+                None,
+            ));
+        }
+        return Ok(matching);
     }
     let members: Vec<usize> = (0..pipeline.stages.len())
         .filter(|&i| pipeline.stages[i].group.as_deref() == Some(target))
@@ -60,16 +74,10 @@ pub fn targets(
             .maybe_help(suggest(target, pipeline)));
     }
     let Some(from) = from else { return Ok(members) };
-    let vars = &pipeline.stages[from].vars;
     let matching: Vec<usize> = members
         .iter()
         .copied()
-        .filter(|&m| {
-            pipeline.stages[m]
-                .vars
-                .iter()
-                .all(|(k, v)| vars.iter().all(|(k2, v2)| k != k2 || v == v2))
-        })
+        .filter(|&m| agree(pipeline, from, m))
         .collect();
     if matching.is_empty() {
         return Err(Diagnostic::new(
@@ -81,6 +89,15 @@ pub fn targets(
         ));
     }
     Ok(matching)
+}
+
+/// Whether stages `a` and `b` have the same value for every variable they share.
+fn agree(pipeline: &Pipeline, a: usize, b: usize) -> bool {
+    let vars = &pipeline.stages[a].vars;
+    pipeline.stages[b]
+        .vars
+        .iter()
+        .all(|(k, v)| vars.iter().all(|(k2, v2)| k != k2 || v == v2))
 }
 
 /// `*` matches any run of characters; everything else matches itself.
