@@ -150,6 +150,7 @@ fn main() {
             work: &work,
             checkpoint_every: 0,
             start: None,
+            evaluation: None,
             cancel: &cancel,
             progress: &progress,
         };

@@ -11,6 +11,7 @@ pub mod adam;
 pub mod classifier;
 pub mod config;
 pub mod discriminator;
+pub mod evaluate;
 pub mod generator;
 pub mod import;
 pub mod init;

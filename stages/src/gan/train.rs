@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::adam::{Adam, Hyper};
 use super::config::{Conditioning, ModelConfig, TrainConfig};
+use super::evaluate::{self, Evaluation, Scored};
 use super::layers::Mode;
 use super::tensors::{Snapshot, Tensors};
 use super::{GanError, discriminator, generator, loss};
@@ -47,6 +48,8 @@ pub struct Setup<'a> {
     /// Iterations between checkpoints (0: only at the end and on interruption).
     pub checkpoint_every: u64,
     pub start: Option<Start>,
+    /// FID every so many iterations; the best generator is kept.
+    pub evaluation: Option<Evaluation<'a>>,
     pub cancel: &'a AtomicBool,
     pub progress: &'a dyn Fn(&StepLog),
 }
@@ -72,6 +75,9 @@ pub struct Trained {
     pub last: Option<StepLog>,
     pub resumed_from: Option<u64>,
     pub seconds_per_step: f64,
+    /// With an evaluation: the best score and its generator (the EMA one where there is
+    /// one); every score is in the work folder's `fid.jsonl`.
+    pub best: Option<(Scored, Snapshot)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +101,8 @@ pub enum TrainError {
     Cancelled { step: u64 },
     #[error("{0}")]
     Data(String),
+    #[error("step {step}: evaluation failed: {message}")]
+    Evaluation { step: u64, message: String },
     #[error(transparent)]
     Gan(#[from] GanError),
 }
@@ -162,6 +170,16 @@ pub fn run<B: Kernels>(setup: &Setup, device: &B::Device) -> Result<Trained, Tra
         state.step * per_iteration,
     );
     let mut log = MetricsLog::open(&setup.work.join("metrics.jsonl"), state.step)?;
+    let mut scores = MetricsLog::open(&setup.work.join(SCORES), state.step)?;
+    let mut best = best_so_far(setup.work, state.step)?;
+    // A run interrupted while evaluating resumes from the checkpoint written just before.
+    if let Some(evaluation) = &setup.evaluation
+        && state.step > 0
+        && (state.step.is_multiple_of(evaluation.every) || state.step == train.total_steps)
+        && !scored_at(setup.work, state.step)
+    {
+        evaluate_now(&state, setup, evaluation, &mut scores, &mut best)?;
+    }
     let mut last = None;
     let mut saved = resumed_from;
     let started = Instant::now();
@@ -203,12 +221,31 @@ pub fn run<B: Kernels>(setup: &Setup, device: &B::Device) -> Result<Trained, Tra
             save_checkpoint(&checkpoints, &state, setup.seed)?;
             saved = Some(state.step);
         }
+        if let Some(evaluation) = &setup.evaluation
+            && (state.step.is_multiple_of(evaluation.every) || state.step == train.total_steps)
+        {
+            // A checkpoint first: an evaluation interrupted is redone from it.
+            if saved != Some(state.step) {
+                save_checkpoint(&checkpoints, &state, setup.seed)?;
+                saved = Some(state.step);
+            }
+            evaluate_now(&state, setup, evaluation, &mut scores, &mut best)?;
+        }
     }
+
     if saved != Some(state.step) {
         save_checkpoint(&checkpoints, &state, setup.seed)?;
     }
     let done = (state.step - first).max(1);
+    let best = match best {
+        Some(scored) => {
+            let path = best_path(setup.work, scored.step);
+            Some((scored, Snapshot::load(&path)?))
+        }
+        None => None,
+    };
     Ok(Trained {
+        best,
         g: state.g.to_snapshot(),
         d: state.d.to_snapshot(),
         g_ema: state.g_ema.as_ref().map(Tensors::to_snapshot),
@@ -565,6 +602,79 @@ fn load_checkpoint<B: Kernels>(
     })
 }
 
+/// The file of every evaluation's score, beside `metrics.jsonl`.
+pub const SCORES: &str = "fid.jsonl";
+
+fn best_path(work: &Path, step: u64) -> PathBuf {
+    work.join("best").join(format!("{step}.safetensors"))
+}
+
+/// The best score among those kept (the log is cut back to the checkpoint).
+fn best_so_far(work: &Path, step: u64) -> Result<Option<Scored>, TrainError> {
+    let path = work.join(SCORES);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(GanError::io(&path, e).into()),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Scored>(l).ok())
+        .filter(|s| s.step <= step && best_path(work, s.step).exists())
+        .fold(None, |best: Option<Scored>, s| match best {
+            Some(b) if b.fid <= s.fid || s.fid.is_nan() => Some(b),
+            _ => Some(s),
+        }))
+}
+
+fn scored_at(work: &Path, step: u64) -> bool {
+    let text = std::fs::read_to_string(work.join(SCORES)).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Scored>(l).ok())
+        .any(|s| s.step == step)
+}
+
+/// Scores the generator now; a new best is written before its score is logged, and the
+/// previous best removed only after, so that an interruption never loses the best.
+fn evaluate_now<B: Kernels>(
+    state: &State<B>,
+    setup: &Setup,
+    evaluation: &Evaluation,
+    scores: &mut MetricsLog,
+    best: &mut Option<Scored>,
+) -> Result<(), TrainError> {
+    let step = state.step;
+    let g = state.g_ema.as_ref().unwrap_or(&state.g);
+    let fid = evaluate::score(g, setup.model, evaluation, setup.seed, setup.cancel).map_err(
+        |message| {
+            if setup.cancel.load(Ordering::Relaxed) {
+                TrainError::Cancelled { step }
+            } else {
+                TrainError::Evaluation { step, message }
+            }
+        },
+    )?;
+    let scored = Scored { step, fid };
+    let better = best.is_none_or(|b| fid < b.fid);
+    let path = best_path(setup.work, step);
+    if better {
+        let dir = path.parent().expect("a folder");
+        std::fs::create_dir_all(dir).map_err(|e| GanError::io(dir, e))?;
+        let tmp = path.with_extension("tmp");
+        g.to_snapshot().save(&tmp)?;
+        std::fs::rename(&tmp, &path).map_err(|e| GanError::io(&path, e))?;
+    }
+    scores.append(&scored)?;
+    if better {
+        if let Some(old) = best.filter(|b| b.step != step) {
+            let _ = std::fs::remove_file(best_path(setup.work, old.step));
+        }
+        *best = Some(scored);
+    }
+    (evaluation.report)(&scored);
+    Ok(())
+}
+
 /// The JSON-lines log of every iteration, cut back to the checkpoint on resume.
 struct MetricsLog {
     file: std::fs::File,
@@ -578,7 +688,8 @@ impl MetricsLog {
             Ok(text) => text
                 .lines()
                 .filter(|line| {
-                    serde_json::from_str::<StepLog>(line).is_ok_and(|l| l.step <= keep_until)
+                    serde_json::from_str::<serde_json::Value>(line)
+                        .is_ok_and(|l| l["step"].as_u64().is_some_and(|s| s <= keep_until))
                 })
                 .map(|line| format!("{line}\n"))
                 .collect(),
@@ -595,7 +706,7 @@ impl MetricsLog {
         })
     }
 
-    fn append(&mut self, entry: &StepLog) -> Result<(), TrainError> {
+    fn append(&mut self, entry: &impl Serialize) -> Result<(), TrainError> {
         let line = serde_json::to_string(entry).unwrap();
         writeln!(self.file, "{line}").map_err(|e| TrainError::Gan(GanError::io(&self.path, e)))
     }
@@ -606,7 +717,9 @@ mod tests {
     use super::*;
     use crate::data::Split;
     use crate::data::synthetic::{self, Synthetic};
+    use crate::device::OnBackend;
     use crate::gan::config::{AdvLoss, Architecture, Attention, Ema};
+    use crate::metrics::extract::{Extraction, Extractor};
     use burn::backend::Flex;
 
     fn dataset(dir: &Path) -> Arc<Packed> {
@@ -686,6 +799,27 @@ mod tests {
                 cancel.store(true, Ordering::Relaxed);
             }
         };
+        // FID every 2 iterations in the features of an untrained classifier.
+        let classifier = ModelConfig {
+            conditioning: Conditioning::Acgan,
+            ..model.clone()
+        };
+        let extractor = Extractor::Classifier {
+            net: discriminator::build::<Flex>(&classifier, 5, &Default::default()).to_snapshot(),
+            model: classifier,
+        };
+        let reference = Extraction {
+            extractor: &extractor,
+            images: data.as_ref(),
+            batch: 8,
+            keep: false,
+            progress: &|_, _| {},
+            cancel: &AtomicBool::new(false),
+        }
+        .run::<Flex>(Default::default())
+        .unwrap()
+        .stats
+        .unwrap();
         let setup = Setup {
             model: &model,
             train: &config,
@@ -694,6 +828,13 @@ mod tests {
             work,
             checkpoint_every: 3,
             start,
+            evaluation: Some(Evaluation {
+                every: 2,
+                count: 6,
+                extractor: &extractor,
+                reference: &reference,
+                report: &|_| {},
+            }),
             cancel: &cancel,
             progress: &progress,
         };
@@ -732,6 +873,28 @@ mod tests {
             .map(|l| serde_json::from_str::<StepLog>(l).unwrap().step)
             .collect();
         assert_eq!(steps, [1, 2, 3, 4]);
+
+        // The evaluation interrupted at step 2 was redone on resuming: same scores, and
+        // the best generator is the one of the lowest.
+        let scores = |dir: &Path| std::fs::read_to_string(dir.join(SCORES)).unwrap();
+        assert_eq!(scores(&whole), scores(&parts));
+        let logged: Vec<Scored> = scores(&whole)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(logged.iter().map(|s| s.step).collect::<Vec<_>>(), [2, 4]);
+        let lowest = logged
+            .iter()
+            .fold(logged[0], |b, &s| if s.fid < b.fid { s } else { b });
+        let (best_a, snapshot_a) = a.best.unwrap();
+        let (best_b, snapshot_b) = b.best.unwrap();
+        assert_eq!((best_a, best_b), (lowest, lowest));
+        assert!(snapshot_a == snapshot_b);
+        if lowest.step == 4 {
+            assert!(&snapshot_a == a.g_ema.as_ref().unwrap());
+        }
+        let kept: Vec<_> = std::fs::read_dir(parts.join("best")).unwrap().collect();
+        assert_eq!(kept.len(), 1, "only the best generator is kept");
     }
 
     #[test]

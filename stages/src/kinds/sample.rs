@@ -33,6 +33,8 @@ pub enum Generator {
     Ema,
     /// The generator as last trained.
     Raw,
+    /// The generator of the best FID during training (a `Train` stage with `eval`).
+    Best,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,16 +101,17 @@ impl TypedKind for Sample {
         let file = match params.generator {
             Generator::Ema => "G_ema.safetensors",
             Generator::Raw => "G.safetensors",
+            Generator::Best => "G_best.safetensors",
         };
         let path = dir.join(file);
         if !path.exists() {
             return Err(StageError::Failed(format!(
                 "`{}` has no {file}{}",
                 dir.display(),
-                if params.generator == Generator::Ema {
-                    " (trained without an EMA): sample with `generator: Raw`"
-                } else {
-                    ""
+                match params.generator {
+                    Generator::Ema => " (trained without an EMA): sample with `generator: Raw`",
+                    Generator::Best => " (trained without `eval`): sample with `generator: Ema`",
+                    Generator::Raw => "",
                 }
             )));
         }

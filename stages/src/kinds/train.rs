@@ -14,7 +14,10 @@
 //! set's class names), and `metrics.jsonl`
 //! (one line per iteration: step, losses, seconds). Checkpoints go to the stage's work
 //! folder every `checkpoint_every` iterations and when interrupted; a rerun resumes
-//! from the newest one. `init` starts from the authors' checkpoints (`model=G-….pth`,
+//! from the newest one. With `eval: Some((reference: "cifar10_stats", weights:
+//! "inception", every: 2000))`, FID is measured during training as the paper does:
+//! `fid.jsonl` holds every score, `G_best.safetensors` the best generator (metrics
+//! `best_fid`, `best_step`; `Sample(generator: Best)` samples it). `init` starts from the authors' checkpoints (`model=G-….pth`,
 //! `model=D-….pth`, optionally `model=G_ema-….pth`) instead of fresh networks.
 
 use std::io::Write;
@@ -26,10 +29,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Packed;
 use crate::device::{Device, OnBackend};
+use crate::gan::evaluate::{Evaluation, Scored};
 use crate::gan::import::{Network, import};
 use crate::gan::tensors::Snapshot;
-use crate::gan::train::{self, Setup, Start, StepLog, TrainError, Trained};
+use crate::gan::train::{self, SCORES, Setup, Start, StepLog, TrainError, Trained};
 use crate::gan::{GanError, ModelConfig, TrainConfig};
+use crate::metrics::Stats;
 use crate::{Context, FileInput, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
 
 pub struct Train;
@@ -48,6 +53,28 @@ pub struct Params {
     pub device: Device,
     #[serde(default)]
     pub init: Option<Checkpoints>,
+    /// FID during training, keeping the best generator.
+    #[serde(default)]
+    pub eval: Option<Eval>,
+}
+
+/// The paper's evaluation during training: every `every` iterations (and at the end),
+/// `count` images of the generator (the EMA one where there is one) against reference
+/// statistics.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Eval {
+    /// An `InceptionStats` stage of the real images.
+    pub reference: String,
+    /// A `Weights` stage (or a `Classifier` stage, as `Score` takes).
+    pub weights: String,
+    pub every: u64,
+    #[serde(default = "default_eval_count")]
+    pub count: usize,
+}
+
+fn default_eval_count() -> usize {
+    10_000
 }
 
 /// The authors' checkpoint files to start from.
@@ -93,8 +120,27 @@ impl TypedKind for Train {
                 file("init_g_ema", "g_ema", path);
             }
         }
+        let mut stages = vec![Reference::field("data", &params.data)];
+        if let Some(eval) = &params.eval {
+            if eval.every == 0 || eval.count < 2 {
+                return Err(Invalid::new(
+                    "`every` must be positive and `count` at least 2",
+                    &["eval"],
+                ));
+            }
+            for (role, field, target) in [
+                ("eval_reference", "reference", &eval.reference),
+                ("eval_weights", "weights", &eval.weights),
+            ] {
+                stages.push(Reference {
+                    role: role.into(),
+                    target: target.clone(),
+                    at: vec!["eval".into(), field.into()],
+                });
+            }
+        }
         Ok(Needs {
-            stages: vec![Reference::field("data", &params.data)],
+            stages,
             files,
             gpus: params.device.slots(),
         })
@@ -127,7 +173,36 @@ impl TypedKind for Train {
                 );
             }
         };
+        let evaluation_inputs = match &params.eval {
+            Some(_) => {
+                let dir = ctx.input("eval_reference")?;
+                let reference = Stats::read_npz(&dir.join("stats.npz"))
+                    .map_err(|e| StageError::Failed(e.to_string()))?;
+                Some((
+                    reference,
+                    super::classifier::extractor(ctx.input("eval_weights")?)?,
+                ))
+            }
+            None => None,
+        };
+        let report = |scored: &Scored| {
+            let _ = writeln!(
+                &mut &*ctx.log,
+                "step {}: FID {:.4}",
+                scored.step, scored.fid
+            );
+        };
+        let evaluation = params.eval.as_ref().zip(evaluation_inputs.as_ref()).map(
+            |(eval, (reference, extractor))| Evaluation {
+                every: eval.every,
+                count: eval.count,
+                extractor,
+                reference,
+                report: &report,
+            },
+        );
         let setup = Setup {
+            evaluation,
             model: &params.model,
             train: &params.train,
             seed: params.seed,
@@ -150,6 +225,10 @@ impl TypedKind for Train {
             ("g_params".to_string(), parameter_count(&trained.g) as f64),
             ("d_params".to_string(), parameter_count(&trained.d) as f64),
         ];
+        if let Some((best, _)) = &trained.best {
+            metrics.push(("best_fid".into(), best.fid));
+            metrics.push(("best_step".into(), best.step as f64));
+        }
         if let Some(last) = &trained.last {
             metrics.push(("steps".into(), last.step as f64));
             metrics.push(("d_loss".into(), last.d_loss));
@@ -246,9 +325,16 @@ fn write_outputs(
     )?;
     // Samples are labelled like the data they imitate.
     write("classes.json", serde_json::to_vec_pretty(classes).unwrap())?;
-    let log = ctx.work.join("metrics.jsonl");
-    let out = ctx.out.join("metrics.jsonl");
-    std::fs::copy(&log, &out).map_err(|e| GanError::io(&out, e))?;
+    for name in ["metrics.jsonl", SCORES] {
+        let log = ctx.work.join(name);
+        let out = ctx.out.join(name);
+        if log.exists() {
+            std::fs::copy(&log, &out).map_err(|e| GanError::io(&out, e))?;
+        }
+    }
+    if let Some((_, best)) = &trained.best {
+        save("G_best", best)?;
+    }
     Ok(())
 }
 

@@ -39,6 +39,44 @@ impl ImageSource for crate::data::Packed {
     }
 }
 
+/// Images held in memory, all of one size (e.g. samples scored during training).
+pub struct InMemory {
+    width: usize,
+    height: usize,
+    pixels: Vec<u8>,
+}
+
+impl InMemory {
+    pub fn new(width: usize, height: usize) -> InMemory {
+        InMemory {
+            width,
+            height,
+            pixels: Vec::new(),
+        }
+    }
+
+    /// Adds one image's RGB pixels (HWC).
+    pub fn push(&mut self, pixels: &[u8]) {
+        debug_assert_eq!(pixels.len(), self.width * self.height * 3);
+        self.pixels.extend_from_slice(pixels);
+    }
+}
+
+impl ImageSource for InMemory {
+    fn len(&self) -> usize {
+        self.pixels.len() / (self.width * self.height * 3)
+    }
+
+    fn image(&self, i: usize) -> Result<(usize, usize, std::borrow::Cow<'_, [u8]>), MetricError> {
+        let n = self.width * self.height * 3;
+        Ok((
+            self.width,
+            self.height,
+            std::borrow::Cow::Borrowed(&self.pixels[i * n..(i + 1) * n]),
+        ))
+    }
+}
+
 /// The network whose features and logits the metrics are computed in.
 pub enum Extractor {
     /// pytorch-fid's Inception-v3, from its weight file: 2048 features, 1008 logits.

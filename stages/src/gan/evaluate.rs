@@ -1,0 +1,82 @@
+//! FID during training, as the paper evaluates: every so many iterations, images from
+//! the generator (the EMA one where there is one) scored against reference statistics;
+//! the best score's generator is kept.
+
+use std::sync::atomic::AtomicBool;
+
+use serde::{Deserialize, Serialize};
+
+use super::config::ModelConfig;
+use super::layers::Mode;
+use super::sample::{Sampling, Stopped, sample};
+use super::tensors::Tensors;
+use crate::device::OnBackend;
+use crate::kernels::Kernels;
+use crate::metrics::extract::{Extraction, Extractor, InMemory};
+use crate::metrics::{Stats, fid::fid};
+
+/// What to evaluate, how often.
+pub struct Evaluation<'a> {
+    /// Iterations between evaluations (the last iteration is always evaluated).
+    pub every: u64,
+    /// Images per evaluation.
+    pub count: usize,
+    pub extractor: &'a Extractor,
+    pub reference: &'a Stats,
+    /// Told each score as it comes.
+    pub report: &'a dyn Fn(&Scored),
+}
+
+/// One line of `fid.jsonl`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scored {
+    pub step: u64,
+    pub fid: f64,
+}
+
+/// The FID of `count` images of `g` (sampled as `Sample` does, from a copy, so that the
+/// batch statistics of sampling leave the trained state alone).
+pub fn score<B: Kernels>(
+    g: &Tensors<B>,
+    model: &ModelConfig,
+    evaluation: &Evaluation,
+    seed: u64,
+    cancel: &AtomicBool,
+) -> Result<f64, String> {
+    let mut g = g.clone();
+    let size = model.image_size();
+    let mut images = InMemory::new(size, size);
+    let sampling = Sampling {
+        model,
+        count: evaluation.count,
+        batch: 100,
+        seed,
+        truncation: 1.0,
+        mode: Mode::TRAIN,
+        cancel,
+        progress: &|_, _| {},
+    };
+    match sample(&mut g, &sampling, |pixels, _| {
+        images.push(pixels);
+        Ok::<(), ()>(())
+    }) {
+        Ok(()) => {}
+        Err(Stopped::Cancelled) => return Err("cancelled".into()),
+        Err(Stopped::Sink(())) => unreachable!("pushing to memory cannot fail"),
+    }
+    let extraction = Extraction {
+        extractor: evaluation.extractor,
+        images: &images,
+        batch: 50,
+        keep: false,
+        progress: &|_, _| {},
+        cancel,
+    };
+    let extracted = extraction
+        .run::<B>(g.device().clone())
+        .map_err(|e| e.to_string())?;
+    let stats = extracted
+        .stats
+        .ok_or("evaluation needs at least 2 images")?;
+    fid(&stats, evaluation.reference).map_err(|e| e.to_string())
+}
