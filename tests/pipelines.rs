@@ -5,9 +5,9 @@ mod common;
 use common::*;
 
 #[test]
-fn the_quickstart_runs_then_is_cached() {
+fn the_command_example_runs_then_is_cached() {
     let p = Project::new();
-    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/quickstart.ron");
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/words.ron");
     let first = p.run(file, &[], 0);
     assert_eq!(with_action(&first, "ran").len(), 5);
     assert_eq!(

@@ -150,6 +150,13 @@ pub fn run<B: Kernels>(setup: &Setup, device: &B::Device) -> Result<Trained, Tra
             header.classes.len()
         )));
     }
+    if setup.data.len() < train.batch_size {
+        return Err(TrainError::Data(format!(
+            "the dataset has {} images, fewer than one batch (batch_size: {})",
+            setup.data.len(),
+            train.batch_size
+        )));
+    }
     let checkpoints = checkpoint_dir(setup.work);
     let mut state = match latest_checkpoint(&checkpoints)? {
         Some(step) => load_checkpoint::<B>(&checkpoints.join(step.to_string()), train, device)?,

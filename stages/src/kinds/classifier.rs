@@ -125,6 +125,14 @@ impl TypedKind for Classifier {
                 header.classes.len()
             )));
         }
+        if data.len() < params.batch_size {
+            return Err(StageError::Failed(format!(
+                "`{}` has {} images, fewer than one batch (batch_size: {})",
+                params.data,
+                data.len(),
+                params.batch_size
+            )));
+        }
         let classes = header.classes.clone();
         let device = params.device.in_slot(ctx.gpus);
         let progress = |step: u64, loss: f64, accuracy: f64| {

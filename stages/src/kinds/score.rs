@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::Packed;
 use crate::device::Device;
 use crate::gan::classifier::accuracy;
-use crate::metrics::extract::{Extraction, Extractor};
+use crate::metrics::extract::{Extraction, Extractor, First};
 use crate::metrics::inception_score::inception_score;
 use crate::metrics::prdc::{Ball, prdc};
 use crate::metrics::{Features, MetricError, Stats, fid::fid, kid::kid, npy};
@@ -34,6 +34,9 @@ pub struct Params {
     /// A `Weights` stage, or a `Classifier` stage to measure in its features (then
     /// `accuracy` is the fraction of images it classifies as their conditioning label).
     pub weights: String,
+    /// Score only the first `count` images of the samples (all by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
     #[serde(default)]
     pub kid: bool,
     #[serde(default)]
@@ -60,6 +63,9 @@ impl TypedKind for Score {
         if params.batch == 0 {
             return Err(Invalid::new("`batch` must be positive", &["batch"]));
         }
+        if params.count.is_some_and(|n| n < 2) {
+            return Err(Invalid::new("`count` must be at least 2", &["count"]));
+        }
         Ok(Needs {
             stages: vec![
                 Reference::field("samples", &params.samples),
@@ -73,7 +79,16 @@ impl TypedKind for Score {
 
     fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
         let fail = |e: MetricError| StageError::Failed(e.to_string());
-        let samples = Packed::open(&ctx.input("samples")?.join("images.pack"))?;
+        let packed = Packed::open(&ctx.input("samples")?.join("images.pack"))?;
+        let count = params.count.unwrap_or(packed.len());
+        if count > packed.len() {
+            return Err(StageError::Failed(format!(
+                "`count` is {count}, but `{}` has {} images",
+                params.samples,
+                packed.len()
+            )));
+        }
+        let samples = First(&packed, count);
         let reference_dir = ctx.input("reference")?;
         let reference = Stats::read_npz(&reference_dir.join("stats.npz")).map_err(fail)?;
         let real_features = if params.kid || params.prdc {
@@ -120,8 +135,9 @@ impl TypedKind for Score {
         if matches!(extractor, Extractor::Classifier { .. }) {
             let (_, classes) = super::train::trained_model(weights_dir)
                 .map_err(|e| StageError::Failed(e.to_string()))?;
-            if classes == samples.header().classes {
-                let accuracy = accuracy(&extracted.logits, extracted.classes, &samples.labels());
+            if classes == packed.header().classes {
+                let labels = &packed.labels()[..count];
+                let accuracy = accuracy(&extracted.logits, extracted.classes, labels);
                 metrics.push(("accuracy".into(), accuracy));
             }
         }

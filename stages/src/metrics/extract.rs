@@ -39,6 +39,19 @@ impl ImageSource for crate::data::Packed {
     }
 }
 
+/// The first images of a source.
+pub struct First<'a>(pub &'a dyn ImageSource, pub usize);
+
+impl ImageSource for First<'_> {
+    fn len(&self) -> usize {
+        self.1.min(self.0.len())
+    }
+
+    fn image(&self, i: usize) -> Result<(usize, usize, std::borrow::Cow<'_, [u8]>), MetricError> {
+        self.0.image(i)
+    }
+}
+
 /// Images held in memory, all of one size (e.g. samples scored during training).
 pub struct InMemory {
     width: usize,
