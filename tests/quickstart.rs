@@ -32,9 +32,9 @@ fn reduced_quickstart() -> Project {
         &[
             ("per_class: 1000,", "per_class: 8,"),
             ("per_class: 200,", "per_class: 4,"),
-            ("steps: 800,", "steps: 3, batch_size: 8,"),
-            ("every: 200, count: 1000", "every: 2, count: 10"),
-            ("checkpoint_every: 200,", "checkpoint_every: 2,"),
+            ("steps: 300,", "steps: 3, batch_size: 8,"),
+            ("every: 250, count: 250", "every: 2, count: 10"),
+            ("checkpoint_every: 250,", "checkpoint_every: 2,"),
             ("count: 1000, generator: Best", "count: 10, generator: Best"),
             ("count: 1000),", "count: 12),"),
         ],
@@ -43,9 +43,9 @@ fn reduced_quickstart() -> Project {
         &p,
         "configs/quickstart/train.ron",
         &[
-            ("\"batch_size\": 32", "\"batch_size\": 4"),
-            ("\"total_steps\": 600", "\"total_steps\": 4"),
-            ("start: 300", "start: 2"),
+            ("\"batch_size\": 16", "\"batch_size\": 4"),
+            ("\"total_steps\": 1000", "\"total_steps\": 4"),
+            ("start: 500", "start: 2"),
         ],
     );
     for rel in [

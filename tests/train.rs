@@ -150,6 +150,17 @@ fn a_gradient_penalty_is_refused_with_the_reason() {
 }
 
 #[test]
+fn zero_steps_need_networks_to_start_from() {
+    let p = project();
+    p.write(
+        "configs/train.ron",
+        &TRAIN.replace("total_steps: 3", "total_steps: 0"),
+    );
+    let err = error_for(&p);
+    assert!(err.contains("0 steps only with `init`"), "{err}");
+}
+
+#[test]
 fn a_z_dim_biggan_cannot_split_points_into_the_model_config() {
     let p = project();
     p.write(
@@ -206,14 +217,23 @@ fn training_goes_on_from_the_authors_checkpoints() {
                 "shapes": Dataset(source: Synthetic(seed: 1, per_class: 1, size: 32), split: Train),
                 "gan": Train(data: "shapes", model: Include("configs/model.ron"),
                              train: Include("configs/train.ron"), device: Cpu,
-                             init: Some((g: "{}", d: "{}"))),
+                             init: Some((g: "{g}", d: "{d}"))),
+                // The authors' networks as they are, sampled.
+                "as_is": Train(data: "shapes", model: Include("configs/model.ron"),
+                               train: Include(file: "configs/train.ron", set: {{"total_steps": 0}}),
+                               device: Cpu, init: Some((g: "{g}", d: "{d}"))),
+                "samples": Sample(model: "as_is", count: 4, generator: Raw),
             }})"#,
-            find("G").display(),
-            find("D").display()
+            g = find("G").display(),
+            d = find("D").display()
         ),
     );
     let report = p.run("p.ron", &[], 0);
     assert_eq!(stage(&report, "gan")["action"], "ran");
+    assert_eq!(stage(&report, "samples")["metrics"]["images"], 4.0);
+    let imported = stage(&report, "as_is")["output"].as_str().unwrap();
+    let g = Snapshot::load(&std::path::Path::new(imported).join("G.safetensors")).unwrap();
+    assert_eq!(g.metadata["step"], "0");
     let show = p.json(&["show", "p.ron", "gan"], 0);
     assert_eq!(show["record"]["metrics"]["g_params"], 1230852.0);
     assert_eq!(show["record"]["metrics"]["d_params"], 308290.0);

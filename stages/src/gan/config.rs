@@ -206,7 +206,8 @@ pub struct TrainConfig {
     pub batch_size: usize,
     #[serde(default = "one")]
     pub accumulation_steps: usize,
-    /// Generator steps.
+    /// Generator steps (0 with `init` on the Train stage: the imported networks as they
+    /// are, e.g. to sample the authors' checkpoints).
     pub total_steps: u64,
     pub d_steps_per_iter: usize,
     #[serde(default = "one")]
@@ -256,7 +257,6 @@ impl TrainConfig {
         let positive = [
             ("batch_size", self.batch_size as f64),
             ("accumulation_steps", self.accumulation_steps as f64),
-            ("total_steps", self.total_steps as f64),
             ("d_steps_per_iter", self.d_steps_per_iter as f64),
             ("g_steps_per_iter", self.g_steps_per_iter as f64),
             ("g_lr", self.g_lr),

@@ -105,6 +105,12 @@ impl TypedKind for Train {
             .train
             .check()
             .map_err(|(field, message)| Invalid::new(message, &["train", field]))?;
+        if params.train.total_steps == 0 && params.init.is_none() {
+            return Err(Invalid::new(
+                "must be positive (0 steps only with `init`, to use imported networks as they are)",
+                &["train", "total_steps"],
+            ));
+        }
         let mut files = Vec::new();
         if let Some(init) = &params.init {
             let mut file = |role: &str, field: &str, path: &Path| {
