@@ -33,8 +33,8 @@ fn reduced_quickstart() -> Project {
             ("per_class: 1000,", "per_class: 8,"),
             ("per_class: 200,", "per_class: 4,"),
             ("steps: 300,", "steps: 3, batch_size: 8,"),
-            ("every: 250, count: 250", "every: 2, count: 10"),
-            ("checkpoint_every: 250,", "checkpoint_every: 2,"),
+            ("every: 200, count: 250", "every: 2, count: 10"),
+            ("checkpoint_every: 200,", "checkpoint_every: 2,"),
             ("count: 1000, generator: Best", "count: 10, generator: Best"),
             ("count: 1000),", "count: 12),"),
         ],
@@ -44,8 +44,8 @@ fn reduced_quickstart() -> Project {
         "configs/quickstart/train.ron",
         &[
             ("\"batch_size\": 16", "\"batch_size\": 4"),
-            ("\"total_steps\": 1000", "\"total_steps\": 4"),
-            ("start: 500", "start: 2"),
+            ("\"total_steps\": 800", "\"total_steps\": 4"),
+            ("start: 400", "start: 2"),
         ],
     );
     for rel in [

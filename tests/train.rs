@@ -312,6 +312,33 @@ fn samples_are_scored_against_reference_statistics() {
     assert_eq!(metrics["images"], 10.0);
     assert!(metrics["fid"].as_f64().unwrap() > 0.0);
 
+    // Sampling inside Score, as Sample does (same seed and batches), gives the same FID.
+    let inline = pipeline.replace(
+        "    },\n)",
+        r#"        "inline": Score(samples: "gan", count: 10, seed: 1, batch: 4, reference: "test_stats", weights: "inception", device: Cpu),
+    },
+)"#,
+    );
+    p.write("p.ron", &inline);
+    let report = p.run("p.ron", &["inline"], 0);
+    let inline_metrics = &stage(&report, "inline")["metrics"];
+    let (a, b) = (
+        inline_metrics["fid"].as_f64().unwrap(),
+        metrics["fid"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() <= 1e-6 * b, "inline {a}, from samples {b}");
+    assert_eq!(inline_metrics["images"], 10.0);
+    p.write(
+        "p.ron",
+        &inline.replace("count: 10, seed: 1, ", "seed: 1, "),
+    );
+    let out = p.pipe(&["run", "p.ron", "inline"]);
+    let err = text(&out.stdout) + &text(&out.stderr);
+    assert!(
+        err.contains("to sample from a Train stage, set `count`"),
+        "{err}"
+    );
+
     // Without the reference's features, KID cannot be computed, and the error says why.
     p.write("p.ron", &pipeline.replace("features: true, ", ""));
     let out = p.pipe(&["run", "p.ron", "score"]);

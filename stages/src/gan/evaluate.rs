@@ -56,8 +56,8 @@ pub fn score<B: Kernels>(
         cancel,
         progress: &|_, _| {},
     };
-    match sample(&mut g, &sampling, |pixels, _| {
-        images.push(pixels);
+    match sample(&mut g, &sampling, |pixels, label| {
+        images.push(pixels, label);
         Ok::<(), ()>(())
     }) {
         Ok(()) => {}

@@ -12,15 +12,16 @@
 //! and `preview.png` (a row per class).
 
 use std::io::Write;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::data::{PackWriter, Packed, preview};
 use crate::device::{Device, OnBackend};
-use crate::gan::GanError;
 use crate::gan::layers::Mode;
 use crate::gan::sample::{Sampling, Stopped, sample};
 use crate::gan::tensors::{Snapshot, Tensors};
+use crate::gan::{GanError, ModelConfig};
 use crate::kernels::Kernels;
 use crate::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
 
@@ -95,27 +96,7 @@ impl TypedKind for Sample {
     }
 
     fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
-        let dir = ctx.input("model")?;
-        let failed = |e: GanError| StageError::Failed(e.to_string());
-        let (model, classes) = super::train::trained_model(dir).map_err(failed)?;
-        let file = match params.generator {
-            Generator::Ema => "G_ema.safetensors",
-            Generator::Raw => "G.safetensors",
-            Generator::Best => "G_best.safetensors",
-        };
-        let path = dir.join(file);
-        if !path.exists() {
-            return Err(StageError::Failed(format!(
-                "`{}` has no {file}{}",
-                dir.display(),
-                match params.generator {
-                    Generator::Ema => " (trained without an EMA): sample with `generator: Raw`",
-                    Generator::Best => " (trained without `eval`): sample with `generator: Ema`",
-                    Generator::Raw => "",
-                }
-            )));
-        }
-        let snapshot = Snapshot::load(&path).map_err(failed)?;
+        let (model, classes, snapshot) = generator_of(ctx.input("model")?, params.generator)?;
         let size = model.image_size() as u32;
         let description = format!("{} samples of {:?}", params.count, params.generator);
         let pack = ctx.out.join("images.pack");
@@ -141,7 +122,7 @@ impl TypedKind for Sample {
         let task = Task {
             snapshot: &snapshot,
             sampling: &sampling,
-            writer: &mut writer,
+            sink: |pixels: &[u8], label| writer.push(pixels, label),
         };
         let (result, used) = device.run(task).map_err(StageError::Failed)?;
         match result {
@@ -160,19 +141,49 @@ impl TypedKind for Sample {
     }
 }
 
-struct Task<'a, 'b> {
-    snapshot: &'a Snapshot,
-    sampling: &'a Sampling<'b>,
-    writer: &'a mut PackWriter,
+/// The model configuration, class names and chosen generator of a `Train` stage's output.
+pub(crate) fn generator_of(
+    dir: &Path,
+    generator: Generator,
+) -> Result<(ModelConfig, Vec<String>, Snapshot), StageError> {
+    let failed = |e: GanError| StageError::Failed(e.to_string());
+    let (model, classes) = super::train::trained_model(dir).map_err(failed)?;
+    let file = match generator {
+        Generator::Ema => "G_ema.safetensors",
+        Generator::Raw => "G.safetensors",
+        Generator::Best => "G_best.safetensors",
+    };
+    let path = dir.join(file);
+    if !path.exists() {
+        return Err(StageError::Failed(format!(
+            "`{}` has no {file}{}",
+            dir.display(),
+            match generator {
+                Generator::Ema => " (trained without an EMA): sample with `generator: Raw`",
+                Generator::Best => " (trained without `eval`): sample with `generator: Ema`",
+                Generator::Raw => "",
+            }
+        )));
+    }
+    let snapshot = Snapshot::load(&path).map_err(failed)?;
+    Ok((model, classes, snapshot))
 }
 
-impl OnBackend for Task<'_, '_> {
-    type Output = Result<(), Stopped<crate::data::DataError>>;
+/// Sampling on a backend, each image handed to `sink`.
+pub(crate) struct Task<'a, 'b, F> {
+    pub snapshot: &'a Snapshot,
+    pub sampling: &'a Sampling<'b>,
+    pub sink: F,
+}
+
+impl<F, E> OnBackend for Task<'_, '_, F>
+where
+    F: FnMut(&[u8], u32) -> Result<(), E>,
+{
+    type Output = Result<(), Stopped<E>>;
 
     fn run<B: Kernels>(self, device: B::Device) -> Self::Output {
         let mut g = Tensors::<B>::from_snapshot(self.snapshot, &device);
-        sample(&mut g, self.sampling, |pixels, label| {
-            self.writer.push(pixels, label)
-        })
+        sample(&mut g, self.sampling, self.sink)
     }
 }

@@ -13,10 +13,13 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::sample::{Generator, Task};
 use crate::data::Packed;
 use crate::device::Device;
 use crate::gan::classifier::accuracy;
-use crate::metrics::extract::{Extraction, Extractor, First};
+use crate::gan::layers::Mode;
+use crate::gan::sample::Sampling;
+use crate::metrics::extract::{Extraction, Extractor, First, ImageSource, InMemory};
 use crate::metrics::inception_score::inception_score;
 use crate::metrics::prdc::{Ball, prdc};
 use crate::metrics::{Features, MetricError, Stats, fid::fid, kid::kid, npy};
@@ -27,21 +30,27 @@ pub struct Score;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    /// A stage whose output holds `images.pack` (usually a `Sample`).
+    /// A stage whose output holds `images.pack` (usually a `Sample`), or a `Train`
+    /// stage: then `count` images are sampled from its `generator` here, as `Sample`
+    /// makes them (batch statistics, uniform labels, latents from `seed`).
     pub samples: String,
     /// An `InceptionStats` stage of the real images.
     pub reference: String,
     /// A `Weights` stage, or a `Classifier` stage to measure in its features (then
     /// `accuracy` is the fraction of images it classifies as their conditioning label).
     pub weights: String,
-    /// Score only the first `count` images of the samples (all by default).
+    /// Score only the first `count` images of the samples (all by default); how many
+    /// to sample from a `Train` stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<usize>,
+    /// Which generator of a `Train` stage to sample.
+    #[serde(default, skip_serializing_if = "is_ema")]
+    pub generator: Generator,
     #[serde(default)]
     pub kid: bool,
     #[serde(default)]
     pub prdc: bool,
-    /// KID's subsets.
+    /// KID's subsets, and the latents when sampling here.
     #[serde(default)]
     pub seed: u64,
     #[serde(default = "default_batch")]
@@ -52,6 +61,10 @@ pub struct Params {
 
 fn default_batch() -> usize {
     50
+}
+
+fn is_ema(generator: &Generator) -> bool {
+    *generator == Generator::Ema
 }
 
 impl TypedKind for Score {
@@ -79,16 +92,28 @@ impl TypedKind for Score {
 
     fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
         let fail = |e: MetricError| StageError::Failed(e.to_string());
-        let packed = Packed::open(&ctx.input("samples")?.join("images.pack"))?;
-        let count = params.count.unwrap_or(packed.len());
-        if count > packed.len() {
-            return Err(StageError::Failed(format!(
-                "`count` is {count}, but `{}` has {} images",
-                params.samples,
-                packed.len()
-            )));
-        }
-        let samples = First(&packed, count);
+        let samples_dir = ctx.input("samples")?;
+        let pack;
+        let packed;
+        let sampled;
+        let (samples, labels, classes): (&dyn ImageSource, &[u32], &[String]) =
+            if samples_dir.join("images.pack").exists() {
+                pack = Packed::open(&samples_dir.join("images.pack"))?;
+                let count = params.count.unwrap_or(pack.len());
+                if count > pack.len() {
+                    return Err(StageError::Failed(format!(
+                        "`count` is {count}, but `{}` has {} images",
+                        params.samples,
+                        pack.len()
+                    )));
+                }
+                let labels = pack.labels()[..count].to_vec();
+                packed = (First(&pack, count), labels, pack.header().classes.clone());
+                (&packed.0, &packed.1, &packed.2)
+            } else {
+                sampled = sample_here(&params, samples_dir, ctx)?;
+                (&sampled.0, sampled.0.labels(), &sampled.1)
+            };
         let reference_dir = ctx.input("reference")?;
         let reference = Stats::read_npz(&reference_dir.join("stats.npz")).map_err(fail)?;
         let real_features = if params.kid || params.prdc {
@@ -111,7 +136,7 @@ impl TypedKind for Score {
             |done: u64, total: u64| ctx.progress.report(done, Some(total), "Inception features");
         let task = Extraction {
             extractor: &extractor,
-            images: &samples,
+            images: samples,
             batch: params.batch,
             keep: true,
             progress: &progress,
@@ -133,10 +158,9 @@ impl TypedKind for Score {
         metrics.push(("is_std".into(), is_std));
         // A classifier of the same classes says whether each image shows its class.
         if matches!(extractor, Extractor::Classifier { .. }) {
-            let (_, classes) = super::train::trained_model(weights_dir)
+            let (_, model_classes) = super::train::trained_model(weights_dir)
                 .map_err(|e| StageError::Failed(e.to_string()))?;
-            if classes == packed.header().classes {
-                let labels = &packed.labels()[..count];
+            if classes == model_classes {
                 let accuracy = accuracy(&extracted.logits, extracted.classes, labels);
                 metrics.push(("accuracy".into(), accuracy));
             }
@@ -176,6 +200,51 @@ impl TypedKind for Score {
             metrics: metrics.into_iter().collect(),
             summary: Some(summary),
         })
+    }
+}
+
+/// `count` images of a `Train` stage's generator, made here.
+fn sample_here(
+    params: &Params,
+    dir: &Path,
+    ctx: &Context,
+) -> Result<(InMemory, Vec<String>), StageError> {
+    let count = params.count.ok_or_else(|| {
+        StageError::Failed(format!(
+            "`{}` holds no images.pack; to sample from a Train stage, set `count`",
+            params.samples
+        ))
+    })?;
+    let (model, classes, snapshot) = super::sample::generator_of(dir, params.generator)?;
+    let size = model.image_size();
+    let mut images = InMemory::new(size, size);
+    let progress = |done, total| ctx.progress.report(done, Some(total), "sampling");
+    let sampling = Sampling {
+        model: &model,
+        count,
+        batch: params.batch.max(2),
+        seed: params.seed,
+        truncation: 1.0,
+        mode: Mode::TRAIN,
+        cancel: ctx.cancel,
+        progress: &progress,
+    };
+    let task = Task {
+        snapshot: &snapshot,
+        sampling: &sampling,
+        sink: |pixels: &[u8], label| {
+            images.push(pixels, label);
+            Ok::<(), std::convert::Infallible>(())
+        },
+    };
+    let (result, _) = params
+        .device
+        .in_slot(ctx.gpus)
+        .run(task)
+        .map_err(StageError::Failed)?;
+    match result {
+        Ok(()) => Ok((images, classes)),
+        Err(_) => Err(StageError::Cancelled),
     }
 }
 

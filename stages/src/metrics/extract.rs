@@ -52,11 +52,12 @@ impl ImageSource for First<'_> {
     }
 }
 
-/// Images held in memory, all of one size (e.g. samples scored during training).
+/// Labelled images held in memory, all of one size (samples scored as they are made).
 pub struct InMemory {
     width: usize,
     height: usize,
     pixels: Vec<u8>,
+    labels: Vec<u32>,
 }
 
 impl InMemory {
@@ -65,13 +66,19 @@ impl InMemory {
             width,
             height,
             pixels: Vec::new(),
+            labels: Vec::new(),
         }
     }
 
-    /// Adds one image's RGB pixels (HWC).
-    pub fn push(&mut self, pixels: &[u8]) {
+    /// Adds one image's RGB pixels (HWC) and its label.
+    pub fn push(&mut self, pixels: &[u8], label: u32) {
         debug_assert_eq!(pixels.len(), self.width * self.height * 3);
         self.pixels.extend_from_slice(pixels);
+        self.labels.push(label);
+    }
+
+    pub fn labels(&self) -> &[u32] {
+        &self.labels
     }
 }
 
