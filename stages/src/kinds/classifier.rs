@@ -205,12 +205,7 @@ fn write_outputs(
     let json = serde_json::to_string(model).expect("serializable");
     net.metadata.insert("model".into(), json);
     net.save(&out.join(NETWORK))?;
-    let write = |name: &str, json: Vec<u8>| {
-        let path = out.join(name);
-        std::fs::write(&path, json).map_err(|e| GanError::io(&path, e))
-    };
-    write("model.json", serde_json::to_vec_pretty(model).unwrap())?;
-    write("classes.json", serde_json::to_vec_pretty(classes).unwrap())
+    super::train::write_model(out, model, classes)
 }
 
 fn test_accuracy(

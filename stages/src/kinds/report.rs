@@ -182,9 +182,8 @@ impl TypedKind for Report {
 
         let cells: usize = tables.iter().map(|t| t.cells.len()).sum();
         let summary = format!(
-            "{} table(s), {cells} cells, {figures} figure(s): {}",
-            tables.len(),
-            ctx.out.join("index.html").display()
+            "{} table(s), {cells} cells, {figures} figure(s) in index.html",
+            tables.len()
         );
         let _ = writeln!(&mut &*ctx.log, "{markdown}");
         Ok(Outcome {

@@ -321,16 +321,8 @@ fn write_outputs(
     if let Some(ema) = &trained.g_ema {
         save("G_ema", ema)?;
     }
-    let write = |name: &str, json: Vec<u8>| {
-        let path = ctx.out.join(name);
-        std::fs::write(&path, json).map_err(|e| GanError::io(&path, e))
-    };
-    write(
-        "model.json",
-        serde_json::to_vec_pretty(&params.model).unwrap(),
-    )?;
     // Samples are labelled like the data they imitate.
-    write("classes.json", serde_json::to_vec_pretty(classes).unwrap())?;
+    write_model(ctx.out, &params.model, classes)?;
     for name in ["metrics.jsonl", SCORES] {
         let log = ctx.work.join(name);
         let out = ctx.out.join(name);
@@ -342,6 +334,20 @@ fn write_outputs(
         save("G_best", best)?;
     }
     Ok(())
+}
+
+/// Writes `model.json` and `classes.json`, which [`trained_model`] reads.
+pub(crate) fn write_model(
+    out: &Path,
+    model: &ModelConfig,
+    classes: &[String],
+) -> Result<(), GanError> {
+    let write = |name: &str, json: Vec<u8>| {
+        let path = out.join(name);
+        std::fs::write(&path, json).map_err(|e| GanError::io(&path, e))
+    };
+    write("model.json", serde_json::to_vec_pretty(model).unwrap())?;
+    write("classes.json", serde_json::to_vec_pretty(classes).unwrap())
 }
 
 /// The model configuration and class names a `Train` (or `Classifier`) stage wrote.
