@@ -132,31 +132,36 @@ fn hyper(train: &TrainConfig, lr: f64) -> Hyper {
     }
 }
 
-/// Trains on backend `B` (with autodiff on top of it).
-pub fn run<B: Kernels>(setup: &Setup, device: &B::Device) -> Result<Trained, TrainError> {
-    let (model, train) = (setup.model, setup.train);
-    let header = setup.data.header();
+/// Whether `data` suits `model` and makes at least one batch of `batch_size`.
+pub fn check_data(model: &ModelConfig, data: &Packed, batch_size: usize) -> Result<(), String> {
+    let header = data.header();
     let size = model.image_size();
     if header.height as usize != size || header.width as usize != size || header.channels != 3 {
-        return Err(TrainError::Data(format!(
+        return Err(format!(
             "{:?} needs {size}×{size} RGB images; the dataset has {}×{}×{}",
             model.architecture, header.height, header.width, header.channels
-        )));
+        ));
     }
     if header.classes.len() != model.num_classes {
-        return Err(TrainError::Data(format!(
+        return Err(format!(
             "the model has num_classes: {}, the dataset {} classes",
             model.num_classes,
             header.classes.len()
-        )));
+        ));
     }
-    if setup.data.len() < train.batch_size {
-        return Err(TrainError::Data(format!(
-            "the dataset has {} images, fewer than one batch (batch_size: {})",
-            setup.data.len(),
-            train.batch_size
-        )));
+    if data.len() < batch_size {
+        return Err(format!(
+            "the dataset has {} images, fewer than one batch (batch_size: {batch_size})",
+            data.len()
+        ));
     }
+    Ok(())
+}
+
+/// Trains on backend `B` (with autodiff on top of it).
+pub fn run<B: Kernels>(setup: &Setup, device: &B::Device) -> Result<Trained, TrainError> {
+    let (model, train) = (setup.model, setup.train);
+    check_data(model, &setup.data, train.batch_size).map_err(TrainError::Data)?;
     let checkpoints = checkpoint_dir(setup.work);
     let mut state = match latest_checkpoint(&checkpoints)? {
         Some(step) => load_checkpoint::<B>(&checkpoints.join(step.to_string()), train, device)?,
@@ -176,14 +181,18 @@ pub fn run<B: Kernels>(setup: &Setup, device: &B::Device) -> Result<Trained, Tra
         loader_config,
         state.step * per_iteration,
     );
-    let mut log = MetricsLog::open(&setup.work.join("metrics.jsonl"), state.step)?;
-    let mut scores = MetricsLog::open(&setup.work.join(SCORES), state.step)?;
-    let mut best = best_so_far(setup.work, state.step)?;
+    let (mut log, _) = MetricsLog::open(&setup.work.join("metrics.jsonl"), state.step)?;
+    let (mut scores, kept) = MetricsLog::open(&setup.work.join(SCORES), state.step)?;
+    let kept: Vec<Scored> = kept
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let mut best = best_of(&kept, setup.work);
     // A run interrupted while evaluating resumes from the checkpoint written just before.
     if let Some(evaluation) = &setup.evaluation
         && state.step > 0
         && (state.step.is_multiple_of(evaluation.every) || state.step == train.total_steps)
-        && !scored_at(setup.work, state.step)
+        && !kept.iter().any(|s| s.step == state.step)
     {
         evaluate_now(&state, setup, evaluation, &mut scores, &mut best)?;
     }
@@ -616,29 +625,15 @@ fn best_path(work: &Path, step: u64) -> PathBuf {
     work.join("best").join(format!("{step}.safetensors"))
 }
 
-/// The best score among those kept (the log is cut back to the checkpoint).
-fn best_so_far(work: &Path, step: u64) -> Result<Option<Scored>, TrainError> {
-    let path = work.join(SCORES);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(GanError::io(&path, e).into()),
-    };
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Scored>(l).ok())
-        .filter(|s| s.step <= step && best_path(work, s.step).exists())
+/// The best of the kept scores whose generator is on disk.
+fn best_of(kept: &[Scored], work: &Path) -> Option<Scored> {
+    kept.iter()
+        .copied()
+        .filter(|s| best_path(work, s.step).exists())
         .fold(None, |best: Option<Scored>, s| match best {
             Some(b) if b.fid <= s.fid || s.fid.is_nan() => Some(b),
             _ => Some(s),
-        }))
-}
-
-fn scored_at(work: &Path, step: u64) -> bool {
-    let text = std::fs::read_to_string(work.join(SCORES)).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Scored>(l).ok())
-        .any(|s| s.step == step)
+        })
 }
 
 /// Scores the generator now; a new best is written before its score is logged, and the
@@ -689,7 +684,8 @@ struct MetricsLog {
 }
 
 impl MetricsLog {
-    fn open(path: &Path, keep_until: u64) -> Result<MetricsLog, TrainError> {
+    /// Opens the log for appending, and returns the lines it kept.
+    fn open(path: &Path, keep_until: u64) -> Result<(MetricsLog, String), TrainError> {
         let io = |e| TrainError::Gan(GanError::io(path, e));
         let kept: String = match std::fs::read_to_string(path) {
             Ok(text) => text
@@ -702,15 +698,16 @@ impl MetricsLog {
                 .collect(),
             Err(_) => String::new(),
         };
-        std::fs::write(path, kept).map_err(io)?;
+        std::fs::write(path, &kept).map_err(io)?;
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(path)
             .map_err(io)?;
-        Ok(MetricsLog {
+        let log = MetricsLog {
             file,
             path: path.to_path_buf(),
-        })
+        };
+        Ok((log, kept))
     }
 
     fn append(&mut self, entry: &impl Serialize) -> Result<(), TrainError> {

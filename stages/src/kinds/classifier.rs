@@ -109,31 +109,9 @@ impl TypedKind for Classifier {
 
     fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
         let data = Arc::new(Packed::open(&ctx.input("data")?.join("images.pack"))?);
-        let header = data.header();
-        let size = params.model.image_size();
-        if (header.width as usize, header.height as usize) != (size, size) {
-            return Err(StageError::Failed(format!(
-                "the model takes {size}×{size} images; `{}` has {}×{}",
-                params.data, header.width, header.height
-            )));
-        }
-        if header.classes.len() != params.model.num_classes {
-            return Err(StageError::Failed(format!(
-                "the model has num_classes: {}, `{}` {} classes",
-                params.model.num_classes,
-                params.data,
-                header.classes.len()
-            )));
-        }
-        if data.len() < params.batch_size {
-            return Err(StageError::Failed(format!(
-                "`{}` has {} images, fewer than one batch (batch_size: {})",
-                params.data,
-                data.len(),
-                params.batch_size
-            )));
-        }
-        let classes = header.classes.clone();
+        crate::gan::train::check_data(&params.model, &data, params.batch_size)
+            .map_err(|e| StageError::Failed(format!("`{}`: {e}", params.data)))?;
+        let classes = data.header().classes.clone();
         let device = params.device.in_slot(ctx.gpus);
         let progress = |step: u64, loss: f64, accuracy: f64| {
             let message = format!("loss {loss:.4} · batch accuracy {:.0}%", accuracy * 100.0);

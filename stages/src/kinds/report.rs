@@ -135,12 +135,12 @@ impl TypedKind for Report {
             .collect();
         if !curve_inputs.is_empty() {
             html.push_str("<h2>Training curves</h2>\n");
+            std::fs::create_dir_all(ctx.out.join("curves"))
+                .map_err(StageError::io("cannot create curves/"))?;
         }
         for input in curve_inputs {
             for (what, file, series) in curves(input)? {
                 let name = format!("curves/{}-{what}.png", slug(&input.from));
-                std::fs::create_dir_all(ctx.out.join("curves"))
-                    .map_err(StageError::io("cannot create curves/"))?;
                 let drawn: Vec<Series> = series
                     .iter()
                     .zip(PALETTE)

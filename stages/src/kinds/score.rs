@@ -93,12 +93,9 @@ impl TypedKind for Score {
     fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
         let fail = |e: MetricError| StageError::Failed(e.to_string());
         let samples_dir = ctx.input("samples")?;
-        let pack;
-        let packed;
-        let sampled;
-        let (samples, labels, classes): (&dyn ImageSource, &[u32], &[String]) =
+        let (samples, labels, classes): (Box<dyn ImageSource>, Vec<u32>, Vec<String>) =
             if samples_dir.join("images.pack").exists() {
-                pack = Packed::open(&samples_dir.join("images.pack"))?;
+                let pack = Packed::open(&samples_dir.join("images.pack"))?;
                 let count = params.count.unwrap_or(pack.len());
                 if count > pack.len() {
                     return Err(StageError::Failed(format!(
@@ -108,11 +105,12 @@ impl TypedKind for Score {
                     )));
                 }
                 let labels = pack.labels()[..count].to_vec();
-                packed = (First(&pack, count), labels, pack.header().classes.clone());
-                (&packed.0, &packed.1, &packed.2)
+                let classes = pack.header().classes.clone();
+                (Box::new(First(pack, count)), labels, classes)
             } else {
-                sampled = sample_here(&params, samples_dir, ctx)?;
-                (&sampled.0, sampled.0.labels(), &sampled.1)
+                let (images, classes) = sample_here(&params, samples_dir, ctx)?;
+                let labels = images.labels().to_vec();
+                (Box::new(images), labels, classes)
             };
         let reference_dir = ctx.input("reference")?;
         let reference = Stats::read_npz(&reference_dir.join("stats.npz")).map_err(fail)?;
@@ -136,7 +134,7 @@ impl TypedKind for Score {
             |done: u64, total: u64| ctx.progress.report(done, Some(total), "Inception features");
         let task = Extraction {
             extractor: &extractor,
-            images: samples,
+            images: samples.as_ref(),
             batch: params.batch,
             keep: true,
             progress: &progress,
@@ -161,7 +159,7 @@ impl TypedKind for Score {
             let (_, model_classes) = super::train::trained_model(weights_dir)
                 .map_err(|e| StageError::Failed(e.to_string()))?;
             if classes == model_classes {
-                let accuracy = accuracy(&extracted.logits, extracted.classes, labels);
+                let accuracy = accuracy(&extracted.logits, extracted.classes, &labels);
                 metrics.push(("accuracy".into(), accuracy));
             }
         }

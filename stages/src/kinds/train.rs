@@ -179,15 +179,14 @@ impl TypedKind for Train {
                 );
             }
         };
-        let evaluation_inputs = match &params.eval {
-            Some(_) => {
+        // The reference statistics and the network of the evaluation during training.
+        let eval_inputs = match &params.eval {
+            Some(eval) => {
                 let dir = ctx.input("eval_reference")?;
                 let reference = Stats::read_npz(&dir.join("stats.npz"))
                     .map_err(|e| StageError::Failed(e.to_string()))?;
-                Some((
-                    reference,
-                    super::classifier::extractor(ctx.input("eval_weights")?)?,
-                ))
+                let extractor = super::classifier::extractor(ctx.input("eval_weights")?)?;
+                Some((eval, reference, extractor))
             }
             None => None,
         };
@@ -198,15 +197,15 @@ impl TypedKind for Train {
                 scored.step, scored.fid
             );
         };
-        let evaluation = params.eval.as_ref().zip(evaluation_inputs.as_ref()).map(
-            |(eval, (reference, extractor))| Evaluation {
+        let evaluation = eval_inputs
+            .as_ref()
+            .map(|(eval, reference, extractor)| Evaluation {
                 every: eval.every,
                 count: eval.count,
                 extractor,
                 reference,
                 report: &report,
-            },
-        );
+            });
         let setup = Setup {
             evaluation,
             model: &params.model,

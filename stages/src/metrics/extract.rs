@@ -40,9 +40,9 @@ impl ImageSource for crate::data::Packed {
 }
 
 /// The first images of a source.
-pub struct First<'a>(pub &'a dyn ImageSource, pub usize);
+pub struct First<S>(pub S, pub usize);
 
-impl ImageSource for First<'_> {
+impl<S: ImageSource> ImageSource for First<S> {
     fn len(&self) -> usize {
         self.1.min(self.0.len())
     }
