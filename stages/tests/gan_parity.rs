@@ -3,12 +3,14 @@
 //! train mode, gradients of two fixed losses for every parameter) and `losses/` (the 2C
 //! loss and its gradients).
 
+mod backend;
 mod fixtures;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::backend::{Autodiff, Flex};
+use backend::Backend as Inner;
+use burn::backend::Autodiff;
 use burn::prelude::*;
 use stages::gan::config::{Architecture, Attention, Conditioning, ModelConfig};
 use stages::gan::import::{Network, import};
@@ -17,7 +19,7 @@ use stages::gan::tensors::Tensors;
 use stages::gan::{discriminator, generator, loss};
 use stages::metrics::npy;
 
-type Ad = Autodiff<Flex>;
+type Ad = Autodiff<Inner>;
 
 fn arrays(path: &Path) -> BTreeMap<String, npy::Array> {
     npy::read_npz(path)
@@ -142,12 +144,12 @@ fn imported_checkpoints_match_the_reference_outputs() {
     for (case, c) in &cases {
         let config = model(case, c);
         let expected = arrays(&dir.join(format!("{case}_expected.npz")));
-        let input = inputs::<Flex>(&expected);
+        let input = inputs::<Inner>(&expected);
         let device = Default::default();
         let g_file = checkpoint(&dir, case, "G");
         let d_file = checkpoint(&dir, case, "D");
         let load = |path: &Path, network| {
-            import::<Flex>(path, network, &config, &device).unwrap_or_else(|e| panic!("{e}"))
+            import::<Inner>(path, network, &config, &device).unwrap_or_else(|e| panic!("{e}"))
         };
         let g = load(&g_file, Network::Generator);
         let d = load(&d_file, Network::Discriminator);
@@ -221,7 +223,7 @@ fn gradients_match_the_reference_for_every_parameter() {
         let input = inputs::<Ad>(&expected);
         let device = Default::default();
         let load = |network, name| {
-            let inner = import::<Flex>(&checkpoint(&dir, case, name), network, &config, &device)
+            let inner = import::<Inner>(&checkpoint(&dir, case, name), network, &config, &device)
                 .unwrap_or_else(|e| panic!("{e}"));
             Tensors::<Ad>::from_inner(inner, true)
         };

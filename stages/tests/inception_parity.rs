@@ -2,9 +2,10 @@
 //! our network against `expected.npz` (`pool3`, `logits`, `logits_unbiased`), within
 //! 1e-4 × max|expected| per array. Any fixture set of this layout works.
 
+mod backend;
 mod fixtures;
 
-use burn::backend::Flex;
+use backend::Backend;
 use stages::data::decode_rgb;
 use stages::metrics::inception::{CLASSES, FEATURES, FidInception, images_tensor};
 use stages::metrics::npy;
@@ -18,7 +19,7 @@ fn every_image_matches_pytorch_fid() {
         .find(|p| p.extension().is_some_and(|e| e == "pth"))
         .expect("a .pth weight file in the fixture folder");
     let device = Default::default();
-    let net = FidInception::<Flex>::load(&weights, &device).unwrap_or_else(|e| panic!("{e}"));
+    let net = FidInception::<Backend>::load(&weights, &device).unwrap_or_else(|e| panic!("{e}"));
     let bias = net.fc_bias().to_vec();
     let names: Vec<String> = std::fs::read_to_string(dir.join("images.txt"))
         .unwrap()
