@@ -35,7 +35,7 @@ fn reduced_quickstart() -> Project {
             ("steps: 300,", "steps: 3, batch_size: 8,"),
             ("every: 200, count: 250", "every: 2, count: 10"),
             ("checkpoint_every: 200,", "checkpoint_every: 2,"),
-            ("count: 1000, generator: Best", "count: 10, generator: Best"),
+            ("count: 1000, generator: Ema", "count: 10, generator: Ema"),
             ("count: 1000),", "count: 12),"),
         ],
     );
@@ -44,8 +44,8 @@ fn reduced_quickstart() -> Project {
         "configs/quickstart/train.ron",
         &[
             ("\"batch_size\": 16", "\"batch_size\": 4"),
-            ("\"total_steps\": 800", "\"total_steps\": 4"),
-            ("start: 400", "start: 2"),
+            ("\"total_steps\": 1400", "\"total_steps\": 4"),
+            ("start: 700", "start: 2"),
         ],
     );
     for rel in [

@@ -276,7 +276,8 @@ fn keep_going_runs_independent_branches_after_a_failure() {
         "other": Command(argv: ["sh", "-c", "echo ok > {out}/o"]),
     })"#;
     p.write("p.ron", text);
-    let stopped = p.run("p.ron", &[], 1);
+    // One at a time, so that `other` has not started when `bad` fails.
+    let stopped = p.run("p.ron", &["-j", "1"], 1);
     assert_eq!(
         actions(&stopped),
         [

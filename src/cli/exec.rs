@@ -13,6 +13,9 @@ pub struct Args {
     /// GPU ids given to the stage.
     #[arg(long, value_name = "LIST", value_parser = parse_gpus, default_value = "")]
     gpus: GpuIds,
+    /// CPU threads the stage may use (default: every core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    threads: Option<u32>,
     /// Print the outcome as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -53,6 +56,9 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
         store: &store,
         registry: &registry,
         cancel: cancel_flag(),
+        threads: args
+            .threads
+            .map_or_else(|| pipe::schedule::share_of_cores(1), |n| n as usize),
     };
     let result = executor.execute(&job, &args.gpus.0, &Silent);
     store.save()?;

@@ -26,8 +26,9 @@ pub struct Args {
     /// only if its output changes.
     #[arg(long, value_name = "STAGE")]
     force: Vec<String>,
-    /// How many stages may run at once.
-    #[arg(short, long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// How many stages may run at once (default: one per CPU core). Each running stage
+    /// gets an even share of the cores for its own threads; -j 1 gives one stage them all.
+    #[arg(short, long, default_value_t = cores(), value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     jobs: u32,
     /// GPU ids stages may use, e.g. 0,1,2,3; a stage declaring `gpus: N` waits for N free ids.
     #[arg(long, value_name = "LIST", value_parser = parse_gpus, default_value = "")]
@@ -41,6 +42,10 @@ pub struct Args {
     /// Print the run summary as JSON on stdout (schema in `schema`).
     #[arg(long)]
     json: bool,
+}
+
+fn cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -101,10 +106,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
     install_ctrlc();
     let registry = stages::registry();
     let display = Display::new(!args.json, ctx.quiet);
+    let threads = schedule::share_of_cores(args.jobs as usize);
     let local = InProcess {
         store: &store,
         registry: &registry,
         cancel: &CANCEL,
+        threads,
     };
     let process;
     let executor: &dyn Executor = match args.executor {
@@ -116,6 +123,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
                 exe,
                 store: &store,
                 cancel: &CANCEL,
+                threads,
             };
             &process
         }

@@ -21,12 +21,21 @@ pub trait Executor: Sync {
     ) -> Result<Executed, ExecError>;
 }
 
+/// The CPU threads of each of `jobs` stages running at once: the cores divided
+/// evenly, at least one.
+pub fn share_of_cores(jobs: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / jobs.max(1)).max(1)
+}
+
 /// Runs stages on threads of this process.
 #[derive(Clone, Copy)]
 pub struct InProcess<'a> {
     pub store: &'a Store,
     pub registry: &'a Registry,
     pub cancel: &'a AtomicBool,
+    /// CPU threads each stage may use ([`share_of_cores`]).
+    pub threads: usize,
 }
 
 impl Executor for InProcess<'_> {
@@ -45,6 +54,7 @@ pub struct Subprocess<'a> {
     pub exe: PathBuf,
     pub store: &'a Store,
     pub cancel: &'a AtomicBool,
+    pub threads: usize,
 }
 
 impl Executor for Subprocess<'_> {
@@ -64,6 +74,7 @@ impl Executor for Subprocess<'_> {
             .arg("--cache")
             .arg(self.store.root())
             .args(["exec", "--json", &job.key.hex()])
+            .args(["--threads", &self.threads.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());

@@ -157,6 +157,7 @@ fn run_in(
         store,
         registry,
         cancel,
+        threads,
     } = *env;
     let fail = |message: String| ExecError::Failed { message, log: None };
     let kind = registry.get(&job.inputs.kind).ok_or_else(|| {
@@ -211,6 +212,7 @@ fn run_in(
         base_dir: &job.base_dir,
         inputs: &inputs,
         gpus,
+        threads,
         log: &log,
         cancel,
         progress,
@@ -218,7 +220,7 @@ fn run_in(
     let started = SystemTime::now();
     let clock = Instant::now();
     tracing::info!(stage = %job.stage, key = %job.key.short(), "running");
-    let result = kind.run(&job.inputs.params, &ctx);
+    let result = stages::run_stage(kind, &job.inputs.params, &ctx);
     let duration = clock.elapsed();
     drop(log);
     match result {

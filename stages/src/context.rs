@@ -17,6 +17,9 @@ pub struct Context<'a> {
     pub inputs: &'a BTreeMap<String, Vec<Input>>,
     /// GPU ids this stage was given, as many as it declared.
     pub gpus: &'a [u32],
+    /// CPU threads for the stage's own parallel work: its share of the machine when
+    /// several stages run at once (`pipe run -j`).
+    pub threads: usize,
     /// The stage's log, kept with its record.
     pub log: &'a File,
     pub cancel: &'a AtomicBool,

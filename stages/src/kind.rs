@@ -21,6 +21,28 @@ pub trait Kind: Send + Sync {
     fn run(&self, params: &serde_json::Value, ctx: &Context) -> Result<Outcome, StageError>;
 }
 
+/// Runs a stage with its parallel work (burn-flex, faer, our kernels: all rayon) on a
+/// pool of `ctx.threads` threads. Stages running side by side then each keep to their
+/// share of the cores: small tensor operations split over more threads than that spend
+/// more time handing work over than computing.
+pub fn run_stage(
+    kind: &dyn Kind,
+    params: &serde_json::Value,
+    ctx: &Context,
+) -> Result<Outcome, StageError> {
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(ctx.threads.max(1))
+        .thread_name(|i| format!("stage-{i}"))
+        .build()
+    {
+        Ok(pool) => pool.install(|| kind.run(params, ctx)),
+        Err(e) => {
+            tracing::warn!("no thread pool for the stage ({e}); using the shared one");
+            kind.run(params, ctx)
+        }
+    }
+}
+
 /// What a stage's parameters say, once checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Declaration {
@@ -248,5 +270,63 @@ mod tests {
             b: String,
         }
         assert_eq!(super::struct_fields::<P>(), ["a", "b"]);
+    }
+
+    /// Reports the threads its parallel work would get.
+    struct Threads;
+
+    impl super::Kind for Threads {
+        fn name(&self) -> &'static str {
+            "Threads"
+        }
+        fn version(&self) -> u32 {
+            1
+        }
+        fn fields(&self) -> &'static [&'static str] {
+            &[]
+        }
+        fn declare(&self, _: &ronspan::Value) -> Result<super::Declaration, ronspan::Error> {
+            unreachable!("not declared in this test")
+        }
+        fn run(
+            &self,
+            _: &serde_json::Value,
+            _: &crate::Context,
+        ) -> Result<crate::Outcome, crate::StageError> {
+            let mut outcome = crate::Outcome::default();
+            let threads = rayon::current_num_threads() as f64;
+            outcome.metrics.insert("threads".into(), threads);
+            Ok(outcome)
+        }
+    }
+
+    struct Quiet;
+
+    impl crate::Progress for Quiet {
+        fn report(&self, _: u64, _: Option<u64>, _: &str) {}
+    }
+
+    #[test]
+    fn a_stage_runs_on_its_share_of_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let cancel = std::sync::atomic::AtomicBool::new(false);
+        let inputs = Default::default();
+        for threads in [1, 3] {
+            let ctx = crate::Context {
+                stage: "threads",
+                out: dir.path(),
+                work: dir.path(),
+                base_dir: dir.path(),
+                inputs: &inputs,
+                gpus: &[],
+                threads,
+                log: &log,
+                cancel: &cancel,
+                progress: &Quiet,
+            };
+            let outcome = super::run_stage(&Threads, &serde_json::Value::Null, &ctx).unwrap();
+            assert_eq!(outcome.metrics["threads"], threads as f64);
+        }
     }
 }

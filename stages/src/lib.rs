@@ -31,7 +31,7 @@ pub mod rng;
 
 pub use context::{Context, Input, Outcome, Progress, StageError};
 pub use kind::{
-    Declaration, FileInput, Invalid, Kind, Needs, Reference, Registry, Typed, TypedKind,
+    Declaration, FileInput, Invalid, Kind, Needs, Reference, Registry, Typed, TypedKind, run_stage,
 };
 
 /// Every kind this build knows, by the name used in pipeline files.
