@@ -44,8 +44,8 @@ fn reduced_quickstart() -> Project {
         "configs/quickstart/train.ron",
         &[
             ("\"batch_size\": 16", "\"batch_size\": 4"),
-            ("\"total_steps\": 1400", "\"total_steps\": 4"),
-            ("start: 700", "start: 2"),
+            ("\"total_steps\": 1500", "\"total_steps\": 4"),
+            ("start: 750", "start: 2"),
         ],
     );
     for rel in [

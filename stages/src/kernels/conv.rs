@@ -75,8 +75,13 @@ fn im2col(x: &[f32], g: &Geometry, i0: usize, i1: usize, cols: &mut [f32]) {
         .for_each(|(row, dst)| {
             let (ch, tap) = (row / (g.kh * g.kw), row % (g.kh * g.kw));
             let (ki, kj) = (tap / g.kw, tap % g.kw);
+            let same = g.stride == [1, 1] && (ho, wo) == (g.h, g.w);
             for (m, img) in (i0..i1).enumerate() {
                 let plane = &x[(img * g.c + ch) * g.h * g.w..][..g.h * g.w];
+                if same {
+                    shifted_plane(plane, g, ki, kj, &mut dst[m * pixels..][..pixels]);
+                    continue;
+                }
                 for oy in 0..ho {
                     let out = &mut dst[m * pixels + oy * wo..][..wo];
                     let iy = (oy * g.stride[0] + ki) as isize - g.padding[0] as isize;
@@ -108,6 +113,29 @@ fn im2col(x: &[f32], g: &Geometry, i0: usize, i1: usize, cols: &mut [f32]) {
                 }
             }
         });
+}
+
+/// One image's cols row of tap `(ki, kj)` when the convolution keeps the image's size
+/// (stride 1): the plane shifted by a constant in memory. One copy of the plane, then
+/// the columns whose tap falls off the line's ends (they picked up the neighbouring
+/// line) set to zero; rows off the top or bottom fall outside the copied range. For
+/// the small planes of the quickstart this replaces a short copy per row.
+fn shifted_plane(plane: &[f32], g: &Geometry, ki: usize, kj: usize, out: &mut [f32]) {
+    let pixels = (g.h * g.w) as isize;
+    let shift =
+        (ki as isize - g.padding[0] as isize) * g.w as isize + kj as isize - g.padding[1] as isize;
+    let lo = (-shift).clamp(0, pixels) as usize;
+    let hi = ((pixels - shift).clamp(0, pixels) as usize).max(lo);
+    out[..lo].fill(0.0);
+    out[hi..].fill(0.0);
+    let from = (lo as isize + shift) as usize;
+    out[lo..hi].copy_from_slice(&plane[from..from + hi - lo]);
+    let (first, end) = g.valid(kj, g.w);
+    for column in (0..first).chain(end..g.w) {
+        for v in out[column..].iter_mut().step_by(g.w) {
+            *v = 0.0;
+        }
+    }
 }
 
 /// Adds cols of images `i0..i1` back onto their input pixels (im2col's adjoint).
@@ -270,6 +298,51 @@ mod tests {
 
     fn random(rng: &mut Rng, n: usize) -> Vec<f32> {
         (0..n).map(|_| rng.f32() - 0.5).collect()
+    }
+
+    #[test]
+    fn cols_hold_the_input_pixel_under_each_tap() {
+        let mut rng = Rng::new(5);
+        for (h, w, kh, kw, padding, stride) in [
+            (16, 16, 3, 3, [1, 1], [1, 1]),
+            (4, 4, 3, 3, [1, 1], [1, 1]),
+            (7, 6, 3, 3, [1, 1], [1, 1]),
+            (9, 7, 1, 7, [0, 3], [1, 1]),
+            (8, 8, 1, 1, [0, 0], [1, 1]),
+            (9, 9, 5, 5, [2, 2], [1, 1]),
+            (8, 8, 4, 4, [1, 1], [2, 2]),
+        ] {
+            let g = Geometry {
+                n: 3,
+                c: 2,
+                h,
+                w,
+                o: 1,
+                kh,
+                kw,
+                stride,
+                padding,
+            };
+            let x = random(&mut rng, g.n * g.c * h * w);
+            let mut cols = vec![f32::NAN; g.k() * g.n * g.pixels()];
+            im2col(&x, &g, 0, g.n, &mut cols);
+            let (ho, wo) = (g.out_h(), g.out_w());
+            for (row, line) in cols.chunks(g.n * g.pixels()).enumerate() {
+                let (ch, ki, kj) = (row / (kh * kw), row / kw % kh, row % kw);
+                for (i, &v) in line.iter().enumerate() {
+                    let (m, oy, ox) = (i / (ho * wo), i / wo % ho, i % wo);
+                    let iy = (oy * stride[0] + ki) as isize - padding[0] as isize;
+                    let ix = (ox * stride[1] + kj) as isize - padding[1] as isize;
+                    let inside = (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix);
+                    let want = if inside {
+                        x[((m * g.c + ch) * h + iy as usize) * w + ix as usize]
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(v.to_bits(), want.to_bits(), "{g:?} row {row} at {i}");
+                }
+            }
+        }
     }
 
     #[test]
