@@ -58,7 +58,7 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
         cancel: cancel_flag(),
         threads: args
             .threads
-            .map_or_else(|| pipe::schedule::share_of_cores(1), |n| n as usize),
+            .map_or_else(pipe::schedule::cores, |n| n as usize),
     };
     let result = executor.execute(&job, &args.gpus.0, &Silent);
     store.save()?;

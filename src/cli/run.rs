@@ -28,7 +28,7 @@ pub struct Args {
     force: Vec<String>,
     /// How many stages may run at once (default: one per CPU core). Each running stage
     /// gets an even share of the cores for its own threads; -j 1 gives one stage them all.
-    #[arg(short, long, default_value_t = cores(), value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(short, long, default_value_t = schedule::cores() as u32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     jobs: u32,
     /// GPU ids stages may use, e.g. 0,1,2,3; a stage declaring `gpus: N` waits for N free ids.
     #[arg(long, value_name = "LIST", value_parser = parse_gpus, default_value = "")]
@@ -42,10 +42,6 @@ pub struct Args {
     /// Print the run summary as JSON on stdout (schema in `schema`).
     #[arg(long)]
     json: bool,
-}
-
-fn cores() -> u32 {
-    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]

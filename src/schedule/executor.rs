@@ -21,11 +21,15 @@ pub trait Executor: Sync {
     ) -> Result<Executed, ExecError>;
 }
 
+/// The CPU cores this process may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// The CPU threads of each of `jobs` stages running at once: the cores divided
 /// evenly, at least one.
 pub fn share_of_cores(jobs: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (cores / jobs.max(1)).max(1)
+    (cores() / jobs.max(1)).max(1)
 }
 
 /// Runs stages on threads of this process.

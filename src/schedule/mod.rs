@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use stages::Progress;
 
-pub use executor::{Executor, InProcess, Subprocess, share_of_cores};
+pub use executor::{Executor, InProcess, Subprocess, cores, share_of_cores};
 pub use job::{ExecError, Executed, JOB_SCHEMA, Job};
 use slots::Slots;
 
