@@ -1,10 +1,12 @@
 //! The operations our networks spend their time in, with CPU versions of our own where
-//! burn-flex is slow: the convolution's two gradients (burn-flex computes the weight
-//! gradient as a convolution whose output is the kernel, a few pixels, which its GEMM
-//! tiles badly; [`conv`] does im2col + GEMM) and the per-channel affine map `x·a + b`
-//! behind BatchNorm and biases (burn-flex broadcasts through a generic strided
-//! iterator; [`affine`] runs plane by plane). They enter autodiff as custom operations
-//! with their own backward passes. Other backends (CUDA) use burn's operations.
+//! burn-flex is slow: the convolution and its two gradients ([`conv`], im2col + GEMM;
+//! burn-flex computes the weight gradient as a convolution whose output is the kernel,
+//! a few pixels, which its GEMM tiles badly, and its forward pass converts every input
+//! to NHWC on one thread; see `benches/conv.rs` and `benches/metrics.rs`), the 3×3 pools of the FID network ([`pool`]), and the
+//! per-channel affine map `x·a + b` behind BatchNorm and biases (burn-flex broadcasts
+//! through a generic strided iterator; [`affine`] runs plane by plane). They enter
+//! autodiff as custom operations with their own backward passes. Other backends (CUDA)
+//! use burn's operations.
 //!
 //! Everything that runs a network is generic over [`Kernels`] rather than burn's
 //! `Backend`; every backend this build can run on implements it.
@@ -15,7 +17,7 @@ mod pool;
 
 use burn::backend::Flex;
 use burn::prelude::*;
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor, ModuleOps};
+use burn::tensor::ops::{ActivationOps, ConvOptions, ConvTransposeOptions, FloatTensor, ModuleOps};
 use burn::tensor::{TensorMetadata, TensorPrimitive};
 use burn_autodiff::Autodiff;
 use burn_autodiff::NodeId;
@@ -44,6 +46,16 @@ pub trait Kernels: Backend {
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
         Self::conv2d(x, w, bias, options)
+    }
+
+    /// `relu(conv(x, w) + bias)`, in one pass over the output where the backend can.
+    fn conv_relu(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::relu(Self::conv(x, w, Some(bias), options))
     }
 
     /// The gradient of a convolution's bias: `dy` summed over images and pixels.
@@ -91,6 +103,11 @@ pub trait Kernels: Backend {
     /// 3×3 average pool, stride 1, padding 1, the padding not counted.
     fn box3(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::avg_pool2d(x, [3, 3], [1, 1], [1, 1], false, false)
+    }
+
+    /// 3×3 max pool with the given stride and padding.
+    fn max3(x: FloatTensor<Self>, stride: usize, padding: usize) -> FloatTensor<Self> {
+        Self::max_pool2d(x, [3, 3], [stride; 2], [padding; 2], [1, 1], false)
     }
 
     /// `x·a + b` for x `[n, c, h, w]`, a and b `[rows, c]` (rows 1 or n).
@@ -142,6 +159,21 @@ pub fn conv2d<B: Kernels>(
     ))
 }
 
+/// `relu(conv2d(x, weight) + bias)`.
+pub fn conv2d_relu<B: Kernels>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Tensor<B, 1>,
+    options: ConvOptions<2>,
+) -> Tensor<B, 4> {
+    wrap(B::conv_relu(
+        unwrap(x),
+        unwrap(weight),
+        unwrap(bias),
+        options,
+    ))
+}
+
 /// The transposed convolution of PyTorch's `ConvTranspose2d` (weight `[in, out, kh, kw]`,
 /// no output padding) plus bias.
 pub fn conv_transpose2d<B: Kernels>(
@@ -162,6 +194,11 @@ pub fn conv_transpose2d<B: Kernels>(
 /// (`avg_pool2d(x, 3, 1, 1, count_include_pad=False)`).
 pub fn avg_pool3<B: Kernels>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     wrap(B::box3(unwrap(x)))
+}
+
+/// 3×3 max pool (`max_pool2d(x, 3, stride, padding)`).
+pub fn max_pool3<B: Kernels>(x: Tensor<B, 4>, stride: usize, padding: usize) -> Tensor<B, 4> {
+    wrap(B::max3(unwrap(x), stride, padding))
 }
 
 /// `x·a + b` per channel: x `[n, c, h, w]`, a and b `[1, c]` (shared) or `[n, c]`.
@@ -201,15 +238,67 @@ fn flex<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> FloatTensor<Flex> 
     burn_flex::FlexTensor::from_data(TensorData::new(data, shape))
 }
 
+/// Our convolution (dilation 1, one group, f32), with the ReLU applied as the output is
+/// written when `relu`; burn-flex's otherwise.
+fn flex_conv(
+    x: FloatTensor<Flex>,
+    w: FloatTensor<Flex>,
+    bias: Option<FloatTensor<Flex>>,
+    options: ConvOptions<2>,
+    relu: bool,
+) -> FloatTensor<Flex> {
+    let xs = x.shape().dims::<4>();
+    let ws = w.shape().dims::<4>();
+    let f32s = all_f32(&[&x, &w]) && bias.as_ref().is_none_or(|b| all_f32(&[b]));
+    match geometry(&xs, &ws, &options) {
+        Some(g) if f32s => {
+            let (x, w) = (contiguous(x), contiguous(w));
+            let bias = bias.map(contiguous);
+            let then = conv::Epilogue {
+                bias: bias.as_ref().map(|b| b.storage::<f32>()),
+                relu,
+            };
+            let y = conv::forward(x.storage::<f32>(), w.storage::<f32>(), then, &g);
+            flex(y, [g.n, g.o, g.out_h(), g.out_w()])
+        }
+        _ => {
+            let y = Flex::conv2d(x, w, bias, options);
+            if relu {
+                <Flex as ActivationOps<Flex>>::relu(y)
+            } else {
+                y
+            }
+        }
+    }
+}
+
 fn all_f32(tensors: &[&FloatTensor<Flex>]) -> bool {
     tensors
         .iter()
         .all(|t| t.dtype() == burn::tensor::DType::F32)
 }
 
-/// burn-flex's forward convolution (faster than im2col + GEMM at the sizes measured, see
-/// `benches/conv.rs`), our gradients and affine map.
+/// Our convolution (forward and gradients), pools and affine map on f32 tensors; burn's
+/// operations for anything else.
 impl Kernels for Flex {
+    fn conv(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        flex_conv(x, w, bias, options, false)
+    }
+
+    fn conv_relu(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        flex_conv(x, w, Some(bias), options, true)
+    }
+
     fn box3(x: FloatTensor<Self>) -> FloatTensor<Self> {
         if !all_f32(&[&x]) {
             return Self::avg_pool2d(x, [3, 3], [1, 1], [1, 1], false, false);
@@ -217,6 +306,17 @@ impl Kernels for Flex {
         let shape = x.shape().dims::<4>();
         let x = contiguous(x);
         flex(pool::box3(x.storage(), shape[2], shape[3]), shape)
+    }
+
+    fn max3(x: FloatTensor<Self>, stride: usize, padding: usize) -> FloatTensor<Self> {
+        let [n, c, h, w] = x.shape().dims::<4>();
+        if !all_f32(&[&x]) || h + 2 * padding < 3 || w + 2 * padding < 3 || padding > 1 {
+            return Self::max_pool2d(x, [3, 3], [stride; 2], [padding; 2], [1, 1], false);
+        }
+        let x = contiguous(x);
+        let y = pool::max3(x.storage(), h, w, stride, padding);
+        let out = |len: usize| (len + 2 * padding - 3) / stride + 1;
+        flex(y, [n, c, out(h), out(w)])
     }
 
     fn conv_grad_bias(dy: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -614,6 +714,27 @@ mod tests {
         let ours = avg_pool3(x.clone());
         let theirs = burn::tensor::module::avg_pool2d(x, [3, 3], [1, 1], [1, 1], false, false);
         close("pool", ours, theirs);
+    }
+
+    /// Our 3×3 max pool and burn's agree, for the strides and paddings of the network
+    /// and odd sizes whose last window is cut.
+    #[test]
+    fn max_pool_matches_burn() {
+        let mut rng = Rng::new(6);
+        for (h, w, stride, padding) in [(7, 5, 2, 0), (8, 9, 2, 0), (6, 4, 1, 1), (5, 7, 2, 1)] {
+            let x = random(&mut rng, [2, 3, h, w]).inner();
+            let ours = max_pool3(x.clone(), stride, padding);
+            let theirs = burn::tensor::module::max_pool2d(
+                x,
+                [3, 3],
+                [stride; 2],
+                [padding; 2],
+                [1, 1],
+                false,
+            );
+            assert_eq!(ours.dims(), theirs.dims());
+            close("max pool", ours, theirs);
+        }
     }
 
     /// The affine map and broadcasting arithmetic agree, shared or per image.

@@ -1,6 +1,7 @@
-//! The 3×3, stride-1, padding-1 average pool that does not count the padding (the pool
-//! branches of the FID Inception network), as a separable box filter over each plane:
-//! burn-flex's general pooling spent a quarter of the network's time there.
+//! The 3×3 pools of the FID Inception network, as separable filters over each plane:
+//! burn-flex's general pooling spent a quarter of the network's time in the average pool
+//! and a fifth in the max pool (it also computes the indices a gradient would need).
+//! The average pool has stride 1 and padding 1 and does not count the padding.
 
 use rayon::prelude::*;
 
@@ -28,6 +29,40 @@ pub fn box3(x: &[f32], h: usize, w: usize) -> Vec<f32> {
                     let count_cols = ((c + 1).min(w - 1) - c.saturating_sub(1) + 1) as f32;
                     let sum: f32 = (lo..=hi).map(|rr| rows[rr * w + c]).sum();
                     out[r * w + c] = sum / (count_rows * count_cols);
+                }
+            }
+        });
+    y
+}
+
+/// 3×3 max pool of x `[planes, h, w]` with the given stride and padding (padding never
+/// wins): `[planes, ho, wo]`.
+pub fn max3(x: &[f32], h: usize, w: usize, stride: usize, padding: usize) -> Vec<f32> {
+    let out = |len: usize| (len + 2 * padding - 3) / stride + 1;
+    let (ho, wo) = (out(h), out(w));
+    // The taps of output `o` that fall inside a line of length `len`.
+    let taps = |o: usize, len: usize| {
+        let start = (o * stride) as isize - padding as isize;
+        (start.max(0) as usize)..((start + 3).min(len as isize) as usize)
+    };
+    let mut y = vec![0.0; x.len() / (h * w) * ho * wo];
+    y.par_chunks_mut(ho * wo)
+        .zip(x.par_chunks(h * w))
+        .for_each(|(out, plane)| {
+            let mut column_max = vec![0.0f32; w];
+            for (oy, line) in out.chunks_mut(wo).enumerate() {
+                let mut rows = taps(oy, h).map(|r| &plane[r * w..][..w]);
+                column_max.copy_from_slice(rows.next().expect("a 3-tap window meets the plane"));
+                for row in rows {
+                    column_max
+                        .iter_mut()
+                        .zip(row)
+                        .for_each(|(m, &v)| *m = m.max(v));
+                }
+                for (ox, v) in line.iter_mut().enumerate() {
+                    *v = column_max[taps(ox, w)]
+                        .iter()
+                        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
                 }
             }
         });

@@ -15,9 +15,9 @@ use std::path::Path;
 
 use burn::prelude::*;
 
-use burn::tensor::module::{interpolate, max_pool2d};
+use burn::tensor::module::interpolate;
 
-use crate::kernels::{Kernels, avg_pool3, conv2d};
+use crate::kernels::{Kernels, avg_pool3, conv2d, conv2d_relu, max_pool3};
 use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions};
 
 use super::MetricError;
@@ -85,12 +85,28 @@ impl<B: Kernels> BasicConv<B> {
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        burn::tensor::activation::relu(conv2d(
+        conv2d_relu(
+            x,
+            self.weight.clone(),
+            self.bias.clone(),
+            self.options.clone(),
+        )
+    }
+
+    /// This 1×1 convolution's branch after the 3×3 average pool, `forward(avg_pool3(x))`,
+    /// computed as `relu(avg_pool3(conv(x) + bias))`: the same map, since the
+    /// convolution mixes channels pixel by pixel, the pool mixes pixels channel by
+    /// channel, and the average of a constant bias is the bias. The pool then runs on
+    /// the branch's 32–192 output channels instead of its 192–2048 inputs.
+    fn after_avg_pool(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        debug_assert_eq!(self.weight.dims()[2..], [1, 1]);
+        let y = conv2d(
             x,
             self.weight.clone(),
             Some(self.bias.clone()),
             self.options.clone(),
-        ))
+        );
+        burn::tensor::activation::relu(avg_pool3(y))
     }
 }
 
@@ -100,7 +116,7 @@ fn chain<B: Kernels>(convs: &[BasicConv<B>], x: Tensor<B, 4>) -> Tensor<B, 4> {
 }
 
 fn max3s2<B: Kernels>(x: Tensor<B, 4>) -> Tensor<B, 4> {
-    max_pool2d(x, [3, 3], [2, 2], [0, 0], [1, 1], false)
+    max_pool3(x, 2, 0)
 }
 
 /// Loads the convolutions of a block, named `{block}.{branch}`.
@@ -174,7 +190,7 @@ impl<B: Kernels> BlockA<B> {
         let a = self.b1x1.forward(x.clone());
         let b = self.b5x5[1].forward(self.b5x5[0].forward(x.clone()));
         let c = chain(&self.b3x3dbl, x.clone());
-        let d = self.pool.forward(avg_pool3(x));
+        let d = self.pool.after_avg_pool(x);
         Tensor::cat(vec![a, b, c, d], 1)
     }
 }
@@ -240,7 +256,7 @@ impl<B: Kernels> BlockC<B> {
         let a = self.b1x1.forward(x.clone());
         let b = chain(&self.b7x7, x.clone());
         let c = chain(&self.b7x7dbl, x.clone());
-        let d = self.pool.forward(avg_pool3(x));
+        let d = self.pool.after_avg_pool(x);
         Tensor::cat(vec![a, b, c, d], 1)
     }
 }
@@ -324,12 +340,11 @@ impl<B: Kernels> BlockE<B> {
             ],
             1,
         );
-        let pooled = if self.max_pool {
-            max_pool2d(x, [3, 3], [1, 1], [1, 1], [1, 1], false)
+        let d = if self.max_pool {
+            self.pool.forward(max_pool3(x, 1, 1))
         } else {
-            avg_pool3(x)
+            self.pool.after_avg_pool(x)
         };
-        let d = self.pool.forward(pooled);
         Tensor::cat(vec![a, b, c, d], 1)
     }
 }
