@@ -156,9 +156,9 @@ fn cols_row(
     }
 }
 
-/// The pixels `first..first + out.len()` (whole lines) of one image's cols row of tap `(ki, kj)` when
-/// the convolution keeps the image's size (stride 1): the plane shifted by a constant
-/// in memory. One copy, then the columns whose tap falls off the line's ends (they
+/// The pixels `first..first + out.len()` (whole lines) of one image's cols row of tap
+/// `(ki, kj)` when the convolution keeps the image's size (stride 1): the plane shifted
+/// by a constant in memory. One copy, then the columns whose tap falls off the line's ends (they
 /// picked up the neighbouring line) set to zero; rows off the top or bottom fall
 /// outside the copied range. For small planes this replaces a short copy per row.
 fn shifted_plane(
@@ -263,8 +263,9 @@ fn from_rows(rows: &[f32], then: Epilogue, images: usize, pixels: usize, nchw: &
         });
 }
 
-fn gemm(dst: MatMut<f32>, accum: Accum, lhs: MatRef<f32>, rhs: MatRef<f32>) {
-    faer::linalg::matmul::matmul(dst, accum, lhs, rhs, 1.0, Par::rayon(0));
+/// `dst = lhs·rhs` (or `+=`), on the current pool's threads or on this one.
+fn gemm(dst: MatMut<f32>, accum: Accum, lhs: MatRef<f32>, rhs: MatRef<f32>, par: Par) {
+    faer::linalg::matmul::matmul(dst, accum, lhs, rhs, 1.0, par);
 }
 
 fn matrix(data: &[f32], rows: usize, cols: usize) -> MatRef<'_, f32> {
@@ -323,7 +324,7 @@ fn forward_by_image(x: &[f32], weight: &[f32], then: Epilogue, g: &Geometry) -> 
                     matrix(cols, k, len)
                 };
                 let mut dst = image.rb_mut().subcols_mut(first * wo, len);
-                faer::linalg::matmul::matmul(dst.rb_mut(), Accum::Replace, w, src, 1.0, Par::Seq);
+                gemm(dst.rb_mut(), Accum::Replace, w, src, Par::Seq);
                 for (ch, row) in dst.row_iter_mut().enumerate() {
                     row.iter_mut().for_each(|v| *v = then.apply(ch, *v));
                 }
@@ -349,6 +350,7 @@ fn forward_by_chunk(x: &[f32], weight: &[f32], then: Epilogue, g: &Geometry) -> 
             Accum::Replace,
             w,
             matrix(&cols, k, width),
+            Par::rayon(0),
         );
         from_rows(
             &rows[..g.o * width],
@@ -377,6 +379,7 @@ pub fn grad_x(weight: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
             Accum::Replace,
             wt,
             matrix(&rows, g.o, width),
+            Par::rayon(0),
         );
         col2im(&cols, g, i0, i1, &mut dx);
     }
@@ -404,6 +407,7 @@ pub fn grad_weight(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
             accum,
             matrix(&rows, g.o, width),
             matrix(&cols, k, width).transpose(),
+            Par::rayon(0),
         );
     }
     dw
