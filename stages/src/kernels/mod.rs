@@ -2,11 +2,11 @@
 //! burn-flex is slow: the convolution and its two gradients ([`conv`], im2col + GEMM;
 //! burn-flex computes the weight gradient as a convolution whose output is the kernel,
 //! a few pixels, which its GEMM tiles badly, and its forward pass converts every input
-//! to NHWC on one thread; see `benches/conv.rs` and `benches/metrics.rs`), the 3×3 pools of the FID network ([`pool`]), and the
-//! per-channel affine map `x·a + b` behind BatchNorm and biases (burn-flex broadcasts
-//! through a generic strided iterator; [`affine`] runs plane by plane). They enter
-//! autodiff as custom operations with their own backward passes. Other backends (CUDA)
-//! use burn's operations.
+//! to NHWC on one thread; see `benches/conv.rs` and `benches/metrics.rs`), the 3×3
+//! pools of the FID network ([`pool`]), and the per-channel affine map `x·a + b` behind
+//! BatchNorm and biases (burn-flex broadcasts through a generic strided iterator;
+//! [`affine`] runs plane by plane). They enter autodiff as custom operations with their
+//! own backward passes. Other backends (CUDA) use burn's operations.
 //!
 //! Everything that runs a network is generic over [`Kernels`] rather than burn's
 //! `Backend`; every backend this build can run on implements it.
@@ -315,7 +315,7 @@ impl Kernels for Flex {
         }
         let x = contiguous(x);
         let y = pool::max3(x.storage(), h, w, stride, padding);
-        let out = |len: usize| (len + 2 * padding - 3) / stride + 1;
+        let out = |len| pool::max3_len(len, stride, padding);
         flex(y, [n, c, out(h), out(w)])
     }
 

@@ -35,11 +35,15 @@ pub fn box3(x: &[f32], h: usize, w: usize) -> Vec<f32> {
     y
 }
 
+/// The length of a line of [`max3`]'s output.
+pub fn max3_len(len: usize, stride: usize, padding: usize) -> usize {
+    (len + 2 * padding - 3) / stride + 1
+}
+
 /// 3×3 max pool of x `[planes, h, w]` with the given stride and padding (padding never
 /// wins): `[planes, ho, wo]`.
 pub fn max3(x: &[f32], h: usize, w: usize, stride: usize, padding: usize) -> Vec<f32> {
-    let out = |len: usize| (len + 2 * padding - 3) / stride + 1;
-    let (ho, wo) = (out(h), out(w));
+    let (ho, wo) = (max3_len(h, stride, padding), max3_len(w, stride, padding));
     // The taps of output `o` that fall inside a line of length `len`.
     let taps = |o: usize, len: usize| {
         let start = (o * stride) as isize - padding as isize;
