@@ -16,9 +16,11 @@
 //! - [`schedule`] runs what is stale, in parallel, through an executor.
 //! - [`summary`] is what a run reports, as text or JSON.
 //!
-//! The engine knows stage kinds only through the contract of the `stages` crate
-//! ([`stages::Kind`]): it never names what a stage does.
+//! The engine knows stage kinds only through the `contract` crate ([`contract::Kind`]):
+//! it never names what a stage does. Its one kind of its own is [`command::Command`],
+//! which runs a program; the `pipe` binary adds the kinds of the `stages` crate.
 
+pub mod command;
 pub mod digest;
 pub mod graph;
 pub mod key;
@@ -28,3 +30,8 @@ pub mod reason;
 pub mod schedule;
 pub mod store;
 pub mod summary;
+
+/// The engine's own kinds: the registry of a build without any other.
+pub fn kinds() -> Vec<Box<dyn contract::Kind>> {
+    vec![Box::new(contract::Typed::<command::Command>::default())]
+}

@@ -2,6 +2,8 @@
 //! setups (REFERENCE.md, and the authors' configs/Table1 and Table2 at 67e0de0), checked
 //! here against a table written out by hand, through the same loading a pipeline does.
 
+mod common;
+
 use std::path::Path;
 
 use serde_json::Value;
@@ -69,7 +71,7 @@ fn train_params(name: &str, dir: &Path) -> Value {
         ),
     )
     .unwrap();
-    let pipeline = pipe::pipeline::Pipeline::load(&file, &stages::registry())
+    let pipeline = pipe::pipeline::Pipeline::load(&file, &common::registry())
         .unwrap_or_else(|e| panic!("{name}: {e:?}"));
     let stage = pipeline.stages.iter().find(|s| s.name == "train").unwrap();
     stage.declaration.params.clone()

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use common::http::serve;
 use common::*;
-use md5::Digest as _;
 use stages::data::Packed;
+use stages::testutil::md5_hex;
 
 const NAMES: [&str; 10] = [
     "airplane",
@@ -34,37 +34,28 @@ fn record(label: u8, k: u8) -> Vec<u8> {
 
 /// `cifar-10-binary.tar.gz` with two records per training batch and three test records.
 fn cifar_archive() -> Vec<u8> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    let mut add = |name: &str, bytes: &[u8]| {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, format!("cifar-10-batches-bin/{name}"), bytes)
-            .unwrap();
-    };
-    add("batches.meta.txt", (NAMES.join("\n") + "\n").as_bytes());
+    let mut members: Vec<(String, Vec<u8>)> = vec![(
+        "batches.meta.txt".into(),
+        (NAMES.join("\n") + "\n").into_bytes(),
+    )];
     for b in 1..=5u8 {
-        add(
-            &format!("data_batch_{b}.bin"),
-            &[record(b, 10 * b), record(0, 10 * b + 1)].concat(),
-        );
+        members.push((
+            format!("data_batch_{b}.bin"),
+            [record(b, 10 * b), record(0, 10 * b + 1)].concat(),
+        ));
     }
-    add(
-        "test_batch.bin",
-        &[record(7, 100), record(8, 101), record(9, 102)].concat(),
-    );
+    members.push((
+        "test_batch.bin".into(),
+        [record(7, 100), record(8, 101), record(9, 102)].concat(),
+    ));
     // Padding makes the archive large enough for a transfer to be cut in the middle.
-    add("readme.html", &vec![b'x'; 200_000]);
-    tar.into_inner().unwrap().finish().unwrap()
-}
-
-fn md5_hex(bytes: &[u8]) -> String {
-    md5::Md5::digest(bytes)
+    members.push(("readme.html".into(), vec![b'x'; 200_000]));
+    let named: Vec<(String, &[u8])> = members
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+        .map(|(name, bytes)| (format!("cifar-10-batches-bin/{name}"), bytes.as_slice()))
+        .collect();
+    let members: Vec<(&str, &[u8])> = named.iter().map(|(n, b)| (n.as_str(), *b)).collect();
+    stages::testutil::tar_gz(&members)
 }
 
 fn pipeline(url: &str, md5: &str) -> String {

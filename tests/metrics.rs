@@ -5,8 +5,8 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::torch::save_state_dict;
 use common::*;
+use stages::testutil::save_state_dict;
 
 fn weights() -> PathBuf {
     fixtures("fid-inception").join("pt_inception-random-1234.pth")
@@ -44,6 +44,12 @@ fn pipe_metric_on_the_fixture_files() {
         rel(is["is_mean"].as_f64().unwrap(), expected("is_mean")) < 1e-6,
         "{is}"
     );
+    // One subset holding every sample, as the reference computed it.
+    let rows = |n: &str| {
+        let array = stages::metrics::npy::read(&m.join(n)).unwrap();
+        array.matrix().expect("2-d features").0
+    };
+    let every = rows("kid_a.npy").min(rows("kid_b.npy")).to_string();
     let kid = metric(
         &p,
         &[
@@ -53,7 +59,7 @@ fn pipe_metric_on_the_fixture_files() {
             "--subsets",
             "1",
             "--subset-size",
-            "300",
+            &every,
         ],
     );
     assert!(

@@ -172,105 +172,159 @@ fn a_z_dim_biggan_cannot_split_points_into_the_model_config() {
     assert!(err.contains("configs/model.ron:5:"), "{err}");
 }
 
-#[test]
-fn training_goes_on_from_the_authors_checkpoints() {
-    let fixtures = std::env::var_os("PIPE_FIXTURES")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
-        })
-        .join("studiogan");
-    assert!(
-        fixtures.is_dir(),
-        "fixture folder `{}` is missing",
-        fixtures.display()
-    );
-    let find = |net: &str| {
-        std::fs::read_dir(&fixtures)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| {
-                p.to_string_lossy()
-                    .contains(&format!("biggan32_contra_model={net}-"))
-            })
-            .unwrap_or_else(|| {
-                panic!(
-                    "no biggan32_contra {net} checkpoint in {}",
-                    fixtures.display()
-                )
-            })
+/// The model configuration, in RON, of a fixture case of `studiogan/cases.json`.
+fn case_model(case: &str, c: &serde_json::Value) -> String {
+    let text = |k: &str| c[k].as_str().unwrap_or_else(|| panic!("{case}: no `{k}`"));
+    let num = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{case}: no `{k}`"));
+    let architecture = match text("architecture") {
+        "dcgan32" => "Dcgan32",
+        "resgan32" => "Resgan32",
+        "resgan64" => "Resgan64",
+        "biggan32" => "Biggan32",
+        "biggan64" => "Biggan64",
+        other => panic!("{case}: unknown architecture {other}"),
     };
-    let p = Project::new();
-    let model = r#"(
-        architecture: Biggan32, conditioning: Contrastive, num_classes: 10, z_dim: 80,
-        g_conv_dim: 32, d_conv_dim: 32, g_spectral_norm: true, d_spectral_norm: true,
-        attention: Some((g_after_block: 2, d_after_block: 1)),
-    )"#;
-    p.write("configs/model.ron", model).write(
-        "configs/train.ron",
-        &TRAIN.replace("total_steps: 3", "total_steps: 1"),
+    let conditioning = match text("conditioning") {
+        "contra" => "Contrastive",
+        "proj" => "Projection",
+        "ac" => "Acgan",
+        "no" | "none" => "None",
+        other => panic!("{case}: unknown conditioning {other}"),
+    };
+    let attention = if c["attention"].as_bool().unwrap_or(false) {
+        format!(
+            "Some((g_after_block: {}, d_after_block: {}))",
+            num("at_after_th_gen_block"),
+            num("at_after_th_dis_block")
+        )
+    } else {
+        "None".into()
+    };
+    let mut ron = format!(
+        "(\n    architecture: {architecture},\n    conditioning: {conditioning},\n    num_classes: {},\n    z_dim: {},\n    g_conv_dim: {},\n    d_conv_dim: {},\n    attention: {attention},\n",
+        num("num_classes"),
+        num("z_dim"),
+        num("g_conv_dim"),
+        num("d_conv_dim"),
     );
-    p.write(
-        "p.ron",
-        &format!(
-            r#"Pipeline(name: "t", stages: {{
-                "shapes": Dataset(source: Synthetic(seed: 1, per_class: 1, size: 32), split: Train),
-                "gan": Train(data: "shapes", model: Include("configs/model.ron"),
-                             train: Include("configs/train.ron"), device: Cpu,
-                             init: Some((g: "{g}", d: "{d}"))),
-                // The authors' networks as they are, sampled.
-                "as_is": Train(data: "shapes", model: Include("configs/model.ron"),
-                               train: Include(file: "configs/train.ron", set: {{"total_steps": 0}}),
-                               device: Cpu, init: Some((g: "{g}", d: "{d}"))),
-                "samples": Sample(model: "as_is", count: 4, generator: Raw),
-            }})"#,
-            g = find("G").display(),
-            d = find("D").display()
-        ),
-    );
-    let report = p.run("p.ron", &[], 0);
-    assert_eq!(stage(&report, "gan")["action"], "ran");
-    assert_eq!(stage(&report, "samples")["metrics"]["images"], 4.0);
-    let imported = stage(&report, "as_is")["output"].as_str().unwrap();
-    let g = Snapshot::load(&std::path::Path::new(imported).join("G.safetensors")).unwrap();
-    assert_eq!(g.metadata["step"], "0");
-    let show = p.json(&["show", "p.ron", "gan"], 0);
-    assert_eq!(show["record"]["metrics"]["g_params"], 1230852.0);
-    assert_eq!(show["record"]["metrics"]["d_params"], 308290.0);
-
-    // A config that does not match the checkpoint is named with the mismatch.
-    p.write(
-        "configs/model.ron",
-        &model.replace("d_conv_dim: 32", "d_conv_dim: 16"),
-    );
-    let out = p.pipe(&["run", "p.ron"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr) + &text(&out.stdout);
-    assert!(err.contains("D-step=1234.pth: tensor `blocks.0.0.conv2d0.bias` has shape [64], the network needs [32]"), "{err}");
+    for flag in [
+        "g_spectral_norm",
+        "d_spectral_norm",
+        "nonlinear_embed",
+        "normalize_embed",
+        "leaky_relu",
+    ] {
+        if let Some(value) = c[flag].as_bool() {
+            ron.push_str(&format!("    {flag}: {value},\n"));
+        }
+    }
+    for size in ["shared_dim", "hyper_dim"] {
+        if let Some(value) = c[size].as_u64() {
+            ron.push_str(&format!("    {size}: {value},\n"));
+        }
+    }
+    ron + ")\n"
 }
 
 #[test]
-fn zip_format_state_dicts_import_name_for_name() {
-    use burn::backend::Flex;
-    use stages::gan::ModelConfig;
-    use stages::gan::import::{Network, import};
+fn training_goes_on_from_the_authors_checkpoints() {
+    let fixtures = fixtures("studiogan");
+    let cases: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("cases.json")).unwrap())
+            .unwrap();
+    assert!(!cases.is_empty(), "no case in {}", fixtures.display());
+    for (case, c) in &cases {
+        let find = |net: &str| {
+            let prefix = format!("{case}_model={net}-");
+            std::fs::read_dir(&fixtures)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| {
+                    let name = p.file_name().unwrap().to_string_lossy();
+                    name.starts_with(&prefix) && name.ends_with(".pth")
+                })
+                .unwrap_or_else(|| panic!("{case}: no {prefix}*.pth in {}", fixtures.display()))
+        };
+        let (g, d) = (find("G"), find("D"));
+        let p = Project::new();
+        let model = case_model(case, c);
+        let (classes, size) = (
+            c["num_classes"].as_u64().unwrap(),
+            c["img_size"].as_u64().unwrap(),
+        );
+        // One folder per class (any number of them), enough images for a batch of 4.
+        let per_class = 4u64.div_ceil(classes);
+        for k in 0..classes {
+            for i in 0..per_class {
+                let path = p.path(&format!("images/c{k:03}/{i}.png"));
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                let pixel = image::Rgb([(k * 37 % 256) as u8, (i * 90 % 256) as u8, 128]);
+                image::RgbImage::from_pixel(size as u32, size as u32, pixel)
+                    .save(&path)
+                    .unwrap();
+            }
+        }
+        p.write("configs/model.ron", &model).write(
+            "configs/train.ron",
+            &TRAIN.replace("total_steps: 3", "total_steps: 1"),
+        );
+        p.write(
+            "p.ron",
+            &format!(
+                r#"Pipeline(name: "t", stages: {{
+                    "shapes": Dataset(source: ImageFolder(path: "images"), split: Train),
+                    "gan": Train(data: "shapes", model: Include("configs/model.ron"),
+                                 train: Include("configs/train.ron"), device: Cpu,
+                                 init: Some((g: "{g}", d: "{d}"))),
+                    // The authors' networks as they are, sampled.
+                    "as_is": Train(data: "shapes", model: Include("configs/model.ron"),
+                                   train: Include(file: "configs/train.ron", set: {{"total_steps": 0}}),
+                                   device: Cpu, init: Some((g: "{g}", d: "{d}"))),
+                    "samples": Sample(model: "as_is", count: 4, generator: Raw),
+                }})"#,
+                g = g.display(),
+                d = d.display()
+            ),
+        );
+        let report = p.run("p.ron", &[], 0);
+        assert_eq!(stage(&report, "gan")["action"], "ran", "{case}");
+        assert_eq!(
+            stage(&report, "samples")["metrics"]["images"],
+            4.0,
+            "{case}"
+        );
+        let imported = stage(&report, "as_is")["output"].as_str().unwrap();
+        let snapshot =
+            Snapshot::load(&std::path::Path::new(imported).join("G.safetensors")).unwrap();
+        assert_eq!(snapshot.metadata["step"], "0", "{case}");
+        let show = p.json(&["show", "p.ron", "gan"], 0);
+        for (metric, count) in [("g_params", "g_params"), ("d_params", "d_params")] {
+            if let Some(expected) = c[count].as_f64() {
+                assert_eq!(
+                    show["record"]["metrics"][metric], expected,
+                    "{case}: {metric}"
+                );
+            }
+        }
 
-    let mut sources = ronspan::Sources::default();
-    let id = sources.add("model.ron", MODEL);
-    let model: ModelConfig = ronspan::from_value(&ronspan::parse(id, MODEL).unwrap()).unwrap();
-    let built = stages::gan::generator::build::<Flex>(&model, 7, &Default::default()).to_snapshot();
-    let p = Project::new();
-    let file = p.path("G.pth");
-    let tensors: Vec<(&str, Vec<usize>, Vec<f32>)> = built
-        .tensors
-        .iter()
-        .map(|(name, t)| (name.as_str(), t.shape.clone(), t.data.clone()))
-        .collect();
-    common::torch::save_state_dict(&file, &tensors);
-    let imported = import::<Flex>(&file, Network::Generator, &model, &Default::default())
-        .unwrap()
-        .to_snapshot();
-    assert_eq!(imported.tensors, built.tensors);
+        // A config that does not match the checkpoint is named with the mismatch.
+        let width = c["d_conv_dim"].as_u64().unwrap();
+        p.write(
+            "configs/model.ron",
+            &model.replace(
+                &format!("d_conv_dim: {width},"),
+                &format!("d_conv_dim: {},", width / 2),
+            ),
+        );
+        let out = p.pipe(&["run", "p.ron"]);
+        assert_eq!(out.status.code(), Some(1), "{case}");
+        let err = text(&out.stderr) + &text(&out.stdout);
+        let file = d.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            err.contains(&format!("{file}: tensor `")) && err.contains("the network needs ["),
+            "{case}: {err}"
+        );
+    }
 }
 
 #[test]

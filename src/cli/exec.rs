@@ -23,7 +23,7 @@ pub struct Args {
 
 struct Silent;
 
-impl stages::Progress for Silent {
+impl contract::Progress for Silent {
     fn report(&self, _: u64, _: Option<u64>, _: &str) {}
 }
 
@@ -51,7 +51,7 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
     }
     install_ctrlc();
     let _shared = store.hold_shared()?;
-    let registry = stages::registry();
+    let registry = super::registry();
     let executor = InProcess {
         store: &store,
         registry: &registry,

@@ -1,20 +1,16 @@
 //! `pipe metric`: FID, IS, KID, precision/recall/density/coverage and features, outside
 //! pipelines, on image folders, packed data sets, statistics or feature files.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
-use stages::data::{Packed, decode_rgb};
 use stages::device::Device;
-use stages::metrics::extract::{Extraction, Extractor, ImageSource};
+use stages::measure::{self, Loaded, Network};
 use stages::metrics::inception::{CLASSES, FEATURES};
 use stages::metrics::prdc::{Ball, prdc};
-use stages::metrics::{
-    Features, MetricError, Stats, fid::fid, inception_score::inception_score, kid::kid, npy, stats,
-};
+use stages::metrics::{Stats, fid::fid, inception_score::inception_score, kid::kid, npy, stats};
 
 use super::{CliError, Ctx, out, print_json};
 
@@ -98,161 +94,15 @@ fn parse_device(text: &str) -> Result<Device, String> {
     }
 }
 
-/// What an input path holds, once read.
-enum Loaded {
-    Stats(Stats),
-    /// Pool features, and logits when known.
-    Features(Features, Option<Features>),
-}
-
-/// Image files of a folder, decoded on demand.
-struct FolderImages {
-    files: Vec<PathBuf>,
-}
-
-impl ImageSource for FolderImages {
-    fn len(&self) -> usize {
-        self.files.len()
-    }
-
-    fn image(&self, i: usize) -> Result<(usize, usize, Cow<'_, [u8]>), MetricError> {
-        let path = &self.files[i];
-        let bytes = std::fs::read(path).map_err(MetricError::io(path))?;
-        let (w, h, px) = decode_rgb(&bytes, None)
-            .map_err(|e| MetricError::format(path.display().to_string(), e))?;
-        Ok((w as usize, h as usize, Cow::Owned(px)))
-    }
-}
-
-fn fail(e: MetricError) -> CliError {
+fn fail(e: impl std::fmt::Display) -> CliError {
     CliError::Message(e.to_string())
 }
 
-fn features_of(array: npy::Array, file: &Path) -> Result<Features, CliError> {
-    let (rows, cols) = array.matrix().ok_or_else(|| {
-        CliError::Message(format!(
-            "`{}`: expected a 2-d array, found shape {:?}",
-            file.display(),
-            array.shape
-        ))
-    })?;
-    Ok(Features::new(rows, cols, array.data))
-}
-
-/// Reads an input: statistics, features, or images run through the network.
+/// Reads an input as `stages::measure` does, with a progress bar while images run
+/// through the network.
 fn load(path: &Path, net: &NetArgs, quiet: bool) -> Result<Loaded, CliError> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default();
-    if path.is_file() && ext == "npz" {
-        let arrays = npy::read_npz(path).map_err(fail)?;
-        if arrays.iter().any(|(k, _)| k == "mu") {
-            return Ok(Loaded::Stats(Stats::read_npz(path).map_err(fail)?));
-        }
-        let take = |key: &str| {
-            arrays
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, a)| a.clone())
-        };
-        let pool3 = take("pool3").ok_or_else(|| {
-            CliError::Message(format!(
-                "`{}`: neither `mu`/`sigma` statistics nor `pool3` features",
-                path.display()
-            ))
-        })?;
-        let logits = take("logits").map(|a| features_of(a, path)).transpose()?;
-        return Ok(Loaded::Features(features_of(pool3, path)?, logits));
-    }
-    if path.is_file() && ext == "npy" {
-        let features = features_of(npy::read(path).map_err(fail)?, path)?;
-        return Ok(match features.cols {
-            CLASSES => Loaded::Features(features.clone(), Some(features)),
-            _ => Loaded::Features(features, None),
-        });
-    }
-    let packed_path = if path.is_dir() {
-        path.join("images.pack")
-    } else {
-        path.to_path_buf()
-    };
-    if packed_path.is_file() && (ext == "pack" || path.is_dir()) {
-        let packed = Packed::open(&packed_path).map_err(|e| CliError::Message(e.to_string()))?;
-        return extract(&packed, path, net, quiet);
-    }
-    if path.is_dir() {
-        return extract(&folder_images(path)?, path, net, quiet);
-    }
-    Err(CliError::Message(format!(
-        "`{}` is not an image folder, a packed data set, an .npz of statistics or an .npy of features",
-        path.display()
-    )))
-}
-
-fn folder_images(dir: &Path) -> Result<FolderImages, CliError> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| CliError::Message(format!("`{}`: {e}", dir.display())))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    let is_image = |p: &PathBuf| {
-        matches!(
-            p.extension()
-                .and_then(|e| e.to_str())
-                .map(str::to_ascii_lowercase)
-                .as_deref(),
-            Some("png" | "jpg" | "jpeg")
-        )
-    };
-    let (images, others): (Vec<PathBuf>, Vec<PathBuf>) = files.into_iter().partition(is_image);
-    if !others.is_empty() {
-        let names: Vec<String> = others.iter().map(|p| p.display().to_string()).collect();
-        eprintln!(
-            "note: skipping {} files that are not PNG or JPEG images: {}",
-            others.len(),
-            names.join(", ")
-        );
-    }
-    if images.is_empty() {
-        return Err(CliError::Message(format!(
-            "`{}` holds no PNG or JPEG images",
-            dir.display()
-        )));
-    }
-    let mut sizes = std::collections::BTreeSet::new();
-    for p in &images {
-        if let Ok((w, h)) = image::image_dimensions(p) {
-            sizes.insert((w, h));
-        }
-    }
-    if sizes.len() > 1 {
-        let list: Vec<String> = sizes.iter().map(|(w, h)| format!("{w}×{h}")).collect();
-        eprintln!(
-            "note: `{}` holds images of {} sizes ({}); each is resized to 299×299 by the network",
-            dir.display(),
-            sizes.len(),
-            list.join(", ")
-        );
-    }
-    Ok(FolderImages { files: images })
-}
-
-fn extract(
-    images: &dyn ImageSource,
-    path: &Path,
-    net: &NetArgs,
-    quiet: bool,
-) -> Result<Loaded, CliError> {
-    let weights = net.weights.as_ref().ok_or_else(|| {
-        CliError::Message(format!(
-            "`{}` holds images: give the FID Inception weights with --weights FILE",
-            path.display()
-        ))
-    })?;
     let bar = ProgressBar::with_draw_target(
-        Some(images.len() as u64),
+        None,
         if quiet {
             ProgressDrawTarget::hidden()
         } else {
@@ -265,43 +115,21 @@ fn extract(
             .progress_chars("=> "),
     );
     bar.set_prefix(path.display().to_string());
-    let progress = |done: u64, _total: u64| bar.set_position(done);
-    let cancel = std::sync::atomic::AtomicBool::new(false);
-    let extractor = Extractor::Inception(weights.clone());
-    let task = Extraction {
-        extractor: &extractor,
-        images,
-        batch: net.batch.max(1),
-        keep: true,
-        progress: &progress,
-        cancel: &cancel,
+    let progress = |_: &Path, done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
     };
-    let (result, used) = net.device.run(task).map_err(CliError::Message)?;
+    let note = |text: String| eprintln!("note: {text}");
+    let network = Network {
+        weights: net.weights.as_deref(),
+        batch: net.batch,
+        device: net.device,
+        progress: &progress,
+        note: &note,
+    };
+    let loaded = measure::load(path, &network).map_err(fail);
     bar.finish_and_clear();
-    tracing::info!("features of {} on {used}", path.display());
-    let e = result.map_err(fail)?;
-    Ok(Loaded::Features(
-        Features::new(
-            e.count,
-            e.features,
-            e.pool3.iter().map(|&v| v as f64).collect(),
-        ),
-        Some(Features::new(
-            e.count,
-            e.classes,
-            e.logits.iter().map(|&v| v as f64).collect(),
-        )),
-    ))
-}
-
-fn pool_features(loaded: Loaded, path: &Path) -> Result<Features, CliError> {
-    match loaded {
-        Loaded::Features(f, _) => Ok(f),
-        Loaded::Stats(_) => Err(CliError::Message(format!(
-            "`{}` holds statistics; this metric needs features or images",
-            path.display()
-        ))),
-    }
+    loaded
 }
 
 fn report(net: &NetArgs, value: serde_json::Value, text: String) {
@@ -354,8 +182,8 @@ pub fn metric(ctx: &Ctx, command: Command) -> Result<ExitCode, CliError> {
             seed,
             net,
         } => {
-            let fa = pool_features(load(&a, &net, ctx.quiet)?, &a)?;
-            let fb = pool_features(load(&b, &net, ctx.quiet)?, &b)?;
+            let fa = load(&a, &net, ctx.quiet)?.pool_features(&a).map_err(fail)?;
+            let fb = load(&b, &net, ctx.quiet)?.pool_features(&b).map_err(fail)?;
             let (mean, std) = kid(&fa, &fb, subsets, subset_size, seed).map_err(fail)?;
             report(
                 &net,
@@ -364,8 +192,12 @@ pub fn metric(ctx: &Ctx, command: Command) -> Result<ExitCode, CliError> {
             );
         }
         Command::Prdc { real, fake, net } => {
-            let r = pool_features(load(&real, &net, ctx.quiet)?, &real)?;
-            let f = pool_features(load(&fake, &net, ctx.quiet)?, &fake)?;
+            let r = load(&real, &net, ctx.quiet)?
+                .pool_features(&real)
+                .map_err(fail)?;
+            let f = load(&fake, &net, ctx.quiet)?
+                .pool_features(&fake)
+                .map_err(fail)?;
             let pr = prdc(&r, &f, 3, Ball::Closed).map_err(fail)?;
             let dc = prdc(&r, &f, 5, Ball::Open).map_err(fail)?;
             report(

@@ -5,6 +5,7 @@ mod dag;
 mod display;
 mod exec;
 mod lineage;
+#[cfg(feature = "kinds")]
 mod metric;
 mod run;
 mod show;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use contract::Registry;
 use pipe::pipeline::{LoadError, Pipeline};
 use pipe::store::{Store, StoreError};
 
@@ -62,6 +64,7 @@ enum Command {
     /// Execute one planned stage from the store alone (used by executors and clusters).
     Exec(exec::Args),
     /// Compute FID, IS, KID or precision/recall outside a pipeline.
+    #[cfg(feature = "kinds")]
     #[command(subcommand)]
     Metric(metric::Command),
 }
@@ -93,6 +96,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Lineage(args) => lineage::lineage(&ctx, args),
         Command::Cache(command) => cache::cache(&ctx, command),
         Command::Exec(args) => exec::exec(&ctx, args),
+        #[cfg(feature = "kinds")]
         Command::Metric(command) => metric::metric(&ctx, command),
     }
 }
@@ -109,8 +113,18 @@ impl Ctx {
     }
 }
 
+/// The kinds of this build: the engine's own and, with the `kinds` feature, those of
+/// the `stages` crate.
+fn registry() -> Registry {
+    #[allow(unused_mut)]
+    let mut kinds = pipe::kinds();
+    #[cfg(feature = "kinds")]
+    kinds.extend(stages::kinds());
+    Registry::new(kinds)
+}
+
 fn load(path: &Path) -> Result<Pipeline, CliError> {
-    Ok(Pipeline::load(path, &stages::registry())?)
+    Ok(Pipeline::load(path, &registry())?)
 }
 
 /// Prints JSON on stdout; a closed pipe (`| head`) is not an error.

@@ -26,8 +26,8 @@ mod resolve;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use contract::{Declaration, Registry};
 use ronspan::{Sources, Span, Value, ValueKind};
-use stages::{Declaration, Registry};
 
 pub use diagnostic::{Diagnostic, display_path};
 

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use stages::{Progress, Registry};
+use contract::{Progress, Registry};
 
 use super::job::{ExecError, Executed, Job, execute};
 use crate::store::{Lookup, Store};

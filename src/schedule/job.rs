@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime};
 
+use contract::{Context, Input, Progress, StageError};
 use serde::{Deserialize, Serialize};
-use stages::{Context, Input, Progress, StageError};
 
 use super::executor::InProcess;
 use crate::digest::{Digest, StageKey};
@@ -220,7 +220,7 @@ fn run_in(
     let started = SystemTime::now();
     let clock = Instant::now();
     tracing::info!(stage = %job.stage, key = %job.key.short(), "running");
-    let result = stages::run_stage(kind, &job.inputs.params, &ctx);
+    let result = kind.run(&job.inputs.params, &ctx);
     let duration = clock.elapsed();
     drop(log);
     match result {
@@ -273,12 +273,12 @@ fn run_in(
                 key: job.key,
                 pipeline: job.pipeline.clone(),
                 stage: job.stage.clone(),
-                error: error.to_string(),
+                error: error.chain(),
                 when: humantime::format_rfc3339_seconds(started).to_string(),
                 log: kept_log.clone(),
             })?;
             Err(ExecError::Failed {
-                message: error.to_string(),
+                message: error.chain(),
                 log: kept_log,
             })
         }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use stages::Progress;
+use contract::Progress;
 
 pub use executor::{Executor, InProcess, Subprocess, cores, share_of_cores};
 pub use job::{ExecError, Executed, JOB_SCHEMA, Job};

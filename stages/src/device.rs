@@ -13,6 +13,14 @@ pub enum Device {
     Cuda(usize),
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("CUDA device {0} does not answer (no driver or no such device)")]
+    NoAnswer(usize),
+    #[error("this build of pipe has no CUDA support; build it with `--features cuda`")]
+    NoCuda,
+}
+
 /// Work to run on whichever backend the device resolves to.
 pub trait OnBackend {
     type Output;
@@ -34,7 +42,7 @@ impl Device {
     }
 
     /// Runs `task` on this device; also says, in words, which device it used.
-    pub fn run<T: OnBackend>(self, task: T) -> Result<(T::Output, String), String> {
+    pub fn run<T: OnBackend>(self, task: T) -> Result<(T::Output, String), DeviceError> {
         match self.resolve()? {
             Device::Cpu | Device::Auto => Ok((
                 task.run::<burn::backend::Flex>(Default::default()),
@@ -53,16 +61,12 @@ impl Device {
         }
     }
 
-    fn resolve(self) -> Result<Device, String> {
+    fn resolve(self) -> Result<Device, DeviceError> {
         match self {
             Device::Cpu => Ok(Device::Cpu),
             Device::Cuda(index) if cuda_answers(index) => Ok(Device::Cuda(index)),
-            Device::Cuda(index) if cfg!(feature = "cuda") => Err(format!(
-                "CUDA device {index} does not answer (no driver or no such device)"
-            )),
-            Device::Cuda(_) => Err(
-                "this build of pipe has no CUDA support; build it with `--features cuda`".into(),
-            ),
+            Device::Cuda(index) if cfg!(feature = "cuda") => Err(DeviceError::NoAnswer(index)),
+            Device::Cuda(_) => Err(DeviceError::NoCuda),
             Device::Auto if cuda_answers(0) => Ok(Device::Cuda(0)),
             Device::Auto => Ok(Device::Cpu),
         }

@@ -1,51 +1,48 @@
-//! The stage contract of `pipe`, and every stage kind.
+//! Every stage kind of `pipe` beyond the engine's own `Command`, and the domain code
+//! they call: data sets, GAN models and training, metrics, reports, CPU kernels.
 //!
 //! The engine (the `pipe` package) schedules, hashes and caches stages without knowing
-//! what they do; this crate is where what they do lives. The two meet through [`Kind`]:
-//!
-//! - [`Kind::declare`] reads a stage's parameters as written in the pipeline file and
-//!   returns their canonical form (the part of the cache key the kind controls), the
-//!   upstream stages and external files the stage reads, and the GPUs it needs.
-//! - [`Kind::run`] gets those canonical parameters back with a [`Context`]: its resolved
-//!   inputs (read-only paths), a fresh output folder, a work folder that survives
-//!   interruption, its GPU ids, a log and a cancellation flag. It writes files into the
-//!   output folder and returns an [`Outcome`] (metrics and a summary line).
-//!
-//! Kinds never touch the store: the engine hashes what they wrote and commits it.
-//! Most kinds implement the typed [`TypedKind`] and are registered through [`Typed`].
+//! what they do; the two meet through the `contract` crate. A kind (in [`kinds`]) is the
+//! thin layer that turns checked parameters and upstream folders into calls of the
+//! domain modules, and domain errors into [`contract::StageError`]s ([`error`]).
 //!
 //! Bump a kind's `VERSION` whenever the meaning of its parameters or outputs changes:
-//! the version is part of every key, so the change reruns exactly that kind's stages.
+//! the version is part of every key, so the change reruns exactly that kind's stages
+//! (the rules are in the `contract` crate's documentation).
 
-mod context;
 pub mod data;
 pub mod device;
+pub mod error;
 pub mod gan;
 pub mod kernels;
-mod kind;
 pub mod kinds;
+pub mod measure;
 pub mod metrics;
+mod on_threads;
 pub mod pytorch;
 pub mod report;
 pub mod rng;
+pub mod testutil;
 
-pub use context::{Context, Input, Outcome, Progress, StageError};
-pub use kind::{
-    Declaration, FileInput, Invalid, Kind, Needs, Reference, Registry, Typed, TypedKind, run_stage,
-};
+use contract::{Kind, Typed};
 
-/// Every kind this build knows, by the name used in pipeline files.
-pub fn registry() -> Registry {
-    Registry::new(vec![
-        Box::new(Typed::<kinds::command::Command>::default()),
-        Box::new(Typed::<kinds::download::Download>::default()),
-        Box::new(Typed::<kinds::dataset::Dataset>::default()),
-        Box::new(Typed::<kinds::weights::Weights>::default()),
-        Box::new(Typed::<kinds::inception_stats::InceptionStats>::default()),
-        Box::new(Typed::<kinds::train::Train>::default()),
-        Box::new(Typed::<kinds::sample::Sample>::default()),
-        Box::new(Typed::<kinds::score::Score>::default()),
-        Box::new(Typed::<kinds::classifier::Classifier>::default()),
-        Box::new(Typed::<kinds::report::Report>::default()),
-    ])
+pub use on_threads::OnThreads;
+
+/// Every kind of this crate, by the name used in pipeline files; each runs its
+/// parallel work on a thread pool of its share of the cores ([`OnThreads`]).
+pub fn kinds() -> Vec<Box<dyn Kind>> {
+    fn kind<K: contract::TypedKind>() -> Box<dyn Kind> {
+        Box::new(OnThreads(Typed::<K>::default()))
+    }
+    vec![
+        kind::<kinds::download::Download>(),
+        kind::<kinds::dataset::Dataset>(),
+        kind::<kinds::weights::Weights>(),
+        kind::<kinds::inception_stats::InceptionStats>(),
+        kind::<kinds::train::Train>(),
+        kind::<kinds::sample::Sample>(),
+        kind::<kinds::score::Score>(),
+        kind::<kinds::classifier::Classifier>(),
+        kind::<kinds::report::Report>(),
+    ]
 }

@@ -2,7 +2,6 @@
 #![allow(dead_code)] // each test file uses a different part
 
 pub mod http;
-pub mod torch;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -156,4 +155,10 @@ Pipeline(
 /// The length of a JSON array (0 if it is not one).
 pub fn len(value: &Value) -> usize {
     value.as_array().map_or(0, Vec::len)
+}
+
+/// Every kind of the binary: the engine's own and those of the `stages` crate.
+#[cfg(feature = "kinds")]
+pub fn registry() -> contract::Registry {
+    contract::Registry::new(pipe::kinds().into_iter().chain(stages::kinds()).collect())
 }

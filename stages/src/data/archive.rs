@@ -238,39 +238,6 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), DataError>
 }
 
 #[cfg(test)]
-pub mod testutil {
-    //! Archives built in tests, in the published layouts.
-
-    use std::io::Write;
-    use std::path::Path;
-
-    pub fn tar_gz(path: &Path, members: &[(&str, &[u8])]) {
-        let file = std::fs::File::create(path).unwrap();
-        let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
-        let mut tar = tar::Builder::new(gz);
-        for (name, bytes) in members {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(bytes.len() as u64);
-            header.set_mode(0o644);
-            header.set_cksum();
-            tar.append_data(&mut header, name, *bytes).unwrap();
-        }
-        tar.into_inner().unwrap().finish().unwrap();
-    }
-
-    pub fn zip(path: &Path, members: &[(&str, &[u8])]) {
-        let file = std::fs::File::create(path).unwrap();
-        let mut zip = zip::ZipWriter::new(file);
-        let options = zip::write::SimpleFileOptions::default();
-        for (name, bytes) in members {
-            zip.start_file(*name, options).unwrap();
-            zip.write_all(bytes).unwrap();
-        }
-        zip.finish().unwrap();
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -278,8 +245,12 @@ mod tests {
     fn the_three_locations_read_alike() {
         let dir = tempfile::tempdir().unwrap();
         let members: &[(&str, &[u8])] = &[("d/a.txt", b"a"), ("d/b.txt", b"bb")];
-        testutil::tar_gz(&dir.path().join("x.tar.gz"), members);
-        testutil::zip(&dir.path().join("x.zip"), members);
+        std::fs::write(
+            dir.path().join("x.tar.gz"),
+            crate::testutil::tar_gz(members),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("x.zip"), crate::testutil::zip(members)).unwrap();
         std::fs::create_dir_all(dir.path().join("f/d")).unwrap();
         std::fs::write(dir.path().join("f/d/a.txt"), "a").unwrap();
         std::fs::write(dir.path().join("f/d/b.txt"), "bb").unwrap();
@@ -296,7 +267,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.tar.gz");
         let big = vec![7u8; 100_000];
-        testutil::tar_gz(&path, &[("a.bin", &big), ("b.bin", &big)]);
+        std::fs::write(
+            &path,
+            crate::testutil::tar_gz(&[("a.bin", &big), ("b.bin", &big)]),
+        )
+        .unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
         let err = Location::detect(&path)

@@ -286,7 +286,6 @@ fn python_names(bytes: &[u8], which: Cifar, file: &str) -> Result<Vec<String>, D
 
 #[cfg(test)]
 pub mod tests {
-    use super::super::archive::testutil;
     use super::super::pickle::testutil as pickles;
     use super::*;
 
@@ -340,7 +339,7 @@ pub mod tests {
                 .map(|(n, b)| (n.as_str(), b.as_slice())),
         );
         members.push(("cifar-10-batches-bin/test_batch.bin", &test));
-        testutil::tar_gz(&path, &members);
+        std::fs::write(&path, crate::testutil::tar_gz(&members)).unwrap();
         path
     }
 
@@ -391,7 +390,7 @@ pub mod tests {
         let mut members: Vec<(&str, &[u8])> = vec![("cifar-10-batches-py/batches.meta", &meta)];
         members.extend(batches.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
         let path = dir.path().join("cifar-10-python.tar.gz");
-        testutil::tar_gz(&path, &members);
+        std::fs::write(&path, crate::testutil::tar_gz(&members)).unwrap();
         let images = read(&Location::detect(&path).unwrap(), Cifar::Ten, Split::Train).unwrap();
         assert_eq!(images.description, "CIFAR-10 train (python)");
         assert_eq!(collect(images), binary);

@@ -84,15 +84,6 @@ impl DataError {
     }
 }
 
-impl From<DataError> for crate::StageError {
-    fn from(e: DataError) -> crate::StageError {
-        match e {
-            DataError::Cancelled => crate::StageError::Cancelled,
-            other => crate::StageError::Failed(other.to_string()),
-        }
-    }
-}
-
 /// RGB pixels (height × width × 3, row-major) and a class index.
 pub type LabelledImage = (Vec<u8>, u32);
 

@@ -13,7 +13,7 @@ use super::tensors::Tensors;
 use crate::device::OnBackend;
 use crate::kernels::Kernels;
 use crate::metrics::extract::{Extraction, Extractor, InMemory};
-use crate::metrics::{Stats, fid::fid};
+use crate::metrics::{MetricError, Stats, fid::fid};
 
 /// What to evaluate, how often.
 pub struct Evaluation<'a> {
@@ -42,7 +42,7 @@ pub fn score<B: Kernels>(
     evaluation: &Evaluation,
     seed: u64,
     cancel: &AtomicBool,
-) -> Result<f64, String> {
+) -> Result<f64, MetricError> {
     let mut g = g.clone();
     let size = model.image_size();
     let mut images = InMemory::new(size, size);
@@ -61,7 +61,7 @@ pub fn score<B: Kernels>(
         Ok::<(), ()>(())
     }) {
         Ok(()) => {}
-        Err(Stopped::Cancelled) => return Err("cancelled".into()),
+        Err(Stopped::Cancelled) => return Err(MetricError::Cancelled),
         Err(Stopped::Sink(())) => unreachable!("pushing to memory cannot fail"),
     }
     let extraction = Extraction {
@@ -72,11 +72,9 @@ pub fn score<B: Kernels>(
         progress: &|_, _| {},
         cancel,
     };
-    let extracted = extraction
-        .run::<B>(g.device().clone())
-        .map_err(|e| e.to_string())?;
+    let extracted = extraction.run::<B>(g.device().clone())?;
     let stats = extracted
         .stats
-        .ok_or("evaluation needs at least 2 images")?;
-    fid(&stats, evaluation.reference).map_err(|e| e.to_string())
+        .ok_or_else(|| MetricError::Invalid("evaluation needs at least 2 images".into()))?;
+    fid(&stats, evaluation.reference)
 }

@@ -27,6 +27,9 @@ pub use config::{AdvLoss, Architecture, Conditioning, ModelConfig, TrainConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GanError {
+    /// A data set that does not suit the model.
+    #[error("{0}")]
+    Unsuited(String),
     #[error("{file}: {message}")]
     Format { file: String, message: String },
     #[error("{file}: {source}")]

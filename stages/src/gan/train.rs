@@ -29,6 +29,7 @@ use super::tensors::{Snapshot, Tensors};
 use super::{GanError, discriminator, generator, loss};
 use crate::data::Packed;
 use crate::data::loader::{Loader, LoaderConfig};
+use crate::metrics::MetricError;
 use crate::rng::Rng;
 
 /// Networks to start from instead of fresh initial ones (e.g. imported checkpoints).
@@ -99,10 +100,12 @@ pub enum TrainError {
         "interrupted at step {step}; a checkpoint was written and the next run resumes from it"
     )]
     Cancelled { step: u64 },
-    #[error("{0}")]
-    Data(String),
-    #[error("step {step}: evaluation failed: {message}")]
-    Evaluation { step: u64, message: String },
+    #[error("step {step}: evaluation failed")]
+    Evaluation {
+        step: u64,
+        #[source]
+        source: MetricError,
+    },
     #[error(transparent)]
     Gan(#[from] GanError),
 }
@@ -133,27 +136,27 @@ fn hyper(train: &TrainConfig, lr: f64) -> Hyper {
 }
 
 /// Whether `data` suits `model` and makes at least one batch of `batch_size`.
-pub fn check_data(model: &ModelConfig, data: &Packed, batch_size: usize) -> Result<(), String> {
+pub fn check_data(model: &ModelConfig, data: &Packed, batch_size: usize) -> Result<(), GanError> {
     let header = data.header();
     let size = model.image_size();
     if header.height as usize != size || header.width as usize != size || header.channels != 3 {
-        return Err(format!(
+        return Err(GanError::Unsuited(format!(
             "{:?} needs {size}×{size} RGB images; the dataset has {}×{}×{}",
             model.architecture, header.height, header.width, header.channels
-        ));
+        )));
     }
     if header.classes.len() != model.num_classes {
-        return Err(format!(
+        return Err(GanError::Unsuited(format!(
             "the model has num_classes: {}, the dataset {} classes",
             model.num_classes,
             header.classes.len()
-        ));
+        )));
     }
     if data.len() < batch_size {
-        return Err(format!(
+        return Err(GanError::Unsuited(format!(
             "the dataset has {} images, fewer than one batch (batch_size: {batch_size})",
             data.len()
-        ));
+        )));
     }
     Ok(())
 }
@@ -161,7 +164,7 @@ pub fn check_data(model: &ModelConfig, data: &Packed, batch_size: usize) -> Resu
 /// Trains on backend `B` (with autodiff on top of it).
 pub fn run<B: Kernels>(setup: &Setup, device: &B::Device) -> Result<Trained, TrainError> {
     let (model, train) = (setup.model, setup.train);
-    check_data(model, &setup.data, train.batch_size).map_err(TrainError::Data)?;
+    check_data(model, &setup.data, train.batch_size)?;
     let checkpoints = checkpoint_dir(setup.work);
     let mut state = match latest_checkpoint(&checkpoints)? {
         Some(step) => load_checkpoint::<B>(&checkpoints.join(step.to_string()), train, device)?,
@@ -648,12 +651,9 @@ fn evaluate_now<B: Kernels>(
     let step = state.step;
     let g = state.g_ema.as_ref().unwrap_or(&state.g);
     let fid = evaluate::score(g, setup.model, evaluation, setup.seed, setup.cancel).map_err(
-        |message| {
-            if setup.cancel.load(Ordering::Relaxed) {
-                TrainError::Cancelled { step }
-            } else {
-                TrainError::Evaluation { step, message }
-            }
+        |source| match source {
+            MetricError::Cancelled => TrainError::Cancelled { step },
+            source => TrainError::Evaluation { step, source },
         },
     )?;
     let scored = Scored { step, fid };

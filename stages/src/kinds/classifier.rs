@@ -25,12 +25,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Packed;
 use crate::device::{Device, OnBackend};
+use crate::error::{KindError, ResultExt};
 use crate::gan::classifier::{self, Fit, FitError, Fitted};
 use crate::gan::tensors::Snapshot;
 use crate::gan::{Conditioning, GanError, ModelConfig};
 use crate::kernels::Kernels;
 use crate::metrics::extract::{Extraction, Extractor};
-use crate::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+use contract::{Context, Invalid, Needs, Outcome, Reference, TypedKind};
 
 pub struct Classifier;
 
@@ -68,6 +69,7 @@ impl TypedKind for Classifier {
     const NAME: &'static str = "Classifier";
     const VERSION: u32 = 1;
     type Params = Params;
+    type Error = KindError;
 
     fn declare(params: &Params) -> Result<Needs, Invalid> {
         params
@@ -107,10 +109,10 @@ impl TypedKind for Classifier {
         })
     }
 
-    fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
+    fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
         let data = Arc::new(Packed::open(&ctx.input("data")?.join("images.pack"))?);
         crate::gan::train::check_data(&params.model, &data, params.batch_size)
-            .map_err(|e| StageError::Failed(format!("`{}`: {e}", params.data)))?;
+            .context(|| format!("`{}`", params.data))?;
         let classes = data.header().classes.clone();
         let device = params.device.in_slot(ctx.gpus);
         let progress = |step: u64, loss: f64, accuracy: f64| {
@@ -127,16 +129,12 @@ impl TypedKind for Classifier {
             cancel: ctx.cancel,
             progress: &progress,
         };
-        let (result, used) = device.run(Fitting(&fit)).map_err(StageError::Failed)?;
+        let (result, used) = device.run(Fitting(&fit))?;
         let Fitted {
             net,
             train_accuracy,
-        } = result.map_err(|e| match e {
-            FitError::Cancelled => StageError::Cancelled,
-            other => StageError::Failed(other.to_string()),
-        })?;
-        write_outputs(&params.model, &classes, &net, ctx.out)
-            .map_err(|e| StageError::Failed(e.to_string()))?;
+        } = result?;
+        write_outputs(&params.model, &classes, &net, ctx.out)?;
 
         let mut metrics = vec![("train_accuracy".to_string(), train_accuracy)];
         let mut summary = format!(
@@ -191,7 +189,7 @@ fn test_accuracy(
     test: &Packed,
     device: &Device,
     ctx: &Context,
-) -> Result<f64, StageError> {
+) -> Result<f64, KindError> {
     let progress = |done: u64, total: u64| ctx.progress.report(done, Some(total), "test accuracy");
     let task = Extraction {
         extractor,
@@ -201,11 +199,8 @@ fn test_accuracy(
         progress: &progress,
         cancel: ctx.cancel,
     };
-    let (result, _) = device
-        .in_slot(ctx.gpus)
-        .run(task)
-        .map_err(StageError::Failed)?;
-    let extracted = result.map_err(|e| StageError::Failed(e.to_string()))?;
+    let (result, _) = device.in_slot(ctx.gpus).run(task)?;
+    let extracted = result?;
     Ok(classifier::accuracy(
         &extracted.logits,
         extracted.classes,
@@ -215,13 +210,12 @@ fn test_accuracy(
 
 /// The network an `InceptionStats` or `Score` stage measures in: a `Classifier`
 /// stage's output, or else a `Weights` stage's Inception weight file.
-pub fn extractor(dir: &Path) -> Result<Extractor, StageError> {
+pub fn extractor(dir: &Path) -> Result<Extractor, KindError> {
     let path = dir.join(NETWORK);
     if !path.exists() {
         return Ok(Extractor::Inception(super::weights::weight_file(dir)?));
     }
-    let failed = |e: GanError| StageError::Failed(e.to_string());
-    let (model, _) = super::train::trained_model(dir).map_err(failed)?;
-    let net = Snapshot::load(&path).map_err(failed)?;
+    let (model, _) = super::train::trained_model(dir)?;
+    let net = Snapshot::load(&path)?;
     Ok(Extractor::Classifier { net, model })
 }

@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::data::cifar::{self, Cifar};
 use crate::data::synthetic::{self, Synthetic};
 use crate::data::{self, Filter, Images, Location, Packed, Split, folder, preview, tiny};
-use crate::{Context, FileInput, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+use crate::error::KindError;
+use contract::{Context, FileInput, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
 
 pub struct Dataset;
 
@@ -66,6 +67,7 @@ impl TypedKind for Dataset {
     const NAME: &'static str = "Dataset";
     const VERSION: u32 = 1;
     type Params = Params;
+    type Error = KindError;
 
     fn declare(params: &Params) -> Result<Needs, Invalid> {
         let (variant, place) = match &params.source {
@@ -122,7 +124,7 @@ impl TypedKind for Dataset {
         }
     }
 
-    fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
+    fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
         let images = open(&params, ctx)?;
         let pack_path = ctx.out.join("images.pack");
         let report =
@@ -160,9 +162,9 @@ impl TypedKind for Dataset {
     }
 }
 
-fn open(params: &Params, ctx: &Context) -> Result<Images, StageError> {
+fn open(params: &Params, ctx: &Context) -> Result<Images, KindError> {
     let input = || ctx.input(ROLE);
-    let located = |path: &Path| Location::detect(path).map_err(StageError::from);
+    let located = |path: &Path| Location::detect(path).map_err(KindError::from);
     let split = params.split;
     Ok(match &params.source {
         Source::Cifar10(_) => cifar::read(&located(input()?)?, Cifar::Ten, split)?,
@@ -171,10 +173,11 @@ fn open(params: &Params, ctx: &Context) -> Result<Images, StageError> {
         Source::ImageFolder(place) => {
             let path = input()?;
             if !path.is_dir() {
-                return Err(StageError::Failed(format!(
+                return Err(StageError::Invalid(format!(
                     "`{}` is not a folder of class folders",
                     path.display()
-                )));
+                ))
+                .into());
             }
             folder::read(path, place.resize.map(|r| (r.size, r.filter)))?
         }

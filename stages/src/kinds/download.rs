@@ -14,7 +14,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::download::{Checksum, fetch};
-use crate::{Context, Invalid, Needs, Outcome, StageError, TypedKind};
+use crate::error::KindError;
+use contract::{Context, Invalid, Needs, Outcome, StageError, TypedKind};
 
 pub struct Download;
 
@@ -60,6 +61,7 @@ impl TypedKind for Download {
     const NAME: &'static str = "Download";
     const VERSION: u32 = 1;
     type Params = Params;
+    type Error = KindError;
 
     fn declare(params: &Params) -> Result<Needs, Invalid> {
         if !(params.url.starts_with("http://") || params.url.starts_with("https://")) {
@@ -81,7 +83,7 @@ impl TypedKind for Download {
         Ok(Needs::default())
     }
 
-    fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
+    fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
         let name = params.file_name().expect("checked by declare");
         let message = format!("downloading {name}");
         let report = |done: u64, total: Option<u64>| ctx.progress.report(done, total, &message);

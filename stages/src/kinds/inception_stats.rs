@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Packed;
 use crate::device::Device;
+use crate::error::KindError;
 use crate::metrics::extract::Extraction;
 use crate::metrics::npy;
-use crate::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+use contract::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
 
 pub struct InceptionStats;
 
@@ -42,6 +43,7 @@ impl TypedKind for InceptionStats {
     const NAME: &'static str = "InceptionStats";
     const VERSION: u32 = 1;
     type Params = Params;
+    type Error = KindError;
 
     fn declare(params: &Params) -> Result<Needs, Invalid> {
         if params.batch == 0 {
@@ -57,7 +59,7 @@ impl TypedKind for InceptionStats {
         })
     }
 
-    fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
+    fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
         let data = Packed::open(&ctx.input("data")?.join("images.pack"))?;
         let extractor = super::classifier::extractor(ctx.input("weights")?)?;
         let device = params.device.in_slot(ctx.gpus);
@@ -71,16 +73,15 @@ impl TypedKind for InceptionStats {
             progress: &progress,
             cancel: ctx.cancel,
         };
-        let (result, used) = device.run(task).map_err(StageError::Failed)?;
-        let extracted = result.map_err(|e| StageError::Failed(e.to_string()))?;
+        let (result, used) = device.run(task)?;
+        let extracted = result?;
         let stats = extracted.stats.ok_or_else(|| {
-            StageError::Failed(format!(
+            StageError::Invalid(format!(
                 "{} images: statistics need at least 2",
                 extracted.count
             ))
         })?;
-        let fail = |e: crate::metrics::MetricError| StageError::Failed(e.to_string());
-        stats.write_npz(&ctx.out.join("stats.npz")).map_err(fail)?;
+        stats.write_npz(&ctx.out.join("stats.npz"))?;
         if params.features {
             let n = extracted.count;
             let pool3: Vec<f64> = extracted.pool3.iter().map(|&v| v as f64).collect();

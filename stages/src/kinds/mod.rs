@@ -1,7 +1,6 @@
 //! Stage kinds, one module each.
 
 pub mod classifier;
-pub mod command;
 pub mod dataset;
 pub mod download;
 pub mod inception_stats;

@@ -27,10 +27,11 @@ use std::io::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::context::Input;
+use crate::error::KindError;
 use crate::report::plot::{self, PALETTE, Series};
 use crate::report::table::{Table, TableSpec};
-use crate::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+use contract::Input;
+use contract::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
 
 pub struct Report;
 
@@ -54,6 +55,7 @@ impl TypedKind for Report {
     const NAME: &'static str = "Report";
     const VERSION: u32 = 1;
     type Params = Params;
+    type Error = KindError;
 
     fn declare(params: &Params) -> Result<Needs, Invalid> {
         if params.tables.is_empty() {
@@ -88,8 +90,7 @@ impl TypedKind for Report {
         })
     }
 
-    fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
-        let failed = StageError::Failed;
+    fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
         let write = |name: &str, bytes: &[u8]| {
             let path = ctx.out.join(name);
             if let Some(dir) = path.parent() {
@@ -100,7 +101,7 @@ impl TypedKind for Report {
         };
         let mut tables = Vec::new();
         for (i, spec) in params.tables.iter().enumerate() {
-            let table = Table::build(spec, inputs(ctx, &format!("table{i}"))).map_err(failed)?;
+            let table = Table::build(spec, inputs(ctx, &format!("table{i}")))?;
             write(&format!("table-{}.csv", i + 1), table.csv().as_bytes())?;
             tables.push(table);
         }
@@ -147,7 +148,7 @@ impl TypedKind for Report {
                     .map(|((_, points), color)| Series { points, color })
                     .collect();
                 plot::write(&drawn, &ctx.out.join(&name))
-                    .map_err(|e| StageError::Failed(format!("cannot write {name}: {e}")))?;
+                    .map_err(|e| StageError::caused(format!("cannot write {name}"), e))?;
                 html.push_str(&figure(&name, &input.from, file, &series, &drawn));
                 figures += 1;
             }
@@ -161,10 +162,11 @@ impl TypedKind for Report {
         for input in grid_inputs {
             let source = input.path.join("preview.png");
             if !source.exists() {
-                return Err(StageError::Failed(format!(
+                return Err(StageError::Invalid(format!(
                     "`{}` has no preview.png: `grids` takes Sample or Dataset stages",
                     input.from
-                )));
+                ))
+                .into());
             }
             let name = format!("grids/{}.png", slug(&input.from));
             let bytes = std::fs::read(&source)
@@ -273,7 +275,7 @@ fn curves(input: &Input) -> Result<Vec<Chart>, StageError> {
             .map(serde_json::from_str)
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
-            .map_err(|e| StageError::Failed(format!("{}: {e}", path.display())))
+            .map_err(|e| StageError::caused(format!("`{}`", path.display()), e))
     };
     let column = |rows: &[serde_json::Value], key: &str| -> Vec<(f64, f64)> {
         rows.iter()
@@ -290,7 +292,7 @@ fn curves(input: &Input) -> Result<Vec<Chart>, StageError> {
             out.push(("losses", "metrics.jsonl", losses));
         }
         None => {
-            return Err(StageError::Failed(format!(
+            return Err(StageError::Invalid(format!(
                 "`{}` has no metrics.jsonl: `curves` takes Train stages",
                 input.from
             )));

@@ -18,12 +18,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{PackWriter, Packed, preview};
 use crate::device::{Device, OnBackend};
+use crate::error::KindError;
+use crate::gan::ModelConfig;
 use crate::gan::layers::Mode;
 use crate::gan::sample::{Sampling, Stopped, sample};
 use crate::gan::tensors::{Snapshot, Tensors};
-use crate::gan::{GanError, ModelConfig};
 use crate::kernels::Kernels;
-use crate::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+use contract::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
 
 pub struct Sample;
 
@@ -70,6 +71,7 @@ impl TypedKind for Sample {
     const NAME: &'static str = "Sample";
     const VERSION: u32 = 1;
     type Params = Params;
+    type Error = KindError;
 
     fn declare(params: &Params) -> Result<Needs, Invalid> {
         if params.count == 0 {
@@ -95,7 +97,7 @@ impl TypedKind for Sample {
         })
     }
 
-    fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
+    fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
         let (model, classes, snapshot) = generator_of(ctx.input("model")?, params.generator)?;
         let size = model.image_size() as u32;
         let description = format!("{} samples of {:?}", params.count, params.generator);
@@ -124,10 +126,10 @@ impl TypedKind for Sample {
             sampling: &sampling,
             sink: |pixels: &[u8], label| writer.push(pixels, label),
         };
-        let (result, used) = device.run(task).map_err(StageError::Failed)?;
+        let (result, used) = device.run(task)?;
         match result {
             Ok(()) => {}
-            Err(Stopped::Cancelled) => return Err(StageError::Cancelled),
+            Err(Stopped::Cancelled) => return Err(StageError::Cancelled.into()),
             Err(Stopped::Sink(e)) => return Err(e.into()),
         }
         writer.finish()?;
@@ -145,9 +147,8 @@ impl TypedKind for Sample {
 pub(crate) fn generator_of(
     dir: &Path,
     generator: Generator,
-) -> Result<(ModelConfig, Vec<String>, Snapshot), StageError> {
-    let failed = |e: GanError| StageError::Failed(e.to_string());
-    let (model, classes) = super::train::trained_model(dir).map_err(failed)?;
+) -> Result<(ModelConfig, Vec<String>, Snapshot), KindError> {
+    let (model, classes) = super::train::trained_model(dir)?;
     let file = match generator {
         Generator::Ema => "G_ema.safetensors",
         Generator::Raw => "G.safetensors",
@@ -155,7 +156,7 @@ pub(crate) fn generator_of(
     };
     let path = dir.join(file);
     if !path.exists() {
-        return Err(StageError::Failed(format!(
+        return Err(StageError::Invalid(format!(
             "`{}` has no {file}{}",
             dir.display(),
             match generator {
@@ -163,9 +164,10 @@ pub(crate) fn generator_of(
                 Generator::Best => " (trained without `eval`): sample with `generator: Ema`",
                 Generator::Raw => "",
             }
-        )));
+        ))
+        .into());
     }
-    let snapshot = Snapshot::load(&path).map_err(failed)?;
+    let snapshot = Snapshot::load(&path)?;
     Ok((model, classes, snapshot))
 }
 

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::sample::{Generator, Task};
 use crate::data::Packed;
 use crate::device::Device;
+use crate::error::KindError;
 use crate::gan::classifier::accuracy;
 use crate::gan::layers::Mode;
 use crate::gan::sample::Sampling;
@@ -23,7 +24,7 @@ use crate::metrics::extract::{Extraction, Extractor, First, ImageSource, InMemor
 use crate::metrics::inception_score::inception_score;
 use crate::metrics::prdc::{Ball, prdc};
 use crate::metrics::{Features, MetricError, Stats, fid::fid, kid::kid, npy};
-use crate::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+use contract::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
 
 pub struct Score;
 
@@ -71,6 +72,7 @@ impl TypedKind for Score {
     const NAME: &'static str = "Score";
     const VERSION: u32 = 1;
     type Params = Params;
+    type Error = KindError;
 
     fn declare(params: &Params) -> Result<Needs, Invalid> {
         if params.batch == 0 {
@@ -90,19 +92,19 @@ impl TypedKind for Score {
         })
     }
 
-    fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
-        let fail = |e: MetricError| StageError::Failed(e.to_string());
+    fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
         let samples_dir = ctx.input("samples")?;
         let (samples, labels, classes): (Box<dyn ImageSource>, Vec<u32>, Vec<String>) =
             if samples_dir.join("images.pack").exists() {
                 let pack = Packed::open(&samples_dir.join("images.pack"))?;
                 let count = params.count.unwrap_or(pack.len());
                 if count > pack.len() {
-                    return Err(StageError::Failed(format!(
+                    return Err(StageError::Invalid(format!(
                         "`count` is {count}, but `{}` has {} images",
                         params.samples,
                         pack.len()
-                    )));
+                    ))
+                    .into());
                 }
                 let labels = pack.labels()[..count].to_vec();
                 let classes = pack.header().classes.clone();
@@ -113,17 +115,18 @@ impl TypedKind for Score {
                 (Box::new(images), labels, classes)
             };
         let reference_dir = ctx.input("reference")?;
-        let reference = Stats::read_npz(&reference_dir.join("stats.npz")).map_err(fail)?;
+        let reference = Stats::read_npz(&reference_dir.join("stats.npz"))?;
         let real_features = if params.kid || params.prdc {
             let path = reference_dir.join("pool3.npy");
             if !path.exists() {
-                return Err(StageError::Failed(format!(
+                return Err(StageError::Invalid(format!(
                     "KID and precision/recall need the reference's features: set `features: true` \
                      on the InceptionStats stage `{}`",
                     params.reference
-                )));
+                ))
+                .into());
             }
-            Some(features(&path).map_err(fail)?)
+            Some(features(&path)?)
         } else {
             None
         };
@@ -140,24 +143,23 @@ impl TypedKind for Score {
             progress: &progress,
             cancel: ctx.cancel,
         };
-        let (result, used) = device.run(task).map_err(StageError::Failed)?;
-        let extracted = result.map_err(fail)?;
+        let (result, used) = device.run(task)?;
+        let extracted = result?;
         let n = extracted.count;
-        let stats = extracted
-            .stats
-            .ok_or_else(|| StageError::Failed(format!("{n} images: statistics need at least 2")))?;
+        let stats = extracted.stats.ok_or_else(|| {
+            StageError::Invalid(format!("{n} images: statistics need at least 2"))
+        })?;
         let widen = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
         let fake = Features::new(n, extracted.features, widen(&extracted.pool3));
         let logits = Features::new(n, extracted.classes, widen(&extracted.logits));
 
-        let mut metrics = vec![("fid".to_string(), fid(&stats, &reference).map_err(fail)?)];
-        let (is_mean, is_std) = inception_score(&logits, 10).map_err(fail)?;
+        let mut metrics = vec![("fid".to_string(), fid(&stats, &reference)?)];
+        let (is_mean, is_std) = inception_score(&logits, 10)?;
         metrics.push(("is_mean".into(), is_mean));
         metrics.push(("is_std".into(), is_std));
         // A classifier of the same classes says whether each image shows its class.
         if matches!(extractor, Extractor::Classifier { .. }) {
-            let (_, model_classes) = super::train::trained_model(weights_dir)
-                .map_err(|e| StageError::Failed(e.to_string()))?;
+            let (_, model_classes) = super::train::trained_model(weights_dir)?;
             if classes == model_classes {
                 let accuracy = accuracy(&extracted.logits, extracted.classes, &labels);
                 metrics.push(("accuracy".into(), accuracy));
@@ -165,12 +167,12 @@ impl TypedKind for Score {
         }
         if let Some(real) = &real_features {
             if params.kid {
-                let (mean, std) = kid(real, &fake, 100, 1000, params.seed).map_err(fail)?;
+                let (mean, std) = kid(real, &fake, 100, 1000, params.seed)?;
                 metrics.push(("kid_mean".into(), mean));
                 metrics.push(("kid_std".into(), std));
             }
             if params.prdc {
-                let p = prdc(real, &fake, 5, Ball::Open).map_err(fail)?;
+                let p = prdc(real, &fake, 5, Ball::Open)?;
                 metrics.push(("precision".into(), p.precision));
                 metrics.push(("recall".into(), p.recall));
                 metrics.push(("density".into(), p.density));
@@ -206,9 +208,9 @@ fn sample_here(
     params: &Params,
     dir: &Path,
     ctx: &Context,
-) -> Result<(InMemory, Vec<String>), StageError> {
+) -> Result<(InMemory, Vec<String>), KindError> {
     let count = params.count.ok_or_else(|| {
-        StageError::Failed(format!(
+        StageError::Invalid(format!(
             "`{}` holds no images.pack; to sample from a Train stage, set `count`",
             params.samples
         ))
@@ -235,14 +237,10 @@ fn sample_here(
             Ok::<(), std::convert::Infallible>(())
         },
     };
-    let (result, _) = params
-        .device
-        .in_slot(ctx.gpus)
-        .run(task)
-        .map_err(StageError::Failed)?;
+    let (result, _) = params.device.in_slot(ctx.gpus).run(task)?;
     match result {
         Ok(()) => Ok((images, classes)),
-        Err(_) => Err(StageError::Cancelled),
+        Err(_) => Err(StageError::Cancelled.into()),
     }
 }
 

@@ -29,13 +29,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Packed;
 use crate::device::{Device, OnBackend};
+use crate::error::KindError;
 use crate::gan::evaluate::{Evaluation, Scored};
 use crate::gan::import::{Network, import};
 use crate::gan::tensors::Snapshot;
 use crate::gan::train::{self, SCORES, Setup, Start, StepLog, TrainError, Trained};
 use crate::gan::{GanError, ModelConfig, TrainConfig};
 use crate::metrics::Stats;
-use crate::{Context, FileInput, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+use contract::{Context, FileInput, Invalid, Needs, Outcome, Reference, TypedKind};
 
 pub struct Train;
 
@@ -95,6 +96,7 @@ impl TypedKind for Train {
     const NAME: &'static str = "Train";
     const VERSION: u32 = 1;
     type Params = Params;
+    type Error = KindError;
 
     fn declare(params: &Params) -> Result<Needs, Invalid> {
         params
@@ -152,15 +154,12 @@ impl TypedKind for Train {
         })
     }
 
-    fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
+    fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
         let data = Arc::new(Packed::open(&ctx.input("data")?.join("images.pack"))?);
         let classes = data.header().classes.clone();
-        let failed = |e: GanError| StageError::Failed(e.to_string());
         // A resumed run continues from its checkpoint: nothing to import then.
         let start = match &params.init {
-            Some(_) if !train::resumes(ctx.work) => {
-                Some(imported(&params.model, ctx).map_err(failed)?)
-            }
+            Some(_) if !train::resumes(ctx.work) => Some(imported(&params.model, ctx)?),
             _ => None,
         };
         let device = params.device.in_slot(ctx.gpus);
@@ -183,8 +182,7 @@ impl TypedKind for Train {
         let eval_inputs = match &params.eval {
             Some(eval) => {
                 let dir = ctx.input("eval_reference")?;
-                let reference = Stats::read_npz(&dir.join("stats.npz"))
-                    .map_err(|e| StageError::Failed(e.to_string()))?;
+                let reference = Stats::read_npz(&dir.join("stats.npz"))?;
                 let extractor = super::classifier::extractor(ctx.input("eval_weights")?)?;
                 Some((eval, reference, extractor))
             }
@@ -218,12 +216,9 @@ impl TypedKind for Train {
             cancel: ctx.cancel,
             progress: &progress,
         };
-        let (result, used) = device.run(Training(&setup)).map_err(StageError::Failed)?;
-        let trained = result.map_err(|e| match e {
-            TrainError::Cancelled { .. } => StageError::Cancelled,
-            other => StageError::Failed(other.to_string()),
-        })?;
-        write_outputs(&params, &classes, &trained, ctx).map_err(failed)?;
+        let (result, used) = device.run(Training(&setup))?;
+        let trained = result?;
+        write_outputs(&params, &classes, &trained, ctx)?;
 
         let mut metrics = vec![
             ("seconds_per_step".to_string(), trained.seconds_per_step),

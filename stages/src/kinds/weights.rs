@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::data::download::{Checksum, fetch};
+use crate::error::KindError;
 use crate::metrics::inception::FidInception;
-use crate::{Context, FileInput, Invalid, Needs, Outcome, StageError, TypedKind};
+use contract::{Context, FileInput, Invalid, Needs, Outcome, StageError, TypedKind};
 
 pub struct Weights;
 
@@ -40,7 +41,7 @@ pub fn weight_file(dir: &Path) -> Result<PathBuf, StageError> {
         .map_err(StageError::io(format!("cannot list `{}`", dir.display())))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|e| e == "pth" || e == "pt"))
-        .ok_or_else(|| StageError::Failed(format!("no .pth weight file in `{}`", dir.display())))
+        .ok_or_else(|| StageError::Invalid(format!("no .pth weight file in `{}`", dir.display())))
 }
 
 fn hash_in_name(name: &str) -> Option<String> {
@@ -72,6 +73,7 @@ impl TypedKind for Weights {
     const NAME: &'static str = "Weights";
     const VERSION: u32 = 1;
     type Params = Params;
+    type Error = KindError;
 
     fn declare(params: &Params) -> Result<Needs, Invalid> {
         match (&params.url, &params.path) {
@@ -104,7 +106,7 @@ impl TypedKind for Weights {
         }
     }
 
-    fn run(params: Params, ctx: &Context) -> Result<Outcome, StageError> {
+    fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
         let out = match (&params.url, &params.path) {
             (Some(url), _) => {
                 let name = file_name(url).expect("checked by declare");
@@ -121,7 +123,7 @@ impl TypedKind for Weights {
             _ => {
                 let source = ctx.input("weights")?;
                 let name = source.file_name().ok_or_else(|| {
-                    StageError::Failed(format!("`{}` is not a file", source.display()))
+                    StageError::failed(format!("`{}` is not a file", source.display()))
                 })?;
                 if let Some(checksum) = params.sha256.as_ref().map(|s| Checksum {
                     md5: None,
@@ -137,8 +139,7 @@ impl TypedKind for Weights {
                 out
             }
         };
-        FidInception::<burn::backend::Flex>::load(&out, &Default::default())
-            .map_err(|e| StageError::Failed(e.to_string()))?;
+        FidInception::<burn::backend::Flex>::load(&out, &Default::default())?;
         let size = out.metadata().map_or(0, |m| m.len());
         Ok(Outcome {
             metrics: [("bytes".to_string(), size as f64)].into(),

@@ -208,7 +208,7 @@ impl OnBackend for Extraction<'_> {
         let mut start = 0;
         while start < n {
             if self.cancel.load(Ordering::Relaxed) {
-                return Err(MetricError::Invalid("cancelled".into()));
+                return Err(MetricError::Cancelled);
             }
             // A batch: up to `batch` consecutive images of the same size.
             let (w, h, first) = self.images.image(start)?;

@@ -30,6 +30,9 @@ pub enum MetricError {
     /// Inputs that make the metric meaningless.
     #[error("{0}")]
     Invalid(String),
+    /// Stopped by the caller's cancellation flag.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl MetricError {

@@ -3,3 +3,10 @@
 
 pub mod plot;
 pub mod table;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A table names a `ForEach` variable one of its stages lacks.
+    #[error("{message}")]
+    Variable { message: String },
+}

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::context::Input;
+use contract::Input;
+
+use super::ReportError;
 
 /// How the values of one cell (one per seed, say) become one number.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,15 +86,15 @@ pub fn variables(stage: &str) -> BTreeMap<String, String> {
 
 impl Table {
     /// Lays out `inputs` (the stages of `spec.stages`) as `spec` says.
-    pub fn build(spec: &TableSpec, inputs: &[Input]) -> Result<Table, String> {
+    pub fn build(spec: &TableSpec, inputs: &[Input]) -> Result<Table, ReportError> {
         let mut rows: Vec<Vec<String>> = Vec::new();
         let mut column_values: Vec<Option<String>> = Vec::new();
         let mut cells: BTreeMap<(usize, usize, usize), Vec<(String, f64)>> = BTreeMap::new();
         for input in inputs {
             let vars = variables(&input.from);
             let value_of = |name: &str| {
-                vars.get(name).cloned().ok_or_else(|| {
-                    format!(
+                vars.get(name).cloned().ok_or_else(|| ReportError::Variable {
+                    message: format!(
                         "table \"{}\": stage `{}` has no ForEach variable `{name}` (it has: {})",
                         spec.title,
                         input.from,
@@ -101,7 +103,7 @@ impl Table {
                         } else {
                             vars.keys().cloned().collect::<Vec<_>>().join(", ")
                         }
-                    )
+                    ),
                 })
             };
             let row = spec
@@ -343,7 +345,8 @@ mod tests {
         let err =
             Table::build(&spec(Some("cond"), &["fid"], Aggregate::MeanSd), &inputs).unwrap_err();
         assert!(
-            err.contains("`score[arch=big]` has no ForEach variable `cond` (it has: arch)"),
+            err.to_string()
+                .contains("`score[arch=big]` has no ForEach variable `cond` (it has: arch)"),
             "{err}"
         );
     }

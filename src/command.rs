@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Context, FileInput, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+use contract::{Context, FileInput, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
 
 pub struct Command;
 
@@ -50,6 +50,7 @@ impl TypedKind for Command {
     const NAME: &'static str = "Command";
     const VERSION: u32 = 1;
     type Params = Params;
+    type Error = StageError;
 
     fn declare(params: &Params) -> Result<Needs, Invalid> {
         if params.argv.is_empty() {
@@ -168,10 +169,10 @@ impl TypedKind for Command {
         isolate(&mut process);
         let child = process
             .spawn()
-            .map_err(|e| StageError::Failed(format!("cannot run `{}`: {e}", argv[0])))?;
+            .map_err(|e| StageError::failed(format!("cannot run `{}`: {e}", argv[0])))?;
         let status = wait(child, ctx)?;
         if !status.success() {
-            return Err(StageError::Failed(format!(
+            return Err(StageError::failed(format!(
                 "`{}` exited with {status}",
                 argv[0]
             )));
@@ -249,7 +250,7 @@ fn inputs<'a>(ctx: &'a Context, role: &str) -> Result<Vec<&'a std::path::Path>, 
     let list = ctx
         .inputs
         .get(role)
-        .ok_or_else(|| StageError::Failed(format!("no input named `{role}`")))?;
+        .ok_or_else(|| StageError::failed(format!("no input named `{role}`")))?;
     Ok(list.iter().map(|i| i.path.as_path()).collect())
 }
 
@@ -323,7 +324,7 @@ fn read_metrics(ctx: &Context) -> Result<BTreeMap<String, f64>, StageError> {
     let text =
         std::fs::read_to_string(&path).map_err(StageError::io("cannot read metrics.json"))?;
     serde_json::from_str(&text)
-        .map_err(|e| StageError::Failed(format!("metrics.json is not an object of numbers: {e}")))
+        .map_err(|e| StageError::failed(format!("metrics.json is not an object of numbers: {e}")))
 }
 
 #[cfg(test)]
@@ -340,9 +341,9 @@ mod tests {
         assert!(placeholders("a }").unwrap_err().contains("unmatched"));
     }
 
-    fn declare(text: &str) -> Result<crate::Declaration, (String, Option<String>)> {
+    fn declare(text: &str) -> Result<contract::Declaration, (String, Option<String>)> {
         let value = ronspan::parse(ronspan::FileId(0), text).unwrap();
-        crate::Kind::declare(&crate::Typed::<Command>::default(), &value)
+        contract::Kind::declare(&contract::Typed::<Command>::default(), &value)
             .map_err(|e| (e.message().to_string(), e.help().map(String::from)))
     }
 

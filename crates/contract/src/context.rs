@@ -3,6 +3,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::StageError;
+
 /// Everything a running stage may touch.
 pub struct Context<'a> {
     /// The stage's name in the pipeline, e.g. `train[seed=1]`.
@@ -35,11 +37,11 @@ impl Context<'_> {
     pub fn input(&self, role: &str) -> Result<&Path, StageError> {
         match self.inputs.get(role).map(Vec::as_slice) {
             Some([one]) => Ok(&one.path),
-            Some(many) => Err(StageError::Failed(format!(
+            Some(many) => Err(StageError::failed(format!(
                 "input `{role}` resolves to {} stages where one was expected",
                 many.len()
             ))),
-            None => Err(StageError::Failed(format!("no input named `{role}`"))),
+            None => Err(StageError::failed(format!("no input named `{role}`"))),
         }
     }
 }
@@ -64,25 +66,4 @@ pub trait Progress: Sync {
 pub struct Outcome {
     pub metrics: BTreeMap<String, f64>,
     pub summary: Option<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StageError {
-    #[error("{0}")]
-    Failed(String),
-    #[error("cancelled")]
-    Cancelled,
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl StageError {
-    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StageError {
-        let context = context.into();
-        move |source| StageError::Io { context, source }
-    }
 }

@@ -1,8 +1,44 @@
-//! Writes a PyTorch state dict the way `torch.save` does (zip format): a pickle of an
-//! `OrderedDict` of `_rebuild_tensor_v2` calls whose storages are separate entries.
+//! Files in the published formats, built in memory for tests: of this crate, and of the
+//! `pipe` binary end to end (archives served to `Download`, checkpoints given to
+//! `Train(init:)`), which would otherwise need these formats' crates of their own.
 
 use std::io::Write;
 use std::path::Path;
+
+use md5::Digest as _;
+
+/// A `.tar.gz` of `members` (name, bytes).
+pub fn tar_gz(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (name, bytes) in members {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, name, *bytes).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+/// A `.zip` of `members` (name, bytes), deflated.
+pub fn zip(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    for (name, bytes) in members {
+        zip.start_file(*name, options).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+/// The MD5 of `bytes` in lowercase hex, as `Download(md5:)` takes it.
+pub fn md5_hex(bytes: &[u8]) -> String {
+    md5::Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 fn unicode(out: &mut Vec<u8>, s: &str) {
     out.push(b'X');
@@ -19,6 +55,8 @@ fn ordered_dict(out: &mut Vec<u8>) {
     out.extend(b"ccollections\nOrderedDict\n)R");
 }
 
+/// Writes a PyTorch state dict the way `torch.save` does (zip format): a pickle of an
+/// `OrderedDict` of `_rebuild_tensor_v2` calls whose storages are separate entries.
 /// `tensors`: (name, shape, values in C order).
 pub fn save_state_dict(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
     let mut pkl = vec![0x80, 2];

@@ -21,28 +21,6 @@ pub trait Kind: Send + Sync {
     fn run(&self, params: &serde_json::Value, ctx: &Context) -> Result<Outcome, StageError>;
 }
 
-/// Runs a stage with its parallel work (burn-flex, faer, our kernels: all rayon) on a
-/// pool of `ctx.threads` threads. Stages running side by side then each keep to their
-/// share of the cores: small tensor operations split over more threads than that spend
-/// more time handing work over than computing.
-pub fn run_stage(
-    kind: &dyn Kind,
-    params: &serde_json::Value,
-    ctx: &Context,
-) -> Result<Outcome, StageError> {
-    match rayon::ThreadPoolBuilder::new()
-        .num_threads(ctx.threads.max(1))
-        .thread_name(|i| format!("stage-{i}"))
-        .build()
-    {
-        Ok(pool) => pool.install(|| kind.run(params, ctx)),
-        Err(e) => {
-            tracing::warn!("no thread pool for the stage ({e}); using the shared one");
-            kind.run(params, ctx)
-        }
-    }
-}
-
 /// What a stage's parameters say, once checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Declaration {
@@ -121,10 +99,12 @@ pub trait TypedKind: Send + Sync + 'static {
     const VERSION: u32;
     /// Parameters, deserialized with unknown fields rejected.
     type Params: Serialize + DeserializeOwned;
+    /// What its work fails with: its own error type, converted at the contract.
+    type Error: Into<StageError>;
 
     /// Says what the stage reads, rejecting parameters that parse but are wrong.
     fn declare(params: &Self::Params) -> Result<Needs, Invalid>;
-    fn run(params: Self::Params, ctx: &Context) -> Result<Outcome, StageError>;
+    fn run(params: Self::Params, ctx: &Context) -> Result<Outcome, Self::Error>;
 }
 
 /// Adapts a [`TypedKind`] to the object-safe [`Kind`].
@@ -176,13 +156,12 @@ impl<K: TypedKind> Kind for Typed<K> {
 
     fn run(&self, params: &serde_json::Value, ctx: &Context) -> Result<Outcome, StageError> {
         let params = serde_json::from_value(params.clone()).map_err(|e| {
-            StageError::Failed(format!(
-                "stored parameters do not fit {} v{}: {e}",
-                K::NAME,
-                K::VERSION
-            ))
+            StageError::caused(
+                format!("stored parameters do not fit {} v{}", K::NAME, K::VERSION),
+                e,
+            )
         })?;
-        K::run(params, ctx)
+        K::run(params, ctx).map_err(Into::into)
     }
 }
 
@@ -272,61 +251,50 @@ mod tests {
         assert_eq!(super::struct_fields::<P>(), ["a", "b"]);
     }
 
-    /// Reports the threads its parallel work would get.
-    struct Threads;
-
-    impl super::Kind for Threads {
-        fn name(&self) -> &'static str {
-            "Threads"
-        }
-        fn version(&self) -> u32 {
-            1
-        }
-        fn fields(&self) -> &'static [&'static str] {
-            &[]
-        }
-        fn declare(&self, _: &ronspan::Value) -> Result<super::Declaration, ronspan::Error> {
-            unreachable!("not declared in this test")
-        }
-        fn run(
-            &self,
-            _: &serde_json::Value,
-            _: &crate::Context,
-        ) -> Result<crate::Outcome, crate::StageError> {
-            let mut outcome = crate::Outcome::default();
-            let threads = rayon::current_num_threads() as f64;
-            outcome.metrics.insert("threads".into(), threads);
-            Ok(outcome)
-        }
-    }
-
-    struct Quiet;
-
-    impl crate::Progress for Quiet {
-        fn report(&self, _: u64, _: Option<u64>, _: &str) {}
-    }
-
+    /// The rule of the crate's documentation, in action: a field added with a default
+    /// and skipped at it leaves the canonical parameters of existing stages alone.
     #[test]
-    fn a_stage_runs_on_its_share_of_threads() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("log")).unwrap();
-        let cancel = std::sync::atomic::AtomicBool::new(false);
-        let inputs = Default::default();
-        for threads in [1, 3] {
-            let ctx = crate::Context {
-                stage: "threads",
-                out: dir.path(),
-                work: dir.path(),
-                base_dir: dir.path(),
-                inputs: &inputs,
-                gpus: &[],
-                threads,
-                log: &log,
-                cancel: &cancel,
-                progress: &Quiet,
-            };
-            let outcome = super::run_stage(&Threads, &serde_json::Value::Null, &ctx).unwrap();
-            assert_eq!(outcome.metrics["threads"], threads as f64);
+    fn a_defaulted_skipped_field_leaves_canonical_params_alone() {
+        use crate::{Context, Invalid, Kind, Needs, Outcome, StageError, Typed, TypedKind};
+
+        #[derive(serde::Serialize, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Before {
+            a: u32,
         }
+
+        #[derive(serde::Serialize, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct After {
+            a: u32,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            b: Option<u32>,
+        }
+
+        struct K<P>(std::marker::PhantomData<P>);
+        impl<P: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static> TypedKind for K<P> {
+            const NAME: &'static str = "K";
+            const VERSION: u32 = 1;
+            type Params = P;
+            type Error = StageError;
+            fn declare(_: &P) -> Result<Needs, Invalid> {
+                Ok(Needs::default())
+            }
+            fn run(_: P, _: &Context) -> Result<Outcome, StageError> {
+                Ok(Outcome::default())
+            }
+        }
+
+        let declare = |kind: &dyn Kind, text: &str| {
+            let value = ronspan::parse(ronspan::FileId(0), text).unwrap();
+            kind.declare(&value).unwrap().params
+        };
+        let before = Typed::<K<Before>>::default();
+        let after = Typed::<K<After>>::default();
+        assert_eq!(declare(&before, "K(a: 1)"), declare(&after, "K(a: 1)"));
+        assert_ne!(
+            declare(&after, "K(a: 1)"),
+            declare(&after, "K(a: 1, b: Some(2))")
+        );
     }
 }
