@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use contract::{Context, FileInput, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+use contract::{
+    Context, FileInput, GpuNeed, Invalid, Needs, Outcome, Reference, StageError, TypedKind,
+};
 
 pub struct Command;
 
@@ -126,7 +128,10 @@ impl TypedKind for Command {
                     at: vec!["files".into(), role.clone()],
                 })
                 .collect(),
-            gpus: params.gpus,
+            gpus: match params.gpus {
+                0 => GpuNeed::None,
+                n => GpuNeed::Exactly(n),
+            },
         })
     }
 

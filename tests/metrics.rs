@@ -9,7 +9,7 @@ use common::*;
 use stages::testutil::save_state_dict;
 
 fn weights() -> PathBuf {
-    fixtures("fid-inception").join("pt_inception-random-1234.pth")
+    inception_weights()
 }
 
 fn expected(key: &str) -> f64 {
@@ -326,4 +326,62 @@ fn bad_weight_files_name_the_tensor() {
         .unwrap()
         .to_string();
     assert!(error.contains("not a readable PyTorch file"), "{error}");
+}
+
+/// `device: Auto` takes a GPU slot when the run has GPUs and runs on the CPU when it has
+/// none; `Cpu` never takes one. `PIPE_VISIBLE_GPUS` stands in for a GPU machine: in a
+/// build without CUDA the Auto stage given a GPU then fails, naming the missing feature.
+#[test]
+fn auto_devices_take_a_gpu_slot_only_when_the_run_has_gpus() {
+    let p = Project::new();
+    p.write(
+        "p.ron",
+        &format!(
+            r#"Pipeline(name: "devices", stages: {{
+                "inception": Weights(path: Some("{}")),
+                "shapes": Dataset(source: Synthetic(seed: 3, per_class: 1, size: 32, classes: 2), split: Test),
+                "auto": InceptionStats(data: "shapes", weights: "inception", device: Auto),
+                "cpu": InceptionStats(data: "shapes", weights: "inception", batch: 1, device: Cpu),
+            }})"#,
+            weights().display()
+        ),
+    );
+    let out = p.pipe(&["run", "p.ron", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The report leaves an empty list of GPUs out.
+    for name in ["auto", "cpu"] {
+        assert_eq!(
+            stage(&report, name)["gpus"],
+            serde_json::Value::Null,
+            "{name}"
+        );
+        let show = p.json(&["show", "p.ron", name], 0);
+        assert_eq!(show["record"]["device"], "cpu", "{name}");
+    }
+    let gpu_run = |args: &[&str]| {
+        let mut all = vec![
+            "run", "p.ron", "--json", "--force", "auto", "--force", "cpu",
+        ];
+        all.extend_from_slice(args);
+        let out = p
+            .command(&all)
+            .env("PIPE_VISIBLE_GPUS", "1")
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let report = gpu_run(&["--keep-going"]);
+    assert_eq!(stage(&report, "auto")["gpus"], serde_json::json!([0]));
+    let error = stage(&report, "auto")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("no CUDA support"), "{error}");
+    assert_eq!(stage(&report, "cpu")["gpus"], serde_json::Value::Null);
+    assert_eq!(stage(&report, "cpu")["action"], "ran");
+    // `--gpus none` runs everything on the CPU even where GPUs are visible.
+    let report = gpu_run(&["--gpus", "none"]);
+    assert_eq!(stage(&report, "auto")["action"], "ran");
+    assert_eq!(stage(&report, "auto")["gpus"], serde_json::Value::Null);
 }

@@ -267,6 +267,66 @@ fn gpu_slots_are_handed_out_without_oversubscription() {
     );
 }
 
+/// Without `--gpus`, a run takes every visible GPU (`PIPE_VISIBLE_GPUS` stands in for a
+/// GPU machine); `--gpus none` takes none; `--stages-per-gpu` lets stages share one.
+#[test]
+fn gpus_default_to_the_visible_ones_and_are_shared_only_when_asked() {
+    let p = Project::new();
+    p.write(
+        "p.ron",
+        r#"Pipeline(name: "vis", stages: {
+            "a": Command(argv: ["sh", "-c", "echo {gpus} > {out}/ids"], gpus: 1),
+            "b": Command(argv: ["sh", "-c", "echo {gpus} > {out}/ids"], gpus: 1),
+            "cpu": Command(argv: ["true"]),
+        })"#,
+    );
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "p.ron", "--json", "-j", "3"];
+        all.extend_from_slice(args);
+        let out = p
+            .command(&all)
+            .env("PIPE_VISIBLE_GPUS", "2")
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report
+    };
+    let ids = |report: &serde_json::Value, name: &str| stage(report, name)["gpus"].clone();
+    let report = run(&[]);
+    let mut given = vec![ids(&report, "a"), ids(&report, "b")];
+    given.sort_by_key(|v| v.to_string());
+    assert_eq!(given, [serde_json::json!([0]), serde_json::json!([1])]);
+    assert_eq!(ids(&report, "cpu"), serde_json::Value::Null);
+
+    let report = run(&["--force", "a", "--force", "b", "--gpus", "none"]);
+    let error = stage(&report, "a")["error"].as_str().unwrap().to_string();
+    assert!(error.contains("needs 1 GPU(s) but 0 given"), "{error}");
+
+    let report = run(&[
+        "--force",
+        "a",
+        "--force",
+        "b",
+        "--gpus",
+        "1",
+        "--stages-per-gpu",
+        "2",
+    ]);
+    assert_eq!(ids(&report, "a"), serde_json::json!([1]));
+    assert_eq!(ids(&report, "b"), serde_json::json!([1]));
+
+    // The run says where it will run before it starts.
+    let out = p
+        .command(&["run", "p.ron", "--gpus", "0,1"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&out.stderr).contains("devices: GPU 0,1 (one stage per GPU)"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn keep_going_runs_independent_branches_after_a_failure() {
     let p = Project::new();

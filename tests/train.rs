@@ -330,7 +330,7 @@ fn training_goes_on_from_the_authors_checkpoints() {
 #[test]
 fn samples_are_scored_against_reference_statistics() {
     let p = project();
-    let weights = fixtures("fid-inception").join("pt_inception-random-1234.pth");
+    let weights = inception_weights();
     let pipeline = PIPELINE.replace(
         "    },\n)",
         &format!(

@@ -113,6 +113,22 @@ impl Ctx {
     }
 }
 
+/// The GPUs a run uses when `--gpus` is not given: every one this build can use here
+/// (`PIPE_VISIBLE_GPUS=N`, for tests and to hold GPUs back, says 0..N instead).
+fn visible_gpus() -> Vec<u32> {
+    if let Some(n) = std::env::var("PIPE_VISIBLE_GPUS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+    {
+        return (0..n).collect();
+    }
+    #[cfg(feature = "kinds")]
+    let visible = stages::device::Device::visible_gpus() as u32;
+    #[cfg(not(feature = "kinds"))]
+    let visible = 0;
+    (0..visible).collect()
+}
+
 /// The kinds of this build: the engine's own and, with the `kinds` feature, those of
 /// the `stages` crate.
 fn registry() -> Registry {
@@ -154,7 +170,7 @@ fn find_stage(pipeline: &Pipeline, name: &str) -> Result<usize, CliError> {
 pub struct GpuIds(pub Vec<u32>);
 
 fn parse_gpus(list: &str) -> Result<GpuIds, String> {
-    if list.trim().is_empty() {
+    if list.trim().is_empty() || list.trim() == "none" {
         return Ok(GpuIds::default());
     }
     let mut ids: Vec<u32> = list

@@ -30,9 +30,15 @@ pub struct Args {
     /// gets an even share of the cores for its own threads; -j 1 gives one stage them all.
     #[arg(short, long, default_value_t = schedule::cores() as u32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     jobs: u32,
-    /// GPU ids stages may use, e.g. 0,1,2,3; a stage declaring `gpus: N` waits for N free ids.
-    #[arg(long, value_name = "LIST", value_parser = parse_gpus, default_value = "")]
-    gpus: GpuIds,
+    /// GPU ids stages may use, e.g. 0,1,2,3, or `none` to run everything on the CPU.
+    /// Default: every GPU this build can use here (none in a build without `--features
+    /// cuda`; `PIPE_VISIBLE_GPUS=N` says 0..N instead). A stage on a GPU (`device: Auto`
+    /// when there are GPUs, `Cuda(n)`, `Command(gpus: N)`) waits for free ones.
+    #[arg(long, value_name = "LIST", value_parser = parse_gpus)]
+    gpus: Option<GpuIds>,
+    /// Stages one GPU may run at once. Default 1: GPU stages never share a GPU.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    stages_per_gpu: u32,
     /// After a failure, keep running the stages that do not depend on it.
     #[arg(short, long)]
     keep_going: bool,
@@ -124,9 +130,14 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
             &process
         }
     };
+    let gpus = args.gpus.map_or_else(super::visible_gpus, |ids| ids.0);
+    if !args.json && !ctx.quiet {
+        eprintln!("{}", devices(&gpus, args.stages_per_gpu, args.jobs));
+    }
     let options = Options {
         jobs: args.jobs as usize,
-        gpus: args.gpus.0,
+        gpus,
+        stages_per_gpu: args.stages_per_gpu as usize,
         keep_going: args.keep_going,
         force,
     };
@@ -134,6 +145,23 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
         &pipeline, &store, executor, &options, &selected, &display, &CANCEL,
     )?;
     Ok(finish(&report, args.json, ctx.quiet))
+}
+
+/// The line a run starts with: where its stages will run.
+fn devices(gpus: &[u32], per_gpu: u32, jobs: u32) -> String {
+    let cpu = format!("up to {jobs} stage(s) at once");
+    if gpus.is_empty() {
+        return format!("devices: CPU only, {cpu}");
+    }
+    let ids: Vec<String> = gpus.iter().map(u32::to_string).collect();
+    let sharing = match per_gpu {
+        1 => "one stage per GPU".to_string(),
+        n => format!("{n} stages per GPU"),
+    };
+    format!(
+        "devices: GPU {} ({sharing}) and the CPU, {cpu}",
+        ids.join(",")
+    )
 }
 
 fn finish(report: &RunReport, json: bool, quiet: bool) -> ExitCode {

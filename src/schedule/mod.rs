@@ -31,7 +31,10 @@ use crate::summary::{Action, RunReport, StageReport};
 
 pub struct Options {
     pub jobs: usize,
+    /// The run's GPU ids; a stage that asks for GPUs takes them from here.
     pub gpus: Vec<u32>,
+    /// Stages one GPU may hold at once (1: GPU stages never share a GPU).
+    pub stages_per_gpu: usize,
     pub keep_going: bool,
     /// Stages to run even if cached.
     pub force: BTreeSet<usize>,
@@ -97,7 +100,7 @@ pub fn run(
         refs: store.refs(&pipeline.name)?,
         slots: (0..pipeline.stages.len()).map(|_| Slot::Pending).collect(),
         records: vec![None; pipeline.stages.len()],
-        gpus: Slots::new(&options.gpus),
+        gpus: Slots::new(&options.gpus, options.stages_per_gpu),
         stopping: false,
     };
     let (tx, rx) = mpsc::channel::<Finished>();
@@ -221,8 +224,7 @@ impl Run<'_> {
                 },
             }
         };
-        let needed = stage.declaration.gpus as usize;
-        if needed > self.gpus.total() {
+        if let Err(needed) = stage.declaration.gpus.slots(self.gpus.total()) {
             let mut report = StageReport::new(&stage.name, Action::Failed);
             report.key = Some(planned.key);
             let given = self.gpus.total();
@@ -247,9 +249,13 @@ impl Run<'_> {
         if !matches!(self.slots[i], Slot::Ready(_)) {
             return Ok(None);
         }
+        let wanted = self.pipeline.stages[i]
+            .declaration
+            .gpus
+            .slots(self.gpus.total());
         let Some(ids) = self
             .gpus
-            .take(self.pipeline.stages[i].declaration.gpus as usize)
+            .take(wanted.expect("checked when it became ready"))
         else {
             return Ok(None);
         };

@@ -1,6 +1,9 @@
 //! Where tensor work runs: `Cpu` (burn-flex), `Cuda(n)` (burn-cuda, in builds with the
-//! `cuda` feature), or `Auto`: CUDA device 0 when one answers, else the CPU. One code
+//! `cuda` feature), or `Auto`: the GPU of the stage's slot when the run has GPUs, else
+//! the CPU (and, outside a run's slots, CUDA device 0 when one answers). One code
 //! path: work is written once, generic over the backend, and dispatched here.
+
+use contract::GpuNeed;
 
 use crate::kernels::Kernels;
 use serde::{Deserialize, Serialize};
@@ -28,17 +31,31 @@ pub trait OnBackend {
 }
 
 impl Device {
-    /// GPU slots a stage on this device takes from the run.
-    pub fn slots(self) -> u32 {
-        matches!(self, Device::Cuda(_)) as u32
+    /// The GPU slots a stage on this device asks the run for: `Cuda(n)` one, always;
+    /// `Auto` one when the run has GPUs, and none (the CPU) when it has none.
+    pub fn slots(self) -> GpuNeed {
+        match self {
+            Device::Cpu => GpuNeed::None,
+            Device::Cuda(_) => GpuNeed::Exactly(1),
+            Device::Auto => GpuNeed::IfAny(1),
+        }
     }
 
-    /// The device to use given the run's GPU slot ids: a CUDA stage runs on its slot.
+    /// The device to use given the GPU ids the run gave the stage: a GPU stage runs on
+    /// its slot's GPU; `Auto` without one runs on the CPU.
     pub fn in_slot(self, gpus: &[u32]) -> Device {
         match (self, gpus.first()) {
-            (Device::Cuda(_), Some(&id)) => Device::Cuda(id as usize),
-            (device, _) => device,
+            (Device::Cuda(_) | Device::Auto, Some(&id)) => Device::Cuda(id as usize),
+            (Device::Auto, None) => Device::Cpu,
+            (device, None) => device,
+            (Device::Cpu, Some(_)) => Device::Cpu,
         }
+    }
+
+    /// How many GPUs this build can use here: none without the `cuda` feature, else the
+    /// CUDA devices that answer, counted from 0.
+    pub fn visible_gpus() -> usize {
+        (0..64).take_while(|&i| cuda_answers(i)).count()
     }
 
     /// Runs `task` on this device; also says, in words, which device it used.
@@ -93,4 +110,27 @@ fn cuda_answers(index: usize) -> bool {
 #[cfg(not(feature = "cuda"))]
 fn cuda_answers(_index: usize) -> bool {
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_takes_a_slot_when_the_run_has_gpus_and_runs_on_it() {
+        assert_eq!(Device::Auto.slots(), GpuNeed::IfAny(1));
+        assert_eq!(Device::Cuda(3).slots(), GpuNeed::Exactly(1));
+        assert_eq!(Device::Cpu.slots(), GpuNeed::None);
+        assert_eq!(Device::Auto.in_slot(&[2]), Device::Cuda(2));
+        assert_eq!(Device::Auto.in_slot(&[]), Device::Cpu);
+        assert_eq!(Device::Cuda(0).in_slot(&[1]), Device::Cuda(1));
+        assert_eq!(Device::Cuda(1).in_slot(&[]), Device::Cuda(1));
+        assert_eq!(Device::Cpu.in_slot(&[]), Device::Cpu);
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn a_cpu_build_sees_no_gpu() {
+        assert_eq!(Device::visible_gpus(), 0);
+    }
 }

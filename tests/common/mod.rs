@@ -91,6 +91,16 @@ pub fn fixtures(sub: &str) -> PathBuf {
     dir
 }
 
+/// The FID Inception weight file of the fixtures: whichever `.pth` `fid-inception/` holds.
+pub fn inception_weights() -> PathBuf {
+    let dir = fixtures("fid-inception");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "pth"))
+        .unwrap_or_else(|| panic!("no .pth weight file in {}", dir.display()))
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

@@ -29,7 +29,44 @@ pub struct Declaration {
     pub params: serde_json::Value,
     pub stages: Vec<Reference>,
     pub files: Vec<FileInput>,
-    pub gpus: u32,
+    pub gpus: GpuNeed,
+}
+
+/// The GPUs a stage asks the run for. Not part of the key: which GPU (or whether one)
+/// a stage gets is the run's business; a kind that computes differently on a GPU says
+/// so in its parameters (a `device` field).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GpuNeed {
+    /// None: the stage runs on the CPU.
+    #[default]
+    None,
+    /// Exactly this many: the run must have them, and the stage waits until they are free.
+    Exactly(u32),
+    /// This many when the run has GPUs (and the stage waits for them), none when it has
+    /// none: the stage then runs on the CPU. What `device: Auto` asks for.
+    IfAny(u32),
+}
+
+impl GpuNeed {
+    /// How many of a run's `total` GPU slots the stage takes, or the shortfall as
+    /// `Err(needed)` when it needs more than the run has.
+    pub fn slots(self, total: usize) -> Result<usize, usize> {
+        match self {
+            GpuNeed::None => Ok(0),
+            GpuNeed::Exactly(n) if n as usize > total => Err(n as usize),
+            GpuNeed::Exactly(n) => Ok(n as usize),
+            GpuNeed::IfAny(_) if total == 0 => Ok(0),
+            GpuNeed::IfAny(n) => Ok((n as usize).min(total)),
+        }
+    }
+
+    /// The most GPUs the stage would use.
+    pub fn count(self) -> u32 {
+        match self {
+            GpuNeed::None => 0,
+            GpuNeed::Exactly(n) | GpuNeed::IfAny(n) => n,
+        }
+    }
 }
 
 /// An upstream stage the stage reads, under the role name the stage uses for it.
@@ -90,7 +127,7 @@ impl Invalid {
 pub struct Needs {
     pub stages: Vec<Reference>,
     pub files: Vec<FileInput>,
-    pub gpus: u32,
+    pub gpus: GpuNeed,
 }
 
 /// A kind with typed parameters; [`Typed`] makes it a [`Kind`].
@@ -296,5 +333,17 @@ mod tests {
             declare(&after, "K(a: 1)"),
             declare(&after, "K(a: 1, b: Some(2))")
         );
+    }
+
+    #[test]
+    fn gpu_needs_against_the_runs_slots() {
+        use super::GpuNeed;
+        assert_eq!(GpuNeed::None.slots(4), Ok(0));
+        assert_eq!(GpuNeed::Exactly(2).slots(4), Ok(2));
+        assert_eq!(GpuNeed::Exactly(2).slots(1), Err(2));
+        assert_eq!(GpuNeed::Exactly(1).slots(0), Err(1));
+        assert_eq!(GpuNeed::IfAny(1).slots(0), Ok(0));
+        assert_eq!(GpuNeed::IfAny(1).slots(3), Ok(1));
+        assert_eq!(GpuNeed::IfAny(4).slots(2), Ok(2));
     }
 }

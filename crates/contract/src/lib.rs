@@ -49,5 +49,5 @@ mod kind;
 pub use context::{Context, Input, Outcome, Progress};
 pub use error::StageError;
 pub use kind::{
-    Declaration, FileInput, Invalid, Kind, Needs, Reference, Registry, Typed, TypedKind,
+    Declaration, FileInput, GpuNeed, Invalid, Kind, Needs, Reference, Registry, Typed, TypedKind,
 };

@@ -86,7 +86,7 @@ impl TypedKind for Report {
         Ok(Needs {
             stages,
             files: Vec::new(),
-            gpus: 0,
+            gpus: contract::GpuNeed::None,
         })
     }
 
