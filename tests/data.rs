@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use common::http::serve;
 use common::*;
 use stages::data::Packed;
-use stages::testutil::md5_hex;
+use stages::data::testutil::md5_hex;
 
 const NAMES: [&str; 10] = [
     "airplane",
@@ -55,7 +55,7 @@ fn cifar_archive() -> Vec<u8> {
         .map(|(name, bytes)| (format!("cifar-10-batches-bin/{name}"), bytes.as_slice()))
         .collect();
     let members: Vec<(&str, &[u8])> = named.iter().map(|(n, b)| (n.as_str(), *b)).collect();
-    stages::testutil::tar_gz(&members)
+    stages::data::testutil::tar_gz(&members)
 }
 
 fn pipeline(url: &str, md5: &str) -> String {

@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use stages::testutil::save_state_dict;
+use stages::data::testutil::save_state_dict;
 
 fn weights() -> PathBuf {
     inception_weights()

@@ -389,7 +389,7 @@ fn samples_are_scored_against_reference_statistics() {
     let out = p.pipe(&["run", "p.ron", "inline"]);
     let err = text(&out.stdout) + &text(&out.stderr);
     assert!(
-        err.contains("to sample from a Train stage, set `count`"),
+        err.contains("`gan` is a Train stage: to sample from it here, set `count`"),
         "{err}"
     );
 

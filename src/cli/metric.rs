@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
-use stages::device::Device;
+use stages::kernels::device::Device;
 use stages::measure::{self, Loaded, Network};
 use stages::metrics::inception::{CLASSES, FEATURES};
 use stages::metrics::prdc::{Ball, prdc};

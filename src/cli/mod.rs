@@ -109,6 +109,9 @@ pub struct Ctx {
 
 impl Ctx {
     fn store(&self) -> Result<Store, CliError> {
+        // GPU kernels tuned once are reused by every stage and rerun on this store.
+        #[cfg(feature = "cuda")]
+        stages::kernels::device::keep_autotune_cache_in(&self.cache.join("autotune"));
         Ok(Store::open(&self.cache)?)
     }
 }
@@ -123,7 +126,7 @@ fn visible_gpus() -> Vec<u32> {
         return (0..n).collect();
     }
     #[cfg(feature = "kinds")]
-    let visible = stages::device::Device::visible_gpus() as u32;
+    let visible = stages::kernels::device::Device::visible_gpus() as u32;
     #[cfg(not(feature = "kinds"))]
     let visible = 0;
     (0..visible).collect()

@@ -182,12 +182,12 @@ fn run_in(
                 source.stage
             )));
         }
-        let metrics = store
-            .record(&source.key)?
-            .map(|record| record.metrics)
-            .unwrap_or_default();
+        let record = store.record(&source.key)?;
+        let kind = record.as_ref().map(|r| r.inputs.kind.clone());
+        let metrics = record.map(|r| r.metrics).unwrap_or_default();
         inputs.entry(source.role.clone()).or_default().push(Input {
             from: source.stage.clone(),
+            kind,
             path: store.tree_path(&source.output),
             metrics,
         });
@@ -196,6 +196,7 @@ fn run_in(
         let written = job.files.get(role).unwrap_or(path);
         inputs.entry(role.clone()).or_default().push(Input {
             from: written.display().to_string(),
+            kind: None,
             path: path.clone(),
             metrics: BTreeMap::new(),
         });

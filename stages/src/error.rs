@@ -4,13 +4,13 @@
 
 use contract::StageError;
 
-use crate::data::DataError;
-use crate::device::DeviceError;
-use crate::gan::GanError;
-use crate::gan::classifier::FitError;
-use crate::gan::train::TrainError;
-use crate::metrics::MetricError;
-use crate::report::ReportError;
+use data::DataError;
+use gan::GanError;
+use gan::classifier::FitError;
+use gan::train::TrainError;
+use kernels::device::DeviceError;
+use metrics::MetricError;
+use report::ReportError;
 
 /// Whatever a kind's work can fail with.
 #[derive(Debug, thiserror::Error)]

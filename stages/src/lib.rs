@@ -1,30 +1,27 @@
-//! Every stage kind of `pipe` beyond the engine's own `Command`, and the domain code
-//! they call: data sets, GAN models and training, metrics, reports, CPU kernels.
+//! Every stage kind of `pipe` beyond the engine's own `Command`: the thin layer between
+//! the stage contract and the domain crates (`data`, `gan`, `metrics`, `report`,
+//! `kernels`).
 //!
 //! The engine (the `pipe` package) schedules, hashes and caches stages without knowing
-//! what they do; the two meet through the `contract` crate. A kind (in [`kinds`]) is the
-//! thin layer that turns checked parameters and upstream folders into calls of the
-//! domain modules, and domain errors into [`contract::StageError`]s ([`error`]).
+//! what they do; the two meet through the `contract` crate. A kind (in [`kinds`]) turns
+//! checked parameters and upstream folders ([`artifacts`], the one owner of every output
+//! folder's layout) into calls of the domain crates, and their errors into
+//! [`contract::StageError`]s ([`error`]).
 //!
 //! Bump a kind's `VERSION` whenever the meaning of its parameters or outputs changes:
 //! the version is part of every key, so the change reruns exactly that kind's stages
 //! (the rules are in the `contract` crate's documentation).
 
-pub mod data;
-pub mod device;
+pub mod artifacts;
 pub mod error;
-pub mod gan;
-pub mod kernels;
 pub mod kinds;
 pub mod measure;
-pub mod metrics;
 mod on_threads;
-pub mod pytorch;
-pub mod report;
-pub mod rng;
-pub mod testutil;
 
 use contract::{Kind, Typed};
+
+/// The domain crates, for the binary (`pipe metric`) and its end-to-end tests.
+pub use {data, gan, kernels, metrics, report};
 
 pub use on_threads::OnThreads;
 

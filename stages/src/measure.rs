@@ -7,11 +7,11 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use crate::data::{DataError, Packed, decode_rgb};
-use crate::device::{Device, DeviceError};
-use crate::metrics::extract::{Extraction, Extractor, ImageSource};
-use crate::metrics::inception::CLASSES;
-use crate::metrics::{Features, MetricError, Stats, npy};
+use data::{DataError, Packed, decode_rgb};
+use kernels::device::{Device, DeviceError};
+use metrics::extract::{Extraction, ImageSource, Inception};
+use metrics::inception::CLASSES;
+use metrics::{Features, MetricError, Stats, npy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MeasureError {
@@ -98,7 +98,7 @@ pub fn load(path: &Path, net: &Network) -> Result<Loaded, MeasureError> {
         });
     }
     let packed_path = if path.is_dir() {
-        path.join("images.pack")
+        path.join(crate::artifacts::IMAGES)
     } else {
         path.to_path_buf()
     };
@@ -198,9 +198,9 @@ fn extract(images: &dyn ImageSource, path: &Path, net: &Network) -> Result<Loade
     })?;
     let progress = |done: u64, total: u64| (net.progress)(path, done, total);
     let cancel = AtomicBool::new(false);
-    let extractor = Extractor::Inception(weights.to_path_buf());
+    let network = Inception(weights.to_path_buf());
     let task = Extraction {
-        extractor: &extractor,
+        network: &network,
         images,
         batch: net.batch.max(1),
         keep: true,

@@ -2,8 +2,6 @@
 //! run the Inception network return `StageError::Cancelled`, which the engine records
 //! as nothing (the next run starts the stage again).
 
-mod fixtures;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,9 +19,10 @@ impl Progress for CancelAtFirstReport<'_> {
     }
 }
 
-fn input(path: &Path) -> Vec<Input> {
+fn input(path: &Path, kind: &str) -> Vec<Input> {
     vec![Input {
         from: path.display().to_string(),
+        kind: Some(kind.into()),
         path: path.to_path_buf(),
         metrics: BTreeMap::new(),
     }]
@@ -41,19 +40,14 @@ fn ctrl_c_during_inception_stats_is_an_interruption() {
     }
     pack.finish().unwrap();
     // Any weight file of the fixture folder: a `Weights` stage's output holds one.
-    let fixtures = fixtures::dir("fid-inception");
-    let weights = std::fs::read_dir(&fixtures)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "pth"))
-        .unwrap_or_else(|| panic!("no .pth in {}", fixtures.display()));
+    let weights = fixtures::file_with_extension("fid-inception", "pth");
     let weights_dir = tmp.path().join("weights");
     std::fs::create_dir(&weights_dir).unwrap();
     std::fs::copy(&weights, weights_dir.join(weights.file_name().unwrap())).unwrap();
 
     let inputs = BTreeMap::from([
-        ("data".to_string(), input(&data)),
-        ("weights".to_string(), input(&weights_dir)),
+        ("data".to_string(), input(&data, "Dataset")),
+        ("weights".to_string(), input(&weights_dir, "Weights")),
     ]);
     let out = tmp.path().join("out");
     std::fs::create_dir(&out).unwrap();

@@ -75,30 +75,14 @@ impl Project {
     }
 }
 
-/// A fixture folder: `$PIPE_FIXTURES/<sub>`, by default `shared/fixtures` beside the
-/// repository. A missing folder fails the test, saying where it looked.
-pub fn fixtures(sub: &str) -> PathBuf {
-    let root = std::env::var_os("PIPE_FIXTURES").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"),
-        PathBuf::from,
-    );
-    let dir = root.join(sub);
-    assert!(
-        dir.is_dir(),
-        "fixture folder `{}` is missing: set PIPE_FIXTURES or place shared/fixtures beside the repository",
-        dir.display()
-    );
-    dir
-}
+/// A fixture folder (`$PIPE_FIXTURES/<sub>`, by default `shared/fixtures` beside the
+/// repository); a missing folder fails the test, saying where it looked.
+#[allow(unused_imports)]
+pub use fixtures::dir as fixtures;
 
 /// The FID Inception weight file of the fixtures: whichever `.pth` `fid-inception/` holds.
 pub fn inception_weights() -> PathBuf {
-    let dir = fixtures("fid-inception");
-    std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "pth"))
-        .unwrap_or_else(|| panic!("no .pth weight file in {}", dir.display()))
+    fixtures::file_with_extension("fid-inception", "pth")
 }
 
 pub fn text(bytes: &[u8]) -> String {

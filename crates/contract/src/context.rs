@@ -35,8 +35,13 @@ impl Context<'_> {
 
     /// The path of the single input of a role.
     pub fn input(&self, role: &str) -> Result<&Path, StageError> {
+        Ok(&self.single(role)?.path)
+    }
+
+    /// The single input of a role: its path, and the kind of stage that made it.
+    pub fn single(&self, role: &str) -> Result<&Input, StageError> {
         match self.inputs.get(role).map(Vec::as_slice) {
-            Some([one]) => Ok(&one.path),
+            Some([one]) => Ok(one),
             Some(many) => Err(StageError::failed(format!(
                 "input `{role}` resolves to {} stages where one was expected",
                 many.len()
@@ -51,6 +56,9 @@ impl Context<'_> {
 pub struct Input {
     /// The upstream stage's name, or the external path as written.
     pub from: String,
+    /// The kind of the upstream stage (`Train`, `Weights`, …); `None` for external files.
+    /// Readers open an upstream by what it is, not by which files it happens to hold.
+    pub kind: Option<String>,
     pub path: PathBuf,
     /// The upstream record's metrics (none for external files).
     pub metrics: BTreeMap<String, f64>,

@@ -18,25 +18,21 @@
 //! `InceptionStats` and `Score` take a `Classifier` stage where they take `weights`.
 
 use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::Packed;
-use crate::device::{Device, OnBackend};
+use crate::artifacts;
 use crate::error::{KindError, ResultExt};
-use crate::gan::classifier::{self, Fit, FitError, Fitted};
-use crate::gan::tensors::Snapshot;
-use crate::gan::{Conditioning, GanError, ModelConfig};
-use crate::kernels::Kernels;
-use crate::metrics::extract::{Extraction, Extractor};
 use contract::{Context, Invalid, Needs, Outcome, Reference, TypedKind};
+use data::Packed;
+use gan::classifier::{self, Fit, FitError, Fitted, Trained};
+use gan::{Conditioning, ModelConfig};
+use kernels::Kernels;
+use kernels::device::{Device, OnBackend};
+use metrics::extract::Extraction;
 
 pub struct Classifier;
-
-/// The file holding the trained network.
-const NETWORK: &str = "classifier.safetensors";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,13 +101,13 @@ impl TypedKind for Classifier {
         Ok(Needs {
             stages,
             files: Vec::new(),
-            gpus: params.device.slots(),
+            gpus: super::gpus(params.device),
         })
     }
 
     fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
-        let data = Arc::new(Packed::open(&ctx.input("data")?.join("images.pack"))?);
-        crate::gan::train::check_data(&params.model, &data, params.batch_size)
+        let data = Arc::new(artifacts::images(ctx.input("data")?)?);
+        gan::train::check_data(&params.model, &data, params.batch_size)
             .context(|| format!("`{}`", params.data))?;
         let classes = data.header().classes.clone();
         let device = params.device.in_slot(ctx.gpus);
@@ -134,7 +130,7 @@ impl TypedKind for Classifier {
             net,
             train_accuracy,
         } = result?;
-        write_outputs(&params.model, &classes, &net, ctx.out)?;
+        artifacts::write_classifier(ctx.out, &params.model, &classes, &net)?;
 
         let mut metrics = vec![("train_accuracy".to_string(), train_accuracy)];
         let mut summary = format!(
@@ -144,12 +140,12 @@ impl TypedKind for Classifier {
             train_accuracy * 100.0
         );
         if params.test.is_some() {
-            let test = Packed::open(&ctx.input("test")?.join("images.pack"))?;
-            let extractor = Extractor::Classifier {
+            let test = artifacts::images(ctx.input("test")?)?;
+            let network = Trained {
                 net,
                 model: params.model.clone(),
             };
-            let accuracy = test_accuracy(&extractor, &test, &params.device, ctx)?;
+            let accuracy = test_accuracy(&network, &test, &params.device, ctx)?;
             metrics.push(("test_accuracy".into(), accuracy));
             summary.push_str(&format!(", test accuracy {:.1}%", accuracy * 100.0));
         }
@@ -171,28 +167,15 @@ impl OnBackend for Fitting<'_, '_> {
     }
 }
 
-fn write_outputs(
-    model: &ModelConfig,
-    classes: &[String],
-    net: &Snapshot,
-    out: &Path,
-) -> Result<(), GanError> {
-    let mut net = net.clone();
-    let json = serde_json::to_string(model).expect("serializable");
-    net.metadata.insert("model".into(), json);
-    net.save(&out.join(NETWORK))?;
-    super::train::write_model(out, model, classes)
-}
-
 fn test_accuracy(
-    extractor: &Extractor,
+    network: &Trained,
     test: &Packed,
     device: &Device,
     ctx: &Context,
 ) -> Result<f64, KindError> {
     let progress = |done: u64, total: u64| ctx.progress.report(done, Some(total), "test accuracy");
     let task = Extraction {
-        extractor,
+        network,
         images: test,
         batch: 100,
         keep: true,
@@ -206,16 +189,4 @@ fn test_accuracy(
         extracted.classes,
         &test.labels(),
     ))
-}
-
-/// The network an `InceptionStats` or `Score` stage measures in: a `Classifier`
-/// stage's output, or else a `Weights` stage's Inception weight file.
-pub fn extractor(dir: &Path) -> Result<Extractor, KindError> {
-    let path = dir.join(NETWORK);
-    if !path.exists() {
-        return Ok(Extractor::Inception(super::weights::weight_file(dir)?));
-    }
-    let (model, _) = super::train::trained_model(dir)?;
-    let net = Snapshot::load(&path)?;
-    Ok(Extractor::Classifier { net, model })
 }

@@ -10,18 +10,19 @@
 //!
 //! A source reads from a local `path` (an archive or a folder, hashed into the key) or
 //! from an upstream `stage` (e.g. a `Download`). Outputs: `images.pack` (see
-//! [`crate::data::packed`]), `preview.png` (a row of images per class), and the summary
+//! [`data::packed`]), `preview.png` (a row of images per class), and the summary
 //! and counts in the record.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::cifar::{self, Cifar};
-use crate::data::synthetic::{self, Synthetic};
-use crate::data::{self, Filter, Images, Location, Packed, Split, folder, preview, tiny};
+use crate::artifacts;
 use crate::error::KindError;
 use contract::{Context, FileInput, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+use data::cifar::{self, Cifar};
+use data::synthetic::{self, Synthetic};
+use data::{self, Filter, Images, Location, Split, folder, tiny};
 
 pub struct Dataset;
 
@@ -126,12 +127,11 @@ impl TypedKind for Dataset {
 
     fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
         let images = open(&params, ctx)?;
-        let pack_path = ctx.out.join("images.pack");
+        let pack_path = ctx.out.join(artifacts::IMAGES);
         let report =
             |done: u64, total: u64| ctx.progress.report(done, Some(total), "packing images");
         let header = data::pack(images, &pack_path, &report, ctx.cancel)?;
-        let packed = Packed::open(&pack_path)?;
-        preview::write(&packed, &ctx.out.join("preview.png"))?;
+        artifacts::write_preview(ctx.out)?;
         let (min, max) = (
             header.counts.iter().min().copied().unwrap_or(0),
             header.counts.iter().max().copied().unwrap_or(0),

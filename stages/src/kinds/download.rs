@@ -13,9 +13,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::download::{Checksum, fetch};
 use crate::error::KindError;
 use contract::{Context, Invalid, Needs, Outcome, StageError, TypedKind};
+use data::download::{Checksum, fetch};
 
 pub struct Download;
 

@@ -13,12 +13,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::Packed;
-use crate::device::Device;
+use crate::artifacts;
 use crate::error::KindError;
-use crate::metrics::extract::Extraction;
-use crate::metrics::npy;
 use contract::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+use kernels::device::Device;
+use metrics::extract::Extraction;
+use metrics::extract::FeatureNetwork;
 
 pub struct InceptionStats;
 
@@ -55,18 +55,18 @@ impl TypedKind for InceptionStats {
                 Reference::field("weights", &params.weights),
             ],
             files: Vec::new(),
-            gpus: params.device.slots(),
+            gpus: super::gpus(params.device),
         })
     }
 
     fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
-        let data = Packed::open(&ctx.input("data")?.join("images.pack"))?;
-        let extractor = super::classifier::extractor(ctx.input("weights")?)?;
+        let data = artifacts::images(ctx.input("data")?)?;
+        let network = artifacts::extractor(ctx.single("weights")?)?;
         let device = params.device.in_slot(ctx.gpus);
         let progress =
             |done: u64, total: u64| ctx.progress.report(done, Some(total), "Inception features");
         let task = Extraction {
-            extractor: &extractor,
+            network: &network,
             images: &data,
             batch: params.batch,
             keep: params.features,
@@ -75,30 +75,18 @@ impl TypedKind for InceptionStats {
         };
         let (result, used) = device.run(task)?;
         let extracted = result?;
-        let stats = extracted.stats.ok_or_else(|| {
+        let stats = extracted.stats.as_ref().ok_or_else(|| {
             StageError::Invalid(format!(
                 "{} images: statistics need at least 2",
                 extracted.count
             ))
         })?;
-        stats.write_npz(&ctx.out.join("stats.npz"))?;
-        if params.features {
-            let n = extracted.count;
-            let pool3: Vec<f64> = extracted.pool3.iter().map(|&v| v as f64).collect();
-            let logits: Vec<f64> = extracted.logits.iter().map(|&v| v as f64).collect();
-            let write = |name: &str, cols: usize, data: &[f64]| {
-                let path = ctx.out.join(name);
-                std::fs::write(&path, npy::encode(&[n, cols], data, true))
-                    .map_err(StageError::io(format!("cannot write {name}")))
-            };
-            write("pool3.npy", extracted.features, &pool3)?;
-            write("logits.npy", extracted.classes, &logits)?;
-        }
+        artifacts::write_stats(ctx.out, stats, params.features.then_some(&extracted))?;
         let summary = format!(
             "statistics of {} images ({}) in {} on {used}",
             extracted.count,
             data.header().description,
-            extractor.describe()
+            network.describe()
         );
         use std::io::Write;
         let _ = writeln!(&mut &*ctx.log, "{summary}");

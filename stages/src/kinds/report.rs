@@ -27,11 +27,12 @@ use std::io::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::artifacts;
 use crate::error::KindError;
-use crate::report::plot::{self, PALETTE, Series};
-use crate::report::table::{Table, TableSpec};
 use contract::Input;
 use contract::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+use report::plot::{self, PALETTE, Series};
+use report::table::{Measured, Table, TableSpec};
 
 pub struct Report;
 
@@ -101,7 +102,14 @@ impl TypedKind for Report {
         };
         let mut tables = Vec::new();
         for (i, spec) in params.tables.iter().enumerate() {
-            let table = Table::build(spec, inputs(ctx, &format!("table{i}")))?;
+            let measured: Vec<Measured> = inputs(ctx, &format!("table{i}"))
+                .iter()
+                .map(|input| Measured {
+                    stage: &input.from,
+                    metrics: &input.metrics,
+                })
+                .collect();
+            let table = Table::build(spec, &measured)?;
             write(&format!("table-{}.csv", i + 1), table.csv().as_bytes())?;
             tables.push(table);
         }
@@ -160,7 +168,7 @@ impl TypedKind for Report {
             html.push_str("<h2>Samples</h2>\n<p>One row per class (the first ten).</p>\n");
         }
         for input in grid_inputs {
-            let source = input.path.join("preview.png");
+            let source = input.path.join(artifacts::PREVIEW);
             if !source.exists() {
                 return Err(StageError::Invalid(format!(
                     "`{}` has no preview.png: `grids` takes Sample or Dataset stages",
@@ -282,14 +290,14 @@ fn curves(input: &Input) -> Result<Vec<Chart>, StageError> {
             .filter_map(|r| Some((r["step"].as_f64()?, r[key].as_f64()?)))
             .collect()
     };
-    match read("metrics.jsonl")? {
+    match read(artifacts::LOSSES)? {
         Some(rows) => {
             let window = (rows.len() / 50).max(1);
             let losses = ["d_loss", "g_loss"]
                 .iter()
                 .map(|k| (k.to_string(), plot::smooth(&column(&rows, k), window)))
                 .collect();
-            out.push(("losses", "metrics.jsonl", losses));
+            out.push(("losses", artifacts::LOSSES, losses));
         }
         None => {
             return Err(StageError::Invalid(format!(
@@ -298,10 +306,10 @@ fn curves(input: &Input) -> Result<Vec<Chart>, StageError> {
             )));
         }
     }
-    if let Some(rows) = read("fid.jsonl")? {
+    if let Some(rows) = read(artifacts::SCORES)? {
         out.push((
             "fid",
-            "fid.jsonl",
+            artifacts::SCORES,
             vec![("fid".to_string(), column(&rows, "fid"))],
         ));
     }

@@ -12,32 +12,20 @@
 //! and `preview.png` (a row per class).
 
 use std::io::Write;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{PackWriter, Packed, preview};
-use crate::device::{Device, OnBackend};
+use crate::artifacts::{self, Generator};
 use crate::error::KindError;
-use crate::gan::ModelConfig;
-use crate::gan::layers::Mode;
-use crate::gan::sample::{Sampling, Stopped, sample};
-use crate::gan::tensors::{Snapshot, Tensors};
-use crate::kernels::Kernels;
 use contract::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+use data::PackWriter;
+use gan::layers::Mode;
+use gan::sample::{Sampling, Stopped, sample};
+use gan::tensors::{Snapshot, Tensors};
+use kernels::Kernels;
+use kernels::device::{Device, OnBackend};
 
 pub struct Sample;
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Generator {
-    /// The exponential moving average of the generator.
-    #[default]
-    Ema,
-    /// The generator as last trained.
-    Raw,
-    /// The generator of the best FID during training (a `Train` stage with `eval`).
-    Best,
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,15 +81,16 @@ impl TypedKind for Sample {
         Ok(Needs {
             stages: vec![Reference::field("model", &params.model)],
             files: Vec::new(),
-            gpus: params.device.slots(),
+            gpus: super::gpus(params.device),
         })
     }
 
     fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
-        let (model, classes, snapshot) = generator_of(ctx.input("model")?, params.generator)?;
+        let (model, classes, snapshot) =
+            artifacts::generator(ctx.input("model")?, params.generator)?;
         let size = model.image_size() as u32;
         let description = format!("{} samples of {:?}", params.count, params.generator);
-        let pack = ctx.out.join("images.pack");
+        let pack = ctx.out.join(artifacts::IMAGES);
         let mut writer = PackWriter::create(&pack, size, size, classes, &description)?;
         let device = params.device.in_slot(ctx.gpus);
         let progress = |done, total| ctx.progress.report(done, Some(total), "sampling");
@@ -133,7 +122,7 @@ impl TypedKind for Sample {
             Err(Stopped::Sink(e)) => return Err(e.into()),
         }
         writer.finish()?;
-        preview::write(&Packed::open(&pack)?, &ctx.out.join("preview.png"))?;
+        artifacts::write_preview(ctx.out)?;
         let summary = format!("{description} on {used}");
         let _ = writeln!(&mut &*ctx.log, "{summary}");
         Ok(Outcome {
@@ -141,34 +130,6 @@ impl TypedKind for Sample {
             summary: Some(summary),
         })
     }
-}
-
-/// The model configuration, class names and chosen generator of a `Train` stage's output.
-pub(crate) fn generator_of(
-    dir: &Path,
-    generator: Generator,
-) -> Result<(ModelConfig, Vec<String>, Snapshot), KindError> {
-    let (model, classes) = super::train::trained_model(dir)?;
-    let file = match generator {
-        Generator::Ema => "G_ema.safetensors",
-        Generator::Raw => "G.safetensors",
-        Generator::Best => "G_best.safetensors",
-    };
-    let path = dir.join(file);
-    if !path.exists() {
-        return Err(StageError::Invalid(format!(
-            "`{}` has no {file}{}",
-            dir.display(),
-            match generator {
-                Generator::Ema => " (trained without an EMA): sample with `generator: Raw`",
-                Generator::Best => " (trained without `eval`): sample with `generator: Ema`",
-                Generator::Raw => "",
-            }
-        ))
-        .into());
-    }
-    let snapshot = Snapshot::load(&path)?;
-    Ok((model, classes, snapshot))
 }
 
 /// Sampling on a backend, each image handed to `sink`.

@@ -13,18 +13,18 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::sample::{Generator, Task};
-use crate::data::Packed;
-use crate::device::Device;
+use super::sample::Task;
+use crate::artifacts::{self, Extractor, Generator};
 use crate::error::KindError;
-use crate::gan::classifier::accuracy;
-use crate::gan::layers::Mode;
-use crate::gan::sample::Sampling;
-use crate::metrics::extract::{Extraction, Extractor, First, ImageSource, InMemory};
-use crate::metrics::inception_score::inception_score;
-use crate::metrics::prdc::{Ball, prdc};
-use crate::metrics::{Features, MetricError, Stats, fid::fid, kid::kid, npy};
 use contract::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
+use gan::classifier::accuracy;
+use gan::layers::Mode;
+use gan::sample::Sampling;
+use kernels::device::Device;
+use metrics::extract::{Extraction, FeatureNetwork, First, ImageSource, InMemory};
+use metrics::inception_score::inception_score;
+use metrics::prdc::{Ball, prdc};
+use metrics::{Features, fid::fid, kid::kid};
 
 pub struct Score;
 
@@ -88,15 +88,16 @@ impl TypedKind for Score {
                 Reference::field("weights", &params.weights),
             ],
             files: Vec::new(),
-            gpus: params.device.slots(),
+            gpus: super::gpus(params.device),
         })
     }
 
     fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
-        let samples_dir = ctx.input("samples")?;
+        let samples_input = ctx.single("samples")?;
+        let samples_dir = samples_input.path.as_path();
         let (samples, labels, classes): (Box<dyn ImageSource>, Vec<u32>, Vec<String>) =
-            if samples_dir.join("images.pack").exists() {
-                let pack = Packed::open(&samples_dir.join("images.pack"))?;
+            if samples_input.kind.as_deref() != Some("Train") {
+                let pack = artifacts::images(samples_dir)?;
                 let count = params.count.unwrap_or(pack.len());
                 if count > pack.len() {
                     return Err(StageError::Invalid(format!(
@@ -115,28 +116,26 @@ impl TypedKind for Score {
                 (Box::new(images), labels, classes)
             };
         let reference_dir = ctx.input("reference")?;
-        let reference = Stats::read_npz(&reference_dir.join("stats.npz"))?;
+        let reference = artifacts::stats(reference_dir)?;
         let real_features = if params.kid || params.prdc {
-            let path = reference_dir.join("pool3.npy");
-            if !path.exists() {
+            let Some(features) = artifacts::features(reference_dir)? else {
                 return Err(StageError::Invalid(format!(
                     "KID and precision/recall need the reference's features: set `features: true` \
                      on the InceptionStats stage `{}`",
                     params.reference
                 ))
                 .into());
-            }
-            Some(features(&path)?)
+            };
+            Some(features)
         } else {
             None
         };
-        let weights_dir = ctx.input("weights")?;
-        let extractor = super::classifier::extractor(weights_dir)?;
+        let network = artifacts::extractor(ctx.single("weights")?)?;
         let device = params.device.in_slot(ctx.gpus);
         let progress =
             |done: u64, total: u64| ctx.progress.report(done, Some(total), "Inception features");
         let task = Extraction {
-            extractor: &extractor,
+            network: &network,
             images: samples.as_ref(),
             batch: params.batch,
             keep: true,
@@ -158,12 +157,11 @@ impl TypedKind for Score {
         metrics.push(("is_mean".into(), is_mean));
         metrics.push(("is_std".into(), is_std));
         // A classifier of the same classes says whether each image shows its class.
-        if matches!(extractor, Extractor::Classifier { .. }) {
-            let (_, model_classes) = super::train::trained_model(weights_dir)?;
-            if classes == model_classes {
-                let accuracy = accuracy(&extracted.logits, extracted.classes, &labels);
-                metrics.push(("accuracy".into(), accuracy));
-            }
+        if let Extractor::Classifier(_, model_classes) = &network
+            && &classes == model_classes
+        {
+            let accuracy = accuracy(&extracted.logits, extracted.classes, &labels);
+            metrics.push(("accuracy".into(), accuracy));
         }
         if let Some(real) = &real_features {
             if params.kid {
@@ -192,7 +190,7 @@ impl TypedKind for Score {
         }
         summary.push_str(&format!(
             " over {n} images, in {}, on {used}",
-            extractor.describe()
+            network.describe()
         ));
         let _ = writeln!(&mut &*ctx.log, "{summary}");
         metrics.push(("images".into(), n as f64));
@@ -211,11 +209,11 @@ fn sample_here(
 ) -> Result<(InMemory, Vec<String>), KindError> {
     let count = params.count.ok_or_else(|| {
         StageError::Invalid(format!(
-            "`{}` holds no images.pack; to sample from a Train stage, set `count`",
+            "`{}` is a Train stage: to sample from it here, set `count`",
             params.samples
         ))
     })?;
-    let (model, classes, snapshot) = super::sample::generator_of(dir, params.generator)?;
+    let (model, classes, snapshot) = artifacts::generator(dir, params.generator)?;
     let size = model.image_size();
     let mut images = InMemory::new(size, size);
     let progress = |done, total| ctx.progress.report(done, Some(total), "sampling");
@@ -241,16 +239,5 @@ fn sample_here(
     match result {
         Ok(()) => Ok((images, classes)),
         Err(_) => Err(StageError::Cancelled.into()),
-    }
-}
-
-fn features(path: &Path) -> Result<Features, MetricError> {
-    let array = npy::read(path)?;
-    match array.shape.as_slice() {
-        [rows, cols] => Ok(Features::new(*rows, *cols, array.data)),
-        shape => Err(MetricError::format(
-            path.display().to_string(),
-            format!("features must be a 2-d array, this one has shape {shape:?}"),
-        )),
     }
 }

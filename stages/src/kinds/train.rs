@@ -24,19 +24,18 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::kernels::Kernels;
+use kernels::Kernels;
 use serde::{Deserialize, Serialize};
 
-use crate::data::Packed;
-use crate::device::{Device, OnBackend};
+use crate::artifacts::{self, Extractor};
 use crate::error::KindError;
-use crate::gan::evaluate::{Evaluation, Scored};
-use crate::gan::import::{Network, import};
-use crate::gan::tensors::Snapshot;
-use crate::gan::train::{self, SCORES, Setup, Start, StepLog, TrainError, Trained};
-use crate::gan::{GanError, ModelConfig, TrainConfig};
-use crate::metrics::Stats;
 use contract::{Context, FileInput, Invalid, Needs, Outcome, Reference, TypedKind};
+use gan::evaluate::{Evaluation, Scored};
+use gan::import::{Network, import};
+use gan::tensors::Snapshot;
+use gan::train::{self, Setup, Start, StepLog, TrainError, Trained};
+use gan::{GanError, ModelConfig, TrainConfig};
+use kernels::device::{Device, OnBackend};
 
 pub struct Train;
 
@@ -150,12 +149,12 @@ impl TypedKind for Train {
         Ok(Needs {
             stages,
             files,
-            gpus: params.device.slots(),
+            gpus: super::gpus(params.device),
         })
     }
 
     fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
-        let data = Arc::new(Packed::open(&ctx.input("data")?.join("images.pack"))?);
+        let data = Arc::new(artifacts::images(ctx.input("data")?)?);
         let classes = data.header().classes.clone();
         // A resumed run continues from its checkpoint: nothing to import then.
         let start = match &params.init {
@@ -181,10 +180,9 @@ impl TypedKind for Train {
         // The reference statistics and the network of the evaluation during training.
         let eval_inputs = match &params.eval {
             Some(eval) => {
-                let dir = ctx.input("eval_reference")?;
-                let reference = Stats::read_npz(&dir.join("stats.npz"))?;
-                let extractor = super::classifier::extractor(ctx.input("eval_weights")?)?;
-                Some((eval, reference, extractor))
+                let reference = artifacts::stats(ctx.input("eval_reference")?)?;
+                let network = artifacts::extractor(ctx.single("eval_weights")?)?;
+                Some((eval, reference, network))
             }
             None => None,
         };
@@ -197,10 +195,10 @@ impl TypedKind for Train {
         };
         let evaluation = eval_inputs
             .as_ref()
-            .map(|(eval, reference, extractor)| Evaluation {
+            .map(|(eval, reference, network)| Evaluation {
                 every: eval.every,
                 count: eval.count,
-                extractor,
+                network,
                 reference,
                 report: &report,
             });
@@ -218,7 +216,14 @@ impl TypedKind for Train {
         };
         let (result, used) = device.run(Training(&setup))?;
         let trained = result?;
-        write_outputs(&params, &classes, &trained, ctx)?;
+        artifacts::write_trained(
+            ctx.out,
+            ctx.work,
+            &params.model,
+            &classes,
+            params.seed,
+            &trained,
+        )?;
 
         let mut metrics = vec![
             ("seconds_per_step".to_string(), trained.seconds_per_step),
@@ -253,13 +258,13 @@ impl TypedKind for Train {
     }
 }
 
-struct Training<'a, 'b>(&'a Setup<'b>);
+struct Training<'a, 'b>(&'a Setup<'b, Extractor>);
 
 impl OnBackend for Training<'_, '_> {
     type Output = Result<Trained, TrainError>;
 
     fn run<B: Kernels>(self, device: B::Device) -> Self::Output {
-        train::run::<B>(self.0, &device)
+        train::run::<B, _>(self.0, &device)
     }
 }
 
@@ -288,71 +293,7 @@ fn parameter_count(snapshot: &Snapshot) -> usize {
     snapshot
         .tensors
         .values()
-        .filter(|t| t.role == crate::gan::tensors::Role::Param)
+        .filter(|t| t.role == gan::tensors::Role::Param)
         .map(|t| t.data.len())
         .sum()
-}
-
-fn write_outputs(
-    params: &Params,
-    classes: &[String],
-    trained: &Trained,
-    ctx: &Context,
-) -> Result<(), GanError> {
-    let model = serde_json::to_string(&params.model).expect("serializable");
-    let step = trained.last.as_ref().map_or(0, |l| l.step).to_string();
-    let save = |name: &str, snapshot: &Snapshot| {
-        let mut snapshot = snapshot.clone();
-        snapshot.metadata.insert("model".into(), model.clone());
-        snapshot.metadata.insert("step".into(), step.clone());
-        snapshot
-            .metadata
-            .insert("seed".into(), params.seed.to_string());
-        snapshot.save(&ctx.out.join(format!("{name}.safetensors")))
-    };
-    save("G", &trained.g)?;
-    save("D", &trained.d)?;
-    if let Some(ema) = &trained.g_ema {
-        save("G_ema", ema)?;
-    }
-    // Samples are labelled like the data they imitate.
-    write_model(ctx.out, &params.model, classes)?;
-    for name in ["metrics.jsonl", SCORES] {
-        let log = ctx.work.join(name);
-        let out = ctx.out.join(name);
-        if log.exists() {
-            std::fs::copy(&log, &out).map_err(|e| GanError::io(&out, e))?;
-        }
-    }
-    if let Some((_, best)) = &trained.best {
-        save("G_best", best)?;
-    }
-    Ok(())
-}
-
-/// Writes `model.json` and `classes.json`, which [`trained_model`] reads.
-pub(crate) fn write_model(
-    out: &Path,
-    model: &ModelConfig,
-    classes: &[String],
-) -> Result<(), GanError> {
-    let write = |name: &str, json: Vec<u8>| {
-        let path = out.join(name);
-        std::fs::write(&path, json).map_err(|e| GanError::io(&path, e))
-    };
-    write("model.json", serde_json::to_vec_pretty(model).unwrap())?;
-    write("classes.json", serde_json::to_vec_pretty(classes).unwrap())
-}
-
-/// The model configuration and class names a `Train` (or `Classifier`) stage wrote.
-pub(crate) fn trained_model(dir: &Path) -> Result<(ModelConfig, Vec<String>), GanError> {
-    let read = |name: &str| {
-        let path = dir.join(name);
-        std::fs::read(&path).map_err(|e| GanError::io(&path, e))
-    };
-    let model: ModelConfig = serde_json::from_slice(&read("model.json")?)
-        .map_err(|e| GanError::format(dir.join("model.json").display(), e.to_string()))?;
-    let classes: Vec<String> = serde_json::from_slice(&read("classes.json")?)
-        .map_err(|e| GanError::format(dir.join("classes.json").display(), e.to_string()))?;
-    Ok((model, classes))
 }

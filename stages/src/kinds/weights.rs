@@ -12,14 +12,14 @@
 //! the file name carries before its extension (`…-6726825d.pth`). Either way the file
 //! must load as pytorch-fid's Inception-v3: a missing or mis-shaped tensor is named.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::download::{Checksum, fetch};
 use crate::error::KindError;
-use crate::metrics::inception::FidInception;
 use contract::{Context, FileInput, Invalid, Needs, Outcome, StageError, TypedKind};
+use data::download::{Checksum, fetch};
+use metrics::inception::FidInception;
 
 pub struct Weights;
 
@@ -35,15 +35,6 @@ pub struct Params {
 }
 
 /// `pt_inception-2015-12-05-6726825d.pth` → `6726825d`.
-/// The `.pth` file in a `Weights` stage's output folder.
-pub fn weight_file(dir: &Path) -> Result<PathBuf, StageError> {
-    std::fs::read_dir(dir)
-        .map_err(StageError::io(format!("cannot list `{}`", dir.display())))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|e| e == "pth" || e == "pt"))
-        .ok_or_else(|| StageError::Invalid(format!("no .pth weight file in `{}`", dir.display())))
-}
-
 fn hash_in_name(name: &str) -> Option<String> {
     let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
     let tail = stem.rsplit_once('-')?.1;

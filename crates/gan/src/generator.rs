@@ -1,0 +1,185 @@
+//! The generators of the reference (models/{dcgan32,resgan32,resgan64,biggan32,biggan64}.py):
+//! a linear map of z to a 4×4 grid, upsampling blocks (transposed convolutions for
+//! dcgan32, residual blocks otherwise), optional self-attention, a 3×3 convolution to RGB
+//! and tanh. Conditioning is through BatchNorm: per-class tables (dcgan, resgan) or
+//! BigGAN's shared embedding concatenated with a chunk of z per block.
+
+use burn::prelude::*;
+
+use burn::tensor::activation;
+use kernels::Kernels;
+
+use super::config::{Architecture, ModelConfig};
+use super::init::Initializer;
+use super::layers::{self, BN, Mode, Scope};
+use super::tensors::Tensors;
+
+/// Channels in and out of each block; a reduced image size drops the first blocks.
+fn widths(config: &ModelConfig) -> (Vec<usize>, Vec<usize>) {
+    let g = config.g_conv_dim;
+    let (mut ins, mut outs) = match config.architecture {
+        Architecture::Dcgan32 => (vec![512, 256, 128], vec![256, 128, 64]),
+        Architecture::Resgan32 | Architecture::Biggan32 => (vec![4 * g; 3], vec![4 * g; 3]),
+        Architecture::Resgan64 | Architecture::Biggan64 => (
+            vec![16 * g, 8 * g, 4 * g, 2 * g],
+            vec![8 * g, 4 * g, 2 * g, g],
+        ),
+    };
+    let dropped = config.dropped_blocks();
+    ins.drain(..dropped);
+    outs.drain(..dropped);
+    (ins, outs)
+}
+
+pub fn block_count(architecture: Architecture) -> usize {
+    match architecture {
+        Architecture::Resgan64 | Architecture::Biggan64 => 4,
+        _ => 3,
+    }
+}
+
+/// The reference's names of the last BatchNorm and convolution.
+fn tail_names(architecture: Architecture) -> (Option<&'static str>, &'static str) {
+    match architecture {
+        Architecture::Dcgan32 => (None, "conv4"),
+        Architecture::Resgan32 | Architecture::Biggan32 => (Some("bn4"), "conv2d5"),
+        Architecture::Resgan64 | Architecture::Biggan64 => (Some("bn6"), "conv2d7"),
+    }
+}
+
+/// How a block's BatchNorm layers are conditioned.
+#[derive(Clone)]
+enum Condition<B: Kernels> {
+    None,
+    Class(Tensor<B, 1, Int>),
+    /// BigGAN: `concat(shared(y), z_chunk)`.
+    Shared(Tensor<B, 2>),
+}
+
+fn norm<B: Kernels>(
+    s: &mut Scope<B>,
+    name: &str,
+    x: Tensor<B, 4>,
+    condition: &Condition<B>,
+    config: &ModelConfig,
+) -> Tensor<B, 4> {
+    match condition {
+        Condition::None => layers::batch_norm(s, name, x, true, BN),
+        Condition::Class(y) => layers::class_batch_norm(s, name, x, y.clone(), config.num_classes),
+        Condition::Shared(c) => {
+            layers::shared_batch_norm(s, name, x, c.clone(), config.g_spectral_norm)
+        }
+    }
+}
+
+/// G(z, y): images in [-1, 1], `[n, 3, size, size]`.
+pub fn forward<B: Kernels>(
+    s: &mut Scope<B>,
+    config: &ModelConfig,
+    z: Tensor<B, 2>,
+    y: Tensor<B, 1, Int>,
+) -> Tensor<B, 4> {
+    let sn = config.g_spectral_norm;
+    let leaky = config.leaky_relu;
+    let (ins, outs) = widths(config);
+    let n = z.dims()[0];
+    let shared = matches!(
+        config.architecture,
+        Architecture::Biggan32 | Architecture::Biggan64
+    );
+    // BigGAN: the first chunk of z feeds the linear layer, the others one block each.
+    let (z0, conditions) = if shared {
+        let chunk = config.z_dim / (ins.len() + 1);
+        let embedded = if config.conditional_g() {
+            Some(layers::embedding(
+                s,
+                "shared",
+                y.clone(),
+                config.num_classes,
+                config.shared_dim,
+                false,
+            ))
+        } else {
+            None
+        };
+        let conditions = (1..=ins.len())
+            .map(|k| {
+                let part = z.clone().slice([0..n, k * chunk..(k + 1) * chunk]);
+                match &embedded {
+                    Some(e) => Condition::Shared(Tensor::cat(vec![e.clone(), part], 1)),
+                    None => Condition::None,
+                }
+            })
+            .collect();
+        (z.slice([0..n, 0..chunk]), conditions)
+    } else {
+        let condition = if config.conditional_g() {
+            Condition::Class(y)
+        } else {
+            Condition::None
+        };
+        (z, vec![condition; ins.len()])
+    };
+
+    let mut x = layers::linear(s, "linear0", z0, ins[0] * 16, true, sn).reshape([n, ins[0], 4, 4]);
+    let mut index = 0;
+    for (block, (&out, condition)) in outs.iter().zip(&conditions).enumerate() {
+        let mut b = s.at(format!("blocks.{index}.0"));
+        x = if config.architecture == Architecture::Dcgan32 {
+            let h = layers::deconv(&mut b, "deconv0", x, out, 4, 2, 1, sn);
+            layers::activate(norm(&mut b, "bn0", h, condition, config), leaky)
+        } else {
+            residual_block(&mut b, x, out, condition, config)
+        };
+        index += 1;
+        if config
+            .attention
+            .is_some_and(|a| a.g_after_block == block + 1)
+        {
+            x = layers::self_attention(&mut s.at(format!("blocks.{index}.0")), x, sn);
+            index += 1;
+        }
+    }
+    let (bn, conv) = tail_names(config.architecture);
+    if let Some(bn) = bn {
+        x = layers::activate(layers::batch_norm(s, bn, x, true, BN), leaky);
+    }
+    activation::tanh(layers::conv(s, conv, x, 3, 3, 1, 1, true, sn))
+}
+
+fn residual_block<B: Kernels>(
+    s: &mut Scope<B>,
+    x: Tensor<B, 4>,
+    out: usize,
+    condition: &Condition<B>,
+    config: &ModelConfig,
+) -> Tensor<B, 4> {
+    let (sn, leaky) = (config.g_spectral_norm, config.leaky_relu);
+    let h = layers::activate(norm(s, "bn1", x.clone(), condition, config), leaky);
+    let h = layers::conv(s, "conv2d1", layers::upsample(h), out, 3, 1, 1, true, sn);
+    let h = layers::activate(norm(s, "bn2", h, condition, config), leaky);
+    let h = layers::conv(s, "conv2d2", h, out, 3, 1, 1, true, sn);
+    let skip = layers::conv(s, "conv2d0", layers::upsample(x), out, 1, 1, 0, true, sn);
+    h + skip
+}
+
+/// A new generator's state, initialized by `config.g_init` from `seed`.
+pub fn build<B: Kernels>(config: &ModelConfig, seed: u64, device: &B::Device) -> Tensors<B> {
+    let mut tensors = Tensors::new(device);
+    let mut init = Initializer::new(config.g_init, seed);
+    let z = Tensor::zeros([2, config.z_dim], device);
+    let y = Tensor::zeros([2], device);
+    forward(&mut Scope::building(&mut tensors, &mut init), config, z, y);
+    tensors
+}
+
+/// Runs G in `mode` on `tensors`.
+pub fn run<B: Kernels>(
+    tensors: &mut Tensors<B>,
+    mode: Mode,
+    config: &ModelConfig,
+    z: Tensor<B, 2>,
+    y: Tensor<B, 1, Int>,
+) -> Tensor<B, 4> {
+    forward(&mut Scope::new(tensors, mode), config, z, y)
+}

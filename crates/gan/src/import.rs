@@ -1,0 +1,80 @@
+//! Import of the authors' checkpoints (`model=G-….pth`, `model=D-….pth`,
+//! `model=G_ema-….pth`: a dict whose `state_dict` holds the network, legacy or zip
+//! PyTorch format; a bare state dict is read too). Our tensors carry the reference's names, spectral norm's
+//! `weight_orig`, `weight_u`, `weight_v` included, so the import is name for name, with
+//! every shape checked against the configuration.
+
+use std::path::Path;
+
+use burn::prelude::*;
+
+use kernels::Kernels;
+
+use super::config::ModelConfig;
+use super::init::Scheme;
+use super::tensors::Tensors;
+use super::{GanError, discriminator, generator};
+use torchfile::TorchFile;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    Generator,
+    Discriminator,
+}
+
+/// The network in `path`, as configured by `config`.
+pub fn import<B: Kernels>(
+    path: &Path,
+    network: Network,
+    config: &ModelConfig,
+    device: &B::Device,
+) -> Result<Tensors<B>, GanError> {
+    // A checkpoint dict holds the network under `state_dict`; a bare state dict is
+    // the network itself.
+    let file = TorchFile::open_at(path, Some("state_dict"))
+        .or_else(|first| TorchFile::open(path).map_err(|_| first))
+        .map_err(|e| GanError::format(e.file, e.message))?;
+    // Every value is replaced below: build with the cheap initialization, not the QRs
+    // of an orthogonal one.
+    let skeleton = ModelConfig {
+        g_init: Scheme::N02,
+        d_init: Scheme::N02,
+        ..config.clone()
+    };
+    let mut tensors = match network {
+        Network::Generator => generator::build::<B>(&skeleton, 0, device),
+        Network::Discriminator => discriminator::build::<B>(&skeleton, 0, device),
+    };
+    let found = file.shapes();
+    let unexpected: Vec<&str> = found
+        .keys()
+        .filter(|k| !k.ends_with("num_batches_tracked") && tensors.get(k).is_none())
+        .map(String::as_str)
+        .collect();
+    if !unexpected.is_empty() {
+        return Err(GanError::format(
+            path.display(),
+            format!(
+                "the checkpoint has tensors this {network:?} configuration lacks: `{}`; \
+                 check architecture, conditioning, spectral norm and attention",
+                unexpected.join("`, `")
+            ),
+        ));
+    }
+    let names: Vec<(String, Vec<usize>)> = tensors
+        .iter()
+        .map(|(n, e)| (n.clone(), e.shape.clone()))
+        .collect();
+    for (name, shape) in names {
+        let values = file
+            .take(&name, &shape)
+            .map_err(|e| GanError::format(e.file, e.message))?;
+        let values: Vec<f32> = values.into_iter().map(|v| v as f32).collect();
+        let n = values.len();
+        tensors.set(
+            &name,
+            Tensor::from_data(TensorData::new(values, [n]), device),
+        );
+    }
+    Ok(tensors)
+}

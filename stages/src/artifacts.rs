@@ -1,0 +1,281 @@
+//! The output folders kinds hand each other, each with one owner: its file names, its
+//! writer and its reader live here, and an upstream is opened by the kind of stage that
+//! made it (from its record), not by which files happen to be in its folder.
+//!
+//! | artifact | made by | files |
+//! |---|---|---|
+//! | image set | `Dataset`, `Sample` | `images.pack`, `preview.png` |
+//! | statistics | `InceptionStats` | `stats.npz`, with `features: true` `pool3.npy`, `logits.npy` |
+//! | trained GAN | `Train` | `G.safetensors`, `G_ema.safetensors`, `G_best.safetensors`, `D.safetensors`, `model.json`, `classes.json`, `metrics.jsonl`, `fid.jsonl` |
+//! | classifier | `Classifier` | `classifier.safetensors`, `model.json`, `classes.json` |
+//! | Inception weights | `Weights` | the `.pth` file |
+
+use std::path::{Path, PathBuf};
+
+use contract::{Input, StageError};
+use data::{Packed, preview};
+use gan::ModelConfig;
+use gan::tensors::Snapshot;
+use kernels::Kernels;
+use metrics::extract::{Extracted, FeatureNetwork, Inception, LoadedNetwork};
+use metrics::{Features, MetricError, Stats, npy};
+use serde::{Deserialize, Serialize};
+
+use crate::error::KindError;
+
+/// An image set's packed images.
+pub const IMAGES: &str = "images.pack";
+/// A row of images per class, for reports.
+pub const PREVIEW: &str = "preview.png";
+pub const STATS: &str = "stats.npz";
+pub const POOL3: &str = "pool3.npy";
+pub const LOGITS: &str = "logits.npy";
+pub const MODEL: &str = "model.json";
+pub const CLASSES: &str = "classes.json";
+pub const CLASSIFIER: &str = "classifier.safetensors";
+/// A training's losses, one line per iteration, and its FID curve.
+pub use gan::train::{LOSSES, SCORES};
+
+/// The images of an image set (a `Dataset` or `Sample` output).
+pub fn images(dir: &Path) -> Result<Packed, KindError> {
+    Ok(Packed::open(&dir.join(IMAGES))?)
+}
+
+/// Writes the preview of the image set just packed into `out`.
+pub fn write_preview(out: &Path) -> Result<(), KindError> {
+    Ok(preview::write(&images(out)?, &out.join(PREVIEW))?)
+}
+
+/// The reference statistics of an `InceptionStats` output.
+pub fn stats(dir: &Path) -> Result<Stats, KindError> {
+    Ok(Stats::read_npz(&dir.join(STATS))?)
+}
+
+/// The per-image features of an `InceptionStats` output, if it kept them.
+pub fn features(dir: &Path) -> Result<Option<Features>, KindError> {
+    let path = dir.join(POOL3);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let array = npy::read(&path)?;
+    match array.shape.as_slice() {
+        [rows, cols] => Ok(Some(Features::new(*rows, *cols, array.data))),
+        shape => Err(MetricError::format(
+            path.display().to_string(),
+            format!("features must be a 2-d array, this one has shape {shape:?}"),
+        )
+        .into()),
+    }
+}
+
+/// Writes `stats.npz`, and every image's features and logits when given.
+pub fn write_stats(out: &Path, stats: &Stats, kept: Option<&Extracted>) -> Result<(), KindError> {
+    stats.write_npz(&out.join(STATS))?;
+    if let Some(e) = kept {
+        for (name, values, cols) in [
+            (POOL3, &e.pool3, e.features),
+            (LOGITS, &e.logits, e.classes),
+        ] {
+            let wide: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+            let path = out.join(name);
+            std::fs::write(&path, npy::encode(&[e.count, cols], &wide, true))
+                .map_err(StageError::io(format!("cannot write {name}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `model.json` and `classes.json`, which [`model`] reads.
+pub fn write_model(out: &Path, model: &ModelConfig, classes: &[String]) -> Result<(), KindError> {
+    let write = |name: &str, json: Vec<u8>| {
+        let path = out.join(name);
+        std::fs::write(&path, json).map_err(StageError::io(format!("cannot write {name}")))
+    };
+    write(
+        MODEL,
+        serde_json::to_vec_pretty(model).expect("serializable"),
+    )?;
+    write(
+        CLASSES,
+        serde_json::to_vec_pretty(classes).expect("serializable"),
+    )?;
+    Ok(())
+}
+
+/// The model configuration and class names of a `Train` or `Classifier` output.
+pub fn model(dir: &Path) -> Result<(ModelConfig, Vec<String>), KindError> {
+    fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, KindError> {
+        let bytes = std::fs::read(path)
+            .map_err(StageError::io(format!("cannot read {}", path.display())))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| StageError::caused(format!("`{}`", path.display()), e).into())
+    }
+    Ok((read(&dir.join(MODEL))?, read(&dir.join(CLASSES))?))
+}
+
+/// Which of a `Train` stage's generators.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Generator {
+    /// The exponential moving average of the generator.
+    #[default]
+    Ema,
+    /// The generator as last trained.
+    Raw,
+    /// The generator of the best FID during training (a `Train` stage with `eval`).
+    Best,
+}
+
+impl Generator {
+    /// Its file's name without `.safetensors`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Generator::Ema => "G_ema",
+            Generator::Raw => "G",
+            Generator::Best => "G_best",
+        }
+    }
+}
+
+/// The file of a network of a `Train` output (`G`, `G_ema`, `G_best`, `D`).
+pub fn network_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.safetensors"))
+}
+
+/// The model configuration, class names and chosen generator of a `Train` output.
+pub fn generator(
+    dir: &Path,
+    generator: Generator,
+) -> Result<(ModelConfig, Vec<String>, Snapshot), KindError> {
+    let (model, classes) = model(dir)?;
+    let path = network_file(dir, generator.name());
+    if !path.exists() {
+        return Err(StageError::Invalid(format!(
+            "`{}` has no {}.safetensors{}",
+            dir.display(),
+            generator.name(),
+            match generator {
+                Generator::Ema => " (trained without an EMA): sample with `generator: Raw`",
+                Generator::Best => " (trained without `eval`): sample with `generator: Ema`",
+                Generator::Raw => "",
+            }
+        ))
+        .into());
+    }
+    Ok((model, classes, Snapshot::load(&path)?))
+}
+
+/// Writes a `Train` output: its networks (the model configuration, last step and seed in
+/// their metadata), `model.json` and `classes.json` (samples are labelled like the data
+/// they imitate), and the training logs kept in its work folder.
+pub fn write_trained(
+    out: &Path,
+    work: &Path,
+    model: &ModelConfig,
+    classes: &[String],
+    seed: u64,
+    trained: &gan::train::Trained,
+) -> Result<(), KindError> {
+    let config = serde_json::to_string(model).expect("serializable");
+    let step = trained.last.as_ref().map_or(0, |l| l.step).to_string();
+    let save = |generator: &str, snapshot: &Snapshot| {
+        let mut snapshot = snapshot.clone();
+        snapshot.metadata.insert("model".into(), config.clone());
+        snapshot.metadata.insert("step".into(), step.clone());
+        snapshot.metadata.insert("seed".into(), seed.to_string());
+        snapshot.save(&network_file(out, generator))
+    };
+    save(Generator::Raw.name(), &trained.g)?;
+    save("D", &trained.d)?;
+    if let Some(ema) = &trained.g_ema {
+        save(Generator::Ema.name(), ema)?;
+    }
+    if let Some((_, best)) = &trained.best {
+        save(Generator::Best.name(), best)?;
+    }
+    write_model(out, model, classes)?;
+    for name in [LOSSES, SCORES] {
+        let log = work.join(name);
+        if log.exists() {
+            std::fs::copy(&log, out.join(name)).map_err(StageError::io(format!(
+                "cannot copy {name} into the output"
+            )))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a trained classifier, which [`extractor`] reads back.
+pub fn write_classifier(
+    out: &Path,
+    model: &ModelConfig,
+    classes: &[String],
+    net: &Snapshot,
+) -> Result<(), KindError> {
+    let mut net = net.clone();
+    let json = serde_json::to_string(model).expect("serializable");
+    net.metadata.insert("model".into(), json);
+    net.save(&out.join(CLASSIFIER))?;
+    write_model(out, model, classes)
+}
+
+/// The `.pth` weight file of a `Weights` output.
+pub fn weight_file(dir: &Path) -> Result<PathBuf, KindError> {
+    std::fs::read_dir(dir)
+        .map_err(StageError::io(format!("cannot list `{}`", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "pth" || e == "pt"))
+        .ok_or_else(|| {
+            StageError::Invalid(format!("no .pth weight file in `{}`", dir.display())).into()
+        })
+}
+
+/// The network an `InceptionStats`, `Score` or `Train(eval:)` stage measures in.
+pub enum Extractor {
+    Inception(Inception),
+    /// A `Classifier` stage's network and the class names it was trained on.
+    Classifier(gan::classifier::Trained, Vec<String>),
+}
+
+/// The network of a `weights` input: a `Weights` stage's Inception weights, or a
+/// `Classifier` stage's trained classifier.
+pub fn extractor(input: &Input) -> Result<Extractor, KindError> {
+    match input.kind.as_deref() {
+        Some("Weights") => Ok(Extractor::Inception(Inception(weight_file(&input.path)?))),
+        Some("Classifier") => {
+            let (model, classes) = model(&input.path)?;
+            let net = Snapshot::load(&input.path.join(CLASSIFIER))?;
+            Ok(Extractor::Classifier(
+                gan::classifier::Trained { net, model },
+                classes,
+            ))
+        }
+        other => Err(StageError::Invalid(format!(
+            "`{}` is {}: features come from a Weights or a Classifier stage",
+            input.from,
+            match other {
+                Some(kind) => format!("a {kind} stage"),
+                None => "not a stage".to_string(),
+            }
+        ))
+        .into()),
+    }
+}
+
+impl FeatureNetwork for Extractor {
+    fn describe(&self) -> String {
+        match self {
+            Extractor::Inception(n) => n.describe(),
+            Extractor::Classifier(n, _) => n.describe(),
+        }
+    }
+
+    fn load<B: Kernels>(
+        &self,
+        device: &B::Device,
+    ) -> Result<Box<dyn LoadedNetwork<B> + '_>, MetricError> {
+        match self {
+            Extractor::Inception(n) => n.load(device),
+            Extractor::Classifier(n, _) => n.load(device),
+        }
+    }
+}
