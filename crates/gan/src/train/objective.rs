@@ -1,0 +1,147 @@
+//! What each side of a step is trained on, composed once per side from the
+//! configuration: the adversarial loss, the conditioning term, and any regularizers.
+//! Each is a [`Term`] that sees the same forward passes; a new regularizer is one more
+//! `Term` (its own file, with its config field) pushed in [`Objective::new`].
+
+use burn::prelude::*;
+use kernels::Kernels;
+
+use super::step::label_tensor;
+use crate::config::{AdvLoss, Conditioning, ModelConfig, TrainConfig};
+use crate::discriminator::Output;
+use crate::loss;
+
+/// The forward passes of one D sub-step: D on the real batch and on the fakes.
+pub struct DPass<'a, B: Kernels> {
+    pub real: &'a Output<B>,
+    pub real_labels: &'a [u32],
+    pub fake: &'a Output<B>,
+    pub fake_labels: &'a [u32],
+}
+
+/// The forward pass of one G sub-step: D on G's images.
+pub struct GPass<'a, B: Kernels> {
+    pub fake: &'a Output<B>,
+    pub labels: &'a [u32],
+}
+
+/// One part of the objective. Each side's loss is the sum of the terms' addends, in the
+/// order the terms were composed (the reference's order of summation).
+pub trait Term<B: Kernels> {
+    fn discriminator(&self, pass: &DPass<B>, addends: &mut Vec<Tensor<B, 1>>);
+    fn generator(&self, pass: &GPass<B>, addends: &mut Vec<Tensor<B, 1>>);
+}
+
+/// The terms of a configuration.
+pub struct Objective<B: Kernels> {
+    terms: Vec<Box<dyn Term<B>>>,
+}
+
+impl<B: Kernels> Objective<B> {
+    pub fn new(model: &ModelConfig, train: &TrainConfig) -> Objective<B> {
+        let mut terms: Vec<Box<dyn Term<B>>> = vec![Box::new(Adversarial(train.adv_loss))];
+        match model.conditioning {
+            Conditioning::Acgan => terms.push(Box::new(ClassCrossEntropy)),
+            Conditioning::Contrastive => terms.push(Box::new(Contrastive {
+                lambda: train.contrastive_lambda,
+                temperature: train.temperature,
+                positives_in_numerator: train.positives_in_numerator,
+            })),
+            // The projection is part of D's logit; no term of its own.
+            Conditioning::None | Conditioning::Projection => {}
+        }
+        Objective { terms }
+    }
+
+    pub fn discriminator(&self, pass: &DPass<B>) -> Tensor<B, 1> {
+        let mut addends = Vec::new();
+        for term in &self.terms {
+            term.discriminator(pass, &mut addends);
+        }
+        sum(addends)
+    }
+
+    pub fn generator(&self, pass: &GPass<B>) -> Tensor<B, 1> {
+        let mut addends = Vec::new();
+        for term in &self.terms {
+            term.generator(pass, &mut addends);
+        }
+        sum(addends)
+    }
+}
+
+fn sum<B: Kernels>(addends: Vec<Tensor<B, 1>>) -> Tensor<B, 1> {
+    addends
+        .into_iter()
+        .reduce(|total, addend| total + addend)
+        .expect("the adversarial term is always there")
+}
+
+/// The adversarial loss of D's logits (hinge, vanilla, least squares, Wasserstein).
+struct Adversarial(AdvLoss);
+
+impl<B: Kernels> Term<B> for Adversarial {
+    fn discriminator(&self, pass: &DPass<B>, addends: &mut Vec<Tensor<B, 1>>) {
+        addends.push(
+            self.0
+                .discriminator(pass.real.adv.clone(), pass.fake.adv.clone()),
+        );
+    }
+
+    fn generator(&self, pass: &GPass<B>, addends: &mut Vec<Tensor<B, 1>>) {
+        addends.push(self.0.generator(pass.fake.adv.clone()));
+    }
+}
+
+/// ACGAN: the cross-entropy of the class head, on real and fake images for D and on
+/// the fakes for G.
+struct ClassCrossEntropy;
+
+fn cross_entropy<B: Kernels>(out: &Output<B>, labels: &[u32]) -> Tensor<B, 1> {
+    let logits = out.class_logits.clone().expect("ACGAN head");
+    let device = logits.device();
+    loss::cross_entropy(logits, label_tensor(labels, &device))
+}
+
+impl<B: Kernels> Term<B> for ClassCrossEntropy {
+    fn discriminator(&self, pass: &DPass<B>, addends: &mut Vec<Tensor<B, 1>>) {
+        addends.push(cross_entropy(pass.real, pass.real_labels));
+        addends.push(cross_entropy(pass.fake, pass.fake_labels));
+    }
+
+    fn generator(&self, pass: &GPass<B>, addends: &mut Vec<Tensor<B, 1>>) {
+        addends.push(cross_entropy(pass.fake, pass.labels));
+    }
+}
+
+/// ContraGAN's conditional contrastive (2C) loss, on the real images for D and on the
+/// fakes for G, times `contrastive_lambda`.
+struct Contrastive {
+    lambda: f64,
+    temperature: f64,
+    positives_in_numerator: bool,
+}
+
+impl Contrastive {
+    fn loss<B: Kernels>(&self, out: &Output<B>, labels: &[u32]) -> Tensor<B, 1> {
+        let (embed, anchor) = out.contrastive.clone().expect("ContraGAN head");
+        let c2 = loss::contrastive(
+            embed,
+            anchor,
+            labels,
+            self.temperature,
+            self.positives_in_numerator,
+        );
+        c2 * self.lambda
+    }
+}
+
+impl<B: Kernels> Term<B> for Contrastive {
+    fn discriminator(&self, pass: &DPass<B>, addends: &mut Vec<Tensor<B, 1>>) {
+        addends.push(self.loss(pass.real, pass.real_labels));
+    }
+
+    fn generator(&self, pass: &GPass<B>, addends: &mut Vec<Tensor<B, 1>>) {
+        addends.push(self.loss(pass.fake, pass.labels));
+    }
+}

@@ -1,0 +1,207 @@
+//! The loop on a small synthetic set: resuming equals not stopping, FID during
+//! training and the best generator survive interruptions, failures keep what they must.
+
+use super::*;
+use crate::config::{AdvLoss, Architecture, Attention, Conditioning, Ema};
+use crate::{discriminator, generator};
+use burn::backend::Flex;
+use data::Split;
+use data::synthetic::{self, Synthetic};
+use kernels::device::OnBackend;
+use metrics::extract::Extraction;
+
+fn dataset(dir: &Path) -> Arc<Packed> {
+    let params = Synthetic {
+        seed: 3,
+        per_class: 4,
+        size: 32,
+        classes: 4,
+        plain: false,
+    };
+    let images = synthetic::read(&params, Split::Train);
+    let path = dir.join("images.pack");
+    data::pack(images, &path, &|_, _| {}, &AtomicBool::new(false)).unwrap();
+    Arc::new(Packed::open(&path).unwrap())
+}
+
+fn configs() -> (ModelConfig, TrainConfig) {
+    let model = ModelConfig {
+        architecture: Architecture::Biggan32,
+        conditioning: Conditioning::Contrastive,
+        num_classes: 4,
+        z_dim: 20,
+        shared_dim: 8,
+        g_conv_dim: 8,
+        d_conv_dim: 8,
+        hyper_dim: 16,
+        nonlinear_embed: false,
+        normalize_embed: true,
+        g_spectral_norm: true,
+        d_spectral_norm: true,
+        attention: Some(Attention {
+            g_after_block: 2,
+            d_after_block: 1,
+        }),
+        leaky_relu: false,
+        g_init: Default::default(),
+        d_init: Default::default(),
+        image_size: None,
+    };
+    let train = TrainConfig {
+        batch_size: 4,
+        accumulation_steps: 2,
+        total_steps: 4,
+        d_steps_per_iter: 2,
+        g_steps_per_iter: 1,
+        g_lr: 2e-4,
+        d_lr: 2e-4,
+        beta1: 0.5,
+        beta2: 0.999,
+        adam_eps: 1e-8,
+        adv_loss: AdvLoss::Hinge,
+        contrastive_lambda: 1.0,
+        temperature: 1.0,
+        positives_in_numerator: true,
+        weight_clipping: None,
+        gradient_penalty: None,
+        ema: Some(Ema {
+            decay: 0.9,
+            start: 2,
+        }),
+        flip: true,
+    };
+    (model, train)
+}
+
+fn train(
+    data: &Arc<Packed>,
+    work: &Path,
+    stop_at: Option<u64>,
+    start: Option<Start>,
+) -> Result<Trained, TrainError> {
+    let (model, config) = configs();
+    let cancel = AtomicBool::new(false);
+    let progress = |log: &StepLog| {
+        assert!(log.d_loss.is_finite() && log.g_loss.is_finite());
+        if Some(log.step) == stop_at {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    };
+    // FID every 2 iterations in the features of an untrained classifier.
+    let classifier = ModelConfig {
+        conditioning: Conditioning::Acgan,
+        ..model.clone()
+    };
+    let network = crate::classifier::Trained {
+        net: discriminator::build::<Flex>(&classifier, 5, &Default::default()).to_snapshot(),
+        model: classifier,
+    };
+    let reference = Extraction {
+        network: &network,
+        images: data.as_ref(),
+        batch: 8,
+        keep: false,
+        progress: &|_, _| {},
+        cancel: &AtomicBool::new(false),
+    }
+    .run::<Flex>(Default::default())
+    .unwrap()
+    .stats
+    .unwrap();
+    let setup = Setup {
+        model: &model,
+        train: &config,
+        seed: 11,
+        data: data.clone(),
+        work,
+        checkpoint_every: 3,
+        start,
+        evaluation: Some(Evaluation {
+            every: 2,
+            count: 6,
+            network: &network,
+            reference: &reference,
+            report: &|_| {},
+        }),
+        cancel: &cancel,
+        progress: &progress,
+    };
+    run::<Flex, _>(&setup, &Default::default())
+}
+
+#[test]
+fn interrupted_and_resumed_training_equals_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path());
+    let (whole, parts) = (dir.path().join("whole"), dir.path().join("parts"));
+    std::fs::create_dir_all(&whole).unwrap();
+    std::fs::create_dir_all(&parts).unwrap();
+
+    let a = train(&data, &whole, None, None).unwrap();
+    assert_eq!(a.last.as_ref().unwrap().step, 4);
+    let ema = a.g_ema.as_ref().unwrap();
+    assert_ne!(
+        ema.tensors["linear0.weight_orig"],
+        a.g.tensors["linear0.weight_orig"]
+    );
+
+    let stopped = train(&data, &parts, Some(2), None).map(|_| ()).unwrap_err();
+    assert!(
+        matches!(stopped, TrainError::Cancelled { step: 2 }),
+        "{stopped}"
+    );
+    let b = train(&data, &parts, None, None).unwrap();
+    assert_eq!(b.resumed_from, Some(2));
+    assert!(a.g == b.g, "G differs after resuming");
+    assert!(a.d == b.d, "D differs after resuming");
+    assert!(a.g_ema == b.g_ema, "EMA differs after resuming");
+    let log = std::fs::read_to_string(parts.join(LOSSES)).unwrap();
+    let steps: Vec<u64> = log
+        .lines()
+        .map(|l| serde_json::from_str::<StepLog>(l).unwrap().step)
+        .collect();
+    assert_eq!(steps, [1, 2, 3, 4]);
+
+    // The evaluation interrupted at step 2 was redone on resuming: same scores, and
+    // the best generator is the one of the lowest.
+    let scores = |dir: &Path| std::fs::read_to_string(dir.join(SCORES)).unwrap();
+    assert_eq!(scores(&whole), scores(&parts));
+    let logged: Vec<Scored> = scores(&whole)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(logged.iter().map(|s| s.step).collect::<Vec<_>>(), [2, 4]);
+    let lowest = logged
+        .iter()
+        .fold(logged[0], |b, &s| if s.fid < b.fid { s } else { b });
+    let (best_a, snapshot_a) = a.best.unwrap();
+    let (best_b, snapshot_b) = b.best.unwrap();
+    assert_eq!((best_a, best_b), (lowest, lowest));
+    assert!(snapshot_a == snapshot_b);
+    if lowest.step == 4 {
+        assert!(&snapshot_a == a.g_ema.as_ref().unwrap());
+    }
+    let kept: Vec<_> = std::fs::read_dir(parts.join("best")).unwrap().collect();
+    assert_eq!(kept.len(), 1, "only the best generator is kept");
+}
+
+#[test]
+fn a_non_finite_loss_stops_training_and_names_the_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path());
+    let (model, _) = configs();
+    let g = generator::build::<Flex>(&model, 1, &Default::default()).to_snapshot();
+    let mut d = discriminator::build::<Flex>(&model, 2, &Default::default()).to_snapshot();
+    // The embedding head: ReLUs would swallow a NaN in the trunk or the hinge.
+    d.tensors.get_mut("linear5.bias").unwrap().data[0] = f32::NAN;
+    let start = Start { g, d, g_ema: None };
+    let err = train(&data, dir.path(), None, Some(start))
+        .map(|_| ())
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("step 0: the discriminator loss is NaN"),
+        "{text}"
+    );
+    assert!(!dir.path().join("checkpoints/latest").exists());
+}
