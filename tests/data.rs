@@ -5,10 +5,11 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::http::serve;
+use common::http::{Behaviour, serve, serve_with};
 use common::*;
 use stages::data::Packed;
 use stages::data::testutil::md5_hex;
+use std::time::{Duration, Instant};
 
 const NAMES: [&str; 10] = [
     "airplane",
@@ -149,6 +150,90 @@ fn an_interrupted_transfer_resumes_where_it_stopped() {
         )
     );
     assert_eq!(packed(&report, "test").labels(), [7, 8, 9]);
+}
+
+/// A link that keeps sending finishes however long it takes: the idle timeout (here
+/// 0.4 s) bounds the silence between bytes, not the transfer (here about 2 s, in 100
+/// pieces), and the file is asked for as it is, not in a compressed encoding.
+#[test]
+fn a_slow_transfer_that_keeps_sending_finishes() {
+    let archive = cifar_archive();
+    let server = serve_with(
+        HashMap::from([("/cifar-10-binary.tar.gz".to_string(), archive.clone())]),
+        Behaviour {
+            pace: Some((archive.len() / 100 + 1, Duration::from_millis(20))),
+            ..Behaviour::default()
+        },
+    );
+    let p = Project::new();
+    p.write("p.ron", &pipeline(&server.url, &md5_hex(&archive)));
+    let started = Instant::now();
+    let out = p
+        .command(&["run", "p.ron", "--json"])
+        .env("PIPE_DOWNLOAD_IDLE_SECS", "0.4")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        started.elapsed() > Duration::from_millis(800),
+        "the server was not slow"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(packed(&report, "test").labels(), [7, 8, 9]);
+    assert_eq!(
+        server.log.lock().unwrap().len(),
+        1,
+        "one transfer, never cut"
+    );
+    assert_eq!(
+        server.encodings.lock().unwrap()[0].as_deref(),
+        Some("identity")
+    );
+}
+
+/// A connection that goes silent mid-way is given up after the idle timeout and the
+/// transfer resumed from the bytes it has.
+#[test]
+fn a_stalled_transfer_is_resumed_after_the_idle_timeout() {
+    let archive = cifar_archive();
+    let half = archive.len() / 2;
+    let server = serve_with(
+        HashMap::from([("/cifar-10-binary.tar.gz".to_string(), archive.clone())]),
+        Behaviour {
+            // Far longer than the test takes: only the idle timeout ends that silence.
+            stall_first_after: Some((half, Duration::from_secs(60))),
+            ..Behaviour::default()
+        },
+    );
+    let p = Project::new();
+    p.write("p.ron", &pipeline(&server.url, &md5_hex(&archive)));
+    let started = Instant::now();
+    let out = p
+        .command(&["run", "p.ron", "--json"])
+        .env("PIPE_DOWNLOAD_IDLE_SECS", "0.5")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(started.elapsed() < Duration::from_secs(20), "the stall was waited out");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(packed(&report, "train").len(), 10);
+    let log = server.log.lock().unwrap().clone();
+    assert_eq!(
+        log,
+        [
+            "GET /cifar-10-binary.tar.gz".to_string(),
+            format!("GET /cifar-10-binary.tar.gz range=bytes={half}-"),
+        ]
+    );
+    assert!(
+        server
+            .encodings
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|e| e.as_deref() == Some("identity")),
+        "a ranged request must not ask for a compressed encoding"
+    );
 }
 
 #[test]

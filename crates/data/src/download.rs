@@ -1,12 +1,19 @@
 //! Downloading a file with a known checksum: resumable (an interrupted transfer goes on
 //! from where it stopped, in the same run or the next), verified before use, and with an
 //! error that says what to place where when the machine is offline.
+//!
+//! A transfer has no deadline: a slow link that keeps sending finishes. What breaks a
+//! transfer off is a connection that sends nothing for [`idle_timeout`]; it is then
+//! resumed with a `Range` request, as often as each attempt moves some bytes.
+//! Transfers ask for the file as it is (`Accept-Encoding: identity`): a compressed
+//! transfer encoding would make byte offsets, and so resuming, meaningless.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use md5::Digest as _;
 use serde::{Deserialize, Serialize};
@@ -96,8 +103,68 @@ impl Checksum {
     }
 }
 
-/// How many times a transfer that breaks off is resumed within one run.
+/// How many attempts in a row that move no byte a run makes before it gives up.
 const ATTEMPTS: u32 = 5;
+
+/// How long a connection may send nothing before the transfer counts as broken:
+/// `PIPE_DOWNLOAD_IDLE_SECS` (seconds, fractions allowed), by default 60.
+pub fn idle_timeout() -> Duration {
+    std::env::var("PIPE_DOWNLOAD_IDLE_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(Duration::from_secs(60), Duration::from_secs_f64)
+}
+
+/// The progress line of a download: bytes so far, the rate of this run, time left.
+pub struct Meter {
+    started: Instant,
+    /// The bytes there were when this run's transfer started (a resumed part).
+    first: Mutex<Option<u64>>,
+}
+
+impl Default for Meter {
+    fn default() -> Self {
+        Meter {
+            started: Instant::now(),
+            first: Mutex::new(None),
+        }
+    }
+}
+
+impl Meter {
+    /// `name: 12.3 MB of 162.0 MB, 1.2 MB/s, 2 min left`
+    pub fn line(&self, name: &str, done: u64, total: Option<u64>) -> String {
+        let first = *self.first.lock().unwrap().get_or_insert(done);
+        let seconds = self.started.elapsed().as_secs_f64();
+        let rate = (done.saturating_sub(first)) as f64 / seconds.max(1e-3);
+        let mut line = format!("{name}: {}", megabytes(done as f64));
+        if let Some(total) = total {
+            line.push_str(&format!(" of {}", megabytes(total as f64)));
+        }
+        if rate > 0.0 {
+            line.push_str(&format!(", {}/s", megabytes(rate)));
+            if let Some(total) = total {
+                let left = total.saturating_sub(done) as f64 / rate;
+                line.push_str(&format!(", {} left", duration(left)));
+            }
+        }
+        line
+    }
+}
+
+fn megabytes(bytes: f64) -> String {
+    format!("{:.1} MB", bytes / 1e6)
+}
+
+fn duration(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
+}
 
 /// Downloads `url` to `dir/name` (keeping a `.part` file while incomplete) and verifies
 /// it. A complete, verified file already there is used as is: that is also how a file
@@ -116,13 +183,17 @@ pub fn fetch(
         return Ok(done);
     }
     let part = dir.join(format!("{name}.part"));
+    let size = || part.metadata().map_or(0, |m| m.len());
+    let idle = idle_timeout();
     let mut last_error = String::new();
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
+    let mut stalled = 0;
+    while stalled < ATTEMPTS {
+        if !last_error.is_empty() {
             tracing::warn!("download of {url} interrupted ({last_error}); resuming");
-            std::thread::sleep(Duration::from_millis(200 * attempt as u64));
+            std::thread::sleep(Duration::from_millis(200 * stalled as u64));
         }
-        match transfer(url, &part, progress, cancel) {
+        let before = size();
+        match transfer(url, &part, idle, progress, cancel) {
             Ok(()) => {
                 if let Err(e) = checksum.verify(&part) {
                     let _ = std::fs::remove_file(&part);
@@ -143,12 +214,18 @@ pub fn fetch(
                     ),
                 });
             }
-            Err(Transfer::Broken(message)) => last_error = message,
+            Err(Transfer::Broken(message)) => {
+                // Attempts that move bytes go on; only a run of empty ones gives up.
+                stalled = if size() > before { 0 } else { stalled + 1 };
+                last_error = message;
+            }
         }
     }
     Err(DataError::Download {
         url: url.into(),
-        message: format!("the transfer broke off {ATTEMPTS} times, last: {last_error}"),
+        message: format!(
+            "the transfer broke off {ATTEMPTS} times in a row without a byte, last: {last_error}"
+        ),
         hint: format!(
             "run again to resume from the {} bytes in `{}`",
             part.metadata().map_or(0, |m| m.len()),
@@ -168,14 +245,19 @@ enum Transfer {
 fn transfer(
     url: &str,
     part: &Path,
+    idle: Duration,
     progress: &dyn Fn(u64, Option<u64>),
     cancel: &AtomicBool,
 ) -> Result<(), Transfer> {
     let have = part.metadata().map_or(0, |m| m.len());
+    // No deadline for the body: every read (and the wait for the answer) may take up to
+    // `idle`, however long the whole takes.
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_body(Some(Duration::from_secs(60)))
+        .timeout_recv_response(Some(idle))
+        .timeout_per_read(Some(idle))
+        .accept_encoding("identity")
         .build()
         .into();
     let mut request = agent.get(url);
@@ -184,9 +266,20 @@ fn transfer(
     }
     // Failing to get an answer at all (no network, no such host, refused) is not worth
     // retrying at once; a transfer that breaks off after an answer is.
-    let response = request.call().map_err(|e| match e {
+    let response = request.call().map_err(|e| match &e {
         ureq::Error::Timeout(_) => Transfer::Broken(e.to_string()),
-        other => Transfer::Fatal(other.to_string()),
+        ureq::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            Transfer::Broken(e.to_string())
+        }
+        _ => Transfer::Fatal(e.to_string()),
     })?;
     let status = response.status().as_u16();
     let header = |name: &str| {
@@ -242,5 +335,27 @@ fn transfer(
             "connection closed after {got} of {total} bytes"
         ))),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Meter;
+
+    #[test]
+    fn the_progress_line_has_bytes_rate_and_time_left() {
+        let meter = Meter::default();
+        assert_eq!(
+            meter.line("a.tgz", 1_000_000, Some(5_000_000)),
+            "a.tgz: 1.0 MB of 5.0 MB"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let line = meter.line("a.tgz", 2_000_000, Some(5_000_000));
+        assert!(line.starts_with("a.tgz: 2.0 MB of 5.0 MB, "), "{line}");
+        assert!(
+            line.contains(" MB/s, ") && line.ends_with(" s left"),
+            "{line}"
+        );
+        assert!(meter.line("b", 3_000_000, None).ends_with("MB/s"));
     }
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::KindError;
 use contract::{Context, Invalid, Needs, Outcome, StageError, TypedKind};
-use data::download::{Checksum, fetch};
+use data::download::{Checksum, Meter, fetch};
 
 pub struct Download;
 
@@ -85,8 +85,14 @@ impl TypedKind for Download {
 
     fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
         let name = params.file_name().expect("checked by declare");
-        let message = format!("downloading {name}");
-        let report = |done: u64, total: Option<u64>| ctx.progress.report(done, total, &message);
+        let meter = Meter::default();
+        let report = |done: u64, total: Option<u64>| {
+            ctx.progress.report(
+                done,
+                total,
+                &meter.line(&format!("downloading {name}"), done, total),
+            )
+        };
         let path = fetch(
             &params.url,
             ctx.work,

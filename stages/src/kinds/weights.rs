@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::KindError;
 use contract::{Context, FileInput, Invalid, Needs, Outcome, StageError, TypedKind};
-use data::download::{Checksum, fetch};
+use data::download::{Checksum, Meter, fetch};
 use metrics::inception::FidInception;
 
 pub struct Weights;
@@ -102,8 +102,10 @@ impl TypedKind for Weights {
             (Some(url), _) => {
                 let name = file_name(url).expect("checked by declare");
                 let checksum = params.checksum().expect("checked by declare");
+                let meter = Meter::default();
                 let report = |done: u64, total: Option<u64>| {
-                    ctx.progress.report(done, total, "downloading weights")
+                    let line = meter.line(&format!("downloading {name}"), done, total);
+                    ctx.progress.report(done, total, &line)
                 };
                 let path = fetch(url, ctx.work, &name, &checksum, &report, ctx.cancel)?;
                 let out = ctx.out.join(&name);
