@@ -214,7 +214,10 @@ fn a_stalled_transfer_is_resumed_after_the_idle_timeout() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(started.elapsed() < Duration::from_secs(20), "the stall was waited out");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the stall was waited out"
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(packed(&report, "train").len(), 10);
     let log = server.log.lock().unwrap().clone();

@@ -1,5 +1,5 @@
 //! Loader throughput on CIFAR-sized data (50,000 images of 32×32×3), batches of 64 with
-//! flips: `cargo bench -p stages --bench loader`. Target: above 2,000 batches per second
+//! flips: `cargo bench -p data --bench loader`. Target: above 2,000 batches per second
 //! on one core.
 
 use std::sync::Arc;

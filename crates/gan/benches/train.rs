@@ -1,4 +1,4 @@
-//! `cargo bench -p stages --bench train [-- dcgan|biggan] [--iterations N]`: training
+//! `cargo bench -p gan --bench train [-- dcgan|biggan] [--iterations N]`: training
 //! iterations of the paper's configurations at full width, batch 64, on synthetic
 //! 32×32 images: SNDCGAN32 ContraGAN (1 D + 1 G step per iteration) and BigGAN32
 //! ContraGAN (width 96, 5 D + 1 G steps). Reports milliseconds per iteration (the first

@@ -1,4 +1,4 @@
-//! `cargo bench -p stages --bench conv`: one 3×3 convolution of BigGAN32's
+//! `cargo bench -p kernels --bench conv`: one 3×3 convolution of BigGAN32's
 //! discriminator at the paper's width (64 × 192 × 16 × 16, 192 filters), forward and
 //! both gradients, ours (im2col + GEMM) against burn-flex's, in GFLOP/s on the CPU.
 

@@ -1,4 +1,4 @@
-//! `cargo bench -p stages --bench metrics`:
+//! `cargo bench -p metrics --bench metrics`:
 //! 1. FID Inception feature extraction, images/s at 32×32 input, batch 50, on the CPU
 //!    (weights: the fixture's pytorch-fid-layout file; speed does not depend on values).
 //! 2. FID between two 2048-d statistics (target: under 2 s on one core).
@@ -13,13 +13,6 @@ use metrics::Stats;
 use metrics::fid::fid;
 use metrics::inception::{FidInception, images_tensor};
 use rng::Rng;
-
-fn fixtures() -> std::path::PathBuf {
-    match std::env::var_os("PIPE_FIXTURES") {
-        Some(dir) => dir.into(),
-        None => std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"),
-    }
-}
 
 fn random_stats(rng: &mut Rng, d: usize, n: usize) -> Stats {
     let x = Mat::from_fn(n, d, |_, _| rng.f32() as f64 - 0.5);
@@ -40,7 +33,8 @@ fn random_stats(rng: &mut Rng, d: usize, n: usize) -> Stats {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let weights = fixtures().join("fid-inception/pt_inception-random-1234.pth");
+    // Any FID Inception weight file of the fixtures: speed does not depend on the values.
+    let weights = fixtures::file_with_extension("fid-inception", "pth");
     assert!(
         weights.exists(),
         "benchmark weights missing: {}",

@@ -1,7 +1,7 @@
-"""The reference for `cargo bench -p stages --bench metrics`: pytorch-fid's Inception
+"""The reference for `cargo bench -p metrics --bench metrics`: pytorch-fid's Inception
 network on PyTorch's CPU backend, images/s at 32×32 input, batch 50, on 2 threads.
 
-    python stages/benches/pytorch_fid_speed.py [WEIGHTS]
+    python crates/metrics/benches/pytorch_fid_speed.py [WEIGHTS]
 
 WEIGHTS defaults to the fixture file our benchmark loads (random values in the layout of
 pt_inception-2015-12-05-6726825d.pth; speed does not depend on the values), handed to
@@ -17,7 +17,7 @@ import torch
 import pytorch_fid.inception as inception
 
 fixtures = os.environ.get(
-    "PIPE_FIXTURES", os.path.join(os.path.dirname(__file__), "../../../shared/fixtures")
+    "PIPE_FIXTURES", os.path.join(os.path.dirname(__file__), "../../../../shared/fixtures")
 )
 weights = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
     fixtures, "fid-inception/pt_inception-random-1234.pth"
