@@ -102,6 +102,69 @@ fn dag_as_text_and_dot() {
     assert!(dot.trim_end().ends_with('}'));
 }
 
+/// `dag --json` gives the graph upstream first with each stage's state, and the dot
+/// graph fills the stages that would run; neither makes a store where there is none.
+#[test]
+fn dag_as_json_and_dot_marking_what_would_run() {
+    let p = Project::new();
+    p.write("p.ron", CHAIN);
+    let json = p.json(&["dag", "p.ron"], 0);
+    assert!(!p.path("cache").exists(), "dag made a store");
+    assert_eq!(json["schema"], 1);
+    let names: Vec<&str> = json["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b", "c", "d"]);
+    assert_eq!(json["stages"][1]["deps"][0]["stages"][0], "a");
+    assert_eq!(json["stages"][0]["state"], serde_json::Value::Null);
+
+    p.run("p.ron", &["a"], 0);
+    let json = p.json(&["dag", "p.ron"], 0);
+    assert_eq!(json["stages"][0]["state"], "up to date");
+    assert_eq!(json["stages"][1]["state"], "never run");
+    let dot = stdout_of(&p, &["dag", "p.ron", "--format", "dot"]);
+    // A node's statement, label and attributes, up to its `;`.
+    let node = |name: &str| {
+        let start = dot
+            .find(&format!("\"{name}\" [label"))
+            .unwrap_or_else(|| panic!("no node {name} in {dot}"));
+        dot[start..].split_once(';').unwrap().0.to_string()
+    };
+    assert!(!node("a").contains("filled"), "{dot}");
+    assert!(node("b").contains("style=filled"), "{dot}");
+}
+
+/// Without a file, commands read `pipe.ron`; without one, the error says where it
+/// looked and which pipelines there are.
+#[test]
+fn the_default_pipeline_file_is_pipe_ron() {
+    let p = Project::new();
+    p.write("pipelines/chain.ron", CHAIN);
+    let out = p.pipe(&["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no pipeline file given, and no `pipe.ron` in"),
+        "{err}"
+    );
+    assert!(err.contains("pipelines here: pipelines/chain.ron"), "{err}");
+    assert!(err.contains("`pipe run pipelines/chain.ron`"), "{err}");
+
+    p.write("pipe.ron", CHAIN);
+    let report = p.run("b", &[], 0);
+    assert_eq!(with_action(&report, "ran"), ["a", "b"]);
+    let status = p.pipe(&["status"]);
+    assert!(
+        text(&status.stdout).contains("never run"),
+        "{}",
+        text(&status.stdout)
+    );
+    assert!(stdout_of(&p, &["dag"]).starts_with("a (Command)"));
+}
+
 #[test]
 fn show_lists_outputs_metrics_timings_and_log() {
     let p = Project::new();
@@ -242,4 +305,19 @@ fn cache_dir_from_the_environment() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(p.path("elsewhere/records").is_dir());
     assert!(!p.path("cache").exists());
+}
+
+/// `pipe completions SHELL` prints a script that knows the subcommands.
+#[test]
+fn shell_completions() {
+    let p = Project::new();
+    let bash = stdout_of(&p, &["completions", "bash"]);
+    assert!(bash.contains("_pipe()"), "{bash}");
+    for sub in ["run", "status", "why", "dag", "lineage", "cache"] {
+        assert!(bash.contains(sub), "bash completions lack `{sub}`");
+    }
+    let fish = stdout_of(&p, &["completions", "fish"]);
+    assert!(fish.contains("complete -c pipe"), "{fish}");
+    assert!(stdout_of(&p, &["completions", "zsh"]).starts_with("#compdef pipe"));
+    assert_eq!(p.pipe(&["completions", "tcsh"]).status.code(), Some(2));
 }

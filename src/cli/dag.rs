@@ -2,32 +2,80 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use pipe::pipeline::Pipeline;
+use pipe::plan::{State, states};
+use serde_json::json;
 
-use super::{CliError, load, out};
+use super::{CliError, Ctx, load, out, pipeline_file, print_json};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The pipeline file (RON).
-    file: PathBuf,
+    /// The pipeline file (RON; default `pipe.ron` in the current folder).
+    file: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// The graph as JSON on stdout (stages upstream first, with their inputs and state).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum Format {
     /// Stages upstream first, each with what it reads.
     Text,
-    /// Graphviz: `pipe dag FILE --format dot | dot -Tsvg > dag.svg`.
+    /// Graphviz: `pipe dag FILE --format dot | dot -Tsvg > dag.svg`; stages that would
+    /// run are filled.
     Dot,
 }
 
-pub fn dag(args: Args) -> Result<ExitCode, CliError> {
-    let pipeline = load(&args.file)?;
-    match args.format {
-        Format::Text => text(&pipeline),
-        Format::Dot => dot(&pipeline),
+pub fn dag(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
+    let pipeline = load(&pipeline_file(args.file)?)?;
+    // Where each stage stands, when there is a store to say (none is made for it).
+    let states = (ctx.has_store() && (args.json || matches!(args.format, Format::Dot)))
+        .then(|| ctx.store().ok())
+        .flatten()
+        .and_then(|store| states(&pipeline, &store).ok());
+    match (args.json, args.format) {
+        (true, _) => json(&pipeline, states.as_deref()),
+        (false, Format::Text) => text(&pipeline),
+        (false, Format::Dot) => dot(&pipeline, states.as_deref()),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn json(pipeline: &Pipeline, states: Option<&[State]>) {
+    let stages: Vec<_> = pipeline
+        .order
+        .iter()
+        .map(|&i| {
+            let stage = &pipeline.stages[i];
+            let deps: Vec<_> = stage
+                .deps
+                .iter()
+                .map(|dep| {
+                    let names: Vec<&str> = dep
+                        .stages
+                        .iter()
+                        .map(|&u| pipeline.stages[u].name.as_str())
+                        .collect();
+                    json!({"role": dep.role, "stages": names})
+                })
+                .collect();
+            let files: Vec<_> = stage
+                .files
+                .iter()
+                .map(|f| json!({"role": f.role, "path": f.written}))
+                .collect();
+            json!({
+                "name": stage.name,
+                "kind": stage.kind,
+                "group": stage.group,
+                "deps": deps,
+                "files": files,
+                "state": states.map(|s| s[i].label()),
+            })
+        })
+        .collect();
+    print_json(&json!({"schema": 1, "pipeline": pipeline.name, "stages": stages}));
 }
 
 fn text(pipeline: &Pipeline) {
@@ -52,16 +100,22 @@ fn text(pipeline: &Pipeline) {
     }
 }
 
-fn dot(pipeline: &Pipeline) {
+fn dot(pipeline: &Pipeline, states: Option<&[State]>) {
     let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
     out(format!("digraph {} {{", quote(&pipeline.name)));
     out("  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];");
     for &i in &pipeline.order {
         let stage = &pipeline.stages[i];
+        let would_run = states.is_some_and(|s| !matches!(s[i], State::UpToDate { .. }));
         out(format!(
-            "  {} [label={}];",
+            "  {} [label={}{}];",
             quote(&stage.name),
-            quote(&format!("{}\n{}", stage.name, stage.kind))
+            quote(&format!("{}\n{}", stage.name, stage.kind)),
+            if would_run {
+                ", style=filled, fillcolor=\"#ffe08a\""
+            } else {
+                ""
+            }
         ));
         for dep in &stage.deps {
             for &u in &dep.stages {

@@ -63,6 +63,12 @@ enum Command {
     Cache(cache::Command),
     /// Execute one planned stage from the store alone (used by executors and clusters).
     Exec(exec::Args),
+    /// Print a completion script for a shell, e.g. `pipe completions bash >
+    /// ~/.local/share/bash-completion/completions/pipe`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Compute FID, IS, KID or precision/recall outside a pipeline.
     #[cfg(feature = "kinds")]
     #[command(subcommand)]
@@ -91,11 +97,16 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Run(args) => run::run(&ctx, args),
         Command::Status(args) => status::status(&ctx, args),
         Command::Why(args) => status::why(&ctx, args),
-        Command::Dag(args) => dag::dag(args),
+        Command::Dag(args) => dag::dag(&ctx, args),
         Command::Show(args) => show::show(&ctx, args),
         Command::Lineage(args) => lineage::lineage(&ctx, args),
         Command::Cache(command) => cache::cache(&ctx, command),
         Command::Exec(args) => exec::exec(&ctx, args),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "pipe", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         #[cfg(feature = "kinds")]
         Command::Metric(command) => metric::metric(&ctx, command),
     }
@@ -108,6 +119,11 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Whether the store exists (commands that only read it make none).
+    fn has_store(&self) -> bool {
+        self.cache.is_dir()
+    }
+
     fn store(&self) -> Result<Store, CliError> {
         // GPU kernels tuned once are reused by every stage and rerun on this store.
         #[cfg(feature = "cuda")]
@@ -144,6 +160,51 @@ fn registry() -> Registry {
 
 fn load(path: &Path) -> Result<Pipeline, CliError> {
     Ok(Pipeline::load(path, &registry())?)
+}
+
+/// The pipeline file a command reads when none is given.
+const DEFAULT_PIPELINE: &str = "pipe.ron";
+
+/// The file given, or `pipe.ron` in the current folder; without either, an error that
+/// says where it looked and which pipelines it found in `pipelines/`.
+fn pipeline_file(given: Option<PathBuf>) -> Result<PathBuf, CliError> {
+    if let Some(path) = given {
+        return Ok(path);
+    }
+    let default = PathBuf::from(DEFAULT_PIPELINE);
+    if default.is_file() {
+        return Ok(default);
+    }
+    let mut found: Vec<String> = std::fs::read_dir("pipelines")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "ron"))
+        .map(|p| p.display().to_string())
+        .collect();
+    found.sort();
+    let here = std::env::current_dir().map_or_else(|_| ".".into(), |d| d.display().to_string());
+    let mut message = format!("no pipeline file given, and no `{DEFAULT_PIPELINE}` in {here}");
+    match found.first() {
+        Some(first) => message.push_str(&format!(
+            "\n  = note: pipelines here: {}\n  = help: give one, e.g. `pipe run {first}`",
+            found.join(", ")
+        )),
+        None => message.push_str(&format!(
+            "\n  = help: give a pipeline file, or write one as `{DEFAULT_PIPELINE}`"
+        )),
+    }
+    Err(CliError::Message(message))
+}
+
+/// Splits a command's positional arguments into the pipeline file (the first, when it
+/// names a `.ron` file) and the rest (stage names).
+fn file_and_stages(mut args: Vec<String>) -> Result<(PathBuf, Vec<String>), CliError> {
+    let names_a_file = args
+        .first()
+        .is_some_and(|a| a.ends_with(".ron") || Path::new(a).is_file());
+    let file = names_a_file.then(|| PathBuf::from(args.remove(0)));
+    Ok((pipeline_file(file)?, args))
 }
 
 /// Prints JSON on stdout; a closed pipe (`| head`) is not an error.

@@ -1,5 +1,4 @@
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -11,14 +10,15 @@ use pipe::store::Store;
 use pipe::summary::{Action, RunReport, StageReport};
 
 use super::display::Display;
-use super::{CliError, Ctx, GpuIds, load, out, parse_gpus, print_json};
+use super::{CliError, Ctx, GpuIds, file_and_stages, load, out, parse_gpus, print_json};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The pipeline file (RON).
-    file: PathBuf,
-    /// Run only these stages (names, ForEach groups or patterns with `*`) and what they need.
-    stages: Vec<String>,
+    /// The pipeline file (RON; default `pipe.ron` in the current folder), then the stages
+    /// to run (names, ForEach groups or patterns with `*`) with what they need; without
+    /// stages, all of them.
+    #[arg(value_name = "FILE] [STAGE")]
+    targets: Vec<String>,
     /// Show what would run, and why, without running anything.
     #[arg(long, short = 'n')]
     dry_run: bool,
@@ -73,7 +73,8 @@ pub fn cancel_flag() -> &'static AtomicBool {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
-    let pipeline = load(&args.file)?;
+    let (file, stages) = file_and_stages(args.targets.clone())?;
+    let pipeline = load(&file)?;
     let store = ctx.store()?;
     let select = |names: &[String]| -> Result<Vec<usize>, CliError> {
         let mut out = Vec::new();
@@ -86,8 +87,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
         }
         Ok(out)
     };
-    let targets = select(&args.stages)?;
-    let selected: BTreeSet<usize> = if args.stages.is_empty() {
+    let targets = select(&stages)?;
+    let selected: BTreeSet<usize> = if stages.is_empty() {
         (0..pipeline.stages.len()).collect()
     } else {
         with_upstream(&pipeline, &targets)

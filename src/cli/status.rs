@@ -4,12 +4,12 @@ use std::process::ExitCode;
 use pipe::plan::{State, states};
 use serde_json::json;
 
-use super::{CliError, Ctx, find_stage, load, out, print_json};
+use super::{CliError, Ctx, find_stage, load, out, pipeline_file, print_json};
 
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
-    /// The pipeline file (RON).
-    file: PathBuf,
+    /// The pipeline file (RON; default `pipe.ron` in the current folder).
+    file: Option<PathBuf>,
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -28,7 +28,7 @@ pub struct WhyArgs {
 
 /// `pipe status`: exits 0 when every stage is up to date, 1 otherwise.
 pub fn status(ctx: &Ctx, args: StatusArgs) -> Result<ExitCode, CliError> {
-    let pipeline = load(&args.file)?;
+    let pipeline = load(&pipeline_file(args.file)?)?;
     let store = ctx.store()?;
     let states = states(&pipeline, &store)?;
     if args.json {
