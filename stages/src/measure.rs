@@ -138,7 +138,7 @@ impl ImageSource for FolderImages {
         let path = &self.files[i];
         let bytes = std::fs::read(path).map_err(MetricError::io(path))?;
         let (w, h, px) = decode_rgb(&bytes, None)
-            .map_err(|e| MetricError::format(path.display().to_string(), e))?;
+            .map_err(|e| MetricError::format(path.display().to_string(), e.0))?;
         Ok((w as usize, h as usize, Cow::Owned(px)))
     }
 }

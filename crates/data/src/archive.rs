@@ -210,9 +210,11 @@ impl MemberReader {
     }
 }
 
-fn open_zip(path: &Path) -> Result<zip::ZipArchive<std::io::BufReader<File>>, String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
-    zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| e.to_string())
+fn open_zip(
+    path: &Path,
+) -> Result<zip::ZipArchive<std::io::BufReader<File>>, zip::result::ZipError> {
+    let file = File::open(path)?;
+    zip::ZipArchive::new(std::io::BufReader::new(file))
 }
 
 fn clean(name: &str) -> String {

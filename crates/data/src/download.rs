@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use md5::Digest as _;
 use serde::{Deserialize, Serialize};
 
-use super::DataError;
+use super::{DataError, Malformed};
 
 /// The checksum a file must have. `sha256` may be a prefix (at least 8 hex digits), as
 /// in weight files named after the start of their sha256.
@@ -32,7 +32,8 @@ pub struct Checksum {
 }
 
 impl Checksum {
-    pub fn check_declared(&self) -> Result<(), String> {
+    /// Whether the checksum is written so that it can verify anything.
+    pub fn check_declared(&self) -> Result<(), Malformed> {
         let hex = |s: &str| s.chars().all(|c| c.is_ascii_hexdigit());
         match (&self.md5, &self.sha256) {
             (None, None) => Err(
@@ -40,10 +41,10 @@ impl Checksum {
                     .into(),
             ),
             (Some(m), _) if m.len() != 32 || !hex(m) => {
-                Err(format!("`md5` must be 32 hex digits, not `{m}`"))
+                Err(format!("`md5` must be 32 hex digits, not `{m}`").into())
             }
             (_, Some(s)) if s.len() < 8 || s.len() > 64 || !hex(s) => {
-                Err(format!("`sha256` must be 8 to 64 hex digits, not `{s}`"))
+                Err(format!("`sha256` must be 8 to 64 hex digits, not `{s}`").into())
             }
             _ => Ok(()),
         }

@@ -65,7 +65,8 @@ pub fn read(root: &Path, resize: Option<(u32, Filter)>) -> Result<Images, DataEr
     }
     let decode = move |path: &Path| -> Result<(u32, u32, Vec<u8>), DataError> {
         let bytes = std::fs::read(path).map_err(DataError::io(path))?;
-        decode_rgb(&bytes, resize).map_err(|e| DataError::bad(path.display().to_string(), None, e))
+        decode_rgb(&bytes, resize)
+            .map_err(|e| DataError::bad(path.display().to_string(), None, e.0))
     };
     let (width, height) = match resize {
         Some((size, _)) => (size, size),

@@ -1,6 +1,8 @@
 //! Decoding PNG and JPEG files to RGB, and resizing.
 
 use image::imageops::FilterType;
+
+use super::Malformed;
 use serde::{Deserialize, Serialize};
 
 /// The filter used to resize images, as named in pipeline files.
@@ -30,9 +32,9 @@ impl Filter {
 pub fn decode_rgb(
     bytes: &[u8],
     resize: Option<(u32, Filter)>,
-) -> Result<(u32, u32, Vec<u8>), String> {
-    let image =
-        image::load_from_memory(bytes).map_err(|e| format!("cannot decode the image: {e}"))?;
+) -> Result<(u32, u32, Vec<u8>), Malformed> {
+    let image = image::load_from_memory(bytes)
+        .map_err(|e| Malformed(format!("cannot decode the image: {e}")))?;
     let mut rgb = image.to_rgb8();
     if let Some((size, filter)) = resize
         && rgb.dimensions() != (size, size)
@@ -84,6 +86,7 @@ pub mod tests {
         assert!(
             decode_rgb(b"not an image", None)
                 .unwrap_err()
+                .0
                 .starts_with("cannot decode the image")
         );
     }

@@ -85,6 +85,24 @@ impl DataError {
     }
 }
 
+/// Content that does not read as what it should (a pickle, an image, a checksum as
+/// written), in words; callers add which file.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct Malformed(pub String);
+
+impl From<&str> for Malformed {
+    fn from(message: &str) -> Malformed {
+        Malformed(message.to_string())
+    }
+}
+
+impl From<String> for Malformed {
+    fn from(message: String) -> Malformed {
+        Malformed(message)
+    }
+}
+
 /// RGB pixels (height × width × 3, row-major) and a class index.
 pub type LabelledImage = (Vec<u8>, u32);
 

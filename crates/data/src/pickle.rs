@@ -3,6 +3,7 @@
 //! written by Python 2 (`cifar-10-python.tar.gz`) and by Python 3 (protocols 2 to 5) are
 //! both read. Nothing is executed: globals are only recorded by name.
 
+use super::Malformed;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +68,7 @@ impl Py {
     }
 
     /// A uint8 numpy array: its shape and bytes (C order).
-    pub fn u8_array(&self) -> Result<(Vec<usize>, Vec<u8>), String> {
+    pub fn u8_array(&self) -> Result<(Vec<usize>, Vec<u8>), Malformed> {
         let Py::Built(_, state) = self else {
             return Err("not a numpy array".into());
         };
@@ -75,10 +76,10 @@ impl Py {
             return Err("numpy array state is not a tuple".into());
         };
         let [_, shape, dtype, fortran, data] = state.as_slice() else {
-            return Err(format!(
+            return Err(Malformed(format!(
                 "numpy array state has {} fields, expected 5",
                 state.len()
-            ));
+            )));
         };
         let Py::Tuple(dims) = shape else {
             return Err("numpy shape is not a tuple".into());
@@ -99,10 +100,10 @@ impl Py {
             _ => None,
         };
         if kind.as_deref() != Some("u1") {
-            return Err(format!(
+            return Err(Malformed(format!(
                 "numpy dtype is {}, expected uint8 (u1)",
                 kind.unwrap_or_else(|| "unknown".into())
-            ));
+            )));
         }
         if *fortran == Py::Bool(true) {
             return Err("numpy array is in Fortran order".into());
@@ -111,17 +112,17 @@ impl Py {
             .raw_bytes()
             .ok_or("numpy array data is not raw bytes")?;
         if bytes.len() != shape.iter().product::<usize>() {
-            return Err(format!(
+            return Err(Malformed(format!(
                 "numpy array holds {} bytes for shape {shape:?}",
                 bytes.len()
-            ));
+            )));
         }
         Ok((shape, bytes))
     }
 }
 
 /// Parses one pickle.
-pub fn parse(bytes: &[u8]) -> Result<Py, String> {
+pub fn parse(bytes: &[u8]) -> Result<Py, Malformed> {
     let mut m = Machine {
         bytes,
         pos: 0,
@@ -141,7 +142,7 @@ struct Machine<'a> {
 }
 
 impl Machine<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+    fn take(&mut self, n: usize) -> Result<&[u8], Malformed> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
         let end = end.ok_or_else(|| format!("pickle ends inside an item at byte {}", self.pos))?;
         let out = &self.bytes[self.pos..end];
@@ -149,7 +150,7 @@ impl Machine<'_> {
         Ok(out)
     }
 
-    fn uint(&mut self, n: usize) -> Result<u64, String> {
+    fn uint(&mut self, n: usize) -> Result<u64, Malformed> {
         Ok(self
             .take(n)?
             .iter()
@@ -157,7 +158,7 @@ impl Machine<'_> {
             .fold(0u64, |acc, &b| acc << 8 | b as u64))
     }
 
-    fn line(&mut self) -> Result<String, String> {
+    fn line(&mut self) -> Result<String, Malformed> {
         let rest = &self.bytes[self.pos..];
         let end = rest
             .iter()
@@ -168,24 +169,24 @@ impl Machine<'_> {
         Ok(text)
     }
 
-    fn pop(&mut self) -> Result<Py, String> {
+    fn pop(&mut self) -> Result<Py, Malformed> {
         self.stack
             .pop()
             .ok_or_else(|| "pickle stack underflow".into())
     }
 
-    fn pop_mark(&mut self) -> Result<Vec<Py>, String> {
+    fn pop_mark(&mut self) -> Result<Vec<Py>, Malformed> {
         let mark = self.marks.pop().ok_or("pickle mark missing")?;
         Ok(self.stack.split_off(mark))
     }
 
-    fn top(&mut self) -> Result<&mut Py, String> {
+    fn top(&mut self) -> Result<&mut Py, Malformed> {
         self.stack
             .last_mut()
             .ok_or_else(|| "pickle stack underflow".into())
     }
 
-    fn run(&mut self) -> Result<Py, String> {
+    fn run(&mut self) -> Result<Py, Malformed> {
         loop {
             let at = self.pos;
             let op = self.take(1)?[0];
@@ -321,14 +322,14 @@ impl Machine<'_> {
                     let v = self.pop()?;
                     match self.top()? {
                         Py::List(items) => items.push(v),
-                        _ => return Err(format!("APPEND to a non-list at byte {at}")),
+                        _ => return Err(Malformed(format!("APPEND to a non-list at byte {at}"))),
                     }
                 }
                 b'e' => {
                     let items = self.pop_mark()?;
                     match self.top()? {
                         Py::List(list) => list.extend(items),
-                        _ => return Err(format!("APPENDS to a non-list at byte {at}")),
+                        _ => return Err(Malformed(format!("APPENDS to a non-list at byte {at}"))),
                     }
                 }
                 b's' => {
@@ -336,13 +337,13 @@ impl Machine<'_> {
                     let k = self.pop()?;
                     match self.top()? {
                         Py::Dict(d) => d.push((k, v)),
-                        _ => return Err(format!("SETITEM on a non-dict at byte {at}")),
+                        _ => return Err(Malformed(format!("SETITEM on a non-dict at byte {at}"))),
                     }
                 }
                 b'u' => {
                     let items = self.pop_mark()?;
                     let Py::Dict(d) = self.top()? else {
-                        return Err(format!("SETITEMS on a non-dict at byte {at}"));
+                        return Err(Malformed(format!("SETITEMS on a non-dict at byte {at}")));
                     };
                     let mut it = items.into_iter();
                     while let (Some(k), Some(v)) = (it.next(), it.next()) {
@@ -350,9 +351,9 @@ impl Machine<'_> {
                     }
                 }
                 other => {
-                    return Err(format!(
+                    return Err(Malformed(format!(
                         "unsupported pickle opcode 0x{other:02x} at byte {at}"
-                    ));
+                    )));
                 }
             }
         }
@@ -474,11 +475,13 @@ mod tests {
         assert!(
             parse(b"\x80\x02}q\x01(U")
                 .unwrap_err()
+                .0
                 .contains("pickle ends inside an item")
         );
         assert!(
             parse(b"\xff")
                 .unwrap_err()
+                .0
                 .contains("unsupported pickle opcode 0xff")
         );
     }

@@ -113,7 +113,7 @@ pub fn read(location: &Location, split: Split) -> Result<Images, DataError> {
     let iter = files.into_iter().map(move |(name, label)| {
         let bytes = reader.read(&name)?;
         let (w, h, pixels) = decode_rgb(&bytes, None)
-            .map_err(|e| DataError::bad(describe.describe(&name), None, e))?;
+            .map_err(|e| DataError::bad(describe.describe(&name), None, e.0))?;
         if (w, h) != (SIZE, SIZE) {
             return Err(DataError::bad(
                 describe.describe(&name),

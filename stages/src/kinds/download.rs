@@ -73,7 +73,7 @@ impl TypedKind for Download {
         params
             .checksum()
             .check_declared()
-            .map_err(|m| Invalid::new(m, &["url"]))?;
+            .map_err(|m| Invalid::new(m.0, &["url"]))?;
         if params.file_name().is_none() {
             return Err(
                 Invalid::new("cannot name the file after this URL", &["url"])

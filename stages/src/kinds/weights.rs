@@ -82,7 +82,7 @@ impl TypedKind for Weights {
                 })?;
                 checksum
                     .check_declared()
-                    .map_err(|m| Invalid::new(m, &["sha256"]))?;
+                    .map_err(|m| Invalid::new(m.0, &["sha256"]))?;
                 Ok(Needs::default())
             }
             (None, Some(path)) => Ok(Needs {
