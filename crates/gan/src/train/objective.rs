@@ -1,10 +1,13 @@
 //! What each side of a step is trained on, composed once per side from the
 //! configuration: the adversarial loss, the conditioning term, and any regularizers.
 //! Each is a [`Term`] that sees the same forward passes; a new regularizer is one more
-//! `Term` (its own file, with its config field) pushed in [`Objective::new`].
+//! `Term` (its own file, with its config field) pushed in [`Objective::new`]. A term can
+//! also transform the images D sees (real and fake, in D and G steps: an augmentation
+//! such as DiffAugment); the terms of the paper's methods leave them as they are.
 
 use burn::prelude::*;
 use kernels::Kernels;
+use rng::Rng;
 
 use super::step::label_tensor;
 use crate::config::{AdvLoss, Conditioning, ModelConfig, TrainConfig};
@@ -30,6 +33,12 @@ pub struct GPass<'a, B: Kernels> {
 pub trait Term<B: Kernels> {
     fn discriminator(&self, pass: &DPass<B>, addends: &mut Vec<Tensor<B, 1>>);
     fn generator(&self, pass: &GPass<B>, addends: &mut Vec<Tensor<B, 1>>);
+
+    /// The images D is given (`[n, 3, h, w]` in [-1, 1]), transformed; random choices
+    /// come from `rng`, the sub-step's stream. By default, as they are.
+    fn augment(&self, images: Tensor<B, 4>, _rng: &mut Rng) -> Tensor<B, 4> {
+        images
+    }
 }
 
 /// The terms of a configuration.
@@ -51,6 +60,13 @@ impl<B: Kernels> Objective<B> {
             Conditioning::None | Conditioning::Projection => {}
         }
         Objective { terms }
+    }
+
+    /// What D is given in place of `images`: every term's transform, in order.
+    pub fn augment(&self, images: Tensor<B, 4>, rng: &mut Rng) -> Tensor<B, 4> {
+        self.terms
+            .iter()
+            .fold(images, |images, term| term.augment(images, rng))
     }
 
     pub fn discriminator(&self, pass: &DPass<B>) -> Tensor<B, 1> {
@@ -143,5 +159,57 @@ impl<B: Kernels> Term<B> for Contrastive {
 
     fn generator(&self, pass: &GPass<B>, addends: &mut Vec<Tensor<B, 1>>) {
         addends.push(self.loss(pass.fake, pass.labels));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+
+    /// Mirrors D's inputs left to right, and adds nothing to the losses.
+    struct Mirror;
+
+    impl Term<Flex> for Mirror {
+        fn discriminator(&self, _: &DPass<Flex>, _: &mut Vec<Tensor<Flex, 1>>) {}
+        fn generator(&self, _: &GPass<Flex>, _: &mut Vec<Tensor<Flex, 1>>) {}
+        fn augment(&self, images: Tensor<Flex, 4>, _: &mut Rng) -> Tensor<Flex, 4> {
+            images.flip([3])
+        }
+    }
+
+    #[test]
+    fn terms_transform_d_inputs_in_order_and_the_papers_leave_them() {
+        let device = Default::default();
+        let images = Tensor::<Flex, 4>::from_data(
+            TensorData::new((0..12).map(|v| v as f32).collect::<Vec<_>>(), [1, 3, 2, 2]),
+            &device,
+        );
+        let values = |t: Tensor<Flex, 4>| t.into_data().to_vec::<f32>().unwrap();
+        let contrastive = Contrastive {
+            lambda: 1.0,
+            temperature: 1.0,
+            positives_in_numerator: false,
+        };
+        let mut objective = Objective::<Flex> {
+            terms: vec![
+                Box::new(Adversarial(AdvLoss::Hinge)),
+                Box::new(ClassCrossEntropy),
+                Box::new(contrastive),
+            ],
+        };
+        let mut rng = Rng::new(0);
+        assert_eq!(
+            values(objective.augment(images.clone(), &mut rng)),
+            values(images.clone())
+        );
+        objective.terms.push(Box::new(Mirror));
+        let mirrored = values(objective.augment(images.clone(), &mut rng));
+        assert_eq!(mirrored[..4], [1.0, 0.0, 3.0, 2.0]);
+        objective.terms.push(Box::new(Mirror));
+        assert_eq!(
+            values(objective.augment(images.clone(), &mut rng)),
+            values(images)
+        );
     }
 }

@@ -39,6 +39,13 @@ fn latents<B: Kernels, N>(
     )
 }
 
+/// The random stream of the objective's augmentations in one sub-step (D's inputs are
+/// transformed from it in the order they are made), a function of the seed and the
+/// position in the run like every other random choice.
+fn augment_stream<N>(setup: &Setup<N>, step: u64, slot: u64) -> Rng {
+    Rng::stream(setup.seed ^ 0xA5A5_0000_0000_0000, (step << 20) | slot)
+}
+
 pub(crate) fn label_tensor<B: Kernels>(labels: &[u32], device: &B::Device) -> Tensor<B, 1, Int> {
     let ints: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
     Tensor::from_data(TensorData::new(ints, [labels.len()]), device)
@@ -82,13 +89,15 @@ pub(super) fn d_step<B: Kernels, N>(
         let real =
             Tensor::<Autodiff<B>, 1>::from_data(TensorData::new(batch.images, [len]), &device)
                 .reshape([n, 3, model.image_size(), model.image_size()]);
-        let (z, fake_labels) = latents::<B, N>(setup, state.step, (k * accum + a) as u64, &device);
+        let slot = (k * accum + a) as u64;
+        let (z, fake_labels) = latents::<B, N>(setup, state.step, slot, &device);
+        let mut rng = augment_stream(setup, state.step, slot);
         // The reference's order: D on the real batch, G, D on the fakes.
         let real_out = discriminator::run(
             &mut d,
             Mode::TRAIN,
             model,
-            real,
+            objective.augment(real, &mut rng),
             label_tensor(&batch.labels, &device),
         );
         let fake = generator::run(
@@ -102,7 +111,7 @@ pub(super) fn d_step<B: Kernels, N>(
             &mut d,
             Mode::TRAIN,
             model,
-            Tensor::from_inner(fake),
+            objective.augment(Tensor::from_inner(fake), &mut rng),
             label_tensor(&fake_labels, &device),
         );
         let value = objective.discriminator(&DPass {
@@ -146,6 +155,7 @@ pub(super) fn g_step<B: Kernels, N>(
         let (z, labels) = latents::<Autodiff<B>, N>(setup, state.step, slot, &device);
         let y = label_tensor::<Autodiff<B>>(&labels, &device);
         let fake = generator::run(&mut g, Mode::TRAIN, model, z, y.clone());
+        let fake = objective.augment(fake, &mut augment_stream(setup, state.step, slot));
         let out = discriminator::run(&mut d, Mode::TRAIN, model, fake, y);
         let value = objective.generator(&GPass {
             fake: &out,
