@@ -82,7 +82,7 @@ impl TypedKind for Command {
             .map(|(k, v)| (vec!["env".to_string(), k.clone()], v));
         for (at, template) in templates.chain(env) {
             let at: Vec<&str> = at.iter().map(String::as_str).collect();
-            for name in placeholders(template).map_err(|m| Invalid::new(m, &at))? {
+            for name in placeholders(template).map_err(|e| Invalid::new(e.to_string(), &at))? {
                 let known = match name.strip_prefix("in.") {
                     Some(role) => roles.contains(&role),
                     None => matches!(name, "out" | "work" | "gpus"),
@@ -189,8 +189,17 @@ impl TypedKind for Command {
     }
 }
 
-/// The names inside `{...}` of a template, or an error for an unclosed brace.
-fn placeholders(template: &str) -> Result<Vec<&str>, String> {
+/// A brace of a template that opens or closes nothing.
+#[derive(Debug, PartialEq, thiserror::Error)]
+enum Unbalanced {
+    #[error("unmatched `}}` in `{0}`; write `}}}}` for a brace")]
+    Close(String),
+    #[error("unclosed `{{` in `{0}`; write `{{{{` for a brace")]
+    Open(String),
+}
+
+/// The names inside `{...}` of a template, or the brace that does not balance.
+fn placeholders(template: &str) -> Result<Vec<&str>, Unbalanced> {
     let mut names = Vec::new();
     let mut rest = template;
     while let Some(i) = rest.find(['{', '}']) {
@@ -200,13 +209,11 @@ fn placeholders(template: &str) -> Result<Vec<&str>, String> {
             continue;
         }
         if brace == b'}' {
-            return Err(format!(
-                "unmatched `}}` in `{template}`; write `}}}}` for a brace"
-            ));
+            return Err(Unbalanced::Close(template.to_string()));
         }
         let end = after
             .find('}')
-            .ok_or_else(|| format!("unclosed `{{` in `{template}`; write `{{{{` for a brace"))?;
+            .ok_or_else(|| Unbalanced::Open(template.to_string()))?;
         names.push(&after[..end]);
         rest = &after[end + 1..];
     }
@@ -342,8 +349,9 @@ mod tests {
             placeholders("a {out}/x {in.data} {{literal}}").unwrap(),
             ["out", "in.data"]
         );
-        assert!(placeholders("a {out").unwrap_err().contains("unclosed"));
-        assert!(placeholders("a }").unwrap_err().contains("unmatched"));
+        let error = |t: &str| placeholders(t).unwrap_err().to_string();
+        assert!(error("a {out").contains("unclosed"));
+        assert!(error("a }").contains("unmatched"));
     }
 
     fn declare(text: &str) -> Result<contract::Declaration, (String, Option<String>)> {
