@@ -418,3 +418,52 @@ fn dry_run_shows_the_plan_without_running() {
     p.run("p.ron", &[], 0);
     assert_eq!(with_action(&p.run("p.ron", &["-n"], 0), "cached").len(), 4);
 }
+
+/// `--set` changes a parameter as the same edit of the file would: the key is the one
+/// the edited file gives, `why` names the override, and a bad one is an error that
+/// points into the `--set`.
+#[test]
+fn set_overrides_a_parameter_as_an_edit_of_the_file_would() {
+    let p = Project::new();
+    let pipeline = |greeting: &str| {
+        format!(
+            r#"Pipeline(name: "set", stages: {{
+                "hello": Command(argv: ["sh", "-c", "echo $GREETING > {{out}}/o"], env: {{"GREETING": "{greeting}"}}),
+                "count": ForEach(n: [1, 2], stage: Command(argv: ["sh", "-c", "echo {{n}} $X > {{out}}/n"])),
+            }})"#
+        )
+    };
+    p.write("p.ron", &pipeline("hi"));
+    assert_eq!(with_action(&p.run("p.ron", &[], 0), "ran").len(), 3);
+
+    let set = r#"hello.env.GREETING="bye""#;
+    let report = p.run("p.ron", &["--set", set], 0);
+    assert_eq!(with_action(&report, "ran"), ["hello"]);
+    let out = std::path::PathBuf::from(stage(&report, "hello")["output"].as_str().unwrap());
+    assert_eq!(std::fs::read_to_string(out.join("o")).unwrap(), "bye\n");
+    let why = text(&p.pipe(&["why", "p.ron", "hello", "--set", set]).stdout);
+    assert!(why.contains("is up to date"), "{why}");
+    assert!(
+        why.contains(r#"= set on the command line: --set hello.env.GREETING="bye""#),
+        "{why}"
+    );
+    // The same edit in the file gives the same key: nothing runs.
+    p.write("p.ron", &pipeline("bye"));
+    assert!(with_action(&p.run("p.ron", &[], 0), "ran").is_empty());
+
+    // A group: every member.
+    let report = p.run("p.ron", &["--set", r#"count.env={"X": "x"}"#], 0);
+    assert_eq!(with_action(&report, "ran"), ["count[n=1]", "count[n=2]"]);
+
+    let error = |set: &str| {
+        let out = p.pipe(&["run", "p.ron", "--set", set]);
+        assert_eq!(out.status.code(), Some(1), "{set}");
+        text(&out.stderr)
+    };
+    let err = error("hello.env=5");
+    assert!(err.contains("--> --set hello.env=5:1:"), "{err}");
+    let err = error(r#"helo.env.X="a""#);
+    assert!(err.contains("no stage `helo` to set"), "{err}");
+    assert!(err.contains("did you mean `hello`?"), "{err}");
+    assert!(error("hello=1").contains("no field after the stage"));
+}

@@ -7,7 +7,7 @@ use pipe::digest::{Digest, StageKey};
 use serde_json::json;
 
 use super::show::bytes;
-use super::{CliError, Ctx, load, out, print_json};
+use super::{CliError, Ctx, Sets, load, out, print_json};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -110,7 +110,7 @@ pub fn cache(ctx: &Ctx, command: Command) -> Result<ExitCode, CliError> {
                 }
             }
             for file in &pipelines {
-                let pipeline = load(file)?;
+                let pipeline = load(file, &Sets::default())?;
                 let refs = store.refs(&pipeline.name)?;
                 keep.extend(
                     pipeline

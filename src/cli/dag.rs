@@ -5,7 +5,7 @@ use pipe::pipeline::Pipeline;
 use pipe::plan::{State, states};
 use serde_json::json;
 
-use super::{CliError, Ctx, load, out, pipeline_file, print_json};
+use super::{CliError, Ctx, Sets, load, out, pipeline_file, print_json};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -16,6 +16,8 @@ pub struct Args {
     /// The graph as JSON on stdout (stages upstream first, with their inputs and state).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    sets: Sets,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -28,7 +30,7 @@ enum Format {
 }
 
 pub fn dag(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
-    let pipeline = load(&pipeline_file(args.file)?)?;
+    let pipeline = load(&pipeline_file(args.file)?, &args.sets)?;
     // Where each stage stands, when there is a store to say (none is made for it).
     let states = (ctx.has_store() && (args.json || matches!(args.format, Format::Dot)))
         .then(|| ctx.store().ok())

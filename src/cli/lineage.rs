@@ -8,7 +8,7 @@ use pipe::plan::{State, previous, states};
 use pipe::store::{Record, Store};
 use serde_json::{Value, json};
 
-use super::{CliError, Ctx, load, out, print_json};
+use super::{CliError, Ctx, Sets, load, out, print_json};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -25,7 +25,7 @@ pub struct Args {
 }
 
 pub fn lineage(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
-    let pipeline = load(&args.file)?;
+    let pipeline = load(&args.file, &Sets::default())?;
     let store = ctx.store()?;
     let record = target_record(&pipeline, &store, &args.target)?;
     if args.down {

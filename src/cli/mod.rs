@@ -158,8 +158,18 @@ fn registry() -> Registry {
     Registry::new(kinds)
 }
 
-fn load(path: &Path) -> Result<Pipeline, CliError> {
-    Ok(Pipeline::load(path, &registry())?)
+fn load(path: &Path, sets: &Sets) -> Result<Pipeline, CliError> {
+    Ok(Pipeline::load_with(path, &registry(), &sets.sets)?)
+}
+
+/// `--set STAGE.FIELD=VALUE`, for the commands that read a pipeline's parameters.
+#[derive(clap::Args, Debug, Default)]
+pub struct Sets {
+    /// Set a parameter as an edit of the file would (repeatable): STAGE is a stage, a
+    /// ForEach group or a pattern with `*`, FIELD a path of fields, VALUE in RON, e.g.
+    /// `--set 'train.train.total_steps=100'` or `--set 'score*.count=Some(5000)'`.
+    #[arg(long = "set", value_name = "STAGE.FIELD=VALUE")]
+    sets: Vec<String>,
 }
 
 /// The pipeline file a command reads when none is given.

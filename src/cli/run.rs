@@ -10,7 +10,7 @@ use pipe::store::Store;
 use pipe::summary::{Action, RunReport, StageReport};
 
 use super::display::Display;
-use super::{CliError, Ctx, GpuIds, file_and_stages, load, out, parse_gpus, print_json};
+use super::{CliError, Ctx, GpuIds, Sets, file_and_stages, load, out, parse_gpus, print_json};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -48,6 +48,8 @@ pub struct Args {
     /// Print the run summary as JSON on stdout (schema in `schema`).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    sets: Sets,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -74,7 +76,7 @@ pub fn cancel_flag() -> &'static AtomicBool {
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
     let (file, stages) = file_and_stages(args.targets.clone())?;
-    let pipeline = load(&file)?;
+    let pipeline = load(&file, &args.sets)?;
     let store = ctx.store()?;
     let select = |names: &[String]| -> Result<Vec<usize>, CliError> {
         let mut out = Vec::new();

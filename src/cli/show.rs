@@ -5,7 +5,7 @@ use pipe::plan::{State, previous, states};
 use pipe::store::Record;
 use serde_json::json;
 
-use super::{CliError, Ctx, find_stage, load, out, print_json};
+use super::{CliError, Ctx, Sets, find_stage, load, out, print_json};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -22,7 +22,7 @@ pub struct Args {
 }
 
 pub fn show(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
-    let pipeline = load(&args.file)?;
+    let pipeline = load(&args.file, &Sets::default())?;
     let index = find_stage(&pipeline, &args.stage)?;
     let store = ctx.store()?;
     let state = states(&pipeline, &store)?.swap_remove(index);

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use pipe::plan::{State, states};
 use serde_json::json;
 
-use super::{CliError, Ctx, find_stage, load, out, pipeline_file, print_json};
+use super::{CliError, Ctx, Sets, find_stage, load, out, pipeline_file, print_json};
 
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
@@ -13,6 +13,8 @@ pub struct StatusArgs {
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    sets: Sets,
 }
 
 #[derive(clap::Args, Debug)]
@@ -24,11 +26,13 @@ pub struct WhyArgs {
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    sets: Sets,
 }
 
 /// `pipe status`: exits 0 when every stage is up to date, 1 otherwise.
 pub fn status(ctx: &Ctx, args: StatusArgs) -> Result<ExitCode, CliError> {
-    let pipeline = load(&pipeline_file(args.file)?)?;
+    let pipeline = load(&pipeline_file(args.file)?, &args.sets)?;
     let store = ctx.store()?;
     let states = states(&pipeline, &store)?;
     if args.json {
@@ -77,12 +81,15 @@ pub fn status(ctx: &Ctx, args: StatusArgs) -> Result<ExitCode, CliError> {
 }
 
 pub fn why(ctx: &Ctx, args: WhyArgs) -> Result<ExitCode, CliError> {
-    let pipeline = load(&args.file)?;
+    let pipeline = load(&args.file, &args.sets)?;
     let index = find_stage(&pipeline, &args.stage)?;
     let store = ctx.store()?;
     let state = states(&pipeline, &store)?.swap_remove(index);
+    let overrides = &pipeline.stages[index].overrides;
     if args.json {
-        print_json(&json!({"schema": 1, "stage": args.stage, "status": state}));
+        print_json(
+            &json!({"schema": 1, "stage": args.stage, "status": state, "overrides": overrides}),
+        );
         return Ok(ExitCode::SUCCESS);
     }
     match &state {
@@ -108,6 +115,9 @@ pub fn why(ctx: &Ctx, args: WhyArgs) -> Result<ExitCode, CliError> {
                 }
             }
         }
+    }
+    for text in overrides {
+        out(format!("  = set on the command line: --set {text}"));
     }
     Ok(ExitCode::SUCCESS)
 }

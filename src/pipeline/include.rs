@@ -176,7 +176,7 @@ fn load_included(
 
 /// Overrides the value at a dotted path (`"optimizer.lr"`), adding the last field to a
 /// struct that lacks it (the kind then accepts or rejects it like any written field).
-fn set_path(target: &mut Value, key: &Value, new: Value) -> Result<(), Diagnostic> {
+pub(super) fn set_path(target: &mut Value, key: &Value, new: Value) -> Result<(), Diagnostic> {
     let Some(path) = key.as_str() else {
         return Err(Diagnostic::new(
             "a `set` key must be a string such as \"field.sub\"",

@@ -21,6 +21,7 @@
 mod diagnostic;
 mod foreach;
 mod include;
+mod overrides;
 mod resolve;
 
 use std::collections::BTreeMap;
@@ -52,6 +53,8 @@ pub struct Stage {
     pub kind: &'static str,
     pub kind_version: u32,
     pub declaration: Declaration,
+    /// The `--set`s that changed this stage's parameters, as written.
+    pub overrides: Vec<String>,
     pub deps: Vec<Dep>,
     pub files: Vec<FileDep>,
     /// Where the stage's name is written.
@@ -83,8 +86,18 @@ pub struct LoadError {
 
 impl Pipeline {
     pub fn load(path: &Path, registry: &Registry) -> Result<Pipeline, LoadError> {
+        Pipeline::load_with(path, registry, &[])
+    }
+
+    /// Loads with `--set STAGE.FIELD=VALUE` overrides applied, as edits of the file
+    /// would be (see `overrides.rs`).
+    pub fn load_with(
+        path: &Path,
+        registry: &Registry,
+        sets: &[String],
+    ) -> Result<Pipeline, LoadError> {
         let mut sources = Sources::default();
-        match load(path, registry, &mut sources) {
+        match load(path, registry, sets, &mut sources) {
             Ok(mut pipeline) => {
                 pipeline.sources = sources;
                 Ok(pipeline)
@@ -137,7 +150,12 @@ impl Pipeline {
     }
 }
 
-fn load(path: &Path, registry: &Registry, sources: &mut Sources) -> Result<Pipeline, Diagnostic> {
+fn load(
+    path: &Path,
+    registry: &Registry,
+    sets: &[String],
+    sources: &mut Sources,
+) -> Result<Pipeline, Diagnostic> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Diagnostic::new(
             format!("cannot read pipeline `{}`: {e}", path.display()),
@@ -150,6 +168,10 @@ fn load(path: &Path, registry: &Registry, sources: &mut Sources) -> Result<Pipel
     let top = ronspan::parse(file, sources.text(file))?;
 
     let (name, entries) = top_level(&top)?;
+    let mut overrides = sets
+        .iter()
+        .map(|text| overrides::Override::parse(text, sources))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut stages = Vec::new();
     let mut seen: BTreeMap<String, Span> = BTreeMap::new();
     for (key, value) in entries {
@@ -205,8 +227,23 @@ fn load(path: &Path, registry: &Registry, sources: &mut Sources) -> Result<Pipel
                 )
                 .note(format!("first defined at line {}", at.line)));
             }
-            stages.push(declare(e, group.clone(), key.span, registry)?);
+            let mut e = e;
+            let mut applied = Vec::new();
+            for o in &mut overrides {
+                if o.apply(&e.name, stage_name, &mut e.body)
+                    .map_err(|d| d.in_stage(&e.name))?
+                {
+                    applied.push(o.text.clone());
+                }
+            }
+            let mut stage = declare(e, group.clone(), key.span, registry)?;
+            stage.overrides = applied;
+            stages.push(stage);
         }
+    }
+    let names = || stages.iter().map(|s: &Stage| s.name.as_str());
+    if let Some(unmatched) = overrides.iter().find_map(|o| o.unmatched(names())) {
+        return Err(unmatched);
     }
     let mut pipeline = Pipeline {
         name,
@@ -392,6 +429,7 @@ fn declare(
         kind: kind.name(),
         kind_version: kind.version(),
         declaration,
+        overrides: Vec::new(),
         deps,
         files,
         span,

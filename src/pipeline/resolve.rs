@@ -101,7 +101,7 @@ fn agree(pipeline: &Pipeline, a: usize, b: usize) -> bool {
 }
 
 /// `*` matches any run of characters; everything else matches itself.
-fn glob(pattern: &str, name: &str) -> bool {
+pub(super) fn glob(pattern: &str, name: &str) -> bool {
     let Some((head, rest)) = pattern.split_once('*') else {
         return pattern == name;
     };

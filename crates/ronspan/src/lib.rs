@@ -40,7 +40,7 @@ mod value;
 
 pub use de::from_value;
 pub use error::Error;
-pub use parse::parse;
+pub use parse::{parse, parse_at};
 pub use sources::{FileId, Location, Sources, Span};
 pub use value::{Field, Value, ValueKind};
 

@@ -9,7 +9,17 @@ use crate::{Error, Field, FileId, Span, Value, ValueKind};
 
 /// Parses one RON document: a single value, optionally preceded by attributes.
 pub fn parse(file: FileId, text: &str) -> Result<Value, Error> {
-    let mut p = Parser { file, text, pos: 0 };
+    parse_at(file, text, 0)
+}
+
+/// Parses the document that starts at byte `start` of `text`, with spans counted from
+/// the start of `text`: the value part of a longer text, such as `--set path=value`.
+pub fn parse_at(file: FileId, text: &str, start: usize) -> Result<Value, Error> {
+    let mut p = Parser {
+        file,
+        text,
+        pos: start,
+    };
     p.skip_trivia()?;
     while p.rest().starts_with("#!") {
         p.attribute()?;
