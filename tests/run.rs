@@ -467,3 +467,30 @@ fn set_overrides_a_parameter_as_an_edit_of_the_file_would() {
     assert!(err.contains("did you mean `hello`?"), "{err}");
     assert!(error("hello=1").contains("no field after the stage"));
 }
+
+/// `--downstream` runs a stage, everything below it and what they need; `--until` what
+/// naming the stage does; `--only` the stage alone, refused while its upstream is not up
+/// to date; `--force '*'` reruns everything.
+#[test]
+fn downstream_until_only_and_force_everything() {
+    let p = Project::new();
+    p.write("p.ron", CHAIN);
+    let err = text(&p.pipe(&["run", "p.ron", "--only", "b"]).stderr);
+    assert!(
+        err.contains("`--only b`: its upstream `a` is never run"),
+        "{err}"
+    );
+    assert_eq!(
+        with_action(&p.run("p.ron", &["--until", "a"], 0), "ran"),
+        ["a"]
+    );
+    let report = p.run("p.ron", &["--downstream", "b"], 0);
+    assert_eq!(with_action(&report, "ran"), ["b", "c"]);
+    assert_eq!(with_action(&report, "cached"), ["a"]);
+    let report = p.run("p.ron", &["--only", "d"], 0);
+    assert_eq!(with_action(&report, "ran"), ["d"]);
+    let report = p.run("p.ron", &["--only", "c", "--force", "c"], 0);
+    assert_eq!(actions(&report).len(), 1, "{report}");
+    let report = p.run("p.ron", &["--force", "*"], 0);
+    assert_eq!(with_action(&report, "ran").len(), 4);
+}

@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use pipe::graph::with_upstream;
+use pipe::graph::{with_downstream, with_upstream};
 use pipe::pipeline::Pipeline;
 use pipe::plan::{State, states};
 use pipe::schedule::{self, Executor, InProcess, Options, Subprocess};
@@ -23,9 +23,18 @@ pub struct Args {
     #[arg(long, short = 'n')]
     dry_run: bool,
     /// Run this stage even if its result is cached (repeatable). Stages below it rerun
-    /// only if its output changes.
+    /// only if its output changes. `--force '*'` reruns everything.
     #[arg(long, value_name = "STAGE")]
     force: Vec<String>,
+    /// Run these stages and everything below them, with what they need (repeatable).
+    #[arg(long, value_name = "STAGE")]
+    downstream: Vec<String>,
+    /// Run these stages and what they need, as naming them does (repeatable).
+    #[arg(long, value_name = "STAGE")]
+    until: Vec<String>,
+    /// Run these stages alone, not their upstreams, which must be up to date (repeatable).
+    #[arg(long, value_name = "STAGE")]
+    only: Vec<String>,
     /// How many stages may run at once (default: one per CPU core). Each running stage
     /// gets an even share of the cores for its own threads; -j 1 gives one stage them all.
     #[arg(short, long, default_value_t = schedule::cores() as u32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -89,11 +98,21 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
         }
         Ok(out)
     };
-    let targets = select(&stages)?;
-    let selected: BTreeSet<usize> = if stages.is_empty() {
+    let mut until = select(&stages)?;
+    until.extend(select(&args.until)?);
+    let downstream = select(&args.downstream)?;
+    let only = select(&args.only)?;
+    let selected: BTreeSet<usize> = if until.is_empty() && downstream.is_empty() && only.is_empty()
+    {
         (0..pipeline.stages.len()).collect()
     } else {
-        with_upstream(&pipeline, &targets)
+        let below: Vec<usize> = with_downstream(&pipeline, &downstream)
+            .into_iter()
+            .collect();
+        let mut selected = with_upstream(&pipeline, &until);
+        selected.extend(with_upstream(&pipeline, &below));
+        selected.extend(only_checked(&pipeline, &store, &only)?);
+        selected
     };
     let force: BTreeSet<usize> = select(&args.force)?.into_iter().collect();
 
@@ -148,6 +167,32 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
         &pipeline, &store, executor, &options, &selected, &display, &CANCEL,
     )?;
     Ok(finish(&report, args.json, ctx.quiet))
+}
+
+/// `--only` stages, refused while an upstream they read is not up to date: they would
+/// read an output that is not there, or not the one their inputs name.
+fn only_checked(
+    pipeline: &Pipeline,
+    store: &Store,
+    only: &[usize],
+) -> Result<Vec<usize>, CliError> {
+    if only.is_empty() {
+        return Ok(Vec::new());
+    }
+    let states = states(pipeline, store)?;
+    for &i in only {
+        for u in pipeline.upstream(i) {
+            if !matches!(states[u], State::UpToDate { .. }) {
+                return Err(CliError::Message(format!(
+                    "`--only {}`: its upstream `{}` is {}\n  = help: run it first, or name the stage without `--only` to run what it needs",
+                    pipeline.stages[i].name,
+                    pipeline.stages[u].name,
+                    states[u].label()
+                )));
+            }
+        }
+    }
+    Ok(only.to_vec())
 }
 
 /// The line a run starts with: where its stages will run.

@@ -103,6 +103,21 @@ pub fn run(
         gpus: Slots::new(&options.gpus, options.stages_per_gpu),
         stopping: false,
     };
+    // Upstreams left out of the selection (`pipe run --only`) are read as recorded: the
+    // record of their current key, if there is one.
+    let outside: BTreeSet<usize> = order
+        .iter()
+        .flat_map(|&i| pipeline.upstream(i))
+        .filter(|u| !selected.contains(u))
+        .collect();
+    if !outside.is_empty() {
+        let states = crate::plan::states(pipeline, store)?;
+        for u in outside {
+            if let crate::plan::State::UpToDate { record, .. } = &states[u] {
+                run.records[u] = Some((**record).clone());
+            }
+        }
+    }
     let (tx, rx) = mpsc::channel::<Finished>();
     let mut running = 0usize;
 
