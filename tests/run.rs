@@ -493,4 +493,21 @@ fn downstream_until_only_and_force_everything() {
     assert_eq!(actions(&report).len(), 1, "{report}");
     let report = p.run("p.ron", &["--force", "*"], 0);
     assert_eq!(with_action(&report, "ran").len(), 4);
+
+    // `status` and `dag` take the same selections.
+    let status = p.json(&["status", "p.ron", "--until", "b"], 0);
+    let listed: Vec<&str> = status["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["a", "b"]);
+    let dag = text(&p.pipe(&["dag", "p.ron", "--downstream", "b"]).stdout);
+    let stages: Vec<&str> = dag.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert_eq!(
+        stages,
+        ["a (Command)", "b (Command)", "c (Command)"],
+        "{dag}"
+    );
 }

@@ -5,7 +5,7 @@ use pipe::pipeline::Pipeline;
 use pipe::plan::{State, states};
 use serde_json::json;
 
-use super::{CliError, Ctx, Sets, load, out, pipeline_file, print_json};
+use super::{CliError, Ctx, Selection, Sets, load, out, pipeline_file, print_json};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -18,6 +18,9 @@ pub struct Args {
     json: bool,
     #[command(flatten)]
     sets: Sets,
+    /// Only these stages (and what they need), as `pipe run` selects them.
+    #[command(flatten)]
+    selection: Selection,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -31,22 +34,28 @@ enum Format {
 
 pub fn dag(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
     let pipeline = load(&pipeline_file(args.file)?, &args.sets)?;
+    let selected = args.selection.resolve(&pipeline, &[])?.stages;
+    let order: Vec<usize> = pipeline
+        .order
+        .iter()
+        .copied()
+        .filter(|i| selected.contains(i))
+        .collect();
     // Where each stage stands, when there is a store to say (none is made for it).
     let states = (ctx.has_store() && (args.json || matches!(args.format, Format::Dot)))
         .then(|| ctx.store().ok())
         .flatten()
         .and_then(|store| states(&pipeline, &store).ok());
     match (args.json, args.format) {
-        (true, _) => json(&pipeline, states.as_deref()),
-        (false, Format::Text) => text(&pipeline),
-        (false, Format::Dot) => dot(&pipeline, states.as_deref()),
+        (true, _) => json(&pipeline, &order, states.as_deref()),
+        (false, Format::Text) => text(&pipeline, &order),
+        (false, Format::Dot) => dot(&pipeline, &order, states.as_deref()),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn json(pipeline: &Pipeline, states: Option<&[State]>) {
-    let stages: Vec<_> = pipeline
-        .order
+fn json(pipeline: &Pipeline, order: &[usize], states: Option<&[State]>) {
+    let stages: Vec<_> = order
         .iter()
         .map(|&i| {
             let stage = &pipeline.stages[i];
@@ -80,8 +89,8 @@ fn json(pipeline: &Pipeline, states: Option<&[State]>) {
     print_json(&json!({"schema": 1, "pipeline": pipeline.name, "stages": stages}));
 }
 
-fn text(pipeline: &Pipeline) {
-    for &i in &pipeline.order {
+fn text(pipeline: &Pipeline, order: &[usize]) {
+    for &i in order {
         let stage = &pipeline.stages[i];
         out(format!("{} ({})", stage.name, stage.kind));
         for dep in &stage.deps {
@@ -102,11 +111,11 @@ fn text(pipeline: &Pipeline) {
     }
 }
 
-fn dot(pipeline: &Pipeline, states: Option<&[State]>) {
+fn dot(pipeline: &Pipeline, order: &[usize], states: Option<&[State]>) {
     let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
     out(format!("digraph {} {{", quote(&pipeline.name)));
     out("  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];");
-    for &i in &pipeline.order {
+    for &i in order {
         let stage = &pipeline.stages[i];
         let would_run = states.is_some_and(|s| !matches!(s[i], State::UpToDate { .. }));
         out(format!(

@@ -162,6 +162,59 @@ fn load(path: &Path, sets: &Sets) -> Result<Pipeline, CliError> {
     Ok(Pipeline::load_with(path, &registry(), &sets.sets)?)
 }
 
+/// Which stages a command is about: `--downstream`, `--until`, `--only`, with the
+/// stages named as positional arguments counting as `--until`.
+#[derive(clap::Args, Debug, Default)]
+pub struct Selection {
+    /// These stages and everything below them, with what they need (repeatable).
+    #[arg(long, value_name = "STAGE")]
+    downstream: Vec<String>,
+    /// These stages and what they need, as naming them does (repeatable).
+    #[arg(long, value_name = "STAGE")]
+    until: Vec<String>,
+    /// These stages alone, not their upstreams (repeatable; `pipe run` refuses while an
+    /// upstream is not up to date).
+    #[arg(long, value_name = "STAGE")]
+    only: Vec<String>,
+}
+
+/// The stages that names on the command line mean (stages, groups, patterns).
+fn select(pipeline: &Pipeline, names: &[String]) -> Result<Vec<usize>, CliError> {
+    let mut out = Vec::new();
+    for name in names {
+        let found = pipeline.select(name);
+        out.extend(found.map_err(|d| CliError::Message(pipeline.render(&d)))?);
+    }
+    Ok(out)
+}
+
+/// The stages a selection names: every stage when it names none, and the `--only`
+/// stages apart (for `pipe run` to check their upstreams).
+struct Selected {
+    stages: std::collections::BTreeSet<usize>,
+    only: Vec<usize>,
+}
+
+impl Selection {
+    fn resolve(&self, pipeline: &Pipeline, named: &[String]) -> Result<Selected, CliError> {
+        let mut until = select(pipeline, named)?;
+        until.extend(select(pipeline, &self.until)?);
+        let downstream = select(pipeline, &self.downstream)?;
+        let only = select(pipeline, &self.only)?;
+        if until.is_empty() && downstream.is_empty() && only.is_empty() {
+            let stages = (0..pipeline.stages.len()).collect();
+            return Ok(Selected { stages, only });
+        }
+        let below: Vec<usize> = pipe::graph::with_downstream(pipeline, &downstream)
+            .into_iter()
+            .collect();
+        let mut stages = pipe::graph::with_upstream(pipeline, &until);
+        stages.extend(pipe::graph::with_upstream(pipeline, &below));
+        stages.extend(only.iter().copied());
+        Ok(Selected { stages, only })
+    }
+}
+
 /// `--set STAGE.FIELD=VALUE`, for the commands that read a pipeline's parameters.
 #[derive(clap::Args, Debug, Default)]
 pub struct Sets {

@@ -2,7 +2,6 @@ use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use pipe::graph::{with_downstream, with_upstream};
 use pipe::pipeline::Pipeline;
 use pipe::plan::{State, states};
 use pipe::schedule::{self, Executor, InProcess, Options, Subprocess};
@@ -10,7 +9,10 @@ use pipe::store::Store;
 use pipe::summary::{Action, RunReport, StageReport};
 
 use super::display::Display;
-use super::{CliError, Ctx, GpuIds, Sets, file_and_stages, load, out, parse_gpus, print_json};
+use super::{
+    CliError, Ctx, GpuIds, Selected, Selection, Sets, file_and_stages, load, out, parse_gpus,
+    print_json, select,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -26,15 +28,8 @@ pub struct Args {
     /// only if its output changes. `--force '*'` reruns everything.
     #[arg(long, value_name = "STAGE")]
     force: Vec<String>,
-    /// Run these stages and everything below them, with what they need (repeatable).
-    #[arg(long, value_name = "STAGE")]
-    downstream: Vec<String>,
-    /// Run these stages and what they need, as naming them does (repeatable).
-    #[arg(long, value_name = "STAGE")]
-    until: Vec<String>,
-    /// Run these stages alone, not their upstreams, which must be up to date (repeatable).
-    #[arg(long, value_name = "STAGE")]
-    only: Vec<String>,
+    #[command(flatten)]
+    selection: Selection,
     /// How many stages may run at once (default: one per CPU core). Each running stage
     /// gets an even share of the cores for its own threads; -j 1 gives one stage them all.
     #[arg(short, long, default_value_t = schedule::cores() as u32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -87,34 +82,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
     let (file, stages) = file_and_stages(args.targets.clone())?;
     let pipeline = load(&file, &args.sets)?;
     let store = ctx.store()?;
-    let select = |names: &[String]| -> Result<Vec<usize>, CliError> {
-        let mut out = Vec::new();
-        for name in names {
-            out.extend(
-                pipeline
-                    .select(name)
-                    .map_err(|d| CliError::Message(pipeline.render(&d)))?,
-            );
-        }
-        Ok(out)
-    };
-    let mut until = select(&stages)?;
-    until.extend(select(&args.until)?);
-    let downstream = select(&args.downstream)?;
-    let only = select(&args.only)?;
-    let selected: BTreeSet<usize> = if until.is_empty() && downstream.is_empty() && only.is_empty()
-    {
-        (0..pipeline.stages.len()).collect()
-    } else {
-        let below: Vec<usize> = with_downstream(&pipeline, &downstream)
-            .into_iter()
-            .collect();
-        let mut selected = with_upstream(&pipeline, &until);
-        selected.extend(with_upstream(&pipeline, &below));
-        selected.extend(only_checked(&pipeline, &store, &only)?);
-        selected
-    };
-    let force: BTreeSet<usize> = select(&args.force)?.into_iter().collect();
+    let Selected {
+        stages: selected,
+        only,
+    } = args.selection.resolve(&pipeline, &stages)?;
+    check_only(&pipeline, &store, &only)?;
+    let force: BTreeSet<usize> = select(&pipeline, &args.force)?.into_iter().collect();
 
     if args.dry_run {
         let report = dry_run(
@@ -169,15 +142,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
     Ok(finish(&report, args.json, ctx.quiet))
 }
 
-/// `--only` stages, refused while an upstream they read is not up to date: they would
-/// read an output that is not there, or not the one their inputs name.
-fn only_checked(
-    pipeline: &Pipeline,
-    store: &Store,
-    only: &[usize],
-) -> Result<Vec<usize>, CliError> {
+/// `--only` stages are refused while an upstream they read is not up to date: they
+/// would read an output that is not there, or not the one their inputs name.
+fn check_only(pipeline: &Pipeline, store: &Store, only: &[usize]) -> Result<(), CliError> {
     if only.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let states = states(pipeline, store)?;
     for &i in only {
@@ -192,7 +161,7 @@ fn only_checked(
             }
         }
     }
-    Ok(only.to_vec())
+    Ok(())
 }
 
 /// The line a run starts with: where its stages will run.

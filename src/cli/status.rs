@@ -4,12 +4,15 @@ use std::process::ExitCode;
 use pipe::plan::{State, states};
 use serde_json::json;
 
-use super::{CliError, Ctx, Sets, find_stage, load, out, pipeline_file, print_json};
+use super::{CliError, Ctx, Selection, Sets, find_stage, load, out, pipeline_file, print_json};
 
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
     /// The pipeline file (RON; default `pipe.ron` in the current folder).
     file: Option<PathBuf>,
+    /// Only these stages (and what they need), as `pipe run` selects them.
+    #[command(flatten)]
+    selection: Selection,
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -33,24 +36,27 @@ pub struct WhyArgs {
 /// `pipe status`: exits 0 when every stage is up to date, 1 otherwise.
 pub fn status(ctx: &Ctx, args: StatusArgs) -> Result<ExitCode, CliError> {
     let pipeline = load(&pipeline_file(args.file)?, &args.sets)?;
+    let selected = args.selection.resolve(&pipeline, &[])?.stages;
     let store = ctx.store()?;
     let states = states(&pipeline, &store)?;
+    // The selected stages, in the pipeline's order of definition.
+    let shown: Vec<(&pipe::pipeline::Stage, &State)> = pipeline
+        .stages
+        .iter()
+        .zip(&states)
+        .enumerate()
+        .filter(|(i, _)| selected.contains(i))
+        .map(|(_, pair)| pair)
+        .collect();
     if args.json {
-        let stages: Vec<_> = pipeline
-            .stages
+        let stages: Vec<_> = shown
             .iter()
-            .zip(&states)
             .map(|(stage, state)| json!({"stage": stage.name, "status": state}))
             .collect();
         print_json(&json!({"schema": 1, "pipeline": pipeline.name, "stages": stages}));
     } else {
-        let width = pipeline
-            .stages
-            .iter()
-            .map(|s| s.name.len())
-            .max()
-            .unwrap_or(0);
-        for (stage, state) in pipeline.stages.iter().zip(&states) {
+        let width = shown.iter().map(|(s, _)| s.name.len()).max().unwrap_or(0);
+        for &(stage, state) in &shown {
             let detail = match state {
                 State::UpToDate { key, .. } => key.short(),
                 State::Failed { failure, .. } => {
@@ -72,7 +78,9 @@ pub fn status(ctx: &Ctx, args: StatusArgs) -> Result<ExitCode, CliError> {
             out(format!("{:<10} {:<width$}  {detail}", state.label(), stage.name).trim_end());
         }
     }
-    let clean = states.iter().all(|s| matches!(s, State::UpToDate { .. }));
+    let clean = shown
+        .iter()
+        .all(|(_, s)| matches!(s, State::UpToDate { .. }));
     Ok(if clean {
         ExitCode::SUCCESS
     } else {
