@@ -205,7 +205,12 @@ impl Table {
 
     pub fn markdown(&self) -> String {
         let grid = self.grid();
-        let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
+        // A `|` inside a cell would end it, a line break the row.
+        let cell = |c: &String| c.replace('|', "\\|").replace(['\r', '\n'], " ");
+        let line = |cells: &[String]| {
+            let cells: Vec<String> = cells.iter().map(cell).collect();
+            format!("| {} |\n", cells.join(" | "))
+        };
         let mut out = line(&grid[0]);
         out.push_str(&line(&vec!["---".to_string(); grid[0].len()]));
         for row in &grid[1..] {
@@ -275,7 +280,7 @@ fn csv_line(fields: &[String]) -> String {
     let quoted: Vec<String> = fields
         .iter()
         .map(|f| {
-            if f.contains([',', '"', '\n']) {
+            if f.contains([',', '"', '\n', '\r']) {
                 format!("\"{}\"", f.replace('"', "\"\""))
             } else {
                 f.clone()
@@ -372,5 +377,20 @@ mod tests {
                 .contains("`score[arch=big]` has no ForEach variable `cond` (it has: arch)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn markdown_escapes_bars_and_csv_quotes_line_breaks() {
+        let inputs = [
+            input("score[arch=a|b]", &[("fid", 1.0)]),
+            input("score[arch=x\ry]", &[("fid", 2.0)]),
+        ];
+        let table =
+            Table::build(&spec(None, &["fid"], Aggregate::MeanSd), &measured(&inputs)).unwrap();
+        let markdown = table.markdown();
+        assert!(markdown.contains("| a\\|b |"), "{markdown}");
+        assert_eq!(markdown.lines().count(), 4, "{markdown}");
+        let csv = table.csv();
+        assert!(csv.contains("\"x\ry\""), "{csv:?}");
     }
 }
