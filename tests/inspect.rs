@@ -321,3 +321,54 @@ fn shell_completions() {
     assert!(stdout_of(&p, &["completions", "zsh"]).starts_with("#compdef pipe"));
     assert_eq!(p.pipe(&["completions", "tcsh"]).status.code(), Some(2));
 }
+
+/// `pipe metrics`: record metrics with ForEach variables as columns, averaged over a
+/// variable with `--mean-over`, as text, JSON and CSV.
+#[test]
+fn metrics_across_runs() {
+    let p = Project::new();
+    p.write(
+        "p.ron",
+        r#"Pipeline(name: "m", stages: {
+            "score": ForEach(method: ["a", "b"], seed: [0, 1], stage: Command(
+                argv: ["sh", "-c", "echo '{{\"fid\": 1{seed}.5, \"n\": 3}}' > {out}/metrics.json; echo {method} > /dev/null"],
+            )),
+            "plain": Command(argv: ["true"]),
+        })"#,
+    );
+    p.run("p.ron", &[], 0);
+    let json = p.json(&["metrics", "p.ron", "score"], 0);
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{json}");
+    assert_eq!(rows[0]["stage"], "score[method=a,seed=0]");
+    assert_eq!(rows[0]["vars"]["method"], "a");
+    assert_eq!(rows[3]["metrics"]["fid"], 11.5);
+    assert_eq!(rows[0]["current"], true);
+
+    let text = stdout_of(&p, &["metrics", "p.ron"]);
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.starts_with("stage") && header.contains("method") && header.contains("fid"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 5, "only stages with metrics: {text}");
+
+    let mean = p.json(&["metrics", "p.ron", "score", "--mean-over", "seed"], 0);
+    let rows = mean["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{mean}");
+    assert_eq!(rows[0]["vars"], serde_json::json!({"method": "a"}));
+    assert_eq!(rows[0]["metrics"]["fid"]["mean"], 11.0);
+    assert_eq!(rows[0]["metrics"]["fid"]["runs"], 2);
+    let sd = rows[0]["metrics"]["fid"]["sd"].as_f64().unwrap();
+    assert!((sd - 0.5f64.sqrt()).abs() < 1e-9, "{sd}");
+
+    let csv = stdout_of(
+        &p,
+        &["metrics", "p.ron", "score", "--mean-over", "seed", "--csv"],
+    );
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        "group,method,fid,n,runs (seed)"
+    );
+    assert!(csv.contains("score,a,11 ± 0.7071,3 ± 0,2"), "{csv}");
+}

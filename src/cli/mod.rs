@@ -7,6 +7,7 @@ mod exec;
 mod lineage;
 #[cfg(feature = "kinds")]
 mod metric;
+mod metrics;
 mod run;
 mod show;
 mod status;
@@ -58,6 +59,9 @@ enum Command {
     Show(show::Args),
     /// Where an artifact came from (its producers up to the sources), or with --down what depends on it.
     Lineage(lineage::Args),
+    /// The record metrics of stages side by side, with their ForEach variables as
+    /// columns (`--mean-over seed` to average over seeds), as text, `--json` or `--csv`.
+    Metrics(metrics::Args),
     /// Inspect and maintain the store.
     #[command(subcommand)]
     Cache(cache::Command),
@@ -100,6 +104,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Dag(args) => dag::dag(&ctx, args),
         Command::Show(args) => show::show(&ctx, args),
         Command::Lineage(args) => lineage::lineage(&ctx, args),
+        Command::Metrics(args) => metrics::metrics(&ctx, args),
         Command::Cache(command) => cache::cache(&ctx, command),
         Command::Exec(args) => exec::exec(&ctx, args),
         Command::Completions { shell } => {
