@@ -372,3 +372,28 @@ fn metrics_across_runs() {
     );
     assert!(csv.contains("score,a,11 ± 0.7071,3 ± 0,2"), "{csv}");
 }
+
+/// `pipe show --history`: every record of a stage, oldest first, so an earlier result
+/// stays findable after the stage reruns.
+#[test]
+fn show_history_lists_every_record_of_a_stage() {
+    let p = Project::new();
+    let pipeline = |n: u32| {
+        format!(
+            r#"Pipeline(name: "h", stages: {{"m": Command(argv: ["sh", "-c", "echo '{{{{\"n\": {n}}}}}' > {{out}}/metrics.json"])}})"#
+        )
+    };
+    for n in [1, 2] {
+        p.write("p.ron", &pipeline(n));
+        p.run("p.ron", &[], 0);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    let json = p.json(&["show", "p.ron", "m", "--history"], 0);
+    let records = json["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "{json}");
+    assert_eq!(records[0]["metrics"]["n"], 1.0);
+    assert_eq!(records[1]["metrics"]["n"], 2.0);
+    let text = stdout_of(&p, &["show", "p.ron", "m", "--history"]);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.lines().last().unwrap().ends_with("n=2"), "{text}");
+}

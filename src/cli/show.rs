@@ -19,12 +19,24 @@ pub struct Args {
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Every record of the stage in this store, oldest first (keys for `pipe exec`,
+    /// `pipe cache pin` or `pipe lineage`), instead of the current one.
+    #[arg(long)]
+    history: bool,
 }
 
 pub fn show(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
     let pipeline = load(&args.file, &Sets::default())?;
     let index = find_stage(&pipeline, &args.stage)?;
     let store = ctx.store()?;
+    if args.history {
+        return history(
+            &store,
+            &pipeline.name,
+            &pipeline.stages[index].name,
+            args.json,
+        );
+    }
     let state = states(&pipeline, &store)?.swap_remove(index);
     let record = match &state {
         State::UpToDate { record, .. } => Some((**record).clone()),
@@ -184,4 +196,45 @@ pub fn bytes(n: u64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
+}
+
+/// The records of one stage, oldest first: when, key, how long, metrics.
+fn history(
+    store: &pipe::store::Store,
+    pipeline: &str,
+    stage: &str,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    let mut records: Vec<Record> = store
+        .records()?
+        .into_iter()
+        .filter(|r| r.pipeline == pipeline && r.stage == stage)
+        .collect();
+    records.sort_by(|a, b| a.started.cmp(&b.started));
+    if json {
+        let rows: Vec<_> = records
+            .iter()
+            .map(|r| {
+                json!({"key": r.key, "started": r.started, "duration_s": r.duration_s,
+                       "metrics": r.metrics, "summary": r.summary})
+            })
+            .collect();
+        print_json(&json!({"schema": 1, "stage": stage, "records": rows}));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if records.is_empty() {
+        out(format!("`{stage}` has no record in this store"));
+    }
+    for r in &records {
+        let metrics: Vec<String> = r.metrics.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        out(format!(
+            "{}  {}  {:>8.2}s  {}",
+            r.started,
+            r.key.short(),
+            r.duration_s,
+            metrics.join(" ")
+        )
+        .trim_end());
+    }
+    Ok(ExitCode::SUCCESS)
 }
