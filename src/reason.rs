@@ -163,6 +163,13 @@ pub fn diff(old: &Record, new: &Planned) -> Vec<Reason> {
     reasons
 }
 
+/// Where two values differ, field by field under `path` (as `why` reports parameters).
+pub fn diff_fields(path: &str, old: &Value, new: &Value) -> Vec<Reason> {
+    let mut out = Vec::new();
+    diff_values(path, Some(old), Some(new), &mut out);
+    out
+}
+
 fn diff_values(path: &str, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<Reason>) {
     match (old, new) {
         (Some(Value::Object(a)), Some(Value::Object(b))) => {

@@ -397,3 +397,39 @@ fn show_history_lists_every_record_of_a_stage() {
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(text.lines().last().unwrap().ends_with("n=2"), "{text}");
 }
+
+/// `pipe diff`: parameters and metrics field by field against the record before, a
+/// record by key, or another stage.
+#[test]
+fn diff_against_the_record_before_a_key_or_another_stage() {
+    let p = Project::new();
+    let pipeline = |n: u32| {
+        format!(
+            r#"Pipeline(name: "d", stages: {{
+                "m": Command(argv: ["sh", "-c", "echo '{{{{\"n\": {n}}}}}' > {{out}}/metrics.json"]),
+                "o": Command(argv: ["sh", "-c", "echo '{{{{\"n\": 9}}}}' > {{out}}/metrics.json"]),
+            }})"#
+        )
+    };
+    p.write("p.ron", &pipeline(1));
+    p.run("p.ron", &[], 0);
+    let first = p.json(&["show", "p.ron", "m"], 0)["record"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    p.write("p.ron", &pipeline(2));
+    p.run("p.ron", &[], 0);
+
+    let text = stdout_of(&p, &["diff", "p.ron", "m"]);
+    assert!(text.contains("  metrics.n: 1.0 → 2.0"), "{text}");
+    assert!(text.contains("params.argv[2]"), "{text}");
+    let json = p.json(&["diff", "p.ron", "m", "--rev", &first[..12]], 0);
+    assert_eq!(json["old"]["key"], first.as_str());
+    assert!(!json["differences"].as_array().unwrap().is_empty());
+    let text = stdout_of(&p, &["diff", "p.ron", "m", "o"]);
+    assert!(text.contains("  metrics.n: 9.0 → 2.0"), "{text}");
+    let out = p.pipe(&["diff", "p.ron", "o"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(common::text(&out.stderr).contains("has no record before"));
+}

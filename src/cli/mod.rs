@@ -2,6 +2,7 @@
 
 mod cache;
 mod dag;
+mod diff;
 mod display;
 mod exec;
 mod lineage;
@@ -59,6 +60,9 @@ enum Command {
     Show(show::Args),
     /// Where an artifact came from (its producers up to the sources), or with --down what depends on it.
     Lineage(lineage::Args),
+    /// Parameters and metrics, field by field, between a stage's record and an earlier
+    /// one (`--rev KEY`, by default the one before), or between two stages.
+    Diff(diff::Args),
     /// The record metrics of stages side by side, with their ForEach variables as
     /// columns (`--mean-over seed` to average over seeds), as text, `--json` or `--csv`.
     Metrics(metrics::Args),
@@ -104,6 +108,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Dag(args) => dag::dag(&ctx, args),
         Command::Show(args) => show::show(&ctx, args),
         Command::Lineage(args) => lineage::lineage(&ctx, args),
+        Command::Diff(args) => diff::diff(&ctx, args),
         Command::Metrics(args) => metrics::metrics(&ctx, args),
         Command::Cache(command) => cache::cache(&ctx, command),
         Command::Exec(args) => exec::exec(&ctx, args),
