@@ -152,6 +152,27 @@ fn an_interrupted_transfer_resumes_where_it_stopped() {
     assert_eq!(packed(&report, "test").labels(), [7, 8, 9]);
 }
 
+/// Runs the download pipeline against `server` with the idle timeout `seconds`,
+/// expecting success: the project (which holds the outputs), the run's report and how
+/// long it took.
+fn run_with_idle_timeout(
+    server: &common::http::Server,
+    archive: &[u8],
+    seconds: &str,
+) -> (Project, serde_json::Value, Duration) {
+    let p = Project::new();
+    p.write("p.ron", &pipeline(&server.url, &md5_hex(archive)));
+    let started = Instant::now();
+    let out = p
+        .command(&["run", "p.ron", "--json"])
+        .env("PIPE_DOWNLOAD_IDLE_SECS", seconds)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = serde_json::from_slice(&out.stdout).unwrap();
+    (p, report, started.elapsed())
+}
+
 /// A link that keeps sending finishes however long it takes: the idle timeout (here
 /// 0.4 s) bounds the silence between bytes, not the transfer (here about 2 s, in 100
 /// pieces), and the file is asked for as it is, not in a compressed encoding.
@@ -165,20 +186,8 @@ fn a_slow_transfer_that_keeps_sending_finishes() {
             ..Behaviour::default()
         },
     );
-    let p = Project::new();
-    p.write("p.ron", &pipeline(&server.url, &md5_hex(&archive)));
-    let started = Instant::now();
-    let out = p
-        .command(&["run", "p.ron", "--json"])
-        .env("PIPE_DOWNLOAD_IDLE_SECS", "0.4")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(
-        started.elapsed() > Duration::from_millis(800),
-        "the server was not slow"
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_project, report, took) = run_with_idle_timeout(&server, &archive, "0.4");
+    assert!(took > Duration::from_millis(800), "the server was not slow");
     assert_eq!(packed(&report, "test").labels(), [7, 8, 9]);
     assert_eq!(
         server.log.lock().unwrap().len(),
@@ -205,20 +214,8 @@ fn a_stalled_transfer_is_resumed_after_the_idle_timeout() {
             ..Behaviour::default()
         },
     );
-    let p = Project::new();
-    p.write("p.ron", &pipeline(&server.url, &md5_hex(&archive)));
-    let started = Instant::now();
-    let out = p
-        .command(&["run", "p.ron", "--json"])
-        .env("PIPE_DOWNLOAD_IDLE_SECS", "0.5")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "the stall was waited out"
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_project, report, took) = run_with_idle_timeout(&server, &archive, "0.5");
+    assert!(took < Duration::from_secs(20), "the stall was waited out");
     assert_eq!(packed(&report, "train").len(), 10);
     let log = server.log.lock().unwrap().clone();
     assert_eq!(

@@ -71,11 +71,7 @@ impl Override {
     /// An override that named no stage, as an error suggesting the closest of `names`.
     pub fn unmatched<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Option<Diagnostic> {
         (!self.matched).then(|| {
-            let span = Span {
-                end: self.target.len() as u32,
-                ..self.path.span
-            };
-            let span = Span { start: 0, ..span };
+            let span = span(self.path.span.file, 0, self.target.len());
             Diagnostic::new(format!("no stage `{}` to set", self.target), Some(span)).maybe_help(
                 ronspan::closest(&self.target, names).map(|c| format!("did you mean `{c}`?")),
             )
