@@ -8,6 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use common::browser;
 use common::*;
 use serde_json::Value;
 
@@ -144,13 +145,19 @@ fn the_quickstart_runs_reruns_what_changed_and_reports_with_lineage() {
         "{markdown}"
     );
     let html = std::fs::read_to_string(Path::new(&out).join("index.html")).unwrap();
-    assert!(html.contains("curves/train-method=contragan-seed=1-losses.png"));
-    assert!(html.contains("curves/train-method=contragan-seed=1-fid.png"));
-    assert!(
-        Path::new(&out)
-            .join("grids/samples-method=acgan-seed=0.png")
-            .exists()
-    );
+    for chart in ["fid", "d_loss", "g_loss"] {
+        let name = format!("curves/train-{chart}.svg");
+        assert!(html.contains(&name), "{name} is not in index.html");
+        let svg = std::fs::read_to_string(Path::new(&out).join(&name)).unwrap();
+        for method in ["acgan", "cgan", "contragan"] {
+            assert!(
+                svg.contains(&format!(">{method} (2 runs)</text>")),
+                "{name}: {method}"
+            );
+        }
+    }
+    let grid = std::fs::read_to_string(Path::new(&out).join("grids/shapes_test.svg")).unwrap();
+    assert_eq!(grid.matches("class=\"label\"").count(), 5, "{grid}");
 
     // The lineage of the report reaches every other stage.
     let lineage = p.json(&["lineage", file, "report"], 0);
@@ -161,4 +168,55 @@ fn the_quickstart_runs_reruns_what_changed_and_reports_with_lineage() {
         .chain(with_action(&third, "cached"))
         .collect();
     assert_eq!(named, all);
+}
+
+/// The report as a reader sees it: headless Chromium loads `index.html`, every image
+/// (the SVG charts and grids) loads, and the tables are there. With
+/// `PIPE_REPORT_SCREENSHOT=FILE.png` the page is also saved as a screenshot.
+#[test]
+fn the_report_loads_in_a_browser() {
+    let p = reduced_quickstart();
+    let report = p.run("pipelines/quickstart.ron", &["report"], 0);
+    let page = Path::new(stage(&report, "report")["output"].as_str().unwrap()).join("index.html");
+    let found = browser::inspect(&page);
+    let html = std::fs::read_to_string(&page).unwrap();
+    let images = found["images"].as_array().unwrap();
+    assert_eq!(images.len(), html.matches("<img ").count(), "{found}");
+    assert!(images.len() >= 4, "{found}");
+    for image in images {
+        assert_eq!(image["loaded"], true, "did not load: {image}");
+        assert!(image["width"].as_u64().unwrap() > 100, "{image}");
+    }
+    assert_eq!(found["tables"], 2, "{found}");
+    // Header and the three methods (and `real` in the first).
+    assert_eq!(found["rows"], 5 + 4, "{found}");
+    if let Some(png) = std::env::var_os("PIPE_REPORT_SCREENSHOT") {
+        browser::screenshot(&page, Path::new(&png), 1280, 2400);
+    }
+}
+
+/// A report that asks for what its stages lack says which stage and what.
+#[test]
+fn report_errors_name_the_stage_and_what_it_lacks() {
+    let p = reduced_quickstart();
+    let file = "pipelines/quickstart.ron";
+    let cases = [
+        (
+            "report.charts=(legend: Some(\"backbone\"))",
+            "charts: stage `train[method=acgan,seed=0]` has no ForEach variable `backbone` for the legend",
+        ),
+        (
+            "report.grids=[\"train\"]",
+            "`train[method=acgan,seed=0]` has no preview.png: `grids` takes Sample or Dataset stages",
+        ),
+        (
+            "report.curves=[\"samples\"]",
+            "`samples[method=acgan,seed=0]` has no metrics.jsonl: `curves` takes Train stages",
+        ),
+    ];
+    for (set, expected) in cases {
+        let report = p.run(file, &["--set", set, "report"], 1);
+        let error = stage(&report, "report")["error"].as_str().unwrap();
+        assert!(error.contains(expected), "--set {set}: {error}");
+    }
 }

@@ -1,6 +1,7 @@
 //! A temporary project folder with a pipeline, and the `pipe` binary run on it.
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod browser;
 pub mod http;
 
 use std::path::{Path, PathBuf};

@@ -1,8 +1,19 @@
-//! What a `Report` stage renders: tables of metrics over `ForEach` variables, and
-//! line charts of training curves.
+//! What a `Report` stage renders: tables of metrics over `ForEach` variables, and SVG
+//! charts of training curves.
 
-pub mod plot;
+pub mod chart;
+pub mod grid;
+pub mod panel;
+pub mod series;
 pub mod table;
+
+/// Text made safe for HTML and SVG, in elements and in quoted attributes.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {

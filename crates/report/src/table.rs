@@ -77,11 +77,17 @@ pub struct Table {
 
 /// A stage name's `ForEach` variables: `score[model=acgan,seed=0]` → model, seed.
 pub fn variables(stage: &str) -> BTreeMap<String, String> {
+    variable_list(stage).into_iter().collect()
+}
+
+/// A stage name's `ForEach` variables in the order the name gives them (the order of
+/// the `ForEach`, outermost first).
+pub fn variable_list(stage: &str) -> Vec<(String, String)> {
     let Some(inner) = stage
         .split_once('[')
         .and_then(|(_, rest)| rest.strip_suffix(']'))
     else {
-        return BTreeMap::new();
+        return Vec::new();
     };
     inner
         .split(',')

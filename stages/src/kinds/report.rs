@@ -12,6 +12,7 @@
 //!         columns: Some("method"),
 //!     )],
 //!     curves: ["train"],
+//!     charts: (legend: Some("method"), mean_over: Some("seed"), log_fid: true),
 //!     grids: ["samples"],
 //! ),
 //! ```
@@ -19,8 +20,11 @@
 //! Variables on neither axis (the seed) are aggregated: mean ± sample sd by default,
 //! `aggregate: Min` or `Max` for the best run. Outputs: `report.md`, `table-N.csv` (one
 //! line per cell), `report.json` (every cell with the stages and values behind it),
-//! and `index.html` with the tables, loss (and FID) curves of the `curves` stages
-//! (`curves/*.png`) and the sample grids of the `grids` stages (`grids/*.png`).
+//! and `index.html` with the tables, the charts of the `curves` stages (`curves/*.svg`:
+//! FID against steps, D and G losses smoothed over the raw values) and the sample grids
+//! of the `grids` stages (`grids/*.svg`, one labelled row per class). The charts put
+//! the runs of one setting in one panel, a line per legend value: the mean over
+//! `mean_over` with a band of ± sd.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -31,7 +35,11 @@ use crate::artifacts;
 use crate::error::KindError;
 use contract::Input;
 use contract::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
-use report::plot::{self, PALETTE, Series};
+use report::chart::{Chart, Line, PALETTE};
+use report::escape;
+use report::grid::{Grid, Row};
+use report::panel::{Panel, panels};
+use report::series::{mean_over, smooth};
 use report::table::{Measured, Table, TableSpec};
 
 pub struct Report;
@@ -47,14 +55,40 @@ pub struct Params {
     /// `Train` stages (or groups) whose loss and FID curves to plot.
     #[serde(default)]
     pub curves: Vec<String>,
-    /// `Sample` stages (or groups) whose `preview.png` to show.
+    /// How the `curves` are laid out into charts.
+    #[serde(default)]
+    pub charts: Charts,
+    /// `Sample` or `Dataset` stages (or groups) whose preview grids to show.
     #[serde(default)]
     pub grids: Vec<String>,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Charts {
+    /// The `ForEach` variable whose values are a chart's lines; by default the last
+    /// variable of each stage name that is not `mean_over`.
+    pub legend: Option<String>,
+    /// The variable a line averages over (mean, and a band of ± sd); `None` draws
+    /// every run as its own line.
+    pub mean_over: Option<String>,
+    /// FID on a logarithmic axis.
+    pub log_fid: bool,
+}
+
+impl Default for Charts {
+    fn default() -> Charts {
+        Charts {
+            legend: None,
+            mean_over: Some("seed".into()),
+            log_fid: false,
+        }
+    }
+}
+
 impl TypedKind for Report {
     const NAME: &'static str = "Report";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     type Params = Params;
     type Error = KindError;
 
@@ -147,42 +181,51 @@ impl TypedKind for Report {
             std::fs::create_dir_all(ctx.out.join("curves"))
                 .map_err(StageError::io("cannot create curves/"))?;
         }
-        for input in curve_inputs {
-            for (what, file, series) in curves(input)? {
-                let name = format!("curves/{}-{what}.png", slug(&input.from));
-                let drawn: Vec<Series> = series
-                    .iter()
-                    .zip(PALETTE)
-                    .map(|((_, points), color)| Series { points, color })
-                    .collect();
-                plot::write(&drawn, &ctx.out.join(&name))
-                    .map_err(|e| StageError::caused(format!("cannot write {name}"), e))?;
-                html.push_str(&figure(&name, &input.from, file, &series, &drawn));
+        let names: Vec<&str> = curve_inputs.iter().map(|i| i.from.as_str()).collect();
+        let opts = &params.charts;
+        let grouped = panels(&names, opts.legend.as_deref(), opts.mean_over.as_deref())?;
+        for panel in &grouped {
+            let logs = panel
+                .lines
+                .iter()
+                .map(|(_, runs)| {
+                    runs.iter()
+                        .map(|run| {
+                            let input = curve_inputs.iter().find(|i| i.from == *run).unwrap();
+                            TrainingLog::read(input)
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let html_before = html.len();
+            for (what, chart) in charts(panel, &logs, opts) {
+                let name = format!("curves/{}-{what}.svg", slug(&panel.name));
+                write(&name, chart.svg().as_bytes())?;
+                let _ = writeln!(
+                    html,
+                    "<figure><img src=\"{name}\" width=\"{}\" height=\"{}\" alt=\"{}\"></figure>",
+                    report::chart::WIDTH,
+                    report::chart::HEIGHT,
+                    escape(&chart.title)
+                );
                 figures += 1;
+            }
+            if html.len() > html_before {
+                let _ = writeln!(html, "<p class=\"caption\">{}</p>", caption(panel, opts));
             }
         }
         let grid_inputs: Vec<&Input> = (0..params.grids.len())
             .flat_map(|i| inputs(ctx, &format!("grids{i}")))
             .collect();
         if !grid_inputs.is_empty() {
-            html.push_str("<h2>Samples</h2>\n<p>One row per class (the first ten).</p>\n");
+            html.push_str("<h2>Samples</h2>\n<p>One row per class (the first ten), the first ten images of each.</p>\n");
         }
         for input in grid_inputs {
-            let source = input.path.join(artifacts::PREVIEW);
-            if !source.exists() {
-                return Err(StageError::Invalid(format!(
-                    "`{}` has no preview.png: `grids` takes Sample or Dataset stages",
-                    input.from
-                ))
-                .into());
-            }
-            let name = format!("grids/{}.png", slug(&input.from));
-            let bytes = std::fs::read(&source)
-                .map_err(StageError::io(format!("cannot read {}", source.display())))?;
-            write(&name, &bytes)?;
+            let name = format!("grids/{}.svg", slug(&input.from));
+            write(&name, grid(input)?.as_bytes())?;
             let _ = writeln!(
                 html,
-                "<figure><img class=\"grid\" src=\"{name}\"><figcaption>{}</figcaption></figure>",
+                "<figure><img class=\"grid\" src=\"{name}\" alt=\"samples of {0}\"><figcaption>{0}</figcaption></figure>",
                 escape(&input.from)
             );
             figures += 1;
@@ -205,8 +248,8 @@ impl TypedKind for Report {
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .7em;text-align:right}\
-th{background:#f4f4f4}figure{display:inline-block;margin:.5em}img.grid{image-rendering:pixelated;width:22em}\
-.key{display:inline-block;width:1em;height:.3em;margin:0 .3em .15em 0}";
+th{background:#f4f4f4}figure{display:inline-block;margin:.5em;vertical-align:top}\
+figcaption{font-size:.9em;color:#444}p.caption{font-size:.9em;color:#444;margin-top:0}";
 
 fn at(role: String, target: &str, path: &[&str]) -> Reference {
     Reference {
@@ -238,12 +281,6 @@ fn slug(stage: &str) -> String {
     out
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 fn html_table(table: &Table) -> String {
     let grid = table.grid();
     let mut html = format!("<h2>{}</h2>\n<table>\n<tr>", escape(&table.title));
@@ -262,74 +299,174 @@ fn html_table(table: &Table) -> String {
     html
 }
 
-type Curve = (String, Vec<(f64, f64)>);
-
-/// A chart: its file-name suffix, the file it was read from, its curves.
-type Chart = (&'static str, &'static str, Vec<Curve>);
-
-/// The curves of a training stage: losses per step from `metrics.jsonl` (smoothed), and
-/// FID per evaluation from `fid.jsonl` when the stage evaluated during training.
-fn curves(input: &Input) -> Result<Vec<Chart>, StageError> {
-    let mut out = Vec::new();
-    let read = |file: &str| -> Result<Option<Vec<serde_json::Value>>, StageError> {
-        let path = input.path.join(file);
-        if !path.exists() {
-            return Ok(None);
-        }
-        let text = std::fs::read_to_string(&path)
-            .map_err(StageError::io(format!("cannot read {}", path.display())))?;
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(serde_json::from_str)
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
-            .map_err(|e| StageError::caused(format!("`{}`", path.display()), e))
-    };
-    let column = |rows: &[serde_json::Value], key: &str| -> Vec<(f64, f64)> {
-        rows.iter()
-            .filter_map(|r| Some((r["step"].as_f64()?, r[key].as_f64()?)))
-            .collect()
-    };
-    match read(artifacts::LOSSES)? {
-        Some(rows) => {
-            let window = (rows.len() / 50).max(1);
-            let losses = ["d_loss", "g_loss"]
-                .iter()
-                .map(|k| (k.to_string(), plot::smooth(&column(&rows, k), window)))
-                .collect();
-            out.push(("losses", artifacts::LOSSES, losses));
-        }
-        None => {
-            return Err(StageError::Invalid(format!(
-                "`{}` has no metrics.jsonl: `curves` takes Train stages",
-                input.from
-            )));
-        }
-    }
-    if let Some(rows) = read(artifacts::SCORES)? {
-        out.push((
-            "fid",
-            artifacts::SCORES,
-            vec![("fid".to_string(), column(&rows, "fid"))],
-        ));
-    }
-    Ok(out)
+/// What a training stage logged: losses per step and, when it evaluated during
+/// training, FID per evaluation.
+struct TrainingLog {
+    losses: Vec<serde_json::Value>,
+    scores: Option<Vec<serde_json::Value>>,
 }
 
-fn figure(name: &str, stage: &str, file: &str, series: &[Curve], drawn: &[Series]) -> String {
-    let mut caption = format!("{} ({file})", escape(stage));
-    if let Some(((x0, x1), (y0, y1))) = plot::bounds(drawn) {
-        let _ = write!(caption, "<br>step {x0}–{x1}, value {y0:.4}–{y1:.4}<br>");
+impl TrainingLog {
+    fn read(input: &Input) -> Result<TrainingLog, StageError> {
+        let read = |file: &str| -> Result<Option<Vec<serde_json::Value>>, StageError> {
+            let path = input.path.join(file);
+            if !path.exists() {
+                return Ok(None);
+            }
+            let text = std::fs::read_to_string(&path)
+                .map_err(StageError::io(format!("cannot read {}", path.display())))?;
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(serde_json::from_str)
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
+                .map_err(|e| StageError::caused(format!("`{}`", path.display()), e))
+        };
+        let losses = read(artifacts::LOSSES)?.ok_or_else(|| {
+            StageError::Invalid(format!(
+                "`{}` has no {}: `curves` takes Train stages",
+                input.from,
+                artifacts::LOSSES
+            ))
+        })?;
+        Ok(TrainingLog {
+            losses,
+            scores: read(artifacts::SCORES)?,
+        })
     }
-    for ((label, _), color) in series.iter().zip(PALETTE) {
+}
+
+/// (step, value) of `key` in log lines.
+fn column(rows: &[serde_json::Value], key: &str) -> Vec<(f64, f64)> {
+    rows.iter()
+        .filter_map(|r| Some((r["step"].as_f64()?, r[key].as_f64()?)))
+        .collect()
+}
+
+/// A panel's charts, each with its file-name suffix: FID against steps (when the runs
+/// evaluated), then D's and G's losses. `logs` holds, per line, its runs' logs.
+fn charts(panel: &Panel, logs: &[Vec<TrainingLog>], opts: &Charts) -> Vec<(&'static str, Chart)> {
+    let label = |(value, runs): &(String, Vec<&str>)| match (value.is_empty(), runs.len()) {
+        (_, 1) => value.clone(),
+        (true, n) => format!("{n} runs"),
+        (false, n) => format!("{value} ({n} runs)"),
+    };
+    let mut out = Vec::new();
+    let scored: Vec<Line> = panel
+        .lines
+        .iter()
+        .zip(logs)
+        .zip(PALETTE.iter().cycle())
+        .filter_map(|((line, runs), &color)| {
+            let curves: Vec<Vec<(f64, f64)>> = runs
+                .iter()
+                .filter_map(|log| Some(column(log.scores.as_ref()?, "fid")))
+                .collect();
+            if curves.is_empty() {
+                return None;
+            }
+            let (points, band) = mean_over(&curves);
+            Some(Line {
+                label: label(line),
+                color,
+                points,
+                band,
+                faint: Vec::new(),
+            })
+        })
+        .collect();
+    if !scored.is_empty() {
+        out.push((
+            "fid",
+            Chart {
+                title: format!("{}: FID", panel.name),
+                x_label: "step".into(),
+                y_label: if opts.log_fid {
+                    "FID (log scale)"
+                } else {
+                    "FID"
+                }
+                .into(),
+                log_y: opts.log_fid,
+                lines: scored,
+            },
+        ));
+    }
+    for (key, who) in [("d_loss", "D"), ("g_loss", "G")] {
+        let lines = panel
+            .lines
+            .iter()
+            .zip(logs)
+            .zip(PALETTE.iter().cycle())
+            .map(|((line, runs), &color)| {
+                let curves: Vec<Vec<(f64, f64)>> =
+                    runs.iter().map(|log| column(&log.losses, key)).collect();
+                let (raw, _) = mean_over(&curves);
+                Line {
+                    label: label(line),
+                    color,
+                    points: smooth(&raw, (raw.len() / 50).max(1)),
+                    band: Vec::new(),
+                    faint: raw,
+                }
+            })
+            .collect();
+        out.push((
+            key,
+            Chart {
+                title: format!("{}: {who} loss", panel.name),
+                x_label: "step".into(),
+                y_label: format!("{who} loss"),
+                log_y: false,
+                lines,
+            },
+        ));
+    }
+    out
+}
+
+/// What the lines of a panel's charts are, under them.
+fn caption(panel: &Panel, opts: &Charts) -> String {
+    let averaged = panel.lines.iter().any(|(_, runs)| runs.len() > 1);
+    let mut text = escape(&panel.name);
+    if let (true, Some(var)) = (averaged, &opts.mean_over) {
         let _ = write!(
-            caption,
-            "<span class=\"key\" style=\"background:rgb({},{},{})\"></span>{} ",
-            color[0],
-            color[1],
-            color[2],
-            escape(label)
+            text,
+            ": each line is the mean over `{}`, the band ± one sd (FID)",
+            escape(var)
         );
     }
-    format!("<figure><img src=\"{name}\"><figcaption>{caption}</figcaption></figure>\n")
+    text.push_str(". Losses are a running mean over 2% of the steps, the raw values faint.");
+    text
+}
+
+/// The labelled grid of an image set's preview, with its PNG inside.
+fn grid(input: &Input) -> Result<String, KindError> {
+    let source = input.path.join(artifacts::PREVIEW);
+    if !source.exists() {
+        return Err(StageError::Invalid(format!(
+            "`{}` has no {}: `grids` takes Sample or Dataset stages",
+            input.from,
+            artifacts::PREVIEW
+        ))
+        .into());
+    }
+    let png = std::fs::read(&source)
+        .map_err(StageError::io(format!("cannot read {}", source.display())))?;
+    let images = artifacts::images(&input.path)?;
+    let header = images.header();
+    let layout = data::preview::Layout::of(header);
+    let rows = (0..layout.rows)
+        .map(|row| Row {
+            top: layout.row_top(row),
+            height: layout.image.0,
+            label: header.classes[row].clone(),
+        })
+        .collect();
+    Ok(Grid {
+        png: &png,
+        size: layout.size,
+        rows,
+    }
+    .svg())
 }

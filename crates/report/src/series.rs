@@ -1,0 +1,72 @@
+//! Curves made from curves: a running mean so per-step losses read as a trend, and the
+//! mean of several runs (seeds) with their spread.
+
+/// A running mean over `window` points.
+pub fn smooth(points: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
+    let window = window.max(1);
+    let mut sum = 0.0;
+    points
+        .iter()
+        .enumerate()
+        .map(|(i, &(x, y))| {
+            sum += y;
+            if i >= window {
+                sum -= points[i - window].1;
+            }
+            (x, sum / (i + 1).min(window) as f64)
+        })
+        .collect()
+}
+
+/// (x, low, high) at each x: the spread around a line.
+pub type Band = Vec<(f64, f64, f64)>;
+
+/// The mean of runs at each x any of them has (in order of x), and the band of mean ±
+/// sample standard deviation where two or more runs have a value (one run has no
+/// spread: its band is the line). Non-finite values are left out.
+pub fn mean_over(runs: &[Vec<(f64, f64)>]) -> (Vec<(f64, f64)>, Band) {
+    let mut at: Vec<(f64, f64)> = runs
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    at.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut mean, mut band) = (Vec::new(), Vec::new());
+    for group in at.chunk_by(|a, b| a.0 == b.0) {
+        let n = group.len() as f64;
+        let m = group.iter().map(|p| p.1).sum::<f64>() / n;
+        let sd = if group.len() > 1 {
+            (group.iter().map(|p| (p.1 - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+        } else {
+            0.0
+        };
+        mean.push((group[0].0, m));
+        band.push((group[0].0, m - sd, m + sd));
+    }
+    (mean, band)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_mean() {
+        let points = [(0.0, 1.0), (1.0, 3.0), (2.0, 5.0)];
+        assert_eq!(smooth(&points, 2), [(0.0, 1.0), (1.0, 2.0), (2.0, 4.0)]);
+    }
+
+    #[test]
+    fn mean_and_sd_over_runs_at_each_step() {
+        let runs = vec![
+            vec![(0.0, 10.0), (100.0, 4.0), (200.0, 2.0)],
+            vec![(0.0, 14.0), (100.0, 6.0), (200.0, f64::NAN)],
+        ];
+        let (mean, band) = mean_over(&runs);
+        assert_eq!(mean, [(0.0, 12.0), (100.0, 5.0), (200.0, 2.0)]);
+        let sd0 = 8f64.sqrt();
+        assert_eq!(band[0], (0.0, 12.0 - sd0, 12.0 + sd0));
+        assert_eq!(band[2], (200.0, 2.0, 2.0));
+    }
+}
