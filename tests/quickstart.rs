@@ -220,3 +220,41 @@ fn report_errors_name_the_stage_and_what_it_lacks() {
         assert!(error.contains(expected), "--set {set}: {error}");
     }
 }
+
+/// Without a terminal, progress is plain lines on stderr: each stage's start, and its
+/// progress with rate and time left (every `PIPE_PROGRESS_SECS`, here each report).
+#[test]
+fn progress_without_a_terminal_is_plain_lines() {
+    let p = reduced_quickstart();
+    let out = p
+        .command(&[
+            "run",
+            "pipelines/quickstart.ron",
+            "train[method=acgan,seed=0]",
+        ])
+        .env("PIPE_PROGRESS_SECS", "0")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    // shapes_train, classifier (needs shapes_test), test_stats, the training: 5 stages.
+    assert!(stderr.contains("[0/5] started "), "{stderr}");
+    assert!(
+        stderr.contains("[4/5] started train[method=acgan,seed=0]"),
+        "{stderr}"
+    );
+    let last = stderr
+        .lines()
+        .find(|l| l.starts_with("[4/5] train[method=acgan,seed=0]: 4/4 (100%)"))
+        .unwrap_or_else(|| panic!("no final progress line in\n{stderr}"));
+    assert!(
+        last.contains("/s · D ") || last.contains(" s each · D "),
+        "{last}"
+    );
+    let mid = stderr
+        .lines()
+        .find(|l| l.contains("train[method=acgan,seed=0]: 3/4 (75%)"))
+        .unwrap_or_else(|| panic!("no progress line at step 3 in\n{stderr}"));
+    assert!(mid.contains(" left · "), "{mid}");
+    assert!(text(&out.stdout).contains("train[method=acgan,seed=0]"));
+}

@@ -1,92 +1,309 @@
-//! The live display of a run: a spinner per running stage on stderr (when it is a
-//! terminal), one line per finished stage on stdout.
+//! The live display of a run. On a terminal: a line for the whole run (stages done of
+//! all, running, failed, time) over a bar per running stage with its rate and time left.
+//! Elsewhere (a log file, CI): plain lines on stderr, a stage's progress at most every
+//! `PIPE_PROGRESS_SECS` (30 s by default) so that logs stay readable. Finished stages
+//! get one line each on stdout either way.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use pipe::schedule::Observer;
 use pipe::summary::StageReport;
 
 pub struct Display {
-    multi: MultiProgress,
-    bars: Mutex<HashMap<String, ProgressBar>>,
+    mode: Mode,
+    counts: Mutex<Counts>,
     /// Print finished stages (off for `--json`).
     lines: bool,
 }
 
+enum Mode {
+    Terminal {
+        multi: MultiProgress,
+        run: ProgressBar,
+        bars: Mutex<HashMap<String, ProgressBar>>,
+    },
+    Plain {
+        every: Duration,
+        stages: Mutex<HashMap<String, Pace>>,
+    },
+    Quiet,
+}
+
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    finished: usize,
+    failed: usize,
+    running: usize,
+}
+
+impl Counts {
+    fn line(&self) -> String {
+        let mut line = format!(
+            "{}/{} stages · {} running",
+            self.finished, self.total, self.running
+        );
+        if self.failed > 0 {
+            line.push_str(&format!(" · {} failed", self.failed));
+        }
+        line
+    }
+}
+
+/// A stage's rate, from the first progress it reported in its current phase (a
+/// resumed training starts past 0; a new total is a new phase, as a classifier's
+/// test after its training), and when its last plain line went out.
+struct Pace {
+    first: Option<(Instant, u64)>,
+    total: Option<u64>,
+    printed: Option<Instant>,
+}
+
+impl Pace {
+    /// Units per second since the first report.
+    fn rate(&self, done: u64) -> Option<f64> {
+        let (at, from) = self.first?;
+        let seconds = at.elapsed().as_secs_f64();
+        (seconds > 0.0 && done > from).then(|| (done - from) as f64 / seconds)
+    }
+}
+
 impl Display {
-    pub fn new(lines: bool, quiet: bool) -> Display {
-        let target = if !quiet && std::io::stderr().is_terminal() {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
+    /// A display for a run of `total` stages.
+    pub fn new(total: usize, lines: bool, quiet: bool) -> Display {
+        let mode = match (quiet, std::io::stderr().is_terminal()) {
+            (true, _) => Mode::Quiet,
+            (false, true) => {
+                let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+                let run = multi.add(ProgressBar::new_spinner());
+                run.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} · {elapsed}")
+                        .expect("valid template"),
+                );
+                run.enable_steady_tick(Duration::from_millis(120));
+                Mode::Terminal {
+                    multi,
+                    run,
+                    bars: Mutex::new(HashMap::new()),
+                }
+            }
+            (false, false) => Mode::Plain {
+                every: Duration::from_secs_f64(
+                    std::env::var("PIPE_PROGRESS_SECS")
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(30.0),
+                ),
+                stages: Mutex::new(HashMap::new()),
+            },
         };
-        Display {
-            multi: MultiProgress::with_draw_target(target),
-            bars: Mutex::new(HashMap::new()),
+        let display = Display {
+            mode,
+            counts: Mutex::new(Counts {
+                total,
+                ..Counts::default()
+            }),
             lines,
+        };
+        display.update(|_| {});
+        display
+    }
+
+    /// Prints above the bars.
+    pub fn println(&self, line: &str) {
+        match &self.mode {
+            Mode::Terminal { multi, .. } => {
+                let _ = multi.println(line);
+            }
+            _ => super::out(line),
         }
     }
 
-    /// Prints above the spinners.
-    pub fn println(&self, line: &str) {
-        if self.multi.is_hidden() {
-            super::out(line);
-        } else {
-            let _ = self.multi.println(line);
+    /// Changes the counts and shows them: on the run's line, or as the prefix plain
+    /// lines get (returned).
+    fn update(&self, change: impl FnOnce(&mut Counts)) -> String {
+        let mut counts = self.counts.lock().expect("display poisoned");
+        change(&mut counts);
+        if let Mode::Terminal { run, .. } = &self.mode {
+            run.set_message(counts.line());
         }
+        format!("[{}/{}]", counts.finished, counts.total)
     }
 }
 
 impl Observer for Display {
     fn started(&self, stage: &str) {
-        let bar = self.multi.add(ProgressBar::new_spinner());
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {prefix} {elapsed} {wide_msg}")
-                .expect("valid template"),
-        );
-        bar.set_prefix(stage.to_string());
-        bar.enable_steady_tick(Duration::from_millis(120));
-        self.bars
-            .lock()
-            .expect("display poisoned")
-            .insert(stage.to_string(), bar);
+        let prefix = self.update(|c| c.running += 1);
+        match &self.mode {
+            Mode::Terminal { multi, bars, .. } => {
+                let bar = multi.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("  {spinner} {prefix} {elapsed} {wide_msg}")
+                        .expect("valid template"),
+                );
+                bar.set_prefix(stage.to_string());
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bars.lock()
+                    .expect("display poisoned")
+                    .insert(stage.to_string(), bar);
+            }
+            Mode::Plain { stages, .. } => {
+                eprintln!("{prefix} started {stage}");
+                let pace = Pace {
+                    first: None,
+                    total: None,
+                    printed: None,
+                };
+                stages
+                    .lock()
+                    .expect("display poisoned")
+                    .insert(stage.to_string(), pace);
+            }
+            Mode::Quiet => {}
+        }
     }
 
     fn progress(&self, stage: &str, done: u64, total: Option<u64>, message: &str) {
-        let bars = self.bars.lock().expect("display poisoned");
-        let Some(bar) = bars.get(stage) else { return };
-        if let Some(total) = total
-            && bar.length() != Some(total)
-        {
-            bar.set_length(total);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {prefix} [{bar:30}] {pos}/{len} {eta} {wide_msg}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
+        match &self.mode {
+            Mode::Terminal { bars, .. } => {
+                let bars = bars.lock().expect("display poisoned");
+                let Some(bar) = bars.get(stage) else { return };
+                if let Some(total) = total
+                    && bar.length() != Some(total)
+                {
+                    bar.set_length(total);
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "  {spinner} {prefix} [{bar:24}] {pos}/{len} · {rate} · {left} left · {wide_msg}",
+                        )
+                        .expect("valid template")
+                        .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = w.write_str(&rate(s.per_sec()));
+                        })
+                        .with_key("left", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = w.write_str(&duration(s.eta().as_secs_f64()));
+                        })
+                        .progress_chars("=> "),
+                    );
+                }
+                bar.set_position(done);
+                bar.set_message(message.to_string());
+            }
+            Mode::Plain { every, stages } => {
+                let mut stages = stages.lock().expect("display poisoned");
+                let Some(pace) = stages.get_mut(stage) else {
+                    return;
+                };
+                let now = Instant::now();
+                if pace.total != total {
+                    (pace.first, pace.total) = (None, total);
+                }
+                let first = *pace.first.get_or_insert((now, done));
+                let last = total == Some(done);
+                let due = pace
+                    .printed
+                    .map_or(now - first.0 >= *every, |t| now - t >= *every);
+                if !(due || last) {
+                    return;
+                }
+                pace.printed = Some(now);
+                let mut line = match total {
+                    Some(total) => format!(
+                        "{stage}: {done}/{total} ({:.0}%)",
+                        100.0 * done as f64 / total.max(1) as f64
+                    ),
+                    None => format!("{stage}: {done}"),
+                };
+                if let Some(per_second) = pace.rate(done) {
+                    line.push_str(&format!(" · {}", rate(per_second)));
+                    if let Some(total) = total.filter(|&t| t > done) {
+                        let left = (total - done) as f64 / per_second;
+                        line.push_str(&format!(" · {} left", duration(left)));
+                    }
+                }
+                if !message.is_empty() {
+                    line.push_str(&format!(" · {message}"));
+                }
+                let counts = self.counts.lock().expect("display poisoned");
+                eprintln!("[{}/{}] {line}", counts.finished, counts.total);
+            }
+            Mode::Quiet => {}
         }
-        bar.set_position(done);
-        bar.set_message(message.to_string());
     }
 
     fn finished(&self, report: &StageReport) {
-        if let Some(bar) = self
-            .bars
-            .lock()
-            .expect("display poisoned")
-            .remove(&report.stage)
-        {
-            bar.finish_and_clear();
-            self.multi.remove(&bar);
+        let failed = !report.action.succeeded();
+        let mut was_running = false;
+        match &self.mode {
+            Mode::Terminal { multi, bars, .. } => {
+                if let Some(bar) = bars.lock().expect("display poisoned").remove(&report.stage) {
+                    bar.finish_and_clear();
+                    multi.remove(&bar);
+                    was_running = true;
+                }
+            }
+            Mode::Plain { stages, .. } => {
+                was_running = stages
+                    .lock()
+                    .expect("display poisoned")
+                    .remove(&report.stage)
+                    .is_some();
+            }
+            Mode::Quiet => {}
         }
+        self.update(|c| {
+            c.finished += 1;
+            c.failed += usize::from(failed);
+            c.running -= usize::from(was_running);
+        });
         if self.lines {
             self.println(&report.line());
         }
+    }
+}
+
+impl Drop for Display {
+    fn drop(&mut self) {
+        if let Mode::Terminal { run, .. } = &self.mode {
+            run.finish_and_clear();
+        }
+    }
+}
+
+/// `12.3/s`, or `4.1 s each` below one a second (a slow training's steps).
+fn rate(per_second: f64) -> String {
+    match per_second {
+        r if r >= 1.0 => format!("{r:.1}/s"),
+        r if r > 0.0 => format!("{:.1} s each", 1.0 / r),
+        _ => "–/s".into(),
+    }
+}
+
+/// `2h 05m`, `4m 12s`, `9s`.
+fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        s if s >= 3600 => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m {:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_and_durations_read_as_people_say_them() {
+        assert_eq!(rate(12.34), "12.3/s");
+        assert_eq!(rate(0.25), "4.0 s each");
+        assert_eq!(rate(0.0), "–/s");
+        assert_eq!(duration(9.4), "9s");
+        assert_eq!(duration(252.0), "4m 12s");
+        assert_eq!(duration(7500.0), "2h 05m");
     }
 }

@@ -102,7 +102,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
 
     install_ctrlc();
     let registry = super::registry();
-    let display = Display::new(!args.json, ctx.quiet);
+    let display = Display::new(selected.len(), !args.json, ctx.quiet);
     let threads = schedule::share_of_cores(args.jobs as usize);
     let local = InProcess {
         store: &store,
