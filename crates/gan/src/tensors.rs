@@ -3,15 +3,16 @@
 //! authors' checkpoints map onto ours name for name and gradients can be compared per
 //! parameter. Values are stored flat; the layer that reads a tensor knows its shape.
 //!
-//! On disk a [`Snapshot`] is a safetensors file (8-byte header length, JSON header,
-//! little-endian f32 data), readable from Python with the `safetensors` package.
+//! On disk a [`Snapshot`] is a safetensors file (written and read by the `safetensors`
+//! crate, as burn-store's), readable from Python with the `safetensors` package.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
 
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use super::GanError;
@@ -211,18 +212,10 @@ pub struct Snapshot {
 /// The metadata key listing which tensors are buffers (safetensors has no such notion).
 const BUFFERS_KEY: &str = "pipe.buffers";
 
-#[derive(Serialize, Deserialize)]
-struct HeaderEntry {
-    dtype: String,
-    shape: Vec<usize>,
-    data_offsets: [usize; 2],
-}
-
 impl Snapshot {
     /// Writes the file atomically (a temporary file renamed into place).
     pub fn save(&self, path: &Path) -> Result<(), GanError> {
-        let mut header = serde_json::Map::new();
-        let mut metadata = self.metadata.clone();
+        let mut metadata: HashMap<String, String> = self.metadata.clone().into_iter().collect();
         let buffers: Vec<&str> = self
             .tensors
             .iter()
@@ -230,40 +223,29 @@ impl Snapshot {
             .map(|(n, _)| n.as_str())
             .collect();
         metadata.insert(BUFFERS_KEY.into(), buffers.join(","));
-        header.insert(
-            "__metadata__".into(),
-            serde_json::to_value(&metadata).unwrap(),
-        );
-        let mut offset = 0;
-        for (name, t) in &self.tensors {
-            let end = offset + 4 * t.data.len();
-            let entry = HeaderEntry {
-                dtype: "F32".into(),
-                shape: t.shape.clone(),
-                data_offsets: [offset, end],
-            };
-            header.insert(name.clone(), serde_json::to_value(entry).unwrap());
-            offset = end;
-        }
-        let mut json = serde_json::to_vec(&header).unwrap();
-        while !json.len().is_multiple_of(8) {
-            json.push(b' ');
-        }
+        let bytes: Vec<(&String, Vec<u8>)> = self
+            .tensors
+            .iter()
+            .map(|(name, t)| (name, t.data.iter().flat_map(|v| v.to_le_bytes()).collect()))
+            .collect();
+        let views = bytes
+            .iter()
+            .zip(self.tensors.values())
+            .map(|((name, data), t)| {
+                Ok((*name, TensorView::new(Dtype::F32, t.shape.clone(), data)?))
+            })
+            .collect::<Result<Vec<_>, SafeTensorError>>();
+        let file = views
+            .and_then(|views| safetensors::serialize(views, Some(metadata)))
+            .map_err(|e| GanError::Format {
+                file: path.display().to_string(),
+                message: format!("cannot encode as safetensors: {e}"),
+            })?;
         let tmp = path.with_extension("safetensors.tmp");
         let io = |e| GanError::io(path, e);
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
-        file.write_all(&(json.len() as u64).to_le_bytes())
-            .map_err(io)?;
-        file.write_all(&json).map_err(io)?;
-        for t in self.tensors.values() {
-            for v in &t.data {
-                file.write_all(&v.to_le_bytes()).map_err(io)?;
-            }
-        }
-        file.into_inner()
-            .map_err(|e| io(e.into_error()))?
-            .sync_all()
-            .map_err(io)?;
+        let mut out = std::fs::File::create(&tmp).map_err(io)?;
+        out.write_all(&file).map_err(io)?;
+        out.sync_all().map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)
     }
 
@@ -273,21 +255,18 @@ impl Snapshot {
             file: path.display().to_string(),
             message: why,
         };
-        if bytes.len() < 8 {
-            return Err(bad("too short for a safetensors file".into()));
-        }
-        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-        let data = bytes
-            .get(8 + n..)
-            .ok_or_else(|| bad(format!("header of {n} bytes runs past the end of the file")))?;
-        let header: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&bytes[8..8 + n])
-                .map_err(|e| bad(format!("unreadable header: {e}")))?;
-        let mut metadata: BTreeMap<String, String> = match header.get("__metadata__") {
-            Some(m) => serde_json::from_value(m.clone())
-                .map_err(|e| bad(format!("unreadable metadata: {e}")))?,
-            None => BTreeMap::new(),
+        let unreadable = |e: SafeTensorError| {
+            bad(format!(
+                "not a readable safetensors file (truncated or damaged?): {e}"
+            ))
         };
+        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(unreadable)?;
+        let mut metadata: BTreeMap<String, String> = header
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         let buffers: Vec<String> = metadata
             .remove(BUFFERS_KEY)
             .map(|s| {
@@ -297,42 +276,31 @@ impl Snapshot {
                     .collect()
             })
             .unwrap_or_default();
+        let file = SafeTensors::deserialize(&bytes).map_err(unreadable)?;
         let mut tensors = BTreeMap::new();
-        for (name, value) in header.iter().filter(|(k, _)| *k != "__metadata__") {
-            let entry: HeaderEntry = serde_json::from_value(value.clone())
-                .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
-            if entry.dtype != "F32" {
+        for (name, view) in file.tensors() {
+            if view.dtype() != Dtype::F32 {
                 return Err(bad(format!(
-                    "tensor `{name}` is {}, expected F32",
-                    entry.dtype
+                    "tensor `{name}` is {:?}, expected F32",
+                    view.dtype()
                 )));
             }
-            let [start, end] = entry.data_offsets;
-            let count = entry.shape.iter().product::<usize>();
-            let raw = data
-                .get(start..end)
-                .filter(|raw| raw.len() == 4 * count)
-                .ok_or_else(|| {
-                    bad(format!(
-                        "tensor `{name}` (shape {:?}) does not fit the file's data (truncated?)",
-                        entry.shape
-                    ))
-                })?;
-            let values = raw
+            let data = view
+                .data()
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
                 .collect();
-            let role = if buffers.contains(name) {
+            let role = if buffers.contains(&name) {
                 Role::Buffer
             } else {
                 Role::Param
             };
             let host = HostTensor {
-                shape: entry.shape,
+                shape: view.shape().to_vec(),
                 role,
-                data: values,
+                data,
             };
-            tensors.insert(name.clone(), host);
+            tensors.insert(name, host);
         }
         Ok(Snapshot { tensors, metadata })
     }
@@ -364,7 +332,7 @@ mod tests {
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
         let err = Snapshot::load(&path).unwrap_err().to_string();
         assert!(
-            err.contains("a.weight_u") && err.contains("truncated"),
+            err.contains("net.safetensors") && err.contains("truncated"),
             "{err}"
         );
     }
