@@ -195,14 +195,15 @@ fn the_report_loads_in_a_browser() {
     }
 }
 
-/// A report that asks for what its stages lack says which stage and what.
+/// A report that asks for what its stages lack says which stage and what. (`charts` is
+/// not in the file: `--set` adds it, as writing `charts: (legend: …)` would.)
 #[test]
 fn report_errors_name_the_stage_and_what_it_lacks() {
     let p = reduced_quickstart();
     let file = "pipelines/quickstart.ron";
     let cases = [
         (
-            "report.charts=(legend: Some(\"backbone\"))",
+            "report.charts.legend=Some(\"backbone\")",
             "charts: stage `train[method=acgan,seed=0]` has no ForEach variable `backbone` for the legend",
         ),
         (

@@ -466,6 +466,9 @@ fn set_overrides_a_parameter_as_an_edit_of_the_file_would() {
     assert!(err.contains("no stage `helo` to set"), "{err}");
     assert!(err.contains("did you mean `hello`?"), "{err}");
     assert!(error("hello=1").contains("no field after the stage"));
+    // A field on the way that the stage lacks is added, and the kind judges it.
+    let err = error(r#"hello.nev.X="a""#);
+    assert!(err.contains("unknown field `nev`"), "{err}");
 }
 
 /// `--downstream` runs a stage, everything below it and what they need; `--until` what

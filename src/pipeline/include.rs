@@ -174,8 +174,10 @@ fn load_included(
     Ok(ronspan::parse(file, sources.text(file))?)
 }
 
-/// Overrides the value at a dotted path (`"optimizer.lr"`), adding the last field to a
-/// struct that lacks it (the kind then accepts or rejects it like any written field).
+/// Overrides the value at a dotted path (`"optimizer.lr"`), adding fields a struct lacks:
+/// the last with the new value, one on the way as a struct holding the rest of the path
+/// (`charts.legend` where `charts` was left to its default becomes `charts: (legend:
+/// …)`). The kind then accepts or rejects them like any written field.
 pub(super) fn set_path(target: &mut Value, key: &Value, new: Value) -> Result<(), Diagnostic> {
     let Some(path) = key.as_str() else {
         return Err(Diagnostic::new(
@@ -190,22 +192,20 @@ pub(super) fn set_path(target: &mut Value, key: &Value, new: Value) -> Result<()
         let next = match &mut node.kind {
             ValueKind::Struct { fields, .. } => {
                 if !fields.iter().any(|f| f.name == *part) {
-                    if !last {
-                        let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
-                        return Err(Diagnostic::new(
-                            format!("`{path}`: no field `{part}` to descend into"),
-                            Some(key.span),
-                        )
-                        .maybe_help(
-                            ronspan::closest(part, names).map(|c| format!("did you mean `{c}`?")),
-                        ));
-                    }
-                    fields.push(Field {
+                    let field = |value| Field {
                         name: part.to_string(),
                         name_span: key.span,
-                        value: new,
-                    });
-                    return Ok(());
+                        value,
+                    };
+                    if last {
+                        fields.push(field(new));
+                        return Ok(());
+                    }
+                    let empty = ValueKind::Struct {
+                        name: None,
+                        fields: Vec::new(),
+                    };
+                    fields.push(field(Value::new(empty, key.span)));
                 }
                 &mut fields
                     .iter_mut()
