@@ -76,6 +76,25 @@ impl Axis {
         };
         let step = nice_step(hi - lo, target).max(min_step);
         let (first, last) = ((lo / step).floor() as i64, (hi / step).ceil() as i64);
+        Axis::ticked(first as f64 * step, last as f64 * step, step)
+    }
+
+    /// A linear axis over exactly `lo..=hi` (the data's own span, as steps from the
+    /// first to the last), ticks at round values inside it.
+    pub fn exact(lo: f64, hi: f64, target: usize, min_step: f64) -> Axis {
+        if hi <= lo {
+            return Axis::linear_at_least(lo, hi, target, min_step);
+        }
+        let step = nice_step(hi - lo, target).max(min_step);
+        let mut axis = Axis::ticked(lo, hi, step);
+        axis.ticks
+            .retain(|(v, _)| *v >= lo - 1e-9 * step && *v <= hi + 1e-9 * step);
+        axis
+    }
+
+    /// An axis over `lo..=hi` with ticks at the multiples of `step` that cover it.
+    fn ticked(lo: f64, hi: f64, step: f64) -> Axis {
+        let (first, last) = ((lo / step).floor() as i64, (hi / step).ceil() as i64);
         let ticks = (first..=last)
             .map(|k| {
                 let v = k as f64 * step;
@@ -83,8 +102,8 @@ impl Axis {
             })
             .collect();
         Axis {
-            lo: first as f64 * step,
-            hi: last as f64 * step,
+            lo,
+            hi,
             log: false,
             ticks,
         }
@@ -198,7 +217,7 @@ impl Chart {
             Axis::linear(y.0, y.1, 5)
         };
         let whole = points.iter().all(|p| p.0.fract() == 0.0);
-        let x_axis = Axis::linear_at_least(x.0, x.1, 6, if whole { 1.0 } else { 0.0 });
+        let x_axis = Axis::exact(x.0, x.1, 6, if whole { 1.0 } else { 0.0 });
         Some((x_axis, y_axis))
     }
 
@@ -397,6 +416,13 @@ mod tests {
         assert_eq!(labels(&axis), ["-4", "-2", "0", "2", "4", "6", "8"]);
         let steps = Axis::linear_at_least(1.0, 4.0, 6, 1.0);
         assert_eq!(labels(&steps), ["1", "2", "3", "4"]);
+        // Steps 200 to 1,500: the axis ends where the data does.
+        let steps = Axis::exact(200.0, 1500.0, 6, 1.0);
+        assert_eq!((steps.lo, steps.hi), (200.0, 1500.0));
+        assert_eq!(
+            labels(&steps),
+            ["200", "400", "600", "800", "1000", "1200", "1400"]
+        );
         // One value: a range around it.
         let axis = Axis::linear(5.0, 5.0, 5);
         assert!(axis.lo < 5.0 && axis.hi > 5.0);
