@@ -18,6 +18,31 @@ pub fn smooth(points: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// At most about `max` points that draw as `points` do: the lowest and the highest of
+/// each run of neighbours, in order of x. A chart is a few hundred pixels wide, so an
+/// 80k-step training's loss needs no 80k points, and keeping both extremes keeps its
+/// spikes.
+pub fn thin(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
+    let per_bucket = points.len().div_ceil((max / 2).max(1));
+    if per_bucket <= 2 {
+        return points.to_vec();
+    }
+    let mut out = Vec::with_capacity(max + 1);
+    for bucket in points.chunks(per_bucket) {
+        let by_y = |a: &&(f64, f64), b: &&(f64, f64)| a.1.total_cmp(&b.1);
+        let (lo, hi) = (
+            bucket.iter().min_by(by_y).unwrap(),
+            bucket.iter().max_by(by_y).unwrap(),
+        );
+        let (first, second) = if lo.0 <= hi.0 { (lo, hi) } else { (hi, lo) };
+        out.push(*first);
+        if second != first {
+            out.push(*second);
+        }
+    }
+    out
+}
+
 /// (x, low, high) at each x: the spread around a line.
 pub type Band = Vec<(f64, f64, f64)>;
 
@@ -55,6 +80,20 @@ mod tests {
     fn running_mean() {
         let points = [(0.0, 1.0), (1.0, 3.0), (2.0, 5.0)];
         assert_eq!(smooth(&points, 2), [(0.0, 1.0), (1.0, 2.0), (2.0, 4.0)]);
+    }
+
+    #[test]
+    fn thinning_keeps_each_stretch_lowest_and_highest() {
+        let points: Vec<(f64, f64)> = (0..1000)
+            .map(|i| (i as f64, if i == 437 { 99.0 } else { (i % 7) as f64 }))
+            .collect();
+        let thinned = thin(&points, 100);
+        assert!(thinned.len() <= 100, "{}", thinned.len());
+        assert!(thinned.contains(&(437.0, 99.0)));
+        assert!(thinned.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(thinned[0], (0.0, 0.0));
+        let short = [(0.0, 1.0), (1.0, 2.0)];
+        assert_eq!(thin(&short, 100), short);
     }
 
     #[test]

@@ -39,7 +39,7 @@ use report::chart::{Chart, Line, PALETTE};
 use report::escape;
 use report::grid::{Grid, Row};
 use report::panel::{Panel, panels};
-use report::series::{mean_over, smooth};
+use report::series::{mean_over, smooth, thin};
 use report::table::{Measured, Table, TableSpec};
 
 pub struct Report;
@@ -343,6 +343,9 @@ fn column(rows: &[serde_json::Value], key: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Points per loss line: some per pixel of a chart's width, whatever the steps.
+const CHART_POINTS: usize = 1200;
+
 /// A panel's charts, each with its file-name suffix: FID against steps (when the runs
 /// evaluated), then D's and G's losses. `logs` holds, per line, its runs' logs.
 fn charts(panel: &Panel, logs: &[Vec<TrainingLog>], opts: &Charts) -> Vec<(&'static str, Chart)> {
@@ -402,12 +405,13 @@ fn charts(panel: &Panel, logs: &[Vec<TrainingLog>], opts: &Charts) -> Vec<(&'sta
                 let curves: Vec<Vec<(f64, f64)>> =
                     runs.iter().map(|log| column(&log.losses, key)).collect();
                 let (raw, _) = mean_over(&curves);
+                let smoothed = smooth(&raw, (raw.len() / 50).max(1));
                 Line {
                     label: label(line),
                     color,
-                    points: smooth(&raw, (raw.len() / 50).max(1)),
+                    points: thin(&smoothed, CHART_POINTS),
                     band: Vec::new(),
-                    faint: raw,
+                    faint: thin(&raw, CHART_POINTS),
                 }
             })
             .collect();
