@@ -372,6 +372,15 @@ fn the_process_executor_runs_stages_through_pipe_exec() {
     let key = stage(&report, "a")["key"].as_str().unwrap();
     let exec = p.json(&["exec", &key[..10]], 0);
     assert_eq!(exec["action"], "reused");
+
+    // `pipe exec` alone points the stage's ref at its key, as `pipe run` does.
+    let refs = p.path("cache/refs/chain.json");
+    std::fs::remove_file(&refs).unwrap();
+    p.json(&["exec", key], 0);
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&refs).unwrap()).unwrap();
+    assert_eq!(written["stages"]["a"], key, "{written}");
+    assert!(written["stages"].get("b").is_none(), "{written}");
 }
 
 #[test]

@@ -27,8 +27,8 @@ impl contract::Progress for Silent {
     fn report(&self, _: u64, _: Option<u64>, _: &str) {}
 }
 
-/// Runs one job from `jobs/<key>.json`; exit 0 when recorded, 1 when it failed, 130
-/// when interrupted.
+/// Runs one job from `jobs/<key>.json` and points the stage's ref at it; exit 0 when
+/// recorded, 1 when it failed, 130 when interrupted.
 pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
     let store = ctx.store()?;
     let key = store.resolve_key(&args.key)?;
@@ -61,6 +61,12 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
             .map_or_else(pipe::schedule::cores, |n| n as usize),
     };
     let result = executor.execute(&job, &args.gpus.0, &Silent);
+    // A job run by a cluster (or by hand) enters the store as a local run's does, so
+    // that `show`, `lineage` and `cache gc` see it without the `pipe run` that wrote it.
+    if result.is_ok() {
+        let update = std::collections::BTreeMap::from([(job.stage.clone(), job.key)]);
+        store.update_refs(&job.pipeline, &update)?;
+    }
     store.save()?;
     let (action, code, detail) = match &result {
         Ok(Executed::Ran(r)) => ("ran", ExitCode::SUCCESS, format!("{:.2}s", r.duration_s)),
