@@ -227,17 +227,19 @@ fn report_errors_name_the_stage_and_what_it_lacks() {
 #[test]
 fn progress_without_a_terminal_is_plain_lines() {
     let p = reduced_quickstart();
-    let out = p
-        .command(&[
-            "run",
-            "pipelines/quickstart.ron",
-            "train[method=acgan,seed=0]",
-        ])
-        .env("PIPE_PROGRESS_SECS", "0")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stderr = text(&out.stderr);
+    // `pipe run` on the quickstart with `args`, reporting every progress: (stdout, stderr).
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "pipelines/quickstart.ron"];
+        all.extend_from_slice(args);
+        let out = p
+            .command(&all)
+            .env("PIPE_PROGRESS_SECS", "0")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        (text(&out.stdout), text(&out.stderr))
+    };
+    let (stdout, stderr) = run(&["train[method=acgan,seed=0]"]);
     // shapes_train, classifier (needs shapes_test), test_stats, the training: 5 stages.
     assert!(stderr.contains("[0/5] started "), "{stderr}");
     assert!(
@@ -257,5 +259,12 @@ fn progress_without_a_terminal_is_plain_lines() {
         .find(|l| l.contains("train[method=acgan,seed=0]: 3/4 (75%)"))
         .unwrap_or_else(|| panic!("no progress line at step 3 in\n{stderr}"));
     assert!(mid.contains(" left · "), "{mid}");
-    assert!(text(&out.stdout).contains("train[method=acgan,seed=0]"));
+    assert!(stdout.contains("train[method=acgan,seed=0]"));
+
+    // The same from a stage run by `pipe exec` in a child process.
+    let (_, stderr) = run(&["train[method=cgan,seed=0]", "--executor", "process"]);
+    assert!(
+        stderr.contains("[4/5] train[method=cgan,seed=0]: 4/4 (100%)"),
+        "{stderr}"
+    );
 }

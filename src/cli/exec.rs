@@ -1,6 +1,8 @@
 use std::process::ExitCode;
 
-use pipe::schedule::{ExecError, Executed, Executor, InProcess, JOB_SCHEMA, Job};
+use pipe::schedule::{
+    ExecError, Executed, Executor, InProcess, JOB_SCHEMA, Job, ProgressLine, ProgressReport,
+};
 use serde_json::json;
 
 use super::run::{cancel_flag, install_ctrlc};
@@ -19,12 +21,38 @@ pub struct Args {
     /// Print the outcome as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Print the stage's progress on stdout first, a JSON object a line (at most ten a
+    /// second, and the last), as `pipe run --executor process` reads it.
+    #[arg(long)]
+    progress_lines: bool,
 }
 
-struct Silent;
+/// The stage's progress as JSON lines on stdout, or nowhere.
+struct Lines {
+    on: bool,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
 
-impl contract::Progress for Silent {
-    fn report(&self, _: u64, _: Option<u64>, _: &str) {}
+impl contract::Progress for Lines {
+    fn report(&self, done: u64, total: Option<u64>, message: &str) {
+        if !self.on {
+            return;
+        }
+        let mut last = self.last.lock().expect("progress poisoned");
+        let due = last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(100));
+        if !(due || total == Some(done)) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        let line = ProgressLine {
+            progress: ProgressReport {
+                done,
+                total,
+                message: message.to_string(),
+            },
+        };
+        out(serde_json::to_string(&line).expect("serializable"));
+    }
 }
 
 /// Runs one job from `jobs/<key>.json` and points the stage's ref at it; exit 0 when
@@ -60,7 +88,11 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
             .threads
             .map_or_else(pipe::schedule::cores, |n| n as usize),
     };
-    let result = executor.execute(&job, &args.gpus.0, &Silent);
+    let progress = Lines {
+        on: args.progress_lines,
+        last: std::sync::Mutex::new(None),
+    };
+    let result = executor.execute(&job, &args.gpus.0, &progress);
     // A job run by a cluster (or by hand) enters the store as a local run's does, so
     // that `show`, `lineage` and `cache gc` see it without the `pipe run` that wrote it.
     if result.is_ok() {

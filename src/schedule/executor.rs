@@ -53,7 +53,33 @@ impl Executor for InProcess<'_> {
     }
 }
 
-/// Runs each stage as `pipe exec KEY` in a child process.
+/// A progress report of a `pipe exec --progress-lines` child: one JSON object a line on
+/// its stdout, before the outcome.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProgressLine {
+    pub progress: ProgressReport,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProgressReport {
+    pub done: u64,
+    pub total: Option<u64>,
+    pub message: String,
+}
+
+impl ProgressLine {
+    /// The report a line carries, `None` for any other line.
+    pub fn parse(line: &str) -> Option<ProgressReport> {
+        if !line.starts_with("{\"progress\"") {
+            return None;
+        }
+        serde_json::from_str::<ProgressLine>(line)
+            .ok()
+            .map(|l| l.progress)
+    }
+}
+
+/// Runs each stage as `pipe exec KEY` in a child process, its progress passed on.
 pub struct Subprocess<'a> {
     pub exe: PathBuf,
     pub store: &'a Store,
@@ -66,7 +92,7 @@ impl Executor for Subprocess<'_> {
         &self,
         job: &Job,
         gpus: &[u32],
-        _progress: &dyn Progress,
+        progress: &dyn Progress,
     ) -> Result<Executed, ExecError> {
         let ids = gpus
             .iter()
@@ -77,7 +103,7 @@ impl Executor for Subprocess<'_> {
         command
             .arg("--cache")
             .arg(self.store.root())
-            .args(["exec", "--json", &job.key.hex()])
+            .args(["exec", "--json", "--progress-lines", &job.key.hex()])
             .args(["--threads", &self.threads.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -89,8 +115,30 @@ impl Executor for Subprocess<'_> {
         let mut child = command
             .spawn()
             .map_err(|e| failed(format!("cannot start `{}`: {e}", self.exe.display())))?;
+        // Read on a thread, so that a chatty child never blocks on a full pipe; the
+        // reports are passed on from here, where `progress` lives.
+        let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+        let reader = child.stdout.take().map(|out| {
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                    if lines_tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            })
+        });
+        let mut stdout = String::new();
+        let mut take = |line: String| match ProgressLine::parse(&line) {
+            Some(r) => progress.report(r.done, r.total, &r.message),
+            None => {
+                stdout.push_str(&line);
+                stdout.push('\n');
+            }
+        };
         let mut stop_sent: Option<Instant> = None;
         let status = loop {
+            lines.try_iter().for_each(&mut take);
             if let Some(status) = child
                 .try_wait()
                 .map_err(|e| failed(format!("cannot wait for pipe exec: {e}")))?
@@ -115,11 +163,10 @@ impl Executor for Subprocess<'_> {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        let mut stdout = String::new();
-        if let Some(mut out) = child.stdout.take() {
-            use std::io::Read;
-            let _ = out.read_to_string(&mut stdout);
+        if let Some(reader) = reader {
+            let _ = reader.join();
         }
+        lines.try_iter().for_each(&mut take);
         if status.success() {
             let outcome: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_default();
             let reused = outcome["action"] == "reused";

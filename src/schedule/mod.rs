@@ -18,7 +18,9 @@ use std::time::Instant;
 
 use contract::Progress;
 
-pub use executor::{Executor, InProcess, Subprocess, cores, share_of_cores};
+pub use executor::{
+    Executor, InProcess, ProgressLine, ProgressReport, Subprocess, cores, share_of_cores,
+};
 pub use job::{ExecError, Executed, JOB_SCHEMA, Job};
 use slots::Slots;
 
