@@ -174,6 +174,22 @@ fn load_included(
     Ok(ronspan::parse(file, sources.text(file))?)
 }
 
+/// What `Some(…)` holds, so that a path reaches the fields of an optional struct
+/// (`eval.every` in `eval: Some((every: 2000))`); any other value itself.
+fn inside_some(value: &mut Value) -> &mut Value {
+    let some = matches!(
+        &value.kind,
+        ValueKind::Tuple { name: Some(name), items } if name == "Some" && items.len() == 1
+    );
+    if !some {
+        return value;
+    }
+    let ValueKind::Tuple { items, .. } = &mut value.kind else {
+        unreachable!("matched above")
+    };
+    inside_some(&mut items[0])
+}
+
 /// Overrides the value at a dotted path (`"optimizer.lr"`), adding fields a struct lacks:
 /// the last with the new value, one on the way as a struct holding the rest of the path
 /// (`charts.legend` where `charts` was left to its default becomes `charts: (legend:
@@ -189,6 +205,7 @@ pub(super) fn set_path(target: &mut Value, key: &Value, new: Value) -> Result<()
     let mut node = target;
     for (i, part) in parts.iter().enumerate() {
         let last = i + 1 == parts.len();
+        node = inside_some(node);
         let next = match &mut node.kind {
             ValueKind::Struct { fields, .. } => {
                 if !fields.iter().any(|f| f.name == *part) {
@@ -241,4 +258,46 @@ pub(super) fn set_path(target: &mut Value, key: &Value, new: Value) -> Result<()
     }
     *node = new;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `text` with `path` set to `value` (both RON).
+    fn set(text: &str, path: &str, value: &str) -> Result<Value, Diagnostic> {
+        let mut sources = Sources::default();
+        let file = sources.add("t.ron", text);
+        let mut target = ronspan::parse(file, sources.text(file)).unwrap();
+        let file = sources.add("v.ron", value);
+        let new = ronspan::parse(file, sources.text(file)).unwrap();
+        let key = Value::new(ValueKind::Str(path.into()), new.span);
+        set_path(&mut target, &key, new)?;
+        Ok(target)
+    }
+
+    fn at<'a>(value: &'a Value, path: &[&str]) -> &'a ValueKind {
+        &value.get_path(path).unwrap().kind
+    }
+
+    #[test]
+    fn a_path_reaches_through_some_and_adds_what_is_missing() {
+        let stage = "(steps: 10, eval: Some((every: 2000, count: 5)))";
+        let set_every = set(stage, "eval.every", "500").unwrap();
+        assert_eq!(at(&set_every, &["eval", "every"]), &ValueKind::Int(500));
+        assert_eq!(at(&set_every, &["eval", "count"]), &ValueKind::Int(5));
+        // Still `Some(...)` around the struct.
+        assert!(matches!(
+            at(&set_every, &["eval"]),
+            ValueKind::Tuple { name: Some(n), .. } if n == "Some"
+        ));
+
+        let added = set(stage, "charts.legend", "\"method\"").unwrap();
+        assert_eq!(
+            at(&added, &["charts", "legend"]),
+            &ValueKind::Str("method".into())
+        );
+        let err = set(stage, "steps.n", "1").unwrap_err();
+        assert!(err.message.contains("`n` is inside"), "{err:?}");
+    }
 }
