@@ -97,6 +97,10 @@ fn kill_9_in_the_middle_of_a_stage_leaves_no_record_and_the_next_run_redoes_it()
         .map(|s| s["status"]["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["up_to_date", "never_run", "never_run"]);
+    // The stage that finished before the kill is referenced at once, so gc keeps it.
+    p.json(&["cache", "gc", "run/p.ron"], 0);
+    let status = p.json(&["status", "run/p.ron"], 1);
+    assert_eq!(status["stages"][0]["status"]["state"], "up_to_date");
 
     let report = p.run("run/p.ron", &[], 0);
     assert_eq!(

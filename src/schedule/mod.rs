@@ -174,6 +174,12 @@ pub fn run(
             running -= 1;
             let index = done.index;
             let report = run.finish(done);
+            // At once, not at the end: a run killed later (OOM, a reboot) must not leave
+            // finished stages unreferenced, for `cache gc` keeps what refs name.
+            if let (true, Some(key)) = (report.action.succeeded(), report.key) {
+                let update = BTreeMap::from([(report.stage.clone(), key)]);
+                store.update_refs(&pipeline.name, &update)?;
+            }
             observer.finished(&report);
             run.slots[index] = Slot::Done(Box::new(report));
         }
