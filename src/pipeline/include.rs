@@ -246,6 +246,23 @@ pub(super) fn set_path(target: &mut Value, key: &Value, new: Value) -> Result<()
                     }
                 }
             }
+            // `tables.0.digits`: an item of a list by its index.
+            ValueKind::List(items) => {
+                let count = items.len();
+                match part.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                    Some(item) => item,
+                    None => {
+                        return Err(Diagnostic::new(
+                            format!("`{path}`: `{part}` is not an index of a list of {count}"),
+                            Some(key.span),
+                        )
+                        .help(format!(
+                            "a list's items are 0 to {}",
+                            count.saturating_sub(1)
+                        )));
+                    }
+                }
+            }
             other => {
                 let what = Value::new(other.clone(), key.span).describe();
                 return Err(Diagnostic::new(
@@ -281,7 +298,7 @@ mod tests {
     }
 
     #[test]
-    fn a_path_reaches_through_some_and_adds_what_is_missing() {
+    fn a_path_reaches_through_some_and_list_items_and_adds_what_is_missing() {
         let stage = "(steps: 10, eval: Some((every: 2000, count: 5)))";
         let set_every = set(stage, "eval.every", "500").unwrap();
         assert_eq!(at(&set_every, &["eval", "every"]), &ValueKind::Int(500));
@@ -297,6 +314,16 @@ mod tests {
             at(&added, &["charts", "legend"]),
             &ValueKind::Str("method".into())
         );
+        let lists = "(tables: [(digits: 3), (digits: 3)])";
+        let second = set(lists, "tables.1.digits", "1").unwrap();
+        assert_eq!(at(&second, &["tables", "1", "digits"]), &ValueKind::Int(1));
+        assert_eq!(at(&second, &["tables", "0", "digits"]), &ValueKind::Int(3));
+        let err = set(lists, "tables.2.digits", "1").unwrap_err();
+        assert!(
+            err.message.contains("`2` is not an index of a list of 2"),
+            "{err:?}"
+        );
+
         let err = set(stage, "steps.n", "1").unwrap_err();
         assert!(err.message.contains("`n` is inside"), "{err:?}");
     }
