@@ -99,6 +99,8 @@ fn dag_as_text_and_dot() {
     let dot = stdout_of(&p, &["dag", "p.ron", "--format", "dot"]);
     assert!(dot.starts_with("digraph \"chain\" {"), "{dot}");
     assert!(dot.contains("\"a\" -> \"b\" [label=\"a\"];"), "{dot}");
+    // One statement per line: the label's line break is written `\n`.
+    assert!(dot.contains("  \"a\" [label=\"a\\nCommand\"];\n"), "{dot}");
     assert!(dot.trim_end().ends_with('}'));
 }
 

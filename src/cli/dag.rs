@@ -112,7 +112,14 @@ fn text(pipeline: &Pipeline, order: &[usize]) {
 }
 
 fn dot(pipeline: &Pipeline, order: &[usize], states: Option<&[State]>) {
-    let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    // One line per statement: a line break inside a label is Graphviz's `\n` escape.
+    let quote = |s: &str| {
+        let escaped = s
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        format!("\"{escaped}\"")
+    };
     out(format!("digraph {} {{", quote(&pipeline.name)));
     out("  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];");
     for &i in order {
