@@ -190,10 +190,11 @@ fn inside_some(value: &mut Value) -> &mut Value {
     inside_some(&mut items[0])
 }
 
-/// Overrides the value at a dotted path (`"optimizer.lr"`), adding fields a struct lacks:
-/// the last with the new value, one on the way as a struct holding the rest of the path
-/// (`charts.legend` where `charts` was left to its default becomes `charts: (legend:
-/// …)`). The kind then accepts or rejects them like any written field.
+/// Overrides the value at a dotted path (`"optimizer.lr"`), through `Some(…)`, list
+/// indices and `None` (which becomes the struct the path goes into), adding fields a
+/// struct lacks: the last with the new value, one on the way as a struct holding the
+/// rest of the path (`charts.legend` where `charts` was left to its default becomes
+/// `charts: (legend: …)`). The kind then accepts or rejects them like any written field.
 pub(super) fn set_path(target: &mut Value, key: &Value, new: Value) -> Result<(), Diagnostic> {
     let Some(path) = key.as_str() else {
         return Err(Diagnostic::new(
@@ -206,6 +207,14 @@ pub(super) fn set_path(target: &mut Value, key: &Value, new: Value) -> Result<()
     for (i, part) in parts.iter().enumerate() {
         let last = i + 1 == parts.len();
         node = inside_some(node);
+        // A field into `None` makes it the struct that holds the field (RON's implicit
+        // `Some`); the kind then names the fields still missing.
+        if matches!(&node.kind, ValueKind::Ident(n) if n == "None") {
+            node.kind = ValueKind::Struct {
+                name: None,
+                fields: Vec::new(),
+            };
+        }
         let next = match &mut node.kind {
             ValueKind::Struct { fields, .. } => {
                 if !fields.iter().any(|f| f.name == *part) {
@@ -314,6 +323,9 @@ mod tests {
             at(&added, &["charts", "legend"]),
             &ValueKind::Str("method".into())
         );
+        let none = set("(eval: None)", "eval.every", "5").unwrap();
+        assert_eq!(at(&none, &["eval", "every"]), &ValueKind::Int(5));
+
         let lists = "(tables: [(digits: 3), (digits: 3)])";
         let second = set(lists, "tables.1.digits", "1").unwrap();
         assert_eq!(at(&second, &["tables", "1", "digits"]), &ValueKind::Int(1));
