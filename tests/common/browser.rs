@@ -3,7 +3,8 @@
 //! `PIPE_CHROMIUM` names another binary.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -68,11 +69,7 @@ addEventListener('load', () => {
 </script>"#;
     std::fs::write(&probe, html.replace("</body>", &format!("{script}</body>"))).unwrap();
     let profile = tempfile::tempdir().unwrap();
-    let output = headless(profile.path())
-        .arg("--dump-dom")
-        .arg(url(&probe))
-        .output()
-        .unwrap();
+    let output = within_a_minute(headless(profile.path()).arg("--dump-dom").arg(url(&probe)));
     std::fs::remove_file(&probe).unwrap();
     let dom = String::from_utf8_lossy(&output.stdout);
     let found = dom
@@ -97,13 +94,43 @@ addEventListener('load', () => {
 /// A screenshot of `page` into `png`, `width` pixels wide and `height` high.
 pub fn screenshot(page: &Path, png: &Path, width: u32, height: u32) {
     let profile = tempfile::tempdir().unwrap();
-    let status = headless(profile.path())
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(format!("--window-size={width},{height}"))
-        .arg(url(page))
-        .output()
-        .unwrap();
-    assert!(png.exists(), "no screenshot: {status:?}");
+    let output = within_a_minute(
+        headless(profile.path())
+            .arg(format!("--screenshot={}", png.display()))
+            .arg(format!("--window-size={width},{height}"))
+            .arg(url(page)),
+    );
+    assert!(png.exists(), "no screenshot: {output:?}");
+}
+
+/// The command's output, or a panic if it runs past a minute: a browser that hangs must
+/// fail the test, not stall the suite. Output goes to files, which never fill up as a
+/// pipe would while we wait.
+fn within_a_minute(command: &mut Command) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
+    let mut child = command
+        .stdout(file("stdout"))
+        .stderr(file("stderr"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{command:?} ran past a minute");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let read = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
+    Output {
+        status,
+        stdout: read("stdout"),
+        stderr: read("stderr"),
+    }
 }
 
 fn url(page: &Path) -> String {
