@@ -49,6 +49,11 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a pipeline's stages whose inputs changed (all, or the given ones and what they need).
+    #[command(after_help = "\
+Progress: on a terminal, a line for the run (stages done of all, running, failed) over a
+bar per running stage (step, rate, time left, its last message). When stderr is not a
+terminal, plain lines instead: each stage's start, and its progress at most every
+PIPE_PROGRESS_SECS seconds (default 30). Finished stages: one line each on stdout.")]
     Run(run::Args),
     /// Where each stage stands: up to date, stale (and why), never run, failed.
     Status(status::StatusArgs),
