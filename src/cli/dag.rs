@@ -35,12 +35,7 @@ enum Format {
 pub fn dag(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
     let pipeline = load(&pipeline_file(args.file)?, &args.sets)?;
     let selected = args.selection.resolve(&pipeline, &[])?.stages;
-    let order: Vec<usize> = pipeline
-        .order
-        .iter()
-        .copied()
-        .filter(|i| selected.contains(i))
-        .collect();
+    let order = pipeline.ordered(&selected);
     // Where each stage stands, when there is a store to say (none is made for it).
     let states = (ctx.has_store() && (args.json || matches!(args.format, Format::Dot)))
         .then(|| ctx.store().ok())

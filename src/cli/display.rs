@@ -42,6 +42,11 @@ struct Counts {
 }
 
 impl Counts {
+    /// What a plain line starts with: `[finished/total]`.
+    fn prefix(&self) -> String {
+        format!("[{}/{}]", self.finished, self.total)
+    }
+
     fn line(&self) -> String {
         let mut line = format!(
             "{}/{} stages · {} running",
@@ -131,7 +136,7 @@ impl Display {
         if let Mode::Terminal { run, .. } = &self.mode {
             run.set_message(counts.line());
         }
-        format!("[{}/{}]", counts.finished, counts.total)
+        counts.prefix()
     }
 }
 
@@ -229,7 +234,7 @@ impl Observer for Display {
                     line.push_str(&format!(" · {message}"));
                 }
                 let counts = self.counts.lock().expect("display poisoned");
-                eprintln!("[{}/{}] {line}", counts.finished, counts.total);
+                eprintln!("{} {line}", counts.prefix());
             }
             Mode::Quiet => {}
         }

@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
 use pipe::plan::{State, previous, states};
+use report::series::mean_sd;
+use report::table::csv_line;
 use serde_json::json;
 
 use super::{CliError, Ctx, Sets, file_and_stages, load, out, print_json, select};
@@ -120,12 +122,8 @@ fn mean_over(rows: &[Row], var: &str) -> Vec<Mean> {
                     .filter_map(|r| r.metrics.get(name))
                     .copied()
                     .collect();
-                let n = values.len();
-                let mean = values.iter().sum::<f64>() / n as f64;
-                let sd = (n > 1).then(|| {
-                    (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
-                });
-                metrics.insert(name.clone(), (mean, sd, n));
+                let (mean, sd) = mean_sd(&values);
+                metrics.insert(name.clone(), (mean, sd, values.len()));
             }
             Mean {
                 group,
@@ -237,15 +235,8 @@ fn print_means(
 /// Aligned columns, or CSV.
 fn print_table(header: Vec<String>, lines: Vec<Vec<String>>, csv: bool) {
     if csv {
-        let quote = |f: &String| {
-            if f.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", f.replace('"', "\"\""))
-            } else {
-                f.clone()
-            }
-        };
         for line in std::iter::once(&header).chain(&lines) {
-            out(line.iter().map(quote).collect::<Vec<_>>().join(","));
+            out(csv_line(line));
         }
         return;
     }

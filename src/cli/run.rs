@@ -212,7 +212,7 @@ fn dry_run(
     let clock = std::time::Instant::now();
     let states = states(pipeline, store)?;
     let mut reports = Vec::new();
-    for &i in pipeline.order.iter().filter(|i| selected.contains(i)) {
+    for i in pipeline.ordered(selected) {
         let name = &pipeline.stages[i].name;
         let mut report = StageReport::new(name, Action::WouldRun);
         match &states[i] {

@@ -24,7 +24,7 @@ mod include;
 mod overrides;
 mod resolve;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use contract::{Declaration, Registry};
@@ -131,6 +131,15 @@ impl Pipeline {
             message: format!("{} in `{}`", d.message, display_path(&self.path)),
             ..d
         })
+    }
+
+    /// The `selected` stages in the order they run: every stage after its upstreams.
+    pub fn ordered(&self, selected: &BTreeSet<usize>) -> Vec<usize> {
+        self.order
+            .iter()
+            .copied()
+            .filter(|i| selected.contains(i))
+            .collect()
     }
 
     /// The distinct upstream stages of a stage.

@@ -89,12 +89,7 @@ pub fn run(
     let clock = Instant::now();
     let _shared = store.hold_shared()?;
     store.clean_tmp()?;
-    let order: Vec<usize> = pipeline
-        .order
-        .iter()
-        .copied()
-        .filter(|i| selected.contains(i))
-        .collect();
+    let order = pipeline.ordered(selected);
     let mut run = Run {
         pipeline,
         store,

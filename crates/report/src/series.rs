@@ -43,6 +43,16 @@ pub fn thin(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
     out
 }
 
+/// The mean of `xs` and, with two or more, their sample standard deviation (`n - 1`):
+/// the one aggregate of tables, charts and `pipe metrics`. `xs` is not empty.
+pub fn mean_sd(xs: &[f64]) -> (f64, Option<f64>) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let sd = (xs.len() > 1)
+        .then(|| (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
+    (mean, sd)
+}
+
 /// (x, low, high) at each x: the spread around a line.
 pub type Band = Vec<(f64, f64, f64)>;
 
@@ -59,13 +69,9 @@ pub fn mean_over(runs: &[Vec<(f64, f64)>]) -> (Vec<(f64, f64)>, Band) {
     at.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (mut mean, mut band) = (Vec::new(), Vec::new());
     for group in at.chunk_by(|a, b| a.0 == b.0) {
-        let n = group.len() as f64;
-        let m = group.iter().map(|p| p.1).sum::<f64>() / n;
-        let sd = if group.len() > 1 {
-            (group.iter().map(|p| (p.1 - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-        } else {
-            0.0
-        };
+        let ys: Vec<f64> = group.iter().map(|p| p.1).collect();
+        let (m, sd) = mean_sd(&ys);
+        let sd = sd.unwrap_or(0.0);
         mean.push((group[0].0, m));
         band.push((group[0].0, m - sd, m + sd));
     }

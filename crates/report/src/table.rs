@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::ReportError;
+use super::series::mean_sd;
 
 /// How the values of one cell (one per seed, say) become one number.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -240,7 +241,7 @@ impl Table {
             .iter()
             .cloned(),
         );
-        let mut text = csv_line(&out);
+        let mut text = csv_line(&out) + "\n";
         for cell in &self.cells {
             let mut fields = cell.row.clone();
             fields.push(cell.column.clone().unwrap_or_default());
@@ -249,6 +250,7 @@ impl Table {
             fields.push(cell.sd.map(|v| v.to_string()).unwrap_or_default());
             fields.push(cell.values.len().to_string());
             text.push_str(&csv_line(&fields));
+            text.push('\n');
         }
         text
     }
@@ -271,10 +273,7 @@ fn aggregate(how: Aggregate, values: &[(String, f64)]) -> (Option<f64>, Option<f
     }
     match how {
         Aggregate::MeanSd => {
-            let n = xs.len() as f64;
-            let mean = xs.iter().sum::<f64>() / n;
-            let sd = (xs.len() > 1)
-                .then(|| (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
+            let (mean, sd) = mean_sd(&xs);
             (Some(mean), sd)
         }
         Aggregate::Min => (xs.iter().copied().reduce(f64::min), None),
@@ -282,7 +281,8 @@ fn aggregate(how: Aggregate, values: &[(String, f64)]) -> (Option<f64>, Option<f
     }
 }
 
-fn csv_line(fields: &[String]) -> String {
+/// One CSV line (no line end): fields with a comma, quote or line break quoted.
+pub fn csv_line(fields: &[String]) -> String {
     let quoted: Vec<String> = fields
         .iter()
         .map(|f| {
@@ -293,7 +293,7 @@ fn csv_line(fields: &[String]) -> String {
             }
         })
         .collect();
-    format!("{}\n", quoted.join(","))
+    quoted.join(",")
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@
 //! the runs of one setting in one panel, a line per legend value: the mean over
 //! `mean_over` with a band of ± sd.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
@@ -181,6 +182,9 @@ impl TypedKind for Report {
             std::fs::create_dir_all(ctx.out.join("curves"))
                 .map_err(StageError::io("cannot create curves/"))?;
         }
+        let by_name: BTreeMap<&str, &Input> =
+            curve_inputs.iter().map(|i| (i.from.as_str(), *i)).collect();
+        // In the order the pipeline gives them: the panels' and legends' order.
         let names: Vec<&str> = curve_inputs.iter().map(|i| i.from.as_str()).collect();
         let opts = &params.charts;
         let grouped = panels(&names, opts.legend.as_deref(), opts.mean_over.as_deref())?;
@@ -190,13 +194,10 @@ impl TypedKind for Report {
                 .iter()
                 .map(|(_, runs)| {
                     runs.iter()
-                        .map(|run| {
-                            let input = curve_inputs.iter().find(|i| i.from == *run).unwrap();
-                            TrainingLog::read(input)
-                        })
-                        .collect::<Result<Vec<_>, _>>()
+                        .map(|run| TrainingLog::read(by_name[run]))
+                        .collect()
                 })
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<Vec<_>>, _>>()?;
             let html_before = html.len();
             for (what, chart) in charts(panel, &logs, opts) {
                 let name = format!("curves/{}-{what}.svg", slug(&panel.name));
@@ -349,18 +350,25 @@ const CHART_POINTS: usize = 1200;
 /// A panel's charts, each with its file-name suffix: FID against steps (when the runs
 /// evaluated), then D's and G's losses. `logs` holds, per line, its runs' logs.
 fn charts(panel: &Panel, logs: &[Vec<TrainingLog>], opts: &Charts) -> Vec<(&'static str, Chart)> {
-    let label = |(value, runs): &(String, Vec<&str>)| match (value.is_empty(), runs.len()) {
-        (_, 1) => value.clone(),
-        (true, n) => format!("{n} runs"),
-        (false, n) => format!("{value} ({n} runs)"),
-    };
-    let mut out = Vec::new();
-    let scored: Vec<Line> = panel
+    // Each line's legend label, colour and runs, the same in every chart of the panel.
+    let styled: Vec<(String, [u8; 3], &[TrainingLog])> = panel
         .lines
         .iter()
         .zip(logs)
         .zip(PALETTE.iter().cycle())
-        .filter_map(|((line, runs), &color)| {
+        .map(|(((value, runs), logs), &color)| {
+            let label = match (value.is_empty(), runs.len()) {
+                (_, 1) => value.clone(),
+                (true, n) => format!("{n} runs"),
+                (false, n) => format!("{value} ({n} runs)"),
+            };
+            (label, color, logs.as_slice())
+        })
+        .collect();
+    let mut out = Vec::new();
+    let scored: Vec<Line> = styled
+        .iter()
+        .filter_map(|(label, color, runs)| {
             let curves: Vec<Vec<(f64, f64)>> = runs
                 .iter()
                 .filter_map(|log| Some(column(log.scores.as_ref()?, "fid")))
@@ -370,8 +378,8 @@ fn charts(panel: &Panel, logs: &[Vec<TrainingLog>], opts: &Charts) -> Vec<(&'sta
             }
             let (points, band) = mean_over(&curves);
             Some(Line {
-                label: label(line),
-                color,
+                label: label.clone(),
+                color: *color,
                 points,
                 band,
                 faint: Vec::new(),
@@ -396,19 +404,16 @@ fn charts(panel: &Panel, logs: &[Vec<TrainingLog>], opts: &Charts) -> Vec<(&'sta
         ));
     }
     for (key, who) in [("d_loss", "D"), ("g_loss", "G")] {
-        let lines = panel
-            .lines
+        let lines = styled
             .iter()
-            .zip(logs)
-            .zip(PALETTE.iter().cycle())
-            .map(|((line, runs), &color)| {
+            .map(|(label, color, runs)| {
                 let curves: Vec<Vec<(f64, f64)>> =
                     runs.iter().map(|log| column(&log.losses, key)).collect();
                 let (raw, _) = mean_over(&curves);
                 let smoothed = smooth(&raw, (raw.len() / 50).max(1));
                 Line {
-                    label: label(line),
-                    color,
+                    label: label.clone(),
+                    color: *color,
                     points: thin(&smoothed, CHART_POINTS),
                     band: Vec::new(),
                     faint: thin(&raw, CHART_POINTS),
