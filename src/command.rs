@@ -166,7 +166,11 @@ impl TypedKind for Command {
             .env("PIPE_OUT", ctx.out)
             .env("PIPE_WORK", ctx.work);
         if params.gpus > 0 {
-            process.env("CUDA_VISIBLE_DEVICES", join_gpus(ctx.gpus));
+            let inherited = std::env::var("CUDA_VISIBLE_DEVICES").ok();
+            process.env(
+                "CUDA_VISIBLE_DEVICES",
+                visible_devices(ctx.gpus, inherited.as_deref()),
+            );
         }
         for (key, value) in &params.env {
             process.env(key, fill(value)?);
@@ -266,6 +270,24 @@ fn inputs<'a>(ctx: &'a Context, role: &str) -> Result<Vec<&'a std::path::Path>, 
     Ok(list.iter().map(|i| i.path.as_path()).collect())
 }
 
+/// The program's `CUDA_VISIBLE_DEVICES`: its GPU ids, which number the devices this
+/// process sees. Where a list is inherited (a Slurm job's, `2,3`), id 0 is its first
+/// entry, so a job's program keeps to the GPUs the cluster gave it.
+fn visible_devices(gpus: &[u32], inherited: Option<&str>) -> String {
+    let Some(list) = inherited.filter(|l| !l.trim().is_empty()) else {
+        return join_gpus(gpus);
+    };
+    let entries: Vec<&str> = list.split(',').map(str::trim).collect();
+    gpus.iter()
+        .map(|&g| {
+            entries
+                .get(g as usize)
+                .map_or_else(|| g.to_string(), |e| e.to_string())
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn join_gpus(gpus: &[u32]) -> String {
     gpus.iter()
         .map(u32::to_string)
@@ -282,7 +304,7 @@ fn wait(mut child: Child, ctx: &Context) -> Result<ExitStatus, StageError> {
             .try_wait()
             .map_err(StageError::io("cannot wait for the command"))?
         {
-            if asked_to_stop.is_some() {
+            if asked_to_stop.is_some() || stopped_with_us(&status, ctx) {
                 signal_group(&child, libc::SIGKILL);
                 return Err(StageError::Cancelled);
             }
@@ -302,6 +324,28 @@ fn wait(mut child: Child, ctx: &Context) -> Result<ExitStatus, StageError> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Whether the child died of the signal that is stopping this process too: a cluster
+/// stopping a job (scancel, a time limit) signals every process of it at once, and the
+/// child may die before this process has seen its own signal. That is an interruption,
+/// not a failure of the command.
+fn stopped_with_us(status: &ExitStatus, ctx: &Context) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    if !matches!(
+        status.signal(),
+        Some(libc::SIGTERM | libc::SIGINT | libc::SIGHUP)
+    ) {
+        return false;
+    }
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(2) {
+        if ctx.cancelled() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
 }
 
 fn signal_group(child: &Child, signal: libc::c_int) {
@@ -341,6 +385,16 @@ fn read_metrics(ctx: &Context) -> Result<BTreeMap<String, f64>, StageError> {
 
 #[cfg(test)]
 mod tests {
+    use super::visible_devices;
+
+    #[test]
+    fn gpu_ids_number_the_devices_this_process_sees() {
+        assert_eq!(visible_devices(&[0, 2], None), "0,2");
+        assert_eq!(visible_devices(&[0, 1], Some("2,3")), "2,3");
+        assert_eq!(visible_devices(&[1], Some("GPU-aa, GPU-bb")), "GPU-bb");
+        assert_eq!(visible_devices(&[0], Some("")), "0");
+    }
+
     use super::*;
 
     #[test]

@@ -138,6 +138,15 @@ impl State {
         }
     }
 
+    /// The key the stage has now, where it can be computed.
+    pub fn key(&self) -> Option<Digest<StageKey>> {
+        match self {
+            State::UpToDate { key, .. } | State::Failed { key, .. } => Some(*key),
+            State::Stale { key, .. } | State::NeverRun { key, .. } => *key,
+            State::Broken { .. } => None,
+        }
+    }
+
     pub fn reasons(&self) -> &[Reason] {
         match self {
             State::Stale { reasons, .. }

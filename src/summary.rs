@@ -100,13 +100,18 @@ impl StageReport {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("; "),
-            Action::Failed => {
+            Action::Failed | Action::Interrupted => {
                 let log = self
                     .log
                     .as_ref()
                     .map(|l| format!(" (log: {})", l.display()))
                     .unwrap_or_default();
-                format!("{}{log}", self.error.as_deref().unwrap_or("failed"))
+                let error = match (&self.error, self.action) {
+                    (Some(error), _) => error.as_str(),
+                    (None, Action::Failed) => "failed",
+                    (None, _) => "",
+                };
+                format!("{error}{log}")
             }
             _ => self.error.clone().unwrap_or_default(),
         };
@@ -124,6 +129,9 @@ pub struct RunReport {
     pub duration_s: f64,
     pub interrupted: bool,
     pub counts: BTreeMap<&'static str, usize>,
+    /// Calls made to a cluster's scheduler (`sbatch`, `squeue`, …), by program.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub scheduler_calls: BTreeMap<&'static str, u64>,
 }
 
 impl RunReport {
@@ -144,6 +152,7 @@ impl RunReport {
             duration_s,
             interrupted,
             counts,
+            scheduler_calls: BTreeMap::new(),
         }
     }
 
@@ -176,6 +185,20 @@ impl RunReport {
         } else {
             parts.join(", ")
         };
-        format!("{}: {parts} in {:.2}s", self.pipeline, self.duration_s)
+        let calls: Vec<String> = self
+            .scheduler_calls
+            .iter()
+            .filter(|&(_, &n)| n > 0)
+            .map(|(program, n)| format!("{n} {program}"))
+            .collect();
+        let calls = if calls.is_empty() {
+            String::new()
+        } else {
+            format!(" (scheduler calls: {})", calls.join(", "))
+        };
+        format!(
+            "{}: {parts} in {:.2}s{calls}",
+            self.pipeline, self.duration_s
+        )
     }
 }

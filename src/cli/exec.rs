@@ -1,9 +1,9 @@
 use std::process::ExitCode;
 
 use pipe::schedule::{
-    ExecError, Executed, Executor, InProcess, JOB_SCHEMA, Job, ProgressLine, ProgressReport,
+    ExecError, ExecOutcome, Executed, Executor, InProcess, JOB_SCHEMA, Job, ProgressLine,
+    ProgressReport,
 };
-use serde_json::json;
 
 use super::run::{cancel_flag, install_ctrlc};
 use super::{CliError, Ctx, GpuIds, out, parse_gpus, print_json};
@@ -21,15 +21,24 @@ pub struct Args {
     /// Print the outcome as JSON on stdout.
     #[arg(long)]
     json: bool,
-    /// Print the stage's progress on stdout first, a JSON object a line (at most ten a
-    /// second, and the last), as `pipe run --executor process` reads it.
+    /// Print the stage's progress on stdout first, a JSON object a line (and the
+    /// outcome as one line), as `pipe run --executor process` and `slurm` read it.
     #[arg(long)]
     progress_lines: bool,
+    /// Seconds between two progress lines at most (the last is always printed).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 0.1,
+        requires = "progress_lines"
+    )]
+    progress_every: f64,
 }
 
 /// The stage's progress as JSON lines on stdout, or nowhere.
 struct Lines {
     on: bool,
+    every: std::time::Duration,
     last: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
@@ -39,7 +48,7 @@ impl contract::Progress for Lines {
             return;
         }
         let mut last = self.last.lock().expect("progress poisoned");
-        let due = last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(100));
+        let due = last.is_none_or(|t| t.elapsed() >= self.every);
         if !(due || total == Some(done)) {
             return;
         }
@@ -90,6 +99,7 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
     };
     let progress = Lines {
         on: args.progress_lines,
+        every: std::time::Duration::from_secs_f64(args.progress_every.max(0.0)),
         last: std::sync::Mutex::new(None),
     };
     let result = executor.execute(&job, &args.gpus.0, &progress);
@@ -104,13 +114,26 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
         Ok(Executed::Ran(r)) => ("ran", ExitCode::SUCCESS, format!("{:.2}s", r.duration_s)),
         Ok(Executed::Reused(_)) => ("reused", ExitCode::SUCCESS, String::new()),
         Err(ExecError::Cancelled) => ("interrupted", ExitCode::from(130), String::new()),
+        Err(ExecError::Stopped { message, .. }) => {
+            ("interrupted", ExitCode::from(130), message.clone())
+        }
         Err(ExecError::Failed { message, .. }) => ("failed", ExitCode::FAILURE, message.clone()),
         Err(ExecError::Store(e)) => return Err(CliError::Message(e.to_string())),
     };
     if args.json {
-        print_json(
-            &json!({"schema": 1, "stage": job.stage, "key": job.key, "action": action, "detail": detail}),
-        );
+        let outcome = ExecOutcome {
+            schema: 1,
+            stage: job.stage.clone(),
+            key: job.key,
+            action: action.into(),
+            detail,
+        };
+        if args.progress_lines {
+            // One line, after the progress lines, for the executor that reads them.
+            out(serde_json::to_string(&outcome).expect("serializable"));
+        } else {
+            print_json(&outcome);
+        }
     } else {
         out(format!("{action:<11} {}  {detail}", job.stage).trim_end());
     }

@@ -54,7 +54,7 @@ Progress: on a terminal, a line for the run (stages done of all, running, failed
 bar per running stage (step, rate, time left, its last message). When stderr is not a
 terminal, plain lines instead: each stage's start, and its progress at most every
 PIPE_PROGRESS_SECS seconds (default 30). Finished stages: one line each on stdout.")]
-    Run(run::Args),
+    Run(Box<run::Args>),
     /// Where each stage stands: up to date, stale (and why), never run, failed.
     Status(status::StatusArgs),
     /// What changed since a stage's last record, field by field.
@@ -107,7 +107,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         quiet: cli.quiet,
     };
     match cli.command {
-        Command::Run(args) => run::run(&ctx, args),
+        Command::Run(args) => run::run(&ctx, *args),
         Command::Status(args) => status::status(&ctx, args),
         Command::Why(args) => status::why(&ctx, args),
         Command::Dag(args) => dag::dag(&ctx, args),

@@ -3,8 +3,9 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use pipe::pipeline::Pipeline;
+use pipe::pipeline::Resources;
 use pipe::plan::{State, states};
-use pipe::schedule::{self, Executor, InProcess, Options, Subprocess};
+use pipe::schedule::{self, Executor, Gpus, InProcess, Options, SlurmExecutor, Subprocess};
 use pipe::store::Store;
 use pipe::summary::{Action, RunReport, StageReport};
 
@@ -30,14 +31,16 @@ pub struct Args {
     force: Vec<String>,
     #[command(flatten)]
     selection: Selection,
-    /// How many stages may run at once (default: one per CPU core). Each running stage
-    /// gets an even share of the cores for its own threads; -j 1 gives one stage them all.
-    #[arg(short, long, default_value_t = schedule::cores() as u32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    jobs: u32,
+    /// How many stages may run at once (default: one per CPU core; with `--executor
+    /// slurm`, 500 jobs queued or running). Each local stage gets an even share of the
+    /// cores for its own threads; -j 1 gives one stage them all.
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    jobs: Option<u32>,
     /// GPU ids stages may use, e.g. 0,1,2,3, or `none` to run everything on the CPU.
     /// Default: every GPU this build can use here (none in a build without `--features
     /// cuda`; `PIPE_VISIBLE_GPUS=N` says 0..N instead). A stage on a GPU (`device: Auto`
-    /// when there are GPUs, `Cuda(n)`, `Command(gpus: N)`) waits for free ones.
+    /// when there are GPUs, `Cuda(n)`, `Command(gpus: N)`) waits for free ones. With
+    /// `--executor slurm`, the cluster's GPUs (from `sinfo`) unless `none`.
     #[arg(long, value_name = "LIST", value_parser = parse_gpus)]
     gpus: Option<GpuIds>,
     /// Stages one GPU may run at once. Default 1: GPU stages never share a GPU.
@@ -46,7 +49,9 @@ pub struct Args {
     /// After a failure, keep running the stages that do not depend on it.
     #[arg(short, long)]
     keep_going: bool,
-    /// Where stages execute: in this process, or each in its own `pipe exec` process.
+    /// Where stages execute: in this process, each in its own `pipe exec` process, or
+    /// each as a Slurm job running `pipe exec` (the store must be on a file system the
+    /// compute nodes share).
     #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
     executor: ExecutorKind,
     /// Print the run summary as JSON on stdout (schema in `schema`).
@@ -54,13 +59,96 @@ pub struct Args {
     json: bool,
     #[command(flatten)]
     sets: Sets,
+    #[command(flatten)]
+    slurm: SlurmArgs,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+/// What every stage's job asks of Slurm, unless the pipeline's `resources` say
+/// otherwise for it.
+#[derive(clap::Args, Debug, Default)]
+#[command(next_help_heading = "Slurm (with --executor slurm)")]
+struct SlurmArgs {
+    /// The partition of each stage's job (sbatch --partition).
+    #[arg(long, value_name = "NAME")]
+    partition: Option<String>,
+    /// The account charged (sbatch --account).
+    #[arg(long, value_name = "NAME")]
+    account: Option<String>,
+    /// The quality of service (sbatch --qos).
+    #[arg(long, value_name = "NAME")]
+    qos: Option<String>,
+    /// Each job's time limit (sbatch --time): minutes, H:M:S or D-H:M:S. A training
+    /// stopped by it keeps its checkpoints and resumes on the next run.
+    #[arg(long, value_name = "LIMIT", value_parser = parse_time)]
+    time: Option<String>,
+    /// CPU cores of each job (sbatch --cpus-per-task), the stage's threads. Default 1.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    cpus_per_task: Option<u32>,
+    /// Memory of each job (sbatch --mem): 16G, 500M.
+    #[arg(long, value_name = "SIZE", value_parser = parse_mem)]
+    mem: Option<String>,
+    /// A further sbatch argument for every job (repeatable), e.g.
+    /// `--sbatch-arg=--constraint=a100`.
+    #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
+    sbatch_args: Vec<String>,
+    /// The pipe binary the jobs run (default: this one); compute nodes must reach it.
+    #[arg(long, value_name = "PATH")]
+    pipe_binary: Option<std::path::PathBuf>,
+    /// Seconds between two `squeue` calls (one for all jobs) after a change; the
+    /// interval grows while nothing changes, up to 30 times this. Default 2.
+    #[arg(long, value_name = "SECS")]
+    poll: Option<f64>,
+}
+
+impl SlurmArgs {
+    /// The flags given, for the error when the executor is not Slurm.
+    fn given(&self) -> Option<&'static str> {
+        [
+            (self.partition.is_some(), "--partition"),
+            (self.account.is_some(), "--account"),
+            (self.qos.is_some(), "--qos"),
+            (self.time.is_some(), "--time"),
+            (self.cpus_per_task.is_some(), "--cpus-per-task"),
+            (self.mem.is_some(), "--mem"),
+            (!self.sbatch_args.is_empty(), "--sbatch-arg"),
+            (self.pipe_binary.is_some(), "--pipe-binary"),
+            (self.poll.is_some(), "--poll"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
+
+    /// The command line's requests, under which the file's entries go.
+    fn defaults(&self) -> Resources {
+        Resources {
+            cpus: self.cpus_per_task,
+            mem: self.mem.clone(),
+            time: self.time.clone(),
+            partition: self.partition.clone(),
+            account: self.account.clone(),
+            qos: self.qos.clone(),
+            sbatch: self.sbatch_args.clone(),
+        }
+    }
+}
+
+fn parse_time(text: &str) -> Result<String, String> {
+    slurm::check_time(text).map(|()| text.to_string())
+}
+
+fn parse_mem(text: &str) -> Result<String, String> {
+    slurm::check_mem(text).map(|()| text.to_string())
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum ExecutorKind {
     Local,
     Process,
+    Slurm,
 }
+
+/// Jobs a Slurm run keeps queued or running at once unless `-j` says otherwise.
+const SLURM_JOBS: u32 = 500;
 
 static CANCEL: AtomicBool = AtomicBool::new(false);
 
@@ -100,39 +188,73 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
         return Ok(finish(&report, args.json, ctx.quiet));
     }
 
+    if args.executor != ExecutorKind::Slurm
+        && let Some(flag) = args.slurm.given()
+    {
+        return Err(CliError::Message(format!(
+            "`{flag}` is an option of `--executor slurm`\n  = help: add `--executor slurm`, or leave `{flag}` out"
+        )));
+    }
     install_ctrlc();
     let registry = super::registry();
     let display = Display::new(selected.len(), !args.json, ctx.quiet);
-    let threads = schedule::share_of_cores(args.jobs as usize);
+    let jobs = args.jobs.unwrap_or(match args.executor {
+        ExecutorKind::Slurm => SLURM_JOBS,
+        _ => schedule::cores() as u32,
+    });
+    let threads = schedule::share_of_cores(jobs as usize);
     let local = InProcess {
         store: &store,
         registry: &registry,
         cancel: &CANCEL,
         threads,
     };
+    let exe = || {
+        std::env::current_exe()
+            .map_err(|e| CliError::Message(format!("cannot find the pipe binary: {e}")))
+    };
     let process;
-    let executor: &dyn Executor = match args.executor {
-        ExecutorKind::Local => &local,
+    let cluster;
+    let (executor, gpus): (&dyn Executor, Gpus) = match args.executor {
+        ExecutorKind::Local => (&local, local_gpus(args.gpus, args.stages_per_gpu)),
         ExecutorKind::Process => {
-            let exe = std::env::current_exe()
-                .map_err(|e| CliError::Message(format!("cannot find the pipe binary: {e}")))?;
             process = Subprocess {
-                exe,
+                exe: exe()?,
                 store: &store,
                 cancel: &CANCEL,
                 threads,
             };
-            &process
+            (&process, local_gpus(args.gpus, args.stages_per_gpu))
+        }
+        ExecutorKind::Slurm => {
+            let client = slurm::Slurm::new();
+            let gpus = cluster_gpus(&client, &args)?;
+            let defaults = args.slurm.defaults();
+            let resources = pipeline
+                .stages
+                .iter()
+                .map(|s| (s.name.clone(), defaults.clone().overridden_by(&s.resources)))
+                .collect();
+            let poll = args
+                .slurm
+                .poll
+                .map_or(schedule::Poll::DEFAULT, schedule::Poll::from_min);
+            let binary = match &args.slurm.pipe_binary {
+                Some(path) => std::path::absolute(path).map_err(|e| {
+                    CliError::Message(format!("`--pipe-binary {}`: {e}", path.display()))
+                })?,
+                None => exe()?,
+            };
+            cluster = SlurmExecutor::new(&store, client, binary, resources, poll, &CANCEL)?;
+            (&cluster, gpus)
         }
     };
-    let gpus = args.gpus.map_or_else(super::visible_gpus, |ids| ids.0);
     if !args.json && !ctx.quiet {
-        eprintln!("{}", devices(&gpus, args.stages_per_gpu, args.jobs));
+        eprintln!("{}", devices(&gpus, jobs, args.slurm.partition.as_deref()));
     }
     let options = Options {
-        jobs: args.jobs as usize,
+        jobs: jobs as usize,
         gpus,
-        stages_per_gpu: args.stages_per_gpu as usize,
         keep_going: args.keep_going,
         force,
     };
@@ -140,6 +262,38 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
         &pipeline, &store, executor, &options, &selected, &display, &CANCEL,
     )?;
     Ok(finish(&report, args.json, ctx.quiet))
+}
+
+/// This machine's GPUs: those given, or every one the build sees.
+fn local_gpus(given: Option<GpuIds>, per_gpu: u32) -> Gpus {
+    Gpus::Local {
+        ids: given.map_or_else(super::visible_gpus, |ids| ids.0),
+        per_gpu: per_gpu as usize,
+    }
+}
+
+/// A Slurm run's GPUs: as many per stage as a node of the partition has (`sinfo`), or
+/// none with `--gpus none`. GPU ids name a local machine's GPUs: refused here.
+fn cluster_gpus(client: &slurm::Slurm, args: &Args) -> Result<Gpus, CliError> {
+    if args.stages_per_gpu != 1 {
+        return Err(CliError::Message(
+            "`--stages-per-gpu` shares a local machine's GPUs; Slurm allocates GPUs to each job (--gres=gpu:N)".into(),
+        ));
+    }
+    let per_node = match &args.gpus {
+        Some(GpuIds(ids)) if ids.is_empty() => 0,
+        Some(_) => {
+            return Err(CliError::Message(
+                "with `--executor slurm` the cluster allocates GPUs to each job (--gres=gpu:N): `--gpus` takes only `none`".into(),
+            ));
+        }
+        None => client
+            .gpus_per_node(args.slurm.partition.as_deref())
+            .map_err(|e| CliError::Message(format!("cannot ask Slurm for its GPUs: {e}")))?,
+    };
+    Ok(Gpus::Cluster {
+        per_node: per_node as usize,
+    })
 }
 
 /// `--only` stages are refused while an upstream they read is not up to date: they
@@ -165,20 +319,31 @@ fn check_only(pipeline: &Pipeline, store: &Store, only: &[usize]) -> Result<(), 
 }
 
 /// The line a run starts with: where its stages will run.
-fn devices(gpus: &[u32], per_gpu: u32, jobs: u32) -> String {
-    let cpu = format!("up to {jobs} stage(s) at once");
-    if gpus.is_empty() {
-        return format!("devices: CPU only, {cpu}");
+fn devices(gpus: &Gpus, jobs: u32, partition: Option<&str>) -> String {
+    match gpus {
+        Gpus::Local { ids, .. } if ids.is_empty() => {
+            format!("devices: CPU only, up to {jobs} stage(s) at once")
+        }
+        Gpus::Local { ids, per_gpu } => {
+            let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
+            let sharing = match per_gpu {
+                1 => "one stage per GPU".to_string(),
+                n => format!("{n} stages per GPU"),
+            };
+            format!(
+                "devices: GPU {} ({sharing}) and the CPU, up to {jobs} stage(s) at once",
+                ids.join(",")
+            )
+        }
+        Gpus::Cluster { per_node } => {
+            let on = partition.map_or_else(String::new, |p| format!(" (partition {p})"));
+            let gpus = match per_node {
+                0 => "CPU only".to_string(),
+                n => format!("GPU stages ask for theirs with --gres=gpu:N, up to {n} a node"),
+            };
+            format!("devices: Slurm{on}, {gpus}; up to {jobs} job(s) at once")
+        }
     }
-    let ids: Vec<String> = gpus.iter().map(u32::to_string).collect();
-    let sharing = match per_gpu {
-        1 => "one stage per GPU".to_string(),
-        n => format!("{n} stages per GPU"),
-    };
-    format!(
-        "devices: GPU {} ({sharing}) and the CPU, {cpu}",
-        ids.join(",")
-    )
 }
 
 fn finish(report: &RunReport, json: bool, quiet: bool) -> ExitCode {

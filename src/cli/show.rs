@@ -23,10 +23,12 @@ pub struct Args {
     /// `pipe cache pin` or `pipe lineage`), instead of the current one.
     #[arg(long)]
     history: bool,
+    #[command(flatten)]
+    sets: Sets,
 }
 
 pub fn show(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
-    let pipeline = load(&args.file, &Sets::default())?;
+    let pipeline = load(&args.file, &args.sets)?;
     let index = find_stage(&pipeline, &args.stage)?;
     let store = ctx.store()?;
     if args.history {

@@ -1,6 +1,8 @@
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use pipe::digest::{Digest, StageKey};
 use pipe::plan::{State, states};
 use serde_json::json;
 
@@ -39,24 +41,45 @@ pub fn status(ctx: &Ctx, args: StatusArgs) -> Result<ExitCode, CliError> {
     let selected = args.selection.resolve(&pipeline, &[])?.stages;
     let store = ctx.store()?;
     let states = states(&pipeline, &store)?;
+    let queued = cluster_jobs(&store, &states)?;
     // The selected stages, in the pipeline's order of definition.
-    let shown: Vec<(&pipe::pipeline::Stage, &State)> = pipeline
+    let shown: Vec<(&pipe::pipeline::Stage, &State, Option<&ClusterJob>)> = pipeline
         .stages
         .iter()
         .zip(&states)
         .enumerate()
         .filter(|(i, _)| selected.contains(i))
-        .map(|(_, pair)| pair)
+        .map(|(_, (stage, state))| {
+            let job = state.key().and_then(|k| queued.get(&k));
+            (stage, state, job)
+        })
         .collect();
     if args.json {
         let stages: Vec<_> = shown
             .iter()
-            .map(|(stage, state)| json!({"stage": stage.name, "status": state}))
+            .map(|(stage, state, job)| {
+                let mut entry = json!({"stage": stage.name, "status": state});
+                if let Some(job) = job {
+                    entry["slurm"] = json!({
+                        "job": job.submitted.job,
+                        "state": job.queued.as_ref().map(|q| q.state.name()),
+                        "reason": job.queued.as_ref().map(|q| &q.reason),
+                        "submitted": job.submitted.submitted,
+                        "log": job.submitted.log,
+                    });
+                }
+                entry
+            })
             .collect();
         print_json(&json!({"schema": 1, "pipeline": pipeline.name, "stages": stages}));
     } else {
-        let width = shown.iter().map(|(s, _)| s.name.len()).max().unwrap_or(0);
-        for &(stage, state) in &shown {
+        let width = shown.iter().map(|(s, ..)| s.name.len()).max().unwrap_or(0);
+        for &(stage, state, job) in &shown {
+            if let Some(job) = job {
+                let (label, detail) = job.describe();
+                out(format!("{label:<10} {:<width$}  {detail}", stage.name));
+                continue;
+            }
             let detail = match state {
                 State::UpToDate { key, .. } => key.short(),
                 State::Failed { failure, .. } => {
@@ -80,7 +103,7 @@ pub fn status(ctx: &Ctx, args: StatusArgs) -> Result<ExitCode, CliError> {
     }
     let clean = shown
         .iter()
-        .all(|(_, s)| matches!(s, State::UpToDate { .. }));
+        .all(|(_, s, _)| matches!(s, State::UpToDate { .. }));
     Ok(if clean {
         ExitCode::SUCCESS
     } else {
@@ -128,4 +151,80 @@ pub fn why(ctx: &Ctx, args: WhyArgs) -> Result<ExitCode, CliError> {
         out(format!("  = set on the command line: --set {text}"));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A stage's key submitted to Slurm, with what `squeue` says of it.
+struct ClusterJob {
+    submitted: pipe::schedule::SlurmJob,
+    /// `None` when `squeue` does not list it or could not be asked.
+    queued: Option<slurm::Queued>,
+    trouble: Option<String>,
+}
+
+impl ClusterJob {
+    /// `pending`, `Slurm job 12 (PENDING: Priority), submitted …`.
+    fn describe(&self) -> (&'static str, String) {
+        let id = self.submitted.job;
+        let Some(queued) = &self.queued else {
+            let why = self.trouble.as_deref().unwrap_or("squeue does not list it");
+            return (
+                "submitted",
+                format!("Slurm job {id} (state unknown: {why})"),
+            );
+        };
+        let label = if queued.state.is_waiting() {
+            "pending"
+        } else {
+            "running"
+        };
+        let reason = match queued.reason.as_str() {
+            "" | "None" => String::new(),
+            reason => format!(": {reason}"),
+        };
+        let detail = format!(
+            "Slurm job {id} ({}{reason}), submitted {}, log {}",
+            queued.state,
+            self.submitted.submitted,
+            self.submitted.log.display()
+        );
+        (label, detail)
+    }
+}
+
+/// The Slurm jobs computing stages that are not up to date, asked of `squeue` in one
+/// call; nothing is asked when no stage was submitted.
+fn cluster_jobs(
+    store: &pipe::store::Store,
+    states: &[State],
+) -> Result<BTreeMap<Digest<StageKey>, ClusterJob>, CliError> {
+    let keys: Vec<Digest<StageKey>> = states
+        .iter()
+        .filter(|s| !matches!(s, State::UpToDate { .. }))
+        .filter_map(State::key)
+        .collect();
+    let submitted = pipe::schedule::submitted_jobs(store, &keys)?;
+    if submitted.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let ids: Vec<slurm::JobId> = submitted.iter().map(|(_, j)| slurm::JobId(j.job)).collect();
+    let (mut listed, trouble) = match slurm::Slurm::new().queue(&ids) {
+        Ok(listed) => (listed, None),
+        Err(e) => (BTreeMap::new(), Some(e.to_string())),
+    };
+    // A job that ended is the past: the stage's own state says the rest.
+    Ok(submitted
+        .into_iter()
+        .filter_map(|(key, job)| {
+            let queued = listed.remove(&slurm::JobId(job.job));
+            if queued.as_ref().is_some_and(|q| q.state.is_final()) {
+                return None;
+            }
+            let entry = ClusterJob {
+                submitted: job,
+                queued,
+                trouble: trouble.clone(),
+            };
+            Some((key, entry))
+        })
+        .collect())
 }

@@ -23,6 +23,7 @@ mod foreach;
 mod include;
 mod overrides;
 mod resolve;
+mod resources;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ use contract::{Declaration, Registry};
 use ronspan::{Sources, Span, Value, ValueKind};
 
 pub use diagnostic::{Diagnostic, display_path};
+pub use resources::Resources;
 
 /// A loaded pipeline.
 pub struct Pipeline {
@@ -55,6 +57,8 @@ pub struct Stage {
     pub declaration: Declaration,
     /// The `--set`s that changed this stage's parameters, as written.
     pub overrides: Vec<String>,
+    /// What it asks of a cluster scheduler (the file's `resources`); not in its key.
+    pub resources: Resources,
     pub deps: Vec<Dep>,
     pub files: Vec<FileDep>,
     /// Where the stage's name is written.
@@ -176,7 +180,11 @@ fn load(
     let file = sources.add(path, text);
     let top = ronspan::parse(file, sources.text(file))?;
 
-    let (name, entries) = top_level(&top)?;
+    let TopLevel {
+        name,
+        stages: entries,
+        resources,
+    } = top_level(&top)?;
     let mut overrides = sets
         .iter()
         .map(|text| overrides::Override::parse(text, sources))
@@ -264,6 +272,7 @@ fn load(
     };
     resolve::resolve(&mut pipeline)?;
     pipeline.order = crate::graph::order(&pipeline)?;
+    resources::apply(&mut pipeline, resources)?;
     Ok(pipeline)
 }
 
@@ -288,11 +297,19 @@ fn flatten_kind(value: &mut Value) {
     }
 }
 
-/// `Pipeline(name: "...", stages: {...})`.
 /// The written `stages` map: name → stage value.
 type StageEntries<'a> = &'a [(Value, Value)];
 
-fn top_level(top: &Value) -> Result<(String, StageEntries<'_>), Diagnostic> {
+/// `Pipeline(name: "...", resources: {...}, stages: {...})`.
+struct TopLevel<'a> {
+    name: String,
+    stages: StageEntries<'a>,
+    resources: Option<&'a Value>,
+}
+
+const TOP_FIELDS: [&str; 3] = ["name", "resources", "stages"];
+
+fn top_level(top: &Value) -> Result<TopLevel<'_>, Diagnostic> {
     let usage =
         "a pipeline file holds `Pipeline(name: \"...\", stages: { \"stage\": Kind(...), ... })`";
     if !matches!(top.name(), None | Some("Pipeline")) || top.fields().is_none() {
@@ -304,6 +321,7 @@ fn top_level(top: &Value) -> Result<(String, StageEntries<'_>), Diagnostic> {
     }
     let mut name = None;
     let mut stages = None;
+    let mut resources = None;
     for field in top.fields().unwrap_or_default() {
         match field.name.as_str() {
             "name" => {
@@ -314,6 +332,7 @@ fn top_level(top: &Value) -> Result<(String, StageEntries<'_>), Diagnostic> {
                     )
                 })?)
             }
+            "resources" => resources = Some(&field.value),
             "stages" => match &field.value.kind {
                 ValueKind::Map(entries) => stages = Some(entries.as_slice()),
                 _ => {
@@ -328,13 +347,16 @@ fn top_level(top: &Value) -> Result<(String, StageEntries<'_>), Diagnostic> {
                 }
             },
             other => {
+                let expected: Vec<String> = TOP_FIELDS.iter().map(|f| format!("`{f}`")).collect();
                 return Err(Diagnostic::new(
-                    format!("unknown field `{other}`, expected one of `name`, `stages`"),
+                    format!(
+                        "unknown field `{other}`, expected one of {}",
+                        expected.join(", ")
+                    ),
                     Some(field.name_span),
                 )
                 .maybe_help(
-                    ronspan::closest(other, ["name", "stages"])
-                        .map(|c| format!("did you mean `{c}`?")),
+                    ronspan::closest(other, TOP_FIELDS).map(|c| format!("did you mean `{c}`?")),
                 ));
             }
         }
@@ -342,10 +364,11 @@ fn top_level(top: &Value) -> Result<(String, StageEntries<'_>), Diagnostic> {
     let missing = |what: &str| {
         Diagnostic::new(format!("missing field `{what}`"), Some(top.name_span())).help(usage)
     };
-    Ok((
-        name.ok_or_else(|| missing("name"))?.to_string(),
-        stages.ok_or_else(|| missing("stages"))?,
-    ))
+    Ok(TopLevel {
+        name: name.ok_or_else(|| missing("name"))?.to_string(),
+        stages: stages.ok_or_else(|| missing("stages"))?,
+        resources,
+    })
 }
 
 fn check_name(name: &str, span: Span) -> Result<(), Diagnostic> {
@@ -439,6 +462,7 @@ fn declare(
         kind_version: kind.version(),
         declaration,
         overrides: Vec::new(),
+        resources: Resources::default(),
         deps,
         files,
         span,

@@ -1,8 +1,10 @@
 //! Where a job executes. The scheduler decides what runs when; an executor decides
-//! where: in this process, or in a separate `pipe exec KEY` process that needs nothing
-//! but the store (the shape of dispatching to a cluster that shares the store).
+//! where: in this process, in a separate `pipe exec KEY` process that needs nothing
+//! but the store, or as a Slurm job running `pipe exec KEY` on a cluster that shares
+//! the store (`slurm/`).
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 use contract::{Progress, Registry};
 
 use super::job::{ExecError, Executed, Job, execute};
+use crate::digest::{Digest, StageKey};
 use crate::store::{Lookup, Store};
 
 pub trait Executor: Sync {
@@ -19,6 +22,56 @@ pub trait Executor: Sync {
         gpus: &[u32],
         progress: &dyn Progress,
     ) -> Result<Executed, ExecError>;
+
+    /// Calls made to a cluster's scheduler so far, by program (none for local ones).
+    fn scheduler_calls(&self) -> BTreeMap<&'static str, u64> {
+        BTreeMap::new()
+    }
+}
+
+/// The arguments of `pipe exec` that run `key` from the store at `root` elsewhere, its
+/// progress as JSON lines at most every `progress_every` seconds and its outcome as one
+/// JSON line ([`ExecOutcome`]) on stdout; `--threads` is the caller's to add.
+pub fn exec_args(
+    root: &Path,
+    key: &Digest<StageKey>,
+    gpus: &[u32],
+    progress_every: f64,
+) -> Vec<String> {
+    let mut args = vec![
+        "--cache".to_string(),
+        root.display().to_string(),
+        "exec".into(),
+        key.hex(),
+        "--json".into(),
+        "--progress-lines".into(),
+        format!("--progress-every={progress_every}"),
+    ];
+    if !gpus.is_empty() {
+        let ids: Vec<String> = gpus.iter().map(u32::to_string).collect();
+        args.push(format!("--gpus={}", ids.join(",")));
+    }
+    args
+}
+
+/// How `pipe exec` ended, the last line it prints with `--json --progress-lines`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ExecOutcome {
+    pub schema: u32,
+    pub stage: String,
+    pub key: Digest<StageKey>,
+    /// `ran`, `reused`, `interrupted` or `failed`.
+    pub action: String,
+    pub detail: String,
+}
+
+impl ExecOutcome {
+    pub fn parse(line: &str) -> Option<ExecOutcome> {
+        if !line.starts_with("{\"schema\"") {
+            return None;
+        }
+        serde_json::from_str(line).ok()
+    }
 }
 
 /// The CPU cores this process may use.
@@ -94,23 +147,13 @@ impl Executor for Subprocess<'_> {
         gpus: &[u32],
         progress: &dyn Progress,
     ) -> Result<Executed, ExecError> {
-        let ids = gpus
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
         let mut command = Command::new(&self.exe);
         command
-            .arg("--cache")
-            .arg(self.store.root())
-            .args(["exec", "--json", "--progress-lines", &job.key.hex()])
+            .args(exec_args(self.store.root(), &job.key, gpus, 0.1))
             .args(["--threads", &self.threads.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        if !ids.is_empty() {
-            command.args(["--gpus", &ids]);
-        }
         let failed = |message: String| ExecError::Failed { message, log: None };
         let mut child = command
             .spawn()
@@ -128,13 +171,10 @@ impl Executor for Subprocess<'_> {
                 }
             })
         });
-        let mut stdout = String::new();
+        let mut outcome = None;
         let mut take = |line: String| match ProgressLine::parse(&line) {
             Some(r) => progress.report(r.done, r.total, &r.message),
-            None => {
-                stdout.push_str(&line);
-                stdout.push('\n');
-            }
+            None => outcome = ExecOutcome::parse(&line).or(outcome.take()),
         };
         let mut stop_sent: Option<Instant> = None;
         let status = loop {
@@ -168,8 +208,7 @@ impl Executor for Subprocess<'_> {
         }
         lines.try_iter().for_each(&mut take);
         if status.success() {
-            let outcome: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_default();
-            let reused = outcome["action"] == "reused";
+            let reused = outcome.is_some_and(|o| o.action == "reused");
             return match self.store.lookup(&job.key)? {
                 Lookup::Hit(record) if reused => Ok(Executed::Reused(record)),
                 Lookup::Hit(record) => Ok(Executed::Ran(record)),

@@ -75,6 +75,13 @@ pub enum ExecError {
     },
     #[error("interrupted")]
     Cancelled,
+    /// Stopped from outside the run (a cluster cancelled or preempted the job):
+    /// nothing recorded, the stage runs again next time.
+    #[error("{message}")]
+    Stopped {
+        message: String,
+        log: Option<PathBuf>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -260,6 +267,8 @@ fn run_in(
                 duration_s: duration.as_secs_f64(),
                 device: device(gpus),
                 host: hostname(),
+                // A cluster's job that ran it, for lineage (Slurm sets this in its jobs).
+                cluster_job: std::env::var("SLURM_JOB_ID").ok(),
                 log: Some(log),
             };
             store.write_record(&record)?;
@@ -301,7 +310,7 @@ fn device(gpus: &[u32]) -> String {
     }
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most buf.len() bytes into buf.
     let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;

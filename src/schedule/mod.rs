@@ -10,6 +10,7 @@
 mod executor;
 mod job;
 mod slots;
+mod slurm;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,10 +20,13 @@ use std::time::Instant;
 use contract::Progress;
 
 pub use executor::{
-    Executor, InProcess, ProgressLine, ProgressReport, Subprocess, cores, share_of_cores,
+    ExecOutcome, Executor, InProcess, ProgressLine, ProgressReport, Subprocess, cores, exec_args,
+    share_of_cores,
 };
 pub use job::{ExecError, Executed, JOB_SCHEMA, Job};
+pub use slots::Gpus;
 use slots::Slots;
+pub use slurm::{Poll, SlurmExecutor, SlurmJob, submitted_jobs};
 
 use crate::digest::{Digest, StageKey};
 use crate::pipeline::Pipeline;
@@ -33,10 +37,8 @@ use crate::summary::{Action, RunReport, StageReport};
 
 pub struct Options {
     pub jobs: usize,
-    /// The run's GPU ids; a stage that asks for GPUs takes them from here.
-    pub gpus: Vec<u32>,
-    /// Stages one GPU may hold at once (1: GPU stages never share a GPU).
-    pub stages_per_gpu: usize,
+    /// The run's GPUs; a stage that asks for GPUs takes them from here.
+    pub gpus: Gpus,
     pub keep_going: bool,
     /// Stages to run even if cached.
     pub force: BTreeSet<usize>,
@@ -97,7 +99,7 @@ pub fn run(
         refs: store.refs(&pipeline.name)?,
         slots: (0..pipeline.stages.len()).map(|_| Slot::Pending).collect(),
         records: vec![None; pipeline.stages.len()],
-        gpus: Slots::new(&options.gpus, options.stages_per_gpu),
+        gpus: Slots::new(&options.gpus),
         stopping: false,
     };
     // Upstreams left out of the selection (`pipe run --only`) are read as recorded: the
@@ -179,7 +181,9 @@ pub fn run(
             run.slots[index] = Slot::Done(Box::new(report));
         }
     })?;
-    run.report(&order, clock, cancel.load(Ordering::Relaxed))
+    let mut report = run.report(&order, clock, cancel.load(Ordering::Relaxed))?;
+    report.scheduler_calls = executor.scheduler_calls();
+    Ok(report)
 }
 
 /// The state of one run, owned by the control loop.
@@ -246,9 +250,14 @@ impl Run<'_> {
             let mut report = StageReport::new(&stage.name, Action::Failed);
             report.key = Some(planned.key);
             let given = self.gpus.total();
-            let message = format!(
-                "needs {needed} GPU(s) but {given} given; list GPU ids with --gpus, e.g. --gpus 0,1"
-            );
+            let message = match self.options.gpus {
+                Gpus::Local { .. } => format!(
+                    "needs {needed} GPU(s) but {given} given; list GPU ids with --gpus, e.g. --gpus 0,1"
+                ),
+                Gpus::Cluster { .. } => format!(
+                    "needs {needed} GPU(s) but the cluster's nodes have {given} (sinfo's generic resources); choose a partition with GPUs (--partition)"
+                ),
+            };
             return Ok(Slot::Done(Box::new(self.fail(report, &message))));
         }
         Ok(Slot::Ready(Box::new((planned, reasons))))
@@ -307,6 +316,12 @@ impl Run<'_> {
             }
             Err(ExecError::Cancelled) => {
                 report.action = Action::Interrupted;
+                return report;
+            }
+            Err(ExecError::Stopped { message, log }) => {
+                report.action = Action::Interrupted;
+                report.error = Some(message);
+                report.log = log;
                 return report;
             }
             Err(ExecError::Failed { message, log }) => {

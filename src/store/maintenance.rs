@@ -180,24 +180,30 @@ impl Store {
         for key in &plan.records {
             remove_file(self.record_path(key))?;
         }
-        // Jobs, failures and key locks of every key not kept (failed or interrupted keys
-        // have no record). Removing a lock file is safe here: no run holds the store.
-        for (dir, suffixes) in [
-            ("jobs", &[".json"][..]),
-            ("failures", &[".json", ".log"]),
-            ("locks", &[".lock"]),
+        // Jobs, failures, key locks and Slurm's scripts, logs and submissions of every
+        // key not kept (failed or interrupted keys have no record): files whose name
+        // starts with the key. Removing a lock file is safe here: no run holds the store.
+        for dir in [
+            "jobs",
+            "failures",
+            "locks",
+            "slurm/scripts",
+            "slurm/logs",
+            "slurm/submitted",
         ] {
             let dir = self.root.join(dir);
-            for entry in std::fs::read_dir(&dir).map_err(StoreError::io("list", &dir))? {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io("list", &dir)(e)),
+            };
+            for entry in entries {
                 let path = entry.map_err(StoreError::io("list", &dir))?.path();
                 let name = path
                     .file_name()
                     .and_then(|n| n.to_str())
                     .unwrap_or_default();
-                let key = suffixes
-                    .iter()
-                    .find_map(|s| name.strip_suffix(s))
-                    .and_then(|k| k.parse().ok());
+                let key = name.get(..64).and_then(|k| k.parse().ok());
                 if key.is_some_and(|k: Digest<StageKey>| !keep.contains(&k)) {
                     remove_file(path)?;
                 }

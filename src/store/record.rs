@@ -35,6 +35,9 @@ pub struct Record {
     /// `cpu`, or the GPU ids the stage was given.
     pub device: String,
     pub host: String,
+    /// The cluster's job that ran the stage (a Slurm job id), if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_job: Option<String>,
     pub log: Option<Digest<Object>>,
 }
 

@@ -125,13 +125,20 @@ pub fn stage<'a>(report: &'a Value, name: &str) -> &'a Value {
 
 /// Waits up to 10 s for a file to appear.
 pub fn wait_for(path: &Path) {
-    for _ in 0..1000 {
-        if path.exists() {
-            return;
-        }
+    wait_for_secs(path, 10);
+}
+
+/// Waits up to `seconds` for a file to appear.
+pub fn wait_for_secs(path: &Path, seconds: u64) {
+    let start = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed().as_secs() < seconds,
+            "{} never appeared",
+            path.display()
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    panic!("{} never appeared", path.display());
 }
 
 /// A chain a → b → c and an independent d, each writing a file.
