@@ -128,6 +128,77 @@ fn a_short_run_writes_networks_and_a_metrics_log() {
     assert_eq!(with_action(&changed, "ran"), ["gan", "samples"]);
 }
 
+#[test]
+fn a_training_split_over_devices_runs_data_parallel_under_its_own_key() {
+    let p = project();
+    p.run("p.ron", &["gan"], 0);
+    let split = p.run("p.ron", &["gan", "--set", "gan.devices=2"], 0);
+    assert_eq!(with_action(&split, "ran"), ["gan"], "another key: {split}");
+    let show = p.json(&["show", "p.ron", "gan", "--set", "gan.devices=2"], 0);
+    let summary = show["record"]["summary"].as_str().unwrap();
+    assert!(summary.contains("cpu (burn-flex), 2 shards"), "{summary}");
+    let synced = p.run(
+        "p.ron",
+        &[
+            "gan",
+            "--set",
+            "gan.devices=2",
+            "--set",
+            "gan.train.sync_bn=true",
+        ],
+        0,
+    );
+    assert_eq!(with_action(&synced, "ran"), ["gan"]);
+
+    let out = p.pipe(&["run", "p.ron", "--set", "gan.devices=3"]);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("3 devices: the batch (4) is split in equal shards"),
+        "{err}"
+    );
+    assert!(err.contains("divides `train.batch_size`"), "{err}");
+}
+
+/// A training over N devices takes N GPUs of the run when it has them (`Auto`), fewer
+/// shared when it has fewer; two such stages never hold one GPU at once.
+/// `PIPE_VISIBLE_GPUS` stands in for a GPU machine: without CUDA the stages then fail,
+/// naming the missing feature, after the run gave them their GPUs.
+#[test]
+fn a_training_over_devices_takes_as_many_gpus_of_the_run() {
+    let p = project();
+    let text = PIPELINE
+        .replace("            device: Cpu,\n        ),", "            device: Auto,\n            devices: 2,\n        ),")
+        .replace(
+            r#"        "samples": Sample(model: "gan", count: 10, batch: 4, seed: 1, device: Cpu),"#,
+            r#"        "other": Train(data: "shapes", model: Include("configs/model.ron"), train: Include("configs/train.ron"), device: Auto, devices: 2),"#,
+        );
+    p.write("p.ron", &text);
+    let gpus_given = |visible: &str| {
+        let out = p
+            .command(&["run", "p.ron", "--json", "--keep-going", "-j", "2"])
+            .env("PIPE_VISIBLE_GPUS", visible)
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        ["gan", "other"].map(|name| {
+            let s = stage(&report, name);
+            assert!(
+                s["error"].as_str().unwrap().contains("no CUDA support"),
+                "{s}"
+            );
+            serde_json::from_value::<Vec<u32>>(s["gpus"].clone()).unwrap()
+        })
+    };
+    let [a, b] = gpus_given("4");
+    assert_eq!((a.len(), b.len()), (2, 2));
+    assert!(a.iter().all(|g| !b.contains(g)), "{a:?} {b:?}");
+    assert_eq!(
+        gpus_given("1"),
+        [vec![0], vec![0]],
+        "two shards share the one GPU"
+    );
+}
+
 fn error_for(p: &Project) -> String {
     let out = p.pipe(&["run", "p.ron"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));

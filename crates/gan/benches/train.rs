@@ -90,6 +90,7 @@ fn config(name: &str, iterations: u64) -> (ModelConfig, TrainConfig) {
             start: 20_000,
         }),
         flip: true,
+        sync_bn: false,
     };
     (model, train)
 }
@@ -99,7 +100,7 @@ struct Run<'a, 'b>(&'a Setup<'b>);
 impl OnBackend for Run<'_, '_> {
     type Output = Result<train::Trained, train::TrainError>;
     fn run<B: Kernels>(self, device: B::Device) -> Self::Output {
-        train::run::<B, _>(self.0, &device)
+        train::run::<B, _>(self.0, vec![device])
     }
 }
 

@@ -238,6 +238,15 @@ pub struct TrainConfig {
     /// Random horizontal flips of the real images.
     #[serde(default = "yes")]
     pub flip: bool,
+    /// With a training split over several devices (`Train(devices: N)`): BatchNorm
+    /// statistics over the whole batch, not each device's shard (the reference's
+    /// `synchronized_bn`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sync_bn: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 fn one() -> usize {

@@ -10,7 +10,7 @@ use kernels::Kernels;
 
 use super::config::{Architecture, Conditioning, ModelConfig};
 use super::init::Initializer;
-use super::layers::{self, BN, Mode, Scope};
+use super::layers::{self, BN, Mode, Scope, SumShards};
 use super::tensors::Tensors;
 
 /// What D says about a batch.
@@ -275,5 +275,17 @@ pub fn run<B: Kernels>(
     x: Tensor<B, 4>,
     y: Tensor<B, 1, Int>,
 ) -> Output<B> {
-    forward(&mut Scope::new(tensors, mode), config, x, y)
+    run_shard(tensors, mode, config, x, y, None)
+}
+
+/// Runs D on one shard of a data-parallel step (`sync`: BatchNorm over every shard).
+pub fn run_shard<B: Kernels>(
+    tensors: &mut Tensors<B>,
+    mode: Mode,
+    config: &ModelConfig,
+    x: Tensor<B, 4>,
+    y: Tensor<B, 1, Int>,
+    sync: Option<&dyn SumShards<B>>,
+) -> Output<B> {
+    forward(&mut Scope::sharded(tensors, mode, sync), config, x, y)
 }

@@ -11,7 +11,7 @@ use kernels::Kernels;
 
 use super::config::{Architecture, ModelConfig};
 use super::init::Initializer;
-use super::layers::{self, BN, Mode, Scope};
+use super::layers::{self, BN, Mode, Scope, SumShards};
 use super::tensors::Tensors;
 
 /// Channels in and out of each block; a reduced image size drops the first blocks.
@@ -181,5 +181,17 @@ pub fn run<B: Kernels>(
     z: Tensor<B, 2>,
     y: Tensor<B, 1, Int>,
 ) -> Tensor<B, 4> {
-    forward(&mut Scope::new(tensors, mode), config, z, y)
+    run_shard(tensors, mode, config, z, y, None)
+}
+
+/// Runs G on one shard of a data-parallel step (`sync`: BatchNorm over every shard).
+pub fn run_shard<B: Kernels>(
+    tensors: &mut Tensors<B>,
+    mode: Mode,
+    config: &ModelConfig,
+    z: Tensor<B, 2>,
+    y: Tensor<B, 1, Int>,
+    sync: Option<&dyn SumShards<B>>,
+) -> Tensor<B, 4> {
+    forward(&mut Scope::sharded(tensors, mode, sync), config, z, y)
 }

@@ -64,12 +64,23 @@ impl Mode {
     };
 }
 
+/// Sums a BatchNorm layer's per-channel statistics (`[1, c]`) over the shards of a
+/// data-parallel step, so that every shard normalizes with the whole batch's (the
+/// reference's synchronized BatchNorm).
+pub trait SumShards<B: Backend>: Sync {
+    /// The sum of every shard's `local`, on this shard's device.
+    fn sum(&self, local: Tensor<B, 2>) -> Tensor<B, 2>;
+    fn shards(&self) -> usize;
+}
+
 /// Where a forward pass reads and writes its tensors.
 pub struct Scope<'a, B: Kernels> {
     tensors: &'a mut Tensors<B>,
     builder: Option<&'a mut Initializer>,
     path: String,
     pub mode: Mode,
+    /// BatchNorm statistics over all shards of a data-parallel step, not this one's.
+    sync: Option<&'a dyn SumShards<B>>,
 }
 
 impl<'a, B: Kernels> Scope<'a, B> {
@@ -79,6 +90,20 @@ impl<'a, B: Kernels> Scope<'a, B> {
             builder: None,
             path: String::new(),
             mode,
+            sync: None,
+        }
+    }
+
+    /// The scope of one shard of a data-parallel step; with `sync`, its BatchNorm
+    /// layers use the statistics of every shard.
+    pub fn sharded(
+        tensors: &'a mut Tensors<B>,
+        mode: Mode,
+        sync: Option<&'a dyn SumShards<B>>,
+    ) -> Scope<'a, B> {
+        Scope {
+            sync,
+            ..Scope::new(tensors, mode)
         }
     }
 
@@ -89,6 +114,7 @@ impl<'a, B: Kernels> Scope<'a, B> {
             builder: Some(init),
             path: String::new(),
             mode: Mode::EVAL,
+            sync: None,
         }
     }
 
@@ -99,6 +125,7 @@ impl<'a, B: Kernels> Scope<'a, B> {
             tensors: self.tensors,
             builder: self.builder.as_deref_mut(),
             mode: self.mode,
+            sync: self.sync,
         }
     }
 
@@ -313,11 +340,29 @@ fn normalize_batch<B: Kernels>(
     };
     let ones = Tensor::<B, 2>::ones([1, c], &device);
     let (centered, var) = if s.mode.batch_stats {
-        let mean = channel_mean(x.clone());
-        let centered = kernels::channel_affine(x, ones, -mean.clone());
-        let var = channel_mean(centered.clone().powi_scalar(2));
+        let (mean, centered, var, count) = match s.sync {
+            None => {
+                let mean = channel_mean(x.clone());
+                let centered = kernels::channel_affine(x, ones, -mean.clone());
+                let var = channel_mean(centered.clone().powi_scalar(2));
+                (mean, centered, var, (n * h * w) as f64)
+            }
+            // Sums over every shard's images and pixels, divided by all of them.
+            Some(sync) => {
+                let count = (n * h * w * sync.shards()) as f64;
+                let channel_sum = |t: Tensor<B, 4>| {
+                    t.reshape([n, c, h * w])
+                        .sum_dim(2)
+                        .reshape([n, c])
+                        .sum_dim(0)
+                };
+                let mean = sync.sum(channel_sum(x.clone())) / count;
+                let centered = kernels::channel_affine(x, ones, -mean.clone());
+                let var = sync.sum(channel_sum(centered.clone().powi_scalar(2))) / count;
+                (mean, centered, var, count)
+            }
+        };
         if s.mode.update {
-            let count = (n * h * w) as f64;
             let unbiased = var.clone().reshape([c]) * (count / (count - 1.0).max(1.0));
             let new_mean = running_mean * (1.0 - momentum) + mean.clone().reshape([c]) * momentum;
             let new_var = running_var * (1.0 - momentum) + unbiased * momentum;

@@ -92,6 +92,27 @@ impl<B: Backend> Tensors<B> {
             .sum()
     }
 
+    /// A copy on `device` (tracked by autodiff where the values are: a replica's
+    /// gradients flow back to the original).
+    pub fn to_device(&self, device: &B::Device) -> Tensors<B> {
+        let entries = self
+            .entries
+            .iter()
+            .map(|(name, e)| {
+                let entry = Entry {
+                    shape: e.shape.clone(),
+                    role: e.role,
+                    value: e.value.clone().to_device(device),
+                };
+                (name.clone(), entry)
+            })
+            .collect();
+        Tensors {
+            entries,
+            device: device.clone(),
+        }
+    }
+
     pub fn to_snapshot(&self) -> Snapshot {
         let tensors = self
             .entries

@@ -28,6 +28,23 @@ pub trait OnBackend {
     fn run<B: Kernels>(self, device: B::Device) -> Self::Output;
 }
 
+/// Work spread over several devices of one backend (data-parallel training): one device
+/// per shard, the same device more than once where shards share it.
+pub trait OnDevices {
+    type Output;
+    fn run<B: Kernels>(self, devices: Vec<B::Device>) -> Self::Output;
+}
+
+/// A single-device task as a task on the first of its devices.
+struct First<T>(T);
+
+impl<T: OnBackend> OnDevices for First<T> {
+    type Output = T::Output;
+    fn run<B: Kernels>(self, mut devices: Vec<B::Device>) -> T::Output {
+        self.0.run::<B>(devices.swap_remove(0))
+    }
+}
+
 impl Device {
     /// The device to use given the GPU ids the run gave the stage: a GPU stage runs on
     /// its slot's GPU; `Auto` without one runs on the CPU.
@@ -48,17 +65,47 @@ impl Device {
 
     /// Runs `task` on this device; also says, in words, which device it used.
     pub fn run<T: OnBackend>(self, task: T) -> Result<(T::Output, String), DeviceError> {
+        self.run_shards(&[], 1, First(task))
+    }
+
+    /// Runs `task` on `shards` devices: on a GPU device, the GPUs the run gave the
+    /// stage (`gpus`, else this one) in turn, shards sharing a GPU when there are fewer
+    /// GPUs than shards; on the CPU, the CPU `shards` times. Says, in words, which
+    /// devices it used. (Place the device in the stage's slot first: [`Device::in_slot`].)
+    #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+    pub fn run_shards<T: OnDevices>(
+        self,
+        gpus: &[u32],
+        shards: usize,
+        task: T,
+    ) -> Result<(T::Output, String), DeviceError> {
+        let shards = shards.max(1);
+        let split = if shards > 1 {
+            format!(", {shards} shards")
+        } else {
+            String::new()
+        };
         match self.resolve()? {
             Device::Cpu | Device::Auto => Ok((
-                task.run::<burn::backend::Flex>(Default::default()),
-                "cpu (burn-flex)".into(),
+                task.run::<burn::backend::Flex>(vec![Default::default(); shards]),
+                format!("cpu (burn-flex){split}"),
             )),
             #[cfg(feature = "cuda")]
-            Device::Cuda(index) => {
-                let device = burn::backend::cuda::CudaDevice::new(index);
+            Device::Cuda(first) => {
+                let ids: Vec<usize> = match gpus {
+                    [] => vec![first],
+                    ids => ids.iter().map(|&i| i as usize).collect(),
+                };
+                if let Some(&silent) = ids.iter().find(|&&i| !cuda_answers(i)) {
+                    return Err(DeviceError::NoAnswer(silent));
+                }
+                let devices = (0..shards)
+                    .map(|k| burn::backend::cuda::CudaDevice::new(ids[k % ids.len()]))
+                    .collect();
+                let names: Vec<String> = ids.iter().map(usize::to_string).collect();
                 Ok((
-                    task.run::<burn::backend::Cuda>(device),
-                    format!("cuda:{index} (burn-cuda)"),
+                    task.run::<burn::backend::Cuda>(devices),
+                    format!("cuda:{} (burn-cuda){split}", names.join(",")),
                 ))
             }
             #[cfg(not(feature = "cuda"))]

@@ -101,7 +101,7 @@ impl TypedKind for Classifier {
         Ok(Needs {
             stages,
             files: Vec::new(),
-            gpus: super::gpus(params.device),
+            gpus: super::gpus(params.device, 1),
         })
     }
 

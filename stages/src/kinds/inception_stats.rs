@@ -55,7 +55,7 @@ impl TypedKind for InceptionStats {
                 Reference::field("weights", &params.weights),
             ],
             files: Vec::new(),
-            gpus: super::gpus(params.device),
+            gpus: super::gpus(params.device, 1),
         })
     }
 

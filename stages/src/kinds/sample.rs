@@ -81,7 +81,7 @@ impl TypedKind for Sample {
         Ok(Needs {
             stages: vec![Reference::field("model", &params.model)],
             files: Vec::new(),
-            gpus: super::gpus(params.device),
+            gpus: super::gpus(params.device, 1),
         })
     }
 

@@ -88,7 +88,7 @@ impl TypedKind for Score {
                 Reference::field("weights", &params.weights),
             ],
             files: Vec::new(),
-            gpus: super::gpus(params.device),
+            gpus: super::gpus(params.device, 1),
         })
     }
 

@@ -35,7 +35,7 @@ use gan::import::{Network, import};
 use gan::tensors::Snapshot;
 use gan::train::{self, Setup, Start, StepLog, TrainError, Trained};
 use gan::{GanError, ModelConfig, TrainConfig};
-use kernels::device::{Device, OnBackend};
+use kernels::device::{Device, OnDevices};
 
 pub struct Train;
 
@@ -51,6 +51,12 @@ pub struct Params {
     pub checkpoint_every: u64,
     #[serde(default)]
     pub device: Device,
+    /// Devices one training is split over, data parallel (the reference's
+    /// DataParallel): each step's batch in equal shards, one per device. GPU stages
+    /// take this many GPUs of the run (sharing them when it has fewer); on the CPU,
+    /// the shards take turns on its cores.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub devices: u32,
     #[serde(default)]
     pub init: Option<Checkpoints>,
     /// FID during training, keeping the best generator.
@@ -91,6 +97,14 @@ fn default_checkpoint_every() -> u64 {
     1000
 }
 
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
 impl TypedKind for Train {
     const NAME: &'static str = "Train";
     const VERSION: u32 = 1;
@@ -106,6 +120,21 @@ impl TypedKind for Train {
             .train
             .check()
             .map_err(|(field, message)| Invalid::new(message, &["train", field]))?;
+        if params.devices == 0
+            || !params
+                .train
+                .batch_size
+                .is_multiple_of(params.devices as usize)
+        {
+            return Err(Invalid::new(
+                format!(
+                    "{} devices: the batch ({}) is split in equal shards, one per device",
+                    params.devices, params.train.batch_size
+                ),
+                &["devices"],
+            )
+            .with_help("use a number of devices that divides `train.batch_size`"));
+        }
         if params.train.total_steps == 0 && params.init.is_none() {
             return Err(Invalid::new(
                 "must be positive (0 steps only with `init`, to use imported networks as they are)",
@@ -149,7 +178,7 @@ impl TypedKind for Train {
         Ok(Needs {
             stages,
             files,
-            gpus: super::gpus(params.device),
+            gpus: super::gpus(params.device, params.devices),
         })
     }
 
@@ -214,7 +243,8 @@ impl TypedKind for Train {
             cancel: ctx.cancel,
             progress: &progress,
         };
-        let (result, used) = device.run(Training(&setup))?;
+        let shards = params.devices as usize;
+        let (result, used) = device.run_shards(ctx.gpus, shards, Training(&setup))?;
         let trained = result?;
         artifacts::write_trained(
             ctx.out,
@@ -260,11 +290,11 @@ impl TypedKind for Train {
 
 struct Training<'a, 'b>(&'a Setup<'b, Extractor>);
 
-impl OnBackend for Training<'_, '_> {
+impl OnDevices for Training<'_, '_> {
     type Output = Result<Trained, TrainError>;
 
-    fn run<B: Kernels>(self, device: B::Device) -> Self::Output {
-        train::run::<B, _>(self.0, &device)
+    fn run<B: Kernels>(self, devices: Vec<B::Device>) -> Self::Output {
+        train::run::<B, _>(self.0, devices)
     }
 }
 

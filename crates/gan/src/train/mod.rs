@@ -9,14 +9,16 @@
 
 //!
 //! The loop is here; its seams are modules of their own: [`objective`] (what each side
-//! is trained on, term by term), `step` (one D and one G step), `state` (what a run
-//! carries), `checkpoint`, `best` (FID during training and the best generator) and
-//! `log` (the JSON-lines logs).
+//! is trained on, term by term), `step` (one D and one G step), `parallel` (a step's
+//! batch split over several devices, as the reference's DataParallel does), `state`
+//! (what a run carries), `checkpoint`, `best` (FID during training and the best
+//! generator) and `log` (the JSON-lines logs).
 
 mod best;
 mod checkpoint;
 mod log;
 pub mod objective;
+mod parallel;
 mod state;
 mod step;
 #[cfg(test)]
@@ -46,6 +48,7 @@ use checkpoint::{checkpoint_dir, latest_checkpoint, load_checkpoint, save_checkp
 use log::MetricsLog;
 pub use log::{LOSSES, SCORES};
 use objective::Objective;
+use parallel::Shards;
 use state::fresh;
 pub(crate) use step::label_tensor;
 use step::{d_step, g_step};
@@ -156,13 +159,24 @@ pub fn check_data(model: &ModelConfig, data: &Packed, batch_size: usize) -> Resu
     Ok(())
 }
 
-/// Trains on backend `B` (with autodiff on top of it).
+/// Trains on backend `B` (with autodiff on top of it), data parallel over `devices`
+/// (one per shard; the first holds the state) when there are several.
 pub fn run<B: Kernels, N: FeatureNetwork>(
     setup: &Setup<N>,
-    device: &B::Device,
+    devices: Vec<B::Device>,
 ) -> Result<Trained, TrainError> {
     let (model, train) = (setup.model, setup.train);
     check_data(model, &setup.data, train.batch_size)?;
+    if !train.batch_size.is_multiple_of(devices.len()) {
+        return Err(GanError::Unsuited(format!(
+            "batch_size {} does not split evenly over {} devices",
+            train.batch_size,
+            devices.len()
+        ))
+        .into());
+    }
+    let shards = Shards::<B>::new(devices, train.sync_bn);
+    let device = shards.first();
     let checkpoints = checkpoint_dir(setup.work);
     let mut state = match latest_checkpoint(&checkpoints)? {
         Some(step) => load_checkpoint::<B>(&checkpoints.join(step.to_string()), train, device)?,
@@ -217,12 +231,12 @@ pub fn run<B: Kernels, N: FeatureNetwork>(
         };
         let mut d_loss = 0.0;
         for k in 0..train.d_steps_per_iter {
-            d_loss = d_step::<B, N>(&mut state, setup, &objective, &mut batches, k)
+            d_loss = d_step::<B, N>(&mut state, setup, &objective, &mut batches, &shards, k)
                 .map_err(|v| fail("discriminator", v))?;
         }
         let mut g_loss = 0.0;
         for k in 0..train.g_steps_per_iter {
-            g_loss = g_step::<B, N>(&mut state, setup, &objective, k)
+            g_loss = g_step::<B, N>(&mut state, setup, &objective, &shards, k)
                 .map_err(|v| fail("generator", v))?;
         }
         state.step += 1;

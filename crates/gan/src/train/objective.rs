@@ -39,6 +39,11 @@ pub trait Term<B: Kernels> {
     fn augment(&self, images: Tensor<B, 4>, _rng: &mut Rng) -> Tensor<B, 4> {
         images
     }
+
+    /// Whether [`Term::augment`] changes anything (a term that transforms says so).
+    fn augments(&self) -> bool {
+        false
+    }
 }
 
 /// The terms of a configuration.
@@ -60,6 +65,11 @@ impl<B: Kernels> Objective<B> {
             Conditioning::None | Conditioning::Projection => {}
         }
         Objective { terms }
+    }
+
+    /// Whether any term transforms D's inputs.
+    pub fn augments(&self) -> bool {
+        self.terms.iter().any(|t| t.augments())
     }
 
     /// What D is given in place of `images`: every term's transform, in order.
@@ -175,6 +185,9 @@ mod tests {
         fn generator(&self, _: &GPass<Flex>, _: &mut Vec<Tensor<Flex, 1>>) {}
         fn augment(&self, images: Tensor<Flex, 4>, _: &mut Rng) -> Tensor<Flex, 4> {
             images.flip([3])
+        }
+        fn augments(&self) -> bool {
+            true
         }
     }
 

@@ -14,6 +14,7 @@ use rng::Rng;
 
 use super::Setup;
 use super::objective::{DPass, GPass, Objective};
+use super::parallel::Shards;
 use super::state::State;
 use crate::layers::Mode;
 use crate::tensors::{Role, Tensors};
@@ -68,16 +69,26 @@ fn accumulate<B: Kernels>(sum: &mut Option<Grads<B>>, grads: Grads<B>) {
     }
 }
 
+/// D's work on one shard of a D sub-step: its replica, the real images and the fakes.
+struct Judging<B: Kernels> {
+    d: Tensors<Autodiff<B>>,
+    real: Tensor<Autodiff<B>, 4>,
+    real_labels: Vec<u32>,
+    fake: Tensor<Autodiff<B>, 4>,
+    fake_labels: Vec<u32>,
+}
+
 /// One D step; returns its loss, or the non-finite value that stopped it.
 pub(super) fn d_step<B: Kernels, N>(
     state: &mut State<B>,
     setup: &Setup<N>,
     objective: &Objective<Autodiff<B>>,
     batches: &mut Loader,
+    shards: &Shards<B>,
     k: usize,
 ) -> Result<f64, f32> {
     let (model, train) = (setup.model, setup.train);
-    let device = state.d.device().clone();
+    let device = shards.first().clone();
     let accum = train.accumulation_steps;
     let mut d = Tensors::<Autodiff<B>>::from_inner(state.d.clone(), true);
     let mut grads = None;
@@ -92,32 +103,52 @@ pub(super) fn d_step<B: Kernels, N>(
         let slot = (k * accum + a) as u64;
         let (z, fake_labels) = latents::<B, N>(setup, state.step, slot, &device);
         let mut rng = augment_stream(setup, state.step, slot);
-        // The reference's order: D on the real batch, G, D on the fakes.
-        let real_out = discriminator::run(
-            &mut d,
-            Mode::TRAIN,
-            model,
-            objective.augment(real, &mut rng),
-            label_tensor(&batch.labels, &device),
+        let real = objective.augment(real, &mut rng);
+        // G on every shard (its BatchNorm in train mode, as the reference's is), then
+        // D on the real images and on the fakes: the reference's order for D.
+        let inputs = zip3(
+            shards.replicate(&state.g),
+            shards.split(z),
+            shards.split_labels(&fake_labels),
         );
-        let fake = generator::run(
-            &mut state.g,
-            Mode::TRAIN,
-            model,
-            z,
-            label_tensor(&fake_labels, &device),
-        );
-        let fake_out = discriminator::run(
-            &mut d,
-            Mode::TRAIN,
-            model,
-            objective.augment(Tensor::from_inner(fake), &mut rng),
-            label_tensor(&fake_labels, &device),
-        );
+        let made = shards.each(inputs, |shard, (mut g, z, labels)| {
+            let y = label_tensor(&labels, shard.device);
+            let fake = generator::run_shard(&mut g, Mode::TRAIN, model, z, y, shard.sync());
+            (g, Tensor::<Autodiff<B>, 4>::from_inner(fake))
+        });
+        let (mut gs, fakes): (Vec<_>, Vec<_>) = made.into_iter().unzip();
+        state.g = gs.swap_remove(0);
+        let fakes = augmented(shards, objective, fakes, &mut rng);
+        let labels = shards.split_labels(&batch.labels);
+        let inputs: Vec<Judging<B>> = shards
+            .replicate(&d)
+            .into_iter()
+            .zip(shards.split(real))
+            .zip(fakes)
+            .zip(labels.into_iter().zip(shards.split_labels(&fake_labels)))
+            .map(|(((d, real), fake), (real_labels, fake_labels))| Judging {
+                d,
+                real,
+                real_labels,
+                fake,
+                fake_labels,
+            })
+            .collect();
+        let judged = shards.each(inputs, |shard, mut j| {
+            let y = label_tensor(&j.real_labels, shard.device);
+            let real =
+                discriminator::run_shard(&mut j.d, Mode::TRAIN, model, j.real, y, shard.sync());
+            let y = label_tensor(&j.fake_labels, shard.device);
+            let fake =
+                discriminator::run_shard(&mut j.d, Mode::TRAIN, model, j.fake, y, shard.sync());
+            (j.d, real, fake)
+        });
+        let (mut replicas, real_outs, fake_outs) = unzip3(judged);
+        d = replicas.swap_remove(0);
         let value = objective.discriminator(&DPass {
-            real: &real_out,
+            real: &shards.gather_outputs(real_outs),
             real_labels: &batch.labels,
-            fake: &fake_out,
+            fake: &shards.gather_outputs(fake_outs),
             fake_labels: &fake_labels,
         });
         let value = value / accum as f64;
@@ -140,10 +171,11 @@ pub(super) fn g_step<B: Kernels, N>(
     state: &mut State<B>,
     setup: &Setup<N>,
     objective: &Objective<Autodiff<B>>,
+    shards: &Shards<B>,
     k: usize,
 ) -> Result<f64, f32> {
     let (model, train) = (setup.model, setup.train);
-    let device = state.g.device().clone();
+    let device = shards.first().clone();
     let accum = train.accumulation_steps;
     let mut g = Tensors::<Autodiff<B>>::from_inner(state.g.clone(), true);
     // D runs in train mode (its spectral norms iterate) but collects no gradients.
@@ -153,12 +185,30 @@ pub(super) fn g_step<B: Kernels, N>(
     for a in 0..accum {
         let slot = (1 << 16) | (k * accum + a) as u64;
         let (z, labels) = latents::<Autodiff<B>, N>(setup, state.step, slot, &device);
-        let y = label_tensor::<Autodiff<B>>(&labels, &device);
-        let fake = generator::run(&mut g, Mode::TRAIN, model, z, y.clone());
-        let fake = objective.augment(fake, &mut augment_stream(setup, state.step, slot));
-        let out = discriminator::run(&mut d, Mode::TRAIN, model, fake, y);
+        let inputs = zip3(
+            shards.replicate(&g),
+            shards.split(z),
+            shards.split_labels(&labels),
+        );
+        let made = shards.each(inputs, |shard, (mut g, z, labels)| {
+            let y = label_tensor(&labels, shard.device);
+            let fake = generator::run_shard(&mut g, Mode::TRAIN, model, z, y, shard.sync());
+            (g, fake)
+        });
+        let (mut replicas, fakes): (Vec<_>, Vec<_>) = made.into_iter().unzip();
+        g = replicas.swap_remove(0);
+        let mut rng = augment_stream(setup, state.step, slot);
+        let fakes = augmented(shards, objective, fakes, &mut rng);
+        let inputs = zip3(shards.replicate(&d), fakes, shards.split_labels(&labels));
+        let judged = shards.each(inputs, |shard, (mut d, fake, labels)| {
+            let y = label_tensor(&labels, shard.device);
+            let out = discriminator::run_shard(&mut d, Mode::TRAIN, model, fake, y, shard.sync());
+            (d, out)
+        });
+        let (mut replicas, outs): (Vec<_>, Vec<_>) = judged.into_iter().unzip();
+        d = replicas.swap_remove(0);
         let value = objective.generator(&GPass {
-            fake: &out,
+            fake: &shards.gather_outputs(outs),
             labels: &labels,
         });
         let value = value / accum as f64;
@@ -179,6 +229,38 @@ pub(super) fn g_step<B: Kernels, N>(
         update_ema(ema, &state.g, decay);
     }
     Ok(total)
+}
+
+/// The fakes D is given: the objective's transform of the whole batch, where it has
+/// one (gathered and split again, so that its random choices are a one-device run's).
+fn augmented<B: Kernels>(
+    shards: &Shards<B>,
+    objective: &Objective<Autodiff<B>>,
+    fakes: Vec<Tensor<Autodiff<B>, 4>>,
+    rng: &mut Rng,
+) -> Vec<Tensor<Autodiff<B>, 4>> {
+    if !objective.augments() {
+        return fakes;
+    }
+    shards.split(objective.augment(shards.gather(fakes), rng))
+}
+
+fn zip3<A, B, C>(a: Vec<A>, b: Vec<B>, c: Vec<C>) -> Vec<(A, B, C)> {
+    a.into_iter()
+        .zip(b)
+        .zip(c)
+        .map(|((a, b), c)| (a, b, c))
+        .collect()
+}
+
+fn unzip3<A, B, C>(all: Vec<(A, B, C)>) -> (Vec<A>, Vec<B>, Vec<C>) {
+    let mut out = (Vec::new(), Vec::new(), Vec::new());
+    for (a, b, c) in all {
+        out.0.push(a);
+        out.1.push(b);
+        out.2.push(c);
+    }
+    out
 }
 
 fn finite<B: AutodiffBackend>(value: &Tensor<B, 1>) -> Result<f32, f32> {

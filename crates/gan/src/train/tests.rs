@@ -24,7 +24,7 @@ fn dataset(dir: &Path) -> Arc<Packed> {
     Arc::new(Packed::open(&path).unwrap())
 }
 
-fn configs() -> (ModelConfig, TrainConfig) {
+pub(crate) fn configs() -> (ModelConfig, TrainConfig) {
     let model = ModelConfig {
         architecture: Architecture::Biggan32,
         conditioning: Conditioning::Contrastive,
@@ -69,6 +69,7 @@ fn configs() -> (ModelConfig, TrainConfig) {
             start: 2,
         }),
         flip: true,
+        sync_bn: false,
     };
     (model, train)
 }
@@ -126,7 +127,7 @@ fn train(
         cancel: &cancel,
         progress: &progress,
     };
-    run::<Flex, _>(&setup, &Default::default())
+    run::<Flex, _>(&setup, vec![Default::default()])
 }
 
 #[test]
@@ -204,4 +205,165 @@ fn a_non_finite_loss_stops_training_and_names_the_step() {
         "{text}"
     );
     assert!(!dir.path().join("checkpoints/latest").exists());
+}
+
+/// Trains the test configuration without evaluation on `devices` shards (all on the
+/// CPU), stopping after `stop_at` if given.
+fn train_sharded(
+    data: &Arc<Packed>,
+    work: &Path,
+    devices: usize,
+    sync_bn: bool,
+    stop_at: Option<u64>,
+) -> Result<Trained, TrainError> {
+    let (model, mut config) = configs();
+    config.sync_bn = sync_bn;
+    let cancel = AtomicBool::new(false);
+    let progress = |log: &StepLog| {
+        if Some(log.step) == stop_at {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    };
+    let setup = Setup {
+        model: &model,
+        train: &config,
+        seed: 11,
+        data: data.clone(),
+        work,
+        checkpoint_every: 0,
+        start: None,
+        evaluation: None::<Evaluation<'_, crate::classifier::Trained>>,
+        cancel: &cancel,
+        progress: &progress,
+    };
+    run::<Flex, _>(&setup, vec![Default::default(); devices])
+}
+
+/// The largest difference between two snapshots' values, over every tensor, relative
+/// to the largest value of that tensor (at least 1).
+fn largest_difference(a: &Snapshot, b: &Snapshot) -> f32 {
+    assert_eq!(
+        a.tensors.keys().collect::<Vec<_>>(),
+        b.tensors.keys().collect::<Vec<_>>()
+    );
+    a.tensors
+        .iter()
+        .map(|(name, x)| {
+            let y = &b.tensors[name];
+            let scale = x.data.iter().fold(1f32, |m, v| m.max(v.abs()));
+            let diff = x
+                .data
+                .iter()
+                .zip(&y.data)
+                .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+            diff / scale
+        })
+        .fold(0.0, f32::max)
+}
+
+fn losses(dir: &Path) -> Vec<StepLog> {
+    std::fs::read_to_string(dir.join(LOSSES))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn two_devices_with_synchronized_batch_norm_train_as_one_device_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path());
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    for d in [&one, &two] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let a = train_sharded(&data, &one, 1, true, None).unwrap();
+    let b = train_sharded(&data, &two, 2, true, None).unwrap();
+    // The same batches, z and labels, the loss on the whole batch (2C included), one
+    // optimizer: only the order of sums differs (BatchNorm statistics summed over the
+    // shards, each parameter's gradient summed over its replicas).
+    for (x, y) in losses(&one).iter().zip(&losses(&two)) {
+        assert!(
+            (x.d_loss - y.d_loss).abs() <= 1e-4 * x.d_loss.abs().max(1.0),
+            "{x:?} {y:?}"
+        );
+        assert!(
+            (x.g_loss - y.g_loss).abs() <= 1e-4 * x.g_loss.abs().max(1.0),
+            "{x:?} {y:?}"
+        );
+    }
+    // Weights agree to 1e-4 of each tensor's largest value, but for the biases of
+    // convolutions that feed a BatchNorm: their gradient is zero in exact arithmetic,
+    // so Adam turns rounding noise into steps of up to lr each way.
+    let (_, config) = configs();
+    let noise = 2.0 * config.total_steps as f32 * config.g_lr.max(config.d_lr) as f32;
+    let ema = (a.g_ema.as_ref().unwrap(), b.g_ema.as_ref().unwrap());
+    for (network, x, y) in [("G", &a.g, &b.g), ("D", &a.d, &b.d), ("EMA", ema.0, ema.1)] {
+        for (name, p) in &x.tensors {
+            let q = &y.tensors[name];
+            let scale = p.data.iter().fold(1f32, |m, v| m.max(v.abs()));
+            let diff = p
+                .data
+                .iter()
+                .zip(&q.data)
+                .fold(0f32, |m, (u, v)| m.max((u - v).abs()));
+            let bound = if name.ends_with(".bias") && diff > 1e-4 * scale {
+                noise
+            } else {
+                1e-4 * scale
+            };
+            assert!(diff <= bound, "{network} `{name}` differs by {diff}");
+        }
+    }
+    // The 2C loss is the whole batch's: per shard it would be another number.
+    assert!((losses(&one)[0].d_loss - losses(&two)[0].d_loss).abs() < 1e-5);
+}
+
+#[test]
+fn per_device_batch_norm_is_not_one_devices_and_a_two_device_run_resumes_on_any_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path());
+    let [whole, single, parts, moved] = ["whole", "single", "parts", "moved"].map(|n| {
+        let path = dir.path().join(n);
+        std::fs::create_dir_all(&path).unwrap();
+        path
+    });
+    let a = train_sharded(&data, &whole, 2, false, None).unwrap();
+    // Each shard normalized with its own statistics: not what one device computes.
+    let one = train_sharded(&data, &single, 1, false, None).unwrap();
+    assert!(
+        largest_difference(&a.g, &one.g) > 1e-3,
+        "G trained as on one device"
+    );
+
+    // Interrupted and resumed on two devices: bit for bit the uninterrupted run.
+    let stopped = train_sharded(&data, &parts, 2, false, Some(2))
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        matches!(stopped, TrainError::Cancelled { step: 2 }),
+        "{stopped}"
+    );
+    let b = train_sharded(&data, &parts, 2, false, None).unwrap();
+    assert_eq!(b.resumed_from, Some(2));
+    assert!(
+        a.g == b.g && a.d == b.d && a.g_ema == b.g_ema,
+        "resuming changed the run"
+    );
+
+    // A checkpoint is a one-device run's: it resumes on one device, then trains as
+    // one device does from there.
+    train_sharded(&data, &moved, 2, false, Some(2))
+        .map(|_| ())
+        .unwrap_err();
+    let c = train_sharded(&data, &moved, 1, false, None).unwrap();
+    assert_eq!(c.resumed_from, Some(2));
+    let values = |dir: &Path| -> Vec<(u64, f64, f64)> {
+        losses(dir)
+            .iter()
+            .map(|l| (l.step, l.d_loss, l.g_loss))
+            .collect()
+    };
+    assert_eq!(values(&moved)[..2], values(&whole)[..2]);
+    assert_eq!(values(&moved).len(), 4);
 }
