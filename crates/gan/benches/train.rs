@@ -1,9 +1,10 @@
-//! `cargo bench -p gan --bench train [-- dcgan|biggan] [--iterations N]`: training
-//! iterations of the paper's configurations at full width, batch 64, on synthetic
-//! 32×32 images: SNDCGAN32 ContraGAN (1 D + 1 G step per iteration) and BigGAN32
-//! ContraGAN (width 96, 5 D + 1 G steps). Reports milliseconds per iteration (the first
-//! iteration, a warm-up, left out) and the process's peak resident memory. Runs on
-//! `Device::Auto`: CUDA in builds with the `cuda` feature where a GPU answers.
+//! `cargo bench -p gan --bench train [-- dcgan|biggan] [--iterations N] [--devices N]`:
+//! training iterations of the paper's configurations at full width, batch 64, on
+//! synthetic 32×32 images: SNDCGAN32 ContraGAN (1 D + 1 G step per iteration) and
+//! BigGAN32 ContraGAN (width 96, 5 D + 1 G steps). Reports milliseconds per iteration
+//! (the first iteration, a warm-up, left out) and the process's peak resident memory.
+//! Runs on `Device::Auto`: CUDA in builds with the `cuda` feature where a GPU answers,
+//! data parallel over `--devices` of them (GPUs shared when there are fewer).
 //!
 //! Reference on the 2-core development machine (PyTorch 2.15 CPU, the authors'
 //! models): BigGAN32 ContraGAN 23.9 s per iteration, SNDCGAN32 ContraGAN 0.62 s.
@@ -18,7 +19,7 @@ use gan::config::{AdvLoss, Architecture, Attention, Conditioning, Ema};
 use gan::train::{self, Setup, StepLog};
 use gan::{ModelConfig, TrainConfig};
 use kernels::Kernels;
-use kernels::device::{Device, OnBackend};
+use kernels::device::{Device, OnDevices};
 
 fn dataset(dir: &Path) -> Arc<Packed> {
     let params = Synthetic {
@@ -97,10 +98,10 @@ fn config(name: &str, iterations: u64) -> (ModelConfig, TrainConfig) {
 
 struct Run<'a, 'b>(&'a Setup<'b>);
 
-impl OnBackend for Run<'_, '_> {
+impl OnDevices for Run<'_, '_> {
     type Output = Result<train::Trained, train::TrainError>;
-    fn run<B: Kernels>(self, device: B::Device) -> Self::Output {
-        train::run::<B, _>(self.0, vec![device])
+    fn run<B: Kernels>(self, devices: Vec<B::Device>) -> Self::Output {
+        train::run::<B, _>(self.0, devices)
     }
 }
 
@@ -119,6 +120,12 @@ fn main() {
         .position(|a| a == "--iterations")
         .and_then(|i| args.get(i + 1)?.parse().ok())
         .unwrap_or(3);
+    let devices: usize = args
+        .iter()
+        .position(|a| a == "--devices")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(1);
+    let gpus: Vec<u32> = (0..Device::visible_gpus().min(devices) as u32).collect();
     let mut names: Vec<&str> = ["dcgan", "biggan"]
         .into_iter()
         .filter(|n| args.iter().any(|a| a == n))
@@ -155,7 +162,10 @@ fn main() {
             cancel: &cancel,
             progress: &progress,
         };
-        let (result, used) = Device::Auto.run(Run(&setup)).expect("a device");
+        let device = Device::Auto.in_slot(&gpus);
+        let (result, used) = device
+            .run_shards(&gpus, devices, Run(&setup))
+            .expect("a device");
         result.expect("training runs");
         let steps = steps.into_inner().unwrap();
         let timed = &steps[1..];

@@ -92,9 +92,13 @@ impl<B: Backend> Tensors<B> {
             .sum()
     }
 
-    /// A copy on `device` (tracked by autodiff where the values are: a replica's
-    /// gradients flow back to the original).
-    pub fn to_device(&self, device: &B::Device) -> Tensors<B> {
+    /// The same names, shapes and roles, each value mapped by `f` (given its role), on
+    /// `device`.
+    fn map<C: Backend>(
+        &self,
+        device: &C::Device,
+        f: impl Fn(Tensor<B, 1>, Role) -> Tensor<C, 1>,
+    ) -> Tensors<C> {
         let entries = self
             .entries
             .iter()
@@ -102,7 +106,7 @@ impl<B: Backend> Tensors<B> {
                 let entry = Entry {
                     shape: e.shape.clone(),
                     role: e.role,
-                    value: e.value.clone().to_device(device),
+                    value: f(e.value.clone(), e.role),
                 };
                 (name.clone(), entry)
             })
@@ -111,6 +115,12 @@ impl<B: Backend> Tensors<B> {
             entries,
             device: device.clone(),
         }
+    }
+
+    /// A copy on `device` (tracked by autodiff where the values are: a replica's
+    /// gradients flow back to the original).
+    pub fn to_device(&self, device: &B::Device) -> Tensors<B> {
+        self.map(device, |value, _| value.to_device(device))
     }
 
     pub fn to_snapshot(&self) -> Snapshot {
@@ -164,45 +174,19 @@ impl<B: Backend> Tensors<B> {
 impl<B: AutodiffBackend> Tensors<B> {
     /// The same values without autodiff tracking, e.g. for an optimizer step.
     pub fn inner(&self) -> Tensors<B::InnerBackend> {
-        Tensors {
-            entries: self
-                .entries
-                .iter()
-                .map(|(name, e)| {
-                    let entry = Entry {
-                        shape: e.shape.clone(),
-                        role: e.role,
-                        value: e.value.clone().inner(),
-                    };
-                    (name.clone(), entry)
-                })
-                .collect(),
-            device: self.device.clone(),
-        }
+        self.map(&self.device, |value, _| value.inner())
     }
 
     /// Tracked values; with `trainable`, parameters become fresh leaves that collect
     /// gradients (without, gradients flow through them to the inputs only).
     pub fn from_inner(inner: Tensors<B::InnerBackend>, trainable: bool) -> Tensors<B> {
-        let device = inner.device.clone();
-        let entries = inner
-            .entries
-            .into_iter()
-            .map(|(name, e)| {
-                let value = Tensor::from_inner(e.value);
-                let value = match e.role {
-                    Role::Param if trainable => value.require_grad(),
-                    _ => value,
-                };
-                let entry = Entry {
-                    shape: e.shape,
-                    role: e.role,
-                    value,
-                };
-                (name, entry)
-            })
-            .collect();
-        Tensors { entries, device }
+        inner.map(&inner.device, |value, role| {
+            let value = Tensor::from_inner(value);
+            match role {
+                Role::Param if trainable => value.require_grad(),
+                _ => value,
+            }
+        })
     }
 
     /// The gradient of every parameter the loss depends on.

@@ -201,47 +201,31 @@ impl<'a> SlurmExecutor<'a> {
         let what = ending.describe(tracked.id);
         let log = Some(tracked.log.clone());
         let interrupted = exit == Some(130) || outcome.is_some_and(|o| o.action == "interrupted");
-        let stopped = match ending.state {
-            Some(JobState::Cancelled) => Some("cancelled outside this run"),
-            Some(JobState::Preempted) => Some("preempted"),
-            _ if interrupted => Some("the stage was stopped by a signal"),
-            _ => None,
-        };
-        if let Some(how) = stopped {
-            return Err(ExecError::Stopped {
-                message: format!(
-                    "{what}: {how}; nothing recorded, it runs again next time (from its work folder)"
-                ),
-                log,
-            });
-        }
-        let failure = self.store.failure(&job.key)?;
-        if let Some(failure) = failure.filter(|f| f.when >= tracked.submitted) {
-            // The stage's own error, recorded by pipe exec in the job.
-            return Err(ExecError::Failed {
-                message: format!(
-                    "{}\n  = {what}; job output: {}",
-                    failure.error,
-                    tracked.log.display()
-                ),
-                log: failure.log,
-            });
-        }
-        let advice = match ending.state {
-            Some(JobState::Timeout) => {
-                "it ran past its time limit; its work folder is kept, so a stage that \
-                 checkpoints resumes there next time\n  = help: ask for more time with \
-                 `--time` or the stage's `resources` (`time: \"2-00:00:00\"`)"
+        let advice = match verdict(ending.state.as_ref(), interrupted) {
+            Verdict::Stopped(how) => {
+                return Err(ExecError::Stopped {
+                    message: format!(
+                        "{what}: {how}; nothing recorded, it runs again next time (from its work folder)"
+                    ),
+                    log,
+                });
             }
-            Some(JobState::OutOfMemory) => {
-                "it ran out of memory\n  = help: ask for more with `--mem` or the stage's \
-                 `resources` (`mem: \"64G\"`)"
+            Verdict::Cluster(advice) => advice,
+            Verdict::Stage => {
+                let failure = self.store.failure(&job.key)?;
+                if let Some(failure) = failure.filter(|f| f.when >= tracked.submitted) {
+                    // The stage's own error, recorded by pipe exec in the job.
+                    return Err(ExecError::Failed {
+                        message: format!(
+                            "{}\n  = {what}; job output: {}",
+                            failure.error,
+                            tracked.log.display()
+                        ),
+                        log: failure.log,
+                    });
+                }
+                "it left no record and no error of the stage: see the job's output"
             }
-            Some(JobState::NodeFail | JobState::BootFail) => {
-                "its node failed; nothing recorded, run it again"
-            }
-            Some(JobState::Deadline) => "it reached its deadline before it ended",
-            _ => "it left no record and no error of the stage: see the job's output",
         };
         let message = format!("{what}: {advice}");
         self.store.write_failure(&Failure {
@@ -314,6 +298,42 @@ impl<'a> SlurmExecutor<'a> {
                 unknown,
             },
         }
+    }
+}
+
+/// What a job's end means for its stage.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    /// Stopped from outside, nothing recorded: it runs again next time.
+    Stopped(&'static str),
+    /// Ended by the cluster (a limit, a node): a failure, with what to do about it.
+    Cluster(&'static str),
+    /// The stage's own doing: its error, if it recorded one.
+    Stage,
+}
+
+/// Slurm's state first: a time limit or memory is the cluster's doing, whatever the
+/// stage did on its way out (a training stopped by the time limit's TERM exits as
+/// interrupted, having saved a checkpoint).
+fn verdict(state: Option<&JobState>, interrupted: bool) -> Verdict {
+    match state {
+        Some(JobState::Cancelled) => Verdict::Stopped("cancelled outside this run"),
+        Some(JobState::Preempted) => Verdict::Stopped("preempted"),
+        Some(JobState::Timeout) => Verdict::Cluster(
+            "it ran past its time limit; its work folder is kept, so a stage that \
+             checkpoints resumes there next time\n  = help: ask for more time with \
+             `--time` or the stage's `resources` (`time: \"2-00:00:00\"`)",
+        ),
+        Some(JobState::OutOfMemory) => Verdict::Cluster(
+            "it ran out of memory\n  = help: ask for more with `--mem` or the stage's \
+             `resources` (`mem: \"64G\"`)",
+        ),
+        Some(JobState::NodeFail | JobState::BootFail) => {
+            Verdict::Cluster("its node failed; nothing recorded, run it again")
+        }
+        Some(JobState::Deadline) => Verdict::Cluster("it reached its deadline before it ended"),
+        _ if interrupted => Verdict::Stopped("the stage was stopped by a signal"),
+        _ => Verdict::Stage,
     }
 }
 
@@ -479,6 +499,35 @@ mod tests {
             unknown: None,
         };
         ending.describe(JobId(12))
+    }
+
+    #[test]
+    fn the_clusters_limits_are_failures_with_advice_and_stops_from_outside_are_not() {
+        let timeout = verdict(Some(&JobState::Timeout), true);
+        assert!(
+            matches!(timeout, Verdict::Cluster(a) if a.contains("--time")),
+            "{timeout:?}"
+        );
+        let oom = verdict(Some(&JobState::OutOfMemory), false);
+        assert!(matches!(oom, Verdict::Cluster(a) if a.contains("--mem")));
+        assert!(matches!(
+            verdict(Some(&JobState::NodeFail), false),
+            Verdict::Cluster(_)
+        ));
+        assert!(matches!(
+            verdict(Some(&JobState::Cancelled), true),
+            Verdict::Stopped(_)
+        ));
+        assert!(matches!(
+            verdict(Some(&JobState::Preempted), false),
+            Verdict::Stopped(_)
+        ));
+        assert!(matches!(
+            verdict(Some(&JobState::Failed), true),
+            Verdict::Stopped(_)
+        ));
+        assert_eq!(verdict(Some(&JobState::Failed), false), Verdict::Stage);
+        assert_eq!(verdict(None, false), Verdict::Stage);
     }
 
     #[test]
