@@ -7,7 +7,8 @@
 #   3. speed, side by side with PyTorch in the same call: FID Inception features (32×32
 #      and 299×299, batch 50 and 200) and training iterations (SNDCGAN32 and BigGAN32
 #      ContraGAN, batch 64), printed as ratios;
-#   4. the quickstart on the GPU and on the CPU cores (QUICKSTART=1; it takes minutes).
+#   4. data parallel training on 1 and 2 devices (two GPUs, or shards sharing one);
+#   5. the quickstart on the GPU and on the CPU cores (QUICKSTART=1; it takes minutes).
 # Writes its logs under $OUT (or /tmp/gpu-check). Not yet run on a GPU.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -62,6 +63,12 @@ for pair in "dcgan dcgan32" "biggan biggan32"; do
     say "$2 ContraGAN batch 64: ours $ours ms, PyTorch $theirs ms, ratio $(python3 -c "print(f'{$ours / $theirs:.2f}')" 2>/dev/null)"
 done
 say "BigGAN64 (Tiny ImageNet config): not in our bench yet"
+
+section "data parallel: SNDCGAN32 ContraGAN iteration on 1 and 2 devices (Train(devices: N))"
+for devices in 1 2; do
+    ms=$("$bin/train" --iterations 5 --devices "$devices" dcgan 2>>"$out/train.log" | tee -a "$out/train.log" | sed -n 's/.*: \([0-9]*\) ms per iteration.*/\1/p')
+    say "$devices device(s): $ms ms per iteration"
+done
 
 if [ "${QUICKSTART:-0}" = 1 ]; then
     section "the quickstart, seconds"
