@@ -199,6 +199,30 @@ fn a_training_over_devices_takes_as_many_gpus_of_the_run() {
     );
 }
 
+/// Each method beyond the paper's tables, set on the short run as a user would: it
+/// trains, under a key of its own, with finite losses.
+#[test]
+fn the_methods_beyond_the_tables_train_end_to_end() {
+    let p = project();
+    let plain = p.run("p.ron", &["gan"], 0);
+    assert_eq!(with_action(&plain, "ran"), ["shapes", "gan"]);
+    for set in [
+        "gan.train.apply_diffaug=true",
+        "gan.train.lecam=Some((lambda: 0.3, ema_start_iter: 1, ema_decay: 0.99))",
+    ] {
+        let report = p.run("p.ron", &["gan", "--set", set], 0);
+        assert_eq!(with_action(&report, "ran"), ["gan"], "{set}: {report}");
+        let show = p.json(&["show", "p.ron", "gan", "--set", set], 0);
+        let metrics = &show["record"]["metrics"];
+        for loss in ["d_loss", "g_loss"] {
+            assert!(
+                metrics[loss].as_f64().unwrap().is_finite(),
+                "{set}: {metrics}"
+            );
+        }
+    }
+}
+
 fn error_for(p: &Project) -> String {
     let out = p.pipe(&["run", "p.ron"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));

@@ -92,6 +92,8 @@ fn config(name: &str, iterations: u64) -> (ModelConfig, TrainConfig) {
         }),
         flip: true,
         sync_bn: false,
+        apply_diffaug: false,
+        lecam: None,
     };
     (model, train)
 }

@@ -200,6 +200,18 @@ pub struct Ema {
     pub start: u64,
 }
 
+/// LeCam regularization, with StudioGAN's `lecam_lambda`, `lecam_ema_start_iter` and
+/// `lecam_ema_decay`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeCamConfig {
+    pub lambda: f64,
+    /// Before this G step the averages are plain copies, and the penalty applies only
+    /// after it.
+    pub ema_start_iter: u64,
+    pub ema_decay: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
@@ -238,6 +250,13 @@ pub struct TrainConfig {
     /// Random horizontal flips of the real images.
     #[serde(default = "yes")]
     pub flip: bool,
+    /// LeCam regularization of D (StudioGAN v0.4's `apply_lecam`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lecam: Option<LeCamConfig>,
+    /// DiffAugment (StudioGAN v0.4's `apply_diffaug`, policy color, translation,
+    /// cutout) on every image D sees, real and fake, in D and G steps.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub apply_diffaug: bool,
     /// With a training split over several devices (`Train(devices: N)`): BatchNorm
     /// statistics over the whole batch, not each device's shard (the reference's
     /// `synchronized_bn`).

@@ -2,6 +2,7 @@
 //! states and `state.json`), written to a temporary folder and renamed, with `latest`
 //! naming the newest complete one; older ones are removed once it is in place.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use kernels::Kernels;
@@ -18,6 +19,9 @@ use crate::tensors::{Snapshot, Tensors};
 struct CheckpointInfo {
     step: u64,
     seed: u64,
+    /// The objective's terms' state (LeCam's averages), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    terms: BTreeMap<String, f64>,
 }
 
 pub(super) fn checkpoint_dir(work: &Path) -> PathBuf {
@@ -45,6 +49,7 @@ pub(super) fn save_checkpoint<B: Kernels>(
     dir: &Path,
     state: &State<B>,
     seed: u64,
+    terms: BTreeMap<String, f64>,
 ) -> Result<(), TrainError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -69,6 +74,7 @@ pub(super) fn save_checkpoint<B: Kernels>(
     let info = CheckpointInfo {
         step: state.step,
         seed,
+        terms,
     };
     let info_path = tmp.join("state.json");
     std::fs::write(&info_path, serde_json::to_vec_pretty(&info).unwrap())
@@ -89,11 +95,12 @@ pub(super) fn save_checkpoint<B: Kernels>(
     Ok(())
 }
 
+/// The state of a checkpoint, and its terms' state.
 pub(super) fn load_checkpoint<B: Kernels>(
     dir: &Path,
     train: &TrainConfig,
     device: &B::Device,
-) -> Result<State<B>, TrainError> {
+) -> Result<(State<B>, BTreeMap<String, f64>), TrainError> {
     let load = |name: &str| -> Result<Option<Snapshot>, GanError> {
         let path = dir.join(format!("{name}.safetensors"));
         if path.exists() {
@@ -124,12 +131,13 @@ pub(super) fn load_checkpoint<B: Kernels>(
             )
         })
     };
-    Ok(State {
+    let state = State {
         step: info.step,
         g: Tensors::from_snapshot(&g, device),
         d: Tensors::from_snapshot(&d, device),
         g_ema: load("G_ema")?.map(|s| Tensors::from_snapshot(&s, device)),
         opt_g: adam("adam_G", train.g_lr)?,
         opt_d: adam("adam_D", train.d_lr)?,
-    })
+    };
+    Ok((state, info.terms))
 }

@@ -16,6 +16,8 @@
 
 mod best;
 mod checkpoint;
+pub mod diffaug;
+pub mod lecam;
 mod log;
 pub mod objective;
 mod parallel;
@@ -178,9 +180,9 @@ pub fn run<B: Kernels, N: FeatureNetwork>(
     let shards = Shards::<B>::new(devices, train.sync_bn);
     let device = shards.first();
     let checkpoints = checkpoint_dir(setup.work);
-    let mut state = match latest_checkpoint(&checkpoints)? {
+    let (mut state, terms) = match latest_checkpoint(&checkpoints)? {
         Some(step) => load_checkpoint::<B>(&checkpoints.join(step.to_string()), train, device)?,
-        None => fresh(setup, device),
+        None => (fresh(setup, device), Default::default()),
     };
     let resumed_from = (state.step > 0).then_some(state.step);
     let per_iteration = (train.d_steps_per_iter * train.accumulation_steps) as u64;
@@ -212,13 +214,14 @@ pub fn run<B: Kernels, N: FeatureNetwork>(
         evaluate_now(&state, setup, evaluation, &mut scores, &mut best)?;
     }
     let objective = Objective::<Autodiff<B>>::new(model, train);
+    objective.restore(&terms);
     let mut last = None;
     let mut saved = resumed_from;
     let started = Instant::now();
     let first = state.step;
     while state.step < train.total_steps {
         if setup.cancel.load(Ordering::Relaxed) {
-            save_checkpoint(&checkpoints, &state, setup.seed)?;
+            save_checkpoint(&checkpoints, &state, setup.seed, objective.state())?;
             return Err(TrainError::Cancelled { step: state.step });
         }
         let t0 = Instant::now();
@@ -251,7 +254,7 @@ pub fn run<B: Kernels, N: FeatureNetwork>(
         (setup.progress)(&entry);
         last = Some(entry);
         if setup.checkpoint_every > 0 && state.step.is_multiple_of(setup.checkpoint_every) {
-            save_checkpoint(&checkpoints, &state, setup.seed)?;
+            save_checkpoint(&checkpoints, &state, setup.seed, objective.state())?;
             saved = Some(state.step);
         }
         if let Some(evaluation) = &setup.evaluation
@@ -259,7 +262,7 @@ pub fn run<B: Kernels, N: FeatureNetwork>(
         {
             // A checkpoint first: an evaluation interrupted is redone from it.
             if saved != Some(state.step) {
-                save_checkpoint(&checkpoints, &state, setup.seed)?;
+                save_checkpoint(&checkpoints, &state, setup.seed, objective.state())?;
                 saved = Some(state.step);
             }
             evaluate_now(&state, setup, evaluation, &mut scores, &mut best)?;
@@ -267,7 +270,7 @@ pub fn run<B: Kernels, N: FeatureNetwork>(
     }
 
     if saved != Some(state.step) {
-        save_checkpoint(&checkpoints, &state, setup.seed)?;
+        save_checkpoint(&checkpoints, &state, setup.seed, objective.state())?;
     }
     let done = (state.step - first).max(1);
     let best = match best {

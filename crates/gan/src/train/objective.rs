@@ -5,6 +5,8 @@
 //! also transform the images D sees (real and fake, in D and G steps: an augmentation
 //! such as DiffAugment); the terms of the paper's methods leave them as they are.
 
+use std::collections::BTreeMap;
+
 use burn::prelude::*;
 use kernels::Kernels;
 use rng::Rng;
@@ -16,6 +18,8 @@ use crate::loss;
 
 /// The forward passes of one D sub-step: D on the real batch and on the fakes.
 pub struct DPass<'a, B: Kernels> {
+    /// G steps done so far (the reference's `current_step`).
+    pub step: u64,
     pub real: &'a Output<B>,
     pub real_labels: &'a [u32],
     pub fake: &'a Output<B>,
@@ -44,6 +48,14 @@ pub trait Term<B: Kernels> {
     fn augments(&self) -> bool {
         false
     }
+
+    /// What the term carries from step to step, by name (checkpoints keep it).
+    fn state(&self) -> BTreeMap<String, f64> {
+        BTreeMap::new()
+    }
+
+    /// Takes back what [`Term::state`] gave, when a run resumes.
+    fn restore(&self, _state: &BTreeMap<String, f64>) {}
 }
 
 /// The terms of a configuration.
@@ -64,7 +76,23 @@ impl<B: Kernels> Objective<B> {
             // The projection is part of D's logit; no term of its own.
             Conditioning::None | Conditioning::Projection => {}
         }
+        if train.apply_diffaug {
+            terms.push(Box::new(super::diffaug::DiffAugment));
+        }
+        if let Some(config) = train.lecam {
+            terms.push(Box::new(super::lecam::LeCam::new(config)));
+        }
         Objective { terms }
+    }
+
+    /// Every term's state, for a checkpoint.
+    pub fn state(&self) -> BTreeMap<String, f64> {
+        self.terms.iter().flat_map(|t| t.state()).collect()
+    }
+
+    /// Restores the terms' state from a checkpoint.
+    pub fn restore(&self, state: &BTreeMap<String, f64>) {
+        self.terms.iter().for_each(|t| t.restore(state));
     }
 
     /// Whether any term transforms D's inputs.

@@ -146,6 +146,7 @@ pub(super) fn d_step<B: Kernels, N>(
         let (mut replicas, real_outs, fake_outs) = unzip3(judged);
         d = replicas.swap_remove(0);
         let value = objective.discriminator(&DPass {
+            step: state.step,
             real: &shards.gather_outputs(real_outs),
             real_labels: &batch.labels,
             fake: &shards.gather_outputs(fake_outs),

@@ -70,6 +70,8 @@ pub(crate) fn configs() -> (ModelConfig, TrainConfig) {
         }),
         flip: true,
         sync_bn: false,
+        apply_diffaug: false,
+        lecam: None,
     };
     (model, train)
 }
@@ -216,8 +218,21 @@ fn train_sharded(
     sync_bn: bool,
     stop_at: Option<u64>,
 ) -> Result<Trained, TrainError> {
+    train_with(data, work, devices, stop_at, &|config| {
+        config.sync_bn = sync_bn
+    })
+}
+
+/// As [`train_sharded`], with the configuration changed by `change`.
+fn train_with(
+    data: &Arc<Packed>,
+    work: &Path,
+    devices: usize,
+    stop_at: Option<u64>,
+    change: &dyn Fn(&mut TrainConfig),
+) -> Result<Trained, TrainError> {
     let (model, mut config) = configs();
-    config.sync_bn = sync_bn;
+    change(&mut config);
     let cancel = AtomicBool::new(false);
     let progress = |log: &StepLog| {
         if Some(log.step) == stop_at {
@@ -365,4 +380,33 @@ fn per_device_batch_norm_is_not_one_devices_and_a_two_device_run_resumes_on_any_
     };
     assert_eq!(values(&moved)[..2], values(&whole)[..2]);
     assert_eq!(values(&moved).len(), 4);
+}
+
+#[test]
+fn stateful_and_augmenting_terms_resume_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path());
+    let [whole, parts, plain] = ["whole", "parts", "plain"].map(|n| {
+        let path = dir.path().join(n);
+        std::fs::create_dir_all(&path).unwrap();
+        path
+    });
+    // LeCam's averages start before step 2 and its penalty applies from step 2 on.
+    let methods = |config: &mut TrainConfig| {
+        config.apply_diffaug = true;
+        config.lecam = Some(crate::config::LeCamConfig {
+            lambda: 0.3,
+            ema_start_iter: 1,
+            ema_decay: 0.9,
+        });
+    };
+    let a = train_with(&data, &whole, 1, None, &methods).unwrap();
+    train_with(&data, &parts, 1, Some(2), &methods)
+        .map(|_| ())
+        .unwrap_err();
+    let b = train_with(&data, &parts, 1, None, &methods).unwrap();
+    assert_eq!(b.resumed_from, Some(2));
+    assert!(a.g == b.g && a.d == b.d, "resuming changed the run");
+    let plain = train_sharded(&data, &plain, 1, false, None).unwrap();
+    assert!(plain.d != a.d, "the terms changed nothing");
 }
