@@ -35,6 +35,17 @@ pub enum Conditioning {
     Projection,
     /// ContraGAN: the 2C loss between image embeddings and class embeddings.
     Contrastive,
+    /// ReACGAN (StudioGAN v0.4's `D2DCE`): ContraGAN's embedding head trained with the
+    /// Data-to-Data Cross-Entropy (`m_p`, `temperature`).
+    #[serde(rename = "D2DCE")]
+    D2dce,
+}
+
+impl Conditioning {
+    /// Whether D has the embedding head of image and class embeddings.
+    pub fn embeds(self) -> bool {
+        matches!(self, Conditioning::Contrastive | Conditioning::D2dce)
+    }
 }
 
 /// Self-attention after the given blocks (counted from 1, as the reference does).
@@ -239,6 +250,10 @@ pub struct TrainConfig {
     pub temperature: f64,
     #[serde(default = "yes")]
     pub positives_in_numerator: bool,
+    /// ReACGAN's positive margin (StudioGAN's `m_p`); its loss weight is
+    /// `contrastive_lambda` (StudioGAN's `cond_lambda`).
+    #[serde(default = "default_m_p", skip_serializing_if = "is_default_m_p")]
+    pub m_p: f64,
     #[serde(default)]
     pub weight_clipping: Option<f64>,
     /// WGAN-GP's λ. Needs double backward, which the burn version used here lacks:
@@ -266,6 +281,15 @@ pub struct TrainConfig {
 
 fn is_false(value: &bool) -> bool {
     !value
+}
+
+/// StudioGAN v0.4's ReACGAN configurations' margin.
+fn default_m_p() -> f64 {
+    0.98
+}
+
+fn is_default_m_p(m_p: &f64) -> bool {
+    *m_p == default_m_p()
 }
 
 fn one() -> usize {

@@ -134,7 +134,7 @@ pub fn forward<B: Kernels>(
                 contrastive: None,
             }
         }
-        Conditioning::Contrastive => {
+        Conditioning::Contrastive | Conditioning::D2dce => {
             let dim = config.hyper_dim;
             let anchor = layers::embedding(s, "embedding", y, config.num_classes, dim, sn);
             let mut embed = layers::linear(s, embed_name, h, dim, true, sn);

@@ -84,6 +84,43 @@ pub fn contrastive<B: Backend>(
     -(num / den).log().mean()
 }
 
+/// ReACGAN's Data-to-Data Cross-Entropy (StudioGAN v0.4's `Data2DataCrossEntropyLoss`):
+/// with e and p as for [`contrastive`], margin `m_p` and temperature t,
+/// s_ij = (cos(e_i, e_j) + m_p − 1)/t over j ≠ i, shifted by each row's largest
+/// (held constant), a_i = relu((m_p − cos(e_i, p_i))/t), and
+/// `mean_i [a_i + log(exp(−a_i) + Σ_{j: y_j≠y_i} exp(relu(s_ij) − max_j s_ij))]`:
+/// the proxy attracts, samples of other classes repel, samples of the same class are
+/// left alone.
+pub fn data_to_data<B: Backend>(
+    embed: Tensor<B, 2>,
+    proxy: Tensor<B, 2>,
+    labels: &[u32],
+    m_p: f64,
+    temperature: f64,
+) -> Tensor<B, 1> {
+    let n = labels.len();
+    let device = embed.device();
+    let e = normalize_rows(embed);
+    let p = normalize_rows(proxy);
+    let similarity = (e.clone().matmul(e.clone().transpose()) + (m_p - 1.0)) / temperature;
+    let mask = |keep: &dyn Fn(usize, usize) -> bool| {
+        let m: Vec<f32> = (0..n * n)
+            .map(|k| if keep(k / n, k % n) { 1.0 } else { 0.0 })
+            .collect();
+        Tensor::<B, 1>::from_floats(m.as_slice(), &device).reshape([n, n])
+    };
+    // The largest similarity of each row off the diagonal, a constant for the gradient.
+    let diagonal = mask(&|i, j| i == j);
+    let largest = (similarity.clone() - diagonal * 1e9).max_dim(1).detach();
+    let shifted = activation::relu(similarity) - largest;
+    let others = mask(&|i, j| labels[i] != labels[j]);
+    let repelled = (shifted.exp() * others).sum_dim(1).reshape([n]);
+    let to_proxy = (e * p).sum_dim(1).reshape([n]);
+    let attraction = activation::relu((-to_proxy + m_p) / temperature);
+    let repulsion = ((-attraction.clone()).exp() + repelled).log();
+    (attraction + repulsion).mean()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -116,6 +116,7 @@ fn every_architecture_and_head_at_the_paper_widths() {
             Conditioning::Acgan,
             Conditioning::Projection,
             Conditioning::Contrastive,
+            Conditioning::D2dce,
         ] {
             let config = paper_config(architecture, conditioning, z_dim, width, attention, g_sn);
             config.check().unwrap();
@@ -137,7 +138,7 @@ fn every_architecture_and_head_at_the_paper_widths() {
                 Conditioning::Acgan => {
                     assert_eq!(out.class_logits.unwrap().dims(), [n, 10], "{what}")
                 }
-                Conditioning::Contrastive => {
+                Conditioning::Contrastive | Conditioning::D2dce => {
                     let (embed, anchor) = out.contrastive.unwrap();
                     assert_eq!(embed.dims(), [n, 512], "{what}");
                     assert_eq!(anchor.dims(), [n, 512], "{what}");

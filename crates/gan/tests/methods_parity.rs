@@ -151,3 +151,36 @@ fn lecam_averages_penalty_and_gradients_match_the_reference() {
         assert!(active > 0, "{name}: the case never reaches the penalty");
     }
 }
+
+#[test]
+fn data_to_data_cross_entropy_and_gradients_match_the_reference() {
+    let device = Default::default();
+    for case in fixtures::cases(&fixtures::ours("d2dce")) {
+        let name = case.file_stem().unwrap().to_string_lossy().into_owned();
+        let a = arrays(&case);
+        let (embed, proxy) = (
+            tensor::<2>(&a["embed"], &device).require_grad(),
+            tensor::<2>(&a["proxy"], &device).require_grad(),
+        );
+        let labels: Vec<u32> = a["labels"].data.iter().map(|&v| v as u32).collect();
+        let value = gan::loss::data_to_data(
+            embed.clone(),
+            proxy.clone(),
+            &labels,
+            a["m_p"].data[0],
+            a["temperature"].data[0],
+        );
+        let (got, want) = (values(value.clone())[0], a["loss"].data[0]);
+        println!("{name}: loss {got} vs {want}");
+        assert!(
+            (got - want).abs() <= 1e-5 * want.abs(),
+            "{name}: loss {got} vs {want}"
+        );
+        let grads = value.backward();
+        for (key, t) in [("grad_embed", embed), ("grad_proxy", proxy)] {
+            let (diff, scale) = worst(&values(t.grad(&grads).unwrap()), &a[key]);
+            println!("{name} {key}: max |Δ| {diff:e}, max |expected| {scale:e}");
+            assert!(diff <= 1e-5 * scale, "{name} {key}: max |Δ| {diff:e}");
+        }
+    }
+}

@@ -73,6 +73,11 @@ impl<B: Kernels> Objective<B> {
                 temperature: train.temperature,
                 positives_in_numerator: train.positives_in_numerator,
             })),
+            Conditioning::D2dce => terms.push(Box::new(DataToData {
+                lambda: train.contrastive_lambda,
+                m_p: train.m_p,
+                temperature: train.temperature,
+            })),
             // The projection is part of D's logit; no term of its own.
             Conditioning::None | Conditioning::Projection => {}
         }
@@ -191,6 +196,31 @@ impl Contrastive {
 }
 
 impl<B: Kernels> Term<B> for Contrastive {
+    fn discriminator(&self, pass: &DPass<B>, addends: &mut Vec<Tensor<B, 1>>) {
+        addends.push(self.loss(pass.real, pass.real_labels));
+    }
+
+    fn generator(&self, pass: &GPass<B>, addends: &mut Vec<Tensor<B, 1>>) {
+        addends.push(self.loss(pass.fake, pass.labels));
+    }
+}
+
+/// ReACGAN's Data-to-Data Cross-Entropy, on the real images for D and on the fakes for
+/// G, times `contrastive_lambda` (the reference's `cond_lambda`).
+struct DataToData {
+    lambda: f64,
+    m_p: f64,
+    temperature: f64,
+}
+
+impl DataToData {
+    fn loss<B: Kernels>(&self, out: &Output<B>, labels: &[u32]) -> Tensor<B, 1> {
+        let (embed, proxy) = out.contrastive.clone().expect("the embedding head");
+        loss::data_to_data(embed, proxy, labels, self.m_p, self.temperature) * self.lambda
+    }
+}
+
+impl<B: Kernels> Term<B> for DataToData {
     fn discriminator(&self, pass: &DPass<B>, addends: &mut Vec<Tensor<B, 1>>) {
         addends.push(self.loss(pass.real, pass.real_labels));
     }

@@ -62,6 +62,7 @@ pub(crate) fn configs() -> (ModelConfig, TrainConfig) {
         contrastive_lambda: 1.0,
         temperature: 1.0,
         positives_in_numerator: true,
+        m_p: 0.98,
         weight_clipping: None,
         gradient_penalty: None,
         ema: Some(Ema {
