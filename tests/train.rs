@@ -210,6 +210,8 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
         "gan.train.apply_diffaug=true",
         "gan.train.lecam=Some((lambda: 0.3, ema_start_iter: 1, ema_decay: 0.99))",
         "gan.model.conditioning=D2DCE",
+        "gan.train.consistency_reg=true",
+        "gan.train.make_positive_aug=true",
     ] {
         let report = p.run("p.ron", &["gan", "--set", set], 0);
         assert_eq!(with_action(&report, "ran"), ["gan"], "{set}: {report}");

@@ -30,6 +30,7 @@ fn main() {
         flip: true,
         drop_last: true,
         prefetch: 4,
+        views: false,
     };
     let batches = if full { 20_000 } else { 500 };
 

@@ -17,6 +17,7 @@ pub mod preview;
 pub mod synthetic;
 pub mod testutil;
 pub mod tiny;
+pub mod views;
 
 use std::path::{Path, PathBuf};
 

@@ -21,6 +21,9 @@ pub struct LoaderConfig {
     pub drop_last: bool,
     /// Batches prepared ahead.
     pub prefetch: usize,
+    /// Also each image's augmented copy ([`crate::views`]), for consistency
+    /// regularization and augmented positives.
+    pub views: bool,
 }
 
 /// One batch: images `[n, channels, height, width]` in [-1, 1], and labels.
@@ -28,6 +31,8 @@ pub struct LoaderConfig {
 pub struct Batch {
     pub images: Vec<f32>,
     pub labels: Vec<u32>,
+    /// Each image's augmented copy, laid out as `images` (empty unless asked for).
+    pub views: Vec<f32>,
     /// Which batch of the whole sequence this is (0, 1, 2, … across epochs).
     pub index: u64,
     pub epoch: u64,
@@ -137,23 +142,22 @@ impl Producer {
         );
         let size = h * w * c;
         let mut images = vec![0f32; (end - start) * size];
+        let mut views = vec![0f32; if self.config.views { images.len() } else { 0 }];
         let mut labels = Vec::with_capacity(end - start);
         for (slot, pos) in (start..end).enumerate() {
             let i = ep.order[pos] as usize;
-            convert(
-                self.data.image(i),
-                &mut images[slot * size..(slot + 1) * size],
-                h,
-                w,
-                c,
-                ep.flips[pos],
-                &self.lut,
-            );
+            let image = &mut images[slot * size..(slot + 1) * size];
+            convert(self.data.image(i), image, h, w, c, ep.flips[pos], &self.lut);
+            if self.config.views {
+                let view = &mut views[slot * size..(slot + 1) * size];
+                crate::views::augmented_view(image, c, h, w, i, view);
+            }
             labels.push(self.data.label(i));
         }
         let batch = Batch {
             images,
             labels,
+            views,
             index: self.next,
             epoch: e,
         };
@@ -222,6 +226,7 @@ mod tests {
             flip,
             drop_last,
             prefetch: 2,
+            views: false,
         }
     }
 

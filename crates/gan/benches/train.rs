@@ -95,6 +95,9 @@ fn config(name: &str, iterations: u64) -> (ModelConfig, TrainConfig) {
         sync_bn: false,
         apply_diffaug: false,
         lecam: None,
+        consistency_reg: false,
+        consistency_lambda: 10.0,
+        make_positive_aug: false,
     };
     (model, train)
 }

@@ -72,6 +72,7 @@ pub fn fit<B: Kernels>(fit: &Fit, device: &B::Device) -> Result<Fitted, FitError
         flip: true,
         drop_last: true,
         prefetch: 4,
+        views: false,
     };
     let size = fit.model.image_size();
     let mut batches = Loader::new(fit.data.clone(), config, 0);

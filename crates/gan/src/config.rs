@@ -265,6 +265,21 @@ pub struct TrainConfig {
     /// Random horizontal flips of the real images.
     #[serde(default = "yes")]
     pub flip: bool,
+    /// Consistency regularization (the seed's `consistency_reg`): D's loss gains
+    /// `consistency_lambda` times the mean squared difference of its logits on the
+    /// real images and on their augmented copies from the loader.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub consistency_reg: bool,
+    #[serde(
+        default = "default_consistency_lambda",
+        skip_serializing_if = "is_default_consistency_lambda"
+    )]
+    pub consistency_lambda: f64,
+    /// ContraGAN's 2C loss in D steps with the augmented copies' embeddings as extra
+    /// positives (the seed's `make_positive_aug`; with `consistency_reg` the seed does
+    /// this too).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub make_positive_aug: bool,
     /// LeCam regularization of D (StudioGAN v0.4's `apply_lecam`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lecam: Option<LeCamConfig>,
@@ -281,6 +296,15 @@ pub struct TrainConfig {
 
 fn is_false(value: &bool) -> bool {
     !value
+}
+
+/// CRGAN's λ.
+fn default_consistency_lambda() -> f64 {
+    10.0
+}
+
+fn is_default_consistency_lambda(lambda: &f64) -> bool {
+    *lambda == default_consistency_lambda()
 }
 
 /// StudioGAN v0.4's ReACGAN configurations' margin.

@@ -46,13 +46,16 @@ pub fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, labels: Tensor<B, 1, Int>
 /// `−mean_i log(num_i / den_i)`, where
 /// num_i = exp(cos(e_i, p_i)/t) + Σ_{j≠i, y_j=y_i} exp(s_ij/t) and
 /// den_i = exp(cos(e_i, p_i)/t) + Σ_{j≠i} exp(s_ij/t).
-/// Without `positives`, the same-class sum is left out of the numerator.
+/// Without `positives`, the same-class sum is left out of the numerator. With `views`
+/// (the embeddings of the images' augmented copies, the seed's augmented positives),
+/// each image's `exp(cos(e_i, v_i)/t)` joins both sums.
 pub fn contrastive<B: Backend>(
     embed: Tensor<B, 2>,
     proxy: Tensor<B, 2>,
     labels: &[u32],
     temperature: f64,
     positives: bool,
+    views: Option<Tensor<B, 2>>,
 ) -> Tensor<B, 1> {
     let n = labels.len();
     let device = embed.device();
@@ -74,12 +77,18 @@ pub fn contrastive<B: Backend>(
         .collect();
     let mask = |m: Vec<f32>| Tensor::<B, 1>::from_floats(m.as_slice(), &device).reshape([n, n]);
     let instances = (similarity / temperature).exp();
+    let to_view = views
+        .map(|v| ((e.clone() * normalize_rows(v)).sum_dim(1).reshape([n]) / temperature).exp());
     let to_proxy = ((e * p).sum_dim(1).reshape([n]) / temperature).exp();
-    let den = (instances.clone() * mask(others)).sum_dim(1).reshape([n]) + to_proxy.clone();
+    let to_positives = match to_view {
+        Some(to_view) => to_proxy + to_view,
+        None => to_proxy,
+    };
+    let den = (instances.clone() * mask(others)).sum_dim(1).reshape([n]) + to_positives.clone();
     let num = if positives {
-        (instances * mask(same)).sum_dim(1).reshape([n]) + to_proxy
+        (instances * mask(same)).sum_dim(1).reshape([n]) + to_positives
     } else {
-        to_proxy
+        to_positives
     };
     -(num / den).log().mean()
 }

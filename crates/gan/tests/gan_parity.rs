@@ -238,7 +238,7 @@ fn gradients_match_the_reference_for_every_parameter() {
             d_loss = d_loss + loss::cross_entropy(logits, input.y.clone());
         }
         if let Some((embed, anchor)) = out.contrastive {
-            d_loss = d_loss + loss::contrastive(embed, anchor, &input.labels, 1.0, true);
+            d_loss = d_loss + loss::contrastive(embed, anchor, &input.labels, 1.0, true, None);
         }
         let mut g = load(Network::Generator, "G");
         let images = generator::run(
@@ -334,7 +334,7 @@ fn contrastive_loss_and_gradients_match_the_reference() {
         let (embed, proxy) = (matrix("embed"), matrix("proxy"));
         let labels: Vec<u32> = a["labels"].data.iter().map(|&v| v as u32).collect();
         let t = a["temperature"].data[0];
-        let value = loss::contrastive(embed.clone(), proxy.clone(), &labels, t, true);
+        let value = loss::contrastive(embed.clone(), proxy.clone(), &labels, t, true, None);
         let got = values(value.clone())[0];
         let want = want.as_f64().unwrap();
         assert!(

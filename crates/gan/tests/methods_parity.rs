@@ -184,3 +184,66 @@ fn data_to_data_cross_entropy_and_gradients_match_the_reference() {
         }
     }
 }
+
+#[test]
+fn the_loaders_augmented_copies_match_the_seeds() {
+    for case in fixtures::cases(&fixtures::ours("consistency/views")) {
+        let name = case.file_stem().unwrap().to_string_lossy().into_owned();
+        let a = arrays(&case);
+        let [n, c, h, w] = a["images"].shape.clone().try_into().expect("N×C×H×W");
+        let size = c * h * w;
+        for index in 0..n {
+            // The image as the loader gives it: in [-1, 1], CHW.
+            let image: Vec<f32> = a["images"].data[index * size..(index + 1) * size]
+                .iter()
+                .map(|&v| v as f32 / 127.5 - 1.0)
+                .collect();
+            let mut view = vec![0f32; size];
+            data::views::augmented_view(&image, c, h, w, index, &mut view);
+            let want = &a["augmented"].data[index * size..(index + 1) * size];
+            let diff = view
+                .iter()
+                .zip(want)
+                .fold(0f64, |m, (&x, &y)| m.max((x as f64 - y).abs()));
+            assert!(diff <= 1e-6, "{name}, index {index}: differs by {diff:e}");
+        }
+        println!("{name}: {n} copies of {h}×{w}");
+    }
+}
+
+#[test]
+fn contrastive_loss_with_augmented_positives_matches_the_seed() {
+    let device = Default::default();
+    for case in fixtures::cases(&fixtures::ours("consistency/positives")) {
+        let name = case.file_stem().unwrap().to_string_lossy().into_owned();
+        let a = arrays(&case);
+        let [embed, anchor, views] =
+            ["embed", "anchor", "augmented"].map(|k| tensor::<2>(&a[k], &device).require_grad());
+        let labels: Vec<u32> = a["labels"].data.iter().map(|&v| v as u32).collect();
+        let t = a["temperature"].data[0];
+        let value = gan::loss::contrastive(
+            embed.clone(),
+            anchor.clone(),
+            &labels,
+            t,
+            true,
+            Some(views.clone()),
+        );
+        let (got, want) = (values(value.clone())[0], a["loss"].data[0]);
+        println!("{name}: loss {got} vs {want}");
+        assert!(
+            (got - want).abs() <= 1e-5 * want.abs(),
+            "{name}: loss {got} vs {want}"
+        );
+        let grads = value.backward();
+        for (key, t) in [
+            ("grad_embed", embed),
+            ("grad_anchor", anchor),
+            ("grad_augmented", views),
+        ] {
+            let (diff, scale) = worst(&values(t.grad(&grads).unwrap()), &a[key]);
+            println!("{name} {key}: max |Δ| {diff:e}, max |expected| {scale:e}");
+            assert!(diff <= 1e-5 * scale, "{name} {key}: max |Δ| {diff:e}");
+        }
+    }
+}

@@ -186,12 +186,15 @@ pub fn run<B: Kernels, N: FeatureNetwork>(
     };
     let resumed_from = (state.step > 0).then_some(state.step);
     let per_iteration = (train.d_steps_per_iter * train.accumulation_steps) as u64;
+    let objective = Objective::<Autodiff<B>>::new(model, train);
+    objective.restore(&terms);
     let loader_config = LoaderConfig {
         batch_size: train.batch_size,
         seed: setup.seed,
         flip: train.flip,
         drop_last: true,
         prefetch: 4,
+        views: objective.uses_views(),
     };
     let mut batches = Loader::new(
         setup.data.clone(),
@@ -213,8 +216,6 @@ pub fn run<B: Kernels, N: FeatureNetwork>(
     {
         evaluate_now(&state, setup, evaluation, &mut scores, &mut best)?;
     }
-    let objective = Objective::<Autodiff<B>>::new(model, train);
-    objective.restore(&terms);
     let mut last = None;
     let mut saved = resumed_from;
     let started = Instant::now();

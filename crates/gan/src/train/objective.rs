@@ -22,6 +22,8 @@ pub struct DPass<'a, B: Kernels> {
     pub step: u64,
     pub real: &'a Output<B>,
     pub real_labels: &'a [u32],
+    /// D on the real images' augmented copies, when a term asked for them.
+    pub real_views: Option<&'a Output<B>>,
     pub fake: &'a Output<B>,
     pub fake_labels: &'a [u32],
 }
@@ -49,6 +51,12 @@ pub trait Term<B: Kernels> {
         false
     }
 
+    /// Whether D steps must also run D on the real images' augmented copies from the
+    /// loader ([`DPass::real_views`]).
+    fn uses_views(&self) -> bool {
+        false
+    }
+
     /// What the term carries from step to step, by name (checkpoints keep it).
     fn state(&self) -> BTreeMap<String, f64> {
         BTreeMap::new()
@@ -72,6 +80,7 @@ impl<B: Kernels> Objective<B> {
                 lambda: train.contrastive_lambda,
                 temperature: train.temperature,
                 positives_in_numerator: train.positives_in_numerator,
+                positive_views: train.make_positive_aug,
             })),
             Conditioning::D2dce => terms.push(Box::new(DataToData {
                 lambda: train.contrastive_lambda,
@@ -80,6 +89,11 @@ impl<B: Kernels> Objective<B> {
             })),
             // The projection is part of D's logit; no term of its own.
             Conditioning::None | Conditioning::Projection => {}
+        }
+        if train.consistency_reg {
+            terms.push(Box::new(Consistency {
+                lambda: train.consistency_lambda,
+            }));
         }
         if train.apply_diffaug {
             terms.push(Box::new(super::diffaug::DiffAugment));
@@ -98,6 +112,11 @@ impl<B: Kernels> Objective<B> {
     /// Restores the terms' state from a checkpoint.
     pub fn restore(&self, state: &BTreeMap<String, f64>) {
         self.terms.iter().for_each(|t| t.restore(state));
+    }
+
+    /// Whether any term needs D's output on the real images' augmented copies.
+    pub fn uses_views(&self) -> bool {
+        self.terms.iter().any(|t| t.uses_views())
     }
 
     /// Whether any term transforms D's inputs.
@@ -174,22 +193,32 @@ impl<B: Kernels> Term<B> for ClassCrossEntropy {
 }
 
 /// ContraGAN's conditional contrastive (2C) loss, on the real images for D and on the
-/// fakes for G, times `contrastive_lambda`.
+/// fakes for G, times `contrastive_lambda`. In D steps where D also saw the real images'
+/// augmented copies, their embeddings are extra positives (the seed does so whenever it
+/// made the copies: `make_positive_aug`, and `consistency_reg` too).
 struct Contrastive {
     lambda: f64,
     temperature: f64,
     positives_in_numerator: bool,
+    positive_views: bool,
 }
 
 impl Contrastive {
-    fn loss<B: Kernels>(&self, out: &Output<B>, labels: &[u32]) -> Tensor<B, 1> {
+    fn loss<B: Kernels>(
+        &self,
+        out: &Output<B>,
+        labels: &[u32],
+        views: Option<&Output<B>>,
+    ) -> Tensor<B, 1> {
         let (embed, anchor) = out.contrastive.clone().expect("ContraGAN head");
+        let views = views.map(|v| v.contrastive.clone().expect("ContraGAN head").0);
         let c2 = loss::contrastive(
             embed,
             anchor,
             labels,
             self.temperature,
             self.positives_in_numerator,
+            views,
         );
         c2 * self.lambda
     }
@@ -197,11 +226,36 @@ impl Contrastive {
 
 impl<B: Kernels> Term<B> for Contrastive {
     fn discriminator(&self, pass: &DPass<B>, addends: &mut Vec<Tensor<B, 1>>) {
-        addends.push(self.loss(pass.real, pass.real_labels));
+        addends.push(self.loss(pass.real, pass.real_labels, pass.real_views));
     }
 
     fn generator(&self, pass: &GPass<B>, addends: &mut Vec<Tensor<B, 1>>) {
-        addends.push(self.loss(pass.fake, pass.labels));
+        addends.push(self.loss(pass.fake, pass.labels, None));
+    }
+
+    fn uses_views(&self) -> bool {
+        self.positive_views
+    }
+}
+
+/// Consistency regularization (CRGAN; the seed's `consistency_reg`): `consistency_lambda`
+/// times the mean squared difference of D's logits on the real images and on their
+/// augmented copies.
+struct Consistency {
+    lambda: f64,
+}
+
+impl<B: Kernels> Term<B> for Consistency {
+    fn discriminator(&self, pass: &DPass<B>, addends: &mut Vec<Tensor<B, 1>>) {
+        let views = pass.real_views.expect("D saw the augmented copies");
+        let difference = pass.real.adv.clone() - views.adv.clone();
+        addends.push(difference.powi_scalar(2).mean() * self.lambda);
+    }
+
+    fn generator(&self, _: &GPass<B>, _: &mut Vec<Tensor<B, 1>>) {}
+
+    fn uses_views(&self) -> bool {
+        true
     }
 }
 
@@ -250,6 +304,30 @@ mod tests {
     }
 
     #[test]
+    fn consistency_is_lambda_times_the_mean_squared_difference_of_the_logits() {
+        let device = Default::default();
+        let output = |adv: [f32; 2]| Output::<Flex> {
+            features: Tensor::zeros([2, 1], &device),
+            adv: Tensor::from_floats(adv, &device),
+            class_logits: None,
+            contrastive: None,
+        };
+        let (real, views, fake) = (output([1.0, 2.0]), output([0.5, 4.0]), output([0.0, 0.0]));
+        let pass = DPass {
+            step: 0,
+            real: &real,
+            real_labels: &[0, 1],
+            real_views: Some(&views),
+            fake: &fake,
+            fake_labels: &[0, 1],
+        };
+        let mut addends = Vec::new();
+        Consistency { lambda: 10.0 }.discriminator(&pass, &mut addends);
+        let value: f32 = addends.pop().unwrap().into_scalar();
+        assert!((value - 10.0 * (0.25 + 4.0) / 2.0).abs() < 1e-5, "{value}");
+    }
+
+    #[test]
     fn terms_transform_d_inputs_in_order_and_the_papers_leave_them() {
         let device = Default::default();
         let images = Tensor::<Flex, 4>::from_data(
@@ -261,6 +339,7 @@ mod tests {
             lambda: 1.0,
             temperature: 1.0,
             positives_in_numerator: false,
+            positive_views: false,
         };
         let mut objective = Objective::<Flex> {
             terms: vec![

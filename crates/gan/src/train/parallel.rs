@@ -397,7 +397,7 @@ mod tests {
             .zip(shards.split_labels(&labels))
             .map(|(out, labels)| {
                 let (e, a) = out.contrastive.clone().unwrap();
-                values(loss::contrastive(e, a, &labels, 1.0, true))[0]
+                values(loss::contrastive(e, a, &labels, 1.0, true, None))[0]
             })
             .collect();
         let gathered = shards.gather_outputs(parts);
@@ -417,7 +417,7 @@ mod tests {
         // own losses would be another number.
         let two_c = |out: &Output<Flex>| {
             let (e, a) = out.contrastive.clone().unwrap();
-            values(loss::contrastive(e, a, &labels, 1.0, true))[0]
+            values(loss::contrastive(e, a, &labels, 1.0, true, None))[0]
         };
         assert!((two_c(&gathered) - two_c(&whole)).abs() <= 1e-5);
         let mean_of_shards = per_shard.iter().sum::<f32>() / 2.0;

@@ -76,6 +76,8 @@ struct Judging<B: Kernels> {
     real_labels: Vec<u32>,
     fake: Tensor<Autodiff<B>, 4>,
     fake_labels: Vec<u32>,
+    /// The real images' augmented copies, when a term asks for D on them.
+    views: Option<Tensor<Autodiff<B>, 4>>,
 }
 
 /// One D step; returns its loss, or the non-finite value that stopped it.
@@ -120,6 +122,13 @@ pub(super) fn d_step<B: Kernels, N>(
         state.g = gs.swap_remove(0);
         let fakes = augmented(shards, objective, fakes, &mut rng);
         let labels = shards.split_labels(&batch.labels);
+        let mut views = objective.uses_views().then(|| {
+            let len = batch.views.len();
+            let views =
+                Tensor::<Autodiff<B>, 1>::from_data(TensorData::new(batch.views, [len]), &device)
+                    .reshape([n, 3, model.image_size(), model.image_size()]);
+            shards.split(views).into_iter()
+        });
         let inputs: Vec<Judging<B>> = shards
             .replicate(&d)
             .into_iter()
@@ -132,23 +141,49 @@ pub(super) fn d_step<B: Kernels, N>(
                 real_labels,
                 fake,
                 fake_labels,
+                views: views.as_mut().and_then(Iterator::next),
             })
             .collect();
+        // The reference's order: D on the real images, on the fakes, on the copies.
         let judged = shards.each(inputs, |shard, mut j| {
             let y = label_tensor(&j.real_labels, shard.device);
-            let real =
-                discriminator::run_shard(&mut j.d, Mode::TRAIN, model, j.real, y, shard.sync());
-            let y = label_tensor(&j.fake_labels, shard.device);
-            let fake =
-                discriminator::run_shard(&mut j.d, Mode::TRAIN, model, j.fake, y, shard.sync());
-            (j.d, real, fake)
+            let real = discriminator::run_shard(
+                &mut j.d,
+                Mode::TRAIN,
+                model,
+                j.real,
+                y.clone(),
+                shard.sync(),
+            );
+            let fake_y = label_tensor(&j.fake_labels, shard.device);
+            let fake = discriminator::run_shard(
+                &mut j.d,
+                Mode::TRAIN,
+                model,
+                j.fake,
+                fake_y,
+                shard.sync(),
+            );
+            let views = j.views.map(|views| {
+                discriminator::run_shard(&mut j.d, Mode::TRAIN, model, views, y, shard.sync())
+            });
+            (j.d, real, fake, views)
         });
-        let (mut replicas, real_outs, fake_outs) = unzip3(judged);
+        let mut replicas = Vec::new();
+        let (mut real_outs, mut fake_outs, mut view_outs) = (Vec::new(), Vec::new(), Vec::new());
+        for (d, real, fake, views) in judged {
+            replicas.push(d);
+            real_outs.push(real);
+            fake_outs.push(fake);
+            view_outs.extend(views);
+        }
         d = replicas.swap_remove(0);
+        let views = (!view_outs.is_empty()).then(|| shards.gather_outputs(view_outs));
         let value = objective.discriminator(&DPass {
             step: state.step,
             real: &shards.gather_outputs(real_outs),
             real_labels: &batch.labels,
+            real_views: views.as_ref(),
             fake: &shards.gather_outputs(fake_outs),
             fake_labels: &fake_labels,
         });
@@ -252,16 +287,6 @@ fn zip3<A, B, C>(a: Vec<A>, b: Vec<B>, c: Vec<C>) -> Vec<(A, B, C)> {
         .zip(c)
         .map(|((a, b), c)| (a, b, c))
         .collect()
-}
-
-fn unzip3<A, B, C>(all: Vec<(A, B, C)>) -> (Vec<A>, Vec<B>, Vec<C>) {
-    let mut out = (Vec::new(), Vec::new(), Vec::new());
-    for (a, b, c) in all {
-        out.0.push(a);
-        out.1.push(b);
-        out.2.push(c);
-    }
-    out
 }
 
 fn finite<B: AutodiffBackend>(value: &Tensor<B, 1>) -> Result<f32, f32> {

@@ -73,6 +73,9 @@ pub(crate) fn configs() -> (ModelConfig, TrainConfig) {
         sync_bn: false,
         apply_diffaug: false,
         lecam: None,
+        consistency_reg: false,
+        consistency_lambda: 10.0,
+        make_positive_aug: false,
     };
     (model, train)
 }
