@@ -229,3 +229,123 @@ fn every_config_of_table_3_holds_the_seeds_values() {
         }
     }
 }
+
+/// The v0.4 methods of `pipelines/extended.ron` (StudioGAN's src/configs/CIFAR10/*.yaml
+/// at its HEAD) on the seed's BigGAN32.
+#[test]
+fn every_extended_config_holds_studiogan_v04s_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let lecam = serde_json::json!({"lambda": 0.3, "ema_start_iter": 1000, "ema_decay": 0.99});
+    // name, conditioning, batch, lr, steps, DiffAugment, LeCam, cond_lambda, temperature.
+    let rows = [
+        (
+            "extended/biggan_diffaug_lecam",
+            "Projection",
+            64,
+            2e-4,
+            200_000,
+            true,
+            lecam.clone(),
+            1.0,
+            1.0,
+        ),
+        (
+            "extended/contragan_diffaug",
+            "Contrastive",
+            64,
+            2e-4,
+            200_000,
+            true,
+            Value::Null,
+            1.0,
+            1.0,
+        ),
+        (
+            "extended/reacgan",
+            "D2DCE",
+            128,
+            2.8284271e-4,
+            100_000,
+            false,
+            Value::Null,
+            0.5,
+            0.5,
+        ),
+        (
+            "extended/reacgan_diffaug",
+            "D2DCE",
+            128,
+            2.8284271e-4,
+            200_000,
+            true,
+            Value::Null,
+            0.5,
+            0.5,
+        ),
+        (
+            "extended/reacgan_lecam",
+            "D2DCE",
+            128,
+            2.8284271e-4,
+            200_000,
+            false,
+            lecam,
+            0.5,
+            0.5,
+        ),
+    ];
+    let files = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/extended"))
+        .unwrap()
+        .count();
+    assert_eq!(files, rows.len(), "one file per config");
+    for (name, cond, batch, lr, steps, diffaug, lecam, lambda, temperature) in rows {
+        let p = train_params(name, dir.path());
+        let (m, t) = (&p["model"], &p["train"]);
+        let check = |what: &str, got: &Value, want: Value| {
+            assert_eq!(*got, want, "{name}: {what}");
+        };
+        check("architecture", &m["architecture"], "Biggan32".into());
+        check("conditioning", &m["conditioning"], cond.into());
+        check("z_dim", &m["z_dim"], 80.into());
+        check(
+            "widths",
+            &serde_json::json!([m["g_conv_dim"], m["d_conv_dim"]]),
+            serde_json::json!([96, 96]),
+        );
+        check("hyper_dim", &m["hyper_dim"], 512.into());
+        check("batch_size", &t["batch_size"], batch.into());
+        check(
+            "lr",
+            &serde_json::json!([t["g_lr"], t["d_lr"]]),
+            serde_json::json!([lr, lr]),
+        );
+        check("total_steps", &t["total_steps"], steps.into());
+        check("d_steps_per_iter", &t["d_steps_per_iter"], 5.into());
+        check("beta1", &t["beta1"], 0.5.into());
+        check(
+            "ema",
+            &t["ema"],
+            serde_json::json!({"decay": 0.9999, "start": 1000}),
+        );
+        check(
+            "apply_diffaug",
+            &t["apply_diffaug"].as_bool().unwrap_or(false).into(),
+            diffaug.into(),
+        );
+        check(
+            "lecam",
+            &t.get("lecam").cloned().unwrap_or(Value::Null),
+            lecam,
+        );
+        check(
+            "contrastive_lambda",
+            &t["contrastive_lambda"],
+            lambda.into(),
+        );
+        check("temperature", &t["temperature"], temperature.into());
+        if cond == "D2DCE" {
+            let m_p = t.get("m_p").and_then(Value::as_f64).unwrap_or(0.98);
+            assert_eq!(m_p, 0.98, "{name}: m_p");
+        }
+    }
+}

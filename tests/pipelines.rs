@@ -38,7 +38,13 @@ fn the_datasets_pipeline_plans_offline() {
 #[test]
 fn the_table_pipelines_plan_offline() {
     let p = Project::new();
-    for (file, stages, trainings) in [("table1", 118, 36), ("table2", 73, 21), ("table3", 33, 9)] {
+    let tables = [
+        ("table1", 118, 36),
+        ("table2", 73, 21),
+        ("table3", 33, 9),
+        ("extended", 51, 15),
+    ];
+    for (file, stages, trainings) in tables {
         let path = format!("{}/pipelines/{file}.ron", env!("CARGO_MANIFEST_DIR"));
         let plan = p.run(&path, &["--dry-run"], 0);
         let planned = with_action(&plan, "would_run");
