@@ -189,6 +189,7 @@ impl TypedKind for Command {
         Ok(Outcome {
             metrics: read_metrics(ctx)?,
             summary: None,
+            ..Default::default()
         })
     }
 }

@@ -272,6 +272,17 @@ fn every_extended_config_holds_studiogan_v04s_values() {
             0.5,
         ),
         (
+            "extended/reacgan_adc",
+            "D2DCE",
+            128,
+            2.8284271e-4,
+            100_000,
+            false,
+            Value::Null,
+            0.5,
+            0.5,
+        ),
+        (
             "extended/reacgan_diffaug",
             "D2DCE",
             128,
@@ -347,5 +358,11 @@ fn every_extended_config_holds_studiogan_v04s_values() {
             let m_p = t.get("m_p").and_then(Value::as_f64).unwrap_or(0.98);
             assert_eq!(m_p, 0.98, "{name}: m_p");
         }
+        let adc = name.ends_with("_adc");
+        check(
+            "aux_cls_type",
+            &m.get("aux_cls_type").cloned().unwrap_or(Value::Null),
+            if adc { "ADC".into() } else { Value::Null },
+        );
     }
 }

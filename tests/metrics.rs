@@ -176,6 +176,68 @@ fn features_of_an_image_folder_with_mixed_sizes_and_stray_files() {
     assert_eq!(arrays[1].1.shape, [2, 1008]);
 }
 
+#[test]
+fn intra_class_fid_and_the_clean_resizer_from_the_command_line() {
+    let p = Project::new();
+    p.write(
+        "p.ron",
+        r#"Pipeline(name: "ifid", stages: {
+            "pairs": Dataset(source: Synthetic(seed: 4, per_class: 2, size: 32, classes: 3), split: Test),
+            "singles": Dataset(source: Synthetic(seed: 5, per_class: 1, size: 32, classes: 3), split: Test),
+        })"#,
+    );
+    let report = p.run("p.ron", &[], 0);
+    let pairs = stage(&report, "pairs")["output"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let singles = stage(&report, "singles")["output"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let w = weights().display().to_string();
+    let net = ["--weights", w.as_str(), "--device", "cpu"];
+    // Features of a packed set keep its labels; the set against its own features: 0.
+    let features = p.path("pairs.npz").display().to_string();
+    let mut args = vec!["metric", "features", "--out", &features, &pairs];
+    args.extend(net);
+    assert!(p.pipe(&args).status.success());
+    let arrays = stages::metrics::npy::read_npz(std::path::Path::new(&features)).unwrap();
+    let labels = &arrays
+        .iter()
+        .find(|(k, _)| k == "labels")
+        .expect("labels")
+        .1;
+    let mut sorted = labels.data.clone();
+    sorted.sort_by(f64::total_cmp);
+    assert_eq!(sorted, [0.0, 0.0, 1.0, 1.0, 2.0, 2.0]);
+    let mut args = vec!["ifid", &pairs, &features];
+    args.extend(net);
+    let same = metric(&p, &args);
+    assert!(same["ifid"].as_f64().unwrap().abs() < 1e-3, "{same}");
+    assert_eq!(same["classes"].as_array().unwrap().len(), 3, "{same}");
+    // A class with one image has no covariance: named, not averaged in.
+    let mut args = vec!["metric", "ifid", &pairs, &singles];
+    args.extend(net);
+    let err = error_of(&p, &args);
+    assert!(
+        err.contains("class 0 has 2 real and 1 generated images: its FID needs at least 2 of each"),
+        "{err}"
+    );
+    // The resize changes the features: the two resizers disagree on FID.
+    let fid = |resizer: &str| {
+        let mut args = vec!["fid", &pairs, &singles, "--resizer", resizer];
+        args.extend(net);
+        metric(&p, &args)["fid"].as_f64().unwrap()
+    };
+    let (legacy, clean) = (fid("legacy"), fid("clean"));
+    assert!((legacy - clean).abs() > 1e-6 * legacy, "{legacy} {clean}");
+    let out = p.pipe(&["metric", "fid", &pairs, &singles, "--resizer", "lanczos"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("`lanczos`: expected legacy or clean"), "{err}");
+}
+
 fn error_of(p: &Project, args: &[&str]) -> String {
     let out = p.pipe(args);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));

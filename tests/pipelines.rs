@@ -42,7 +42,7 @@ fn the_table_pipelines_plan_offline() {
         ("table1", 118, 36),
         ("table2", 73, 21),
         ("table3", 33, 9),
-        ("extended", 51, 15),
+        ("extended", 60, 18),
     ];
     for (file, stages, trainings) in tables {
         let path = format!("{}/pipelines/{file}.ron", env!("CARGO_MANIFEST_DIR"));

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::path::PathBuf;
+
 use common::*;
 use stages::gan::tensors::Snapshot;
 
@@ -206,24 +208,41 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
     let p = project();
     let plain = p.run("p.ron", &["gan"], 0);
     assert_eq!(with_action(&plain, "ran"), ["shapes", "gan"]);
-    for set in [
-        "gan.train.apply_diffaug=true",
-        "gan.train.lecam=Some((lambda: 0.3, ema_start_iter: 1, ema_decay: 0.99))",
-        "gan.model.conditioning=D2DCE",
-        "gan.train.consistency_reg=true",
-        "gan.train.make_positive_aug=true",
-    ] {
-        let report = p.run("p.ron", &["gan", "--set", set], 0);
-        assert_eq!(with_action(&report, "ran"), ["gan"], "{set}: {report}");
-        let show = p.json(&["show", "p.ron", "gan", "--set", set], 0);
+    let methods: [&[&str]; 7] = [
+        &["gan.train.apply_diffaug=true"],
+        &["gan.train.lecam=Some((lambda: 0.3, ema_start_iter: 1, ema_decay: 0.99))"],
+        &["gan.model.conditioning=D2DCE"],
+        &["gan.train.consistency_reg=true"],
+        &["gan.train.make_positive_aug=true"],
+        &["gan.model.conditioning=Acgan", "gan.model.aux_cls_type=ADC"],
+        &["gan.model.conditioning=D2DCE", "gan.model.aux_cls_type=ADC"],
+    ];
+    for sets in methods {
+        let mut args = vec!["gan"];
+        for set in sets {
+            args.extend(["--set", set]);
+        }
+        let report = p.run("p.ron", &args, 0);
+        assert_eq!(with_action(&report, "ran"), ["gan"], "{sets:?}: {report}");
+        let mut show = vec!["show", "p.ron"];
+        show.extend(&args);
+        let show = p.json(&show, 0);
         let metrics = &show["record"]["metrics"];
         for loss in ["d_loss", "g_loss"] {
             assert!(
                 metrics[loss].as_f64().unwrap().is_finite(),
-                "{set}: {metrics}"
+                "{sets:?}: {metrics}"
             );
         }
     }
+    // ADC needs a class head to double.
+    let out = p.pipe(&["run", "p.ron", "gan", "--set", "gan.model.aux_cls_type=ADC"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("ADC needs a class head: conditioning Acgan or D2DCE"),
+        "{err}"
+    );
 }
 
 fn error_for(p: &Project) -> String {
@@ -498,6 +517,86 @@ fn samples_are_scored_against_reference_statistics() {
     let err = text(&out.stdout) + &text(&out.stderr);
     assert!(
         err.contains("set `features: true` on the InceptionStats stage `test_stats`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn intra_class_fid_the_clean_resizer_and_protocols_through_score_and_report() {
+    let p = project();
+    let weights = inception_weights();
+    let pipeline = PIPELINE.replace(
+        "    },\n)",
+        &format!(
+            r#"        "test": Dataset(source: Synthetic(seed: 2, per_class: 3, size: 32, classes: 4), split: Test),
+        "inception": Weights(path: Some("{}")),
+        "stats_legacy": InceptionStats(data: "test", weights: "inception", features: true, device: Cpu),
+        "stats_clean": InceptionStats(data: "test", weights: "inception", features: true, resizer: Clean, device: Cpu),
+        "score_legacy": Score(samples: "gan", count: 24, seed: 1, batch: 8, reference: "stats_legacy", weights: "inception", intra_class: true, device: Cpu),
+        "score_clean": Score(samples: "gan", count: 24, seed: 1, batch: 8, reference: "stats_clean", weights: "inception", device: Cpu),
+        "table": Report(title: "t", tables: [(title: "FID", stages: "score_*", metrics: ["fid"])]),
+    }},
+)"#,
+            weights.display()
+        ),
+    );
+    p.write("p.ron", &pipeline);
+    let report = p.run("p.ron", &["table"], 0);
+    let metrics = |name: &str| stage(&report, name)["metrics"].clone();
+    let legacy = metrics("score_legacy");
+    let ifid = legacy["ifid"].as_f64().unwrap();
+    assert!(ifid.is_finite() && ifid > 0.0, "{legacy}");
+    let out = PathBuf::from(stage(&report, "score_legacy")["output"].as_str().unwrap());
+    let scores: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("scores.json")).unwrap()).unwrap();
+    let per_class = scores["ifid_per_class"].as_object().unwrap();
+    assert_eq!(per_class.len(), 4, "{scores}");
+    let mean = per_class
+        .values()
+        .map(|c| c["fid"].as_f64().unwrap())
+        .sum::<f64>()
+        / 4.0;
+    assert!((mean - ifid).abs() <= 1e-9 * ifid, "{mean} vs {ifid}");
+    assert!(per_class.values().all(|c| c["real"] == 3));
+
+    // The same images resized the other way measure differently, and each score
+    // records the resizer of its reference.
+    let clean = metrics("score_clean");
+    assert_ne!(clean["fid"], legacy["fid"]);
+    let protocol = |name: &str| p.json(&["show", "p.ron", name], 0)["record"]["protocol"].clone();
+    assert_eq!(protocol("stats_clean")["resizer"], "Clean");
+    let legacy_protocol = protocol("score_legacy");
+    assert_eq!(legacy_protocol["resizer"], "Legacy", "{legacy_protocol}");
+    assert_eq!(legacy_protocol["images"], "24");
+    assert_eq!(legacy_protocol["reference images"], "12");
+    assert_eq!(legacy_protocol["generator"], "Ema");
+    assert_eq!(protocol("score_clean")["resizer"], "Clean");
+
+    // A table of both is marked, naming the difference; the facts they share are said.
+    let table = PathBuf::from(stage(&report, "table")["output"].as_str().unwrap());
+    let markdown = std::fs::read_to_string(table.join("report.md")).unwrap();
+    assert!(
+        markdown.contains(
+            "Warning: cells of this table were measured under different protocols: \
+             resizer differs: Clean (score_clean) vs Legacy (score_legacy)."
+        ),
+        "{markdown}"
+    );
+    assert!(markdown.contains("images 24"), "{markdown}");
+
+    // Intra-class FID needs the reference's features.
+    p.write(
+        "p.ron",
+        &pipeline.replace(
+            r#""test", weights: "inception", features: true, device"#,
+            r#""test", weights: "inception", device"#,
+        ),
+    );
+    let out = p.pipe(&["run", "p.ron", "score_legacy"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stdout) + &text(&out.stderr);
+    assert!(
+        err.contains("intra-class FID need the reference's features: set `features: true` on the InceptionStats stage `stats_legacy`"),
         "{err}"
     );
 }

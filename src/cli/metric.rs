@@ -1,5 +1,6 @@
-//! `pipe metric`: FID, IS, KID, precision/recall/density/coverage and features, outside
-//! pipelines, on image folders, packed data sets, statistics or feature files.
+//! `pipe metric`: FID, IS, KID, precision/recall/density/coverage, intra-class FID and
+//! features, outside pipelines, on image folders, packed data sets, statistics or
+//! feature files.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,9 +9,13 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use stages::kernels::device::Device;
 use stages::measure::{self, Loaded, Network};
+use stages::metrics::ifid::intra_class_fid;
 use stages::metrics::inception::{CLASSES, FEATURES};
 use stages::metrics::prdc::{Ball, prdc};
-use stages::metrics::{Stats, fid::fid, inception_score::inception_score, kid::kid, npy, stats};
+use stages::metrics::resize::Resizer;
+use stages::metrics::{
+    Features, Stats, fid::fid, inception_score::inception_score, kid::kid, npy, stats,
+};
 
 use super::{CliError, Ctx, out, print_json};
 
@@ -54,7 +59,19 @@ pub enum Command {
         #[command(flatten)]
         net: NetArgs,
     },
-    /// Write the pool features (`pool3`) and logits of images to an `.npz`.
+    /// Intra-class FID of FAKE against REAL (StudioGAN v0.4's iFID): the FID of each
+    /// class's images against the real images of that class, and their mean. Each is a
+    /// packed data set (`images.pack`, or a Dataset or Sample output folder: the labels
+    /// come from the pack) or an `.npz` of features with `pool3` and `labels` (as
+    /// `pipe metric features` writes for packed sets).
+    Ifid {
+        real: PathBuf,
+        fake: PathBuf,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// Write the pool features (`pool3`) and logits of images to an `.npz`, and their
+    /// `labels` when every input is a packed data set.
     Features {
         #[arg(long, value_name = "F.npz")]
         out: PathBuf,
@@ -76,6 +93,11 @@ pub struct NetArgs {
     /// `auto`, `cpu`, or `cuda` / `cuda:N`.
     #[arg(long, default_value = "auto", value_parser = parse_device)]
     device: Device,
+    /// The resize of images to 299×299: `legacy` (pytorch-fid's bilinear, the paper's)
+    /// or `clean` (PIL's bicubic with antialiasing, as clean-fid and StudioGAN's
+    /// `--post_resizer clean`). Both sides of a comparison must use the same one.
+    #[arg(long, default_value = "legacy", value_parser = parse_resizer)]
+    resizer: Resizer,
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -91,6 +113,14 @@ fn parse_device(text: &str) -> Result<Device, String> {
             .and_then(|n| n.parse().ok())
             .map(Device::Cuda)
             .ok_or_else(|| format!("`{other}`: expected auto, cpu, cuda or cuda:N")),
+    }
+}
+
+fn parse_resizer(text: &str) -> Result<Resizer, String> {
+    match text {
+        "legacy" => Ok(Resizer::Legacy),
+        "clean" => Ok(Resizer::Clean),
+        other => Err(format!("`{other}`: expected legacy or clean")),
     }
 }
 
@@ -124,6 +154,7 @@ fn load(path: &Path, net: &NetArgs, quiet: bool) -> Result<Loaded, CliError> {
         weights: net.weights.as_deref(),
         batch: net.batch,
         device: net.device,
+        resizer: net.resizer,
         progress: &progress,
         note: &note,
     };
@@ -146,7 +177,7 @@ pub fn metric(ctx: &Ctx, command: Command) -> Result<ExitCode, CliError> {
             let to_stats = |p: &Path| -> Result<Stats, CliError> {
                 match load(p, &net, ctx.quiet)? {
                     Loaded::Stats(s) => Ok(s),
-                    Loaded::Features(f, _) => stats::of(&f)
+                    Loaded::Features(f, ..) => stats::of(&f)
                         .map_err(|e| CliError::Message(format!("`{}`: {e}", p.display()))),
                 }
             };
@@ -159,7 +190,7 @@ pub fn metric(ctx: &Ctx, command: Command) -> Result<ExitCode, CliError> {
         }
         Command::Is { input, splits, net } => {
             let logits = match load(&input, &net, ctx.quiet)? {
-                Loaded::Features(_, Some(logits)) => logits,
+                Loaded::Features(_, Some(logits), _) => logits,
                 _ => {
                     return Err(CliError::Message(format!(
                         "`{}`: the Inception Score needs logits (n × {CLASSES}) or images",
@@ -209,18 +240,54 @@ pub fn metric(ctx: &Ctx, command: Command) -> Result<ExitCode, CliError> {
                 ),
             );
         }
+        Command::Ifid { real, fake, net } => {
+            let labelled = |path: &Path| -> Result<(Features, Vec<u32>), CliError> {
+                match load(path, &net, ctx.quiet)? {
+                    Loaded::Features(f, _, Some(labels)) => Ok((f, labels)),
+                    _ => Err(CliError::Message(format!(
+                        "`{}`: intra-class FID needs labelled images: a packed data set, or an \
+                         .npz of features with `labels`",
+                        path.display()
+                    ))),
+                }
+            };
+            let (r, r_labels) = labelled(&real)?;
+            let (f, f_labels) = labelled(&fake)?;
+            let (classes, mean) = intra_class_fid(&r, &r_labels, &f, &f_labels).map_err(fail)?;
+            let per_class: Vec<serde_json::Value> = classes
+                .iter()
+                .map(|c| json!({"class": c.class, "fid": c.fid, "real": c.real, "generated": c.fake}))
+                .collect();
+            let mut text = format!("iFID: {mean:.6} (mean over {} classes)", classes.len());
+            for c in &classes {
+                text.push_str(&format!(
+                    "\n  class {}: {:.6} ({} real, {} generated)",
+                    c.class, c.fid, c.real, c.fake
+                ));
+            }
+            report(
+                &net,
+                json!({"schema": 1, "metric": "ifid", "ifid": mean, "classes": per_class}),
+                text,
+            );
+        }
         Command::Features {
             out: file,
             images,
             net,
         } => {
             let (mut pool, mut logits, mut n) = (Vec::new(), Vec::new(), 0);
+            let mut labels = Some(Vec::new());
             for path in &images {
                 match load(path, &net, ctx.quiet)? {
-                    Loaded::Features(f, Some(l)) if f.cols == FEATURES => {
+                    Loaded::Features(f, Some(l), these) if f.cols == FEATURES => {
                         n += f.rows;
                         pool.extend(f.data);
                         logits.extend(l.data);
+                        labels = labels.zip(these).map(|(mut all, these)| {
+                            all.extend(these.iter().map(|&c| c as f64));
+                            all
+                        });
                     }
                     _ => {
                         return Err(CliError::Message(format!(
@@ -230,14 +297,14 @@ pub fn metric(ctx: &Ctx, command: Command) -> Result<ExitCode, CliError> {
                     }
                 }
             }
-            npy::write_npz(
-                &file,
-                &[
-                    ("pool3", npy::encode(&[n, FEATURES], &pool, true)),
-                    ("logits", npy::encode(&[n, CLASSES], &logits, true)),
-                ],
-            )
-            .map_err(fail)?;
+            let mut arrays = vec![
+                ("pool3", npy::encode(&[n, FEATURES], &pool, true)),
+                ("logits", npy::encode(&[n, CLASSES], &logits, true)),
+            ];
+            if let Some(labels) = &labels {
+                arrays.push(("labels", npy::encode(&[n], labels, false)));
+            }
+            npy::write_npz(&file, &arrays).map_err(fail)?;
             report(
                 &net,
                 json!({"schema": 1, "metric": "features", "images": n, "out": file}),

@@ -112,6 +112,12 @@ pub fn show(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
             out(format!("          {name} = {value}"));
         }
     }
+    if !record.protocol.is_empty() {
+        out("protocol");
+        for (fact, value) in &record.protocol {
+            out(format!("          {fact}: {value}"));
+        }
+    }
     if let Some(summary) = &record.summary {
         out(format!("summary   {summary}"));
     }

@@ -191,12 +191,13 @@ fn run_in(
         }
         let record = store.record(&source.key)?;
         let kind = record.as_ref().map(|r| r.inputs.kind.clone());
-        let metrics = record.map(|r| r.metrics).unwrap_or_default();
+        let (metrics, protocol) = record.map(|r| (r.metrics, r.protocol)).unwrap_or_default();
         inputs.entry(source.role.clone()).or_default().push(Input {
             from: source.stage.clone(),
             kind,
             path: store.tree_path(&source.output),
             metrics,
+            protocol,
         });
     }
     for (role, path) in &job.absolute_files {
@@ -206,6 +207,7 @@ fn run_in(
             kind: None,
             path: path.clone(),
             metrics: BTreeMap::new(),
+            protocol: BTreeMap::new(),
         });
     }
     let work = store.work_path(&job.key);
@@ -262,6 +264,7 @@ fn run_in(
                 output_files: tree.entries.len(),
                 output_bytes: tree.size(),
                 metrics,
+                protocol: outcome.protocol,
                 summary,
                 started: humantime::format_rfc3339_seconds(started).to_string(),
                 duration_s: duration.as_secs_f64(),

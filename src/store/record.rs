@@ -28,6 +28,9 @@ pub struct Record {
     pub output_files: usize,
     pub output_bytes: u64,
     pub metrics: BTreeMap<String, f64>,
+    /// The conditions the metrics were measured under (the stage kind's own words).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub protocol: BTreeMap<String, String>,
     pub summary: Option<String>,
     /// RFC 3339, UTC.
     pub started: String,

@@ -5,7 +5,7 @@
 //! | artifact | made by | files |
 //! |---|---|---|
 //! | image set | `Dataset`, `Sample` | `images.pack`, `preview.png` |
-//! | statistics | `InceptionStats` | `stats.npz`, with `features: true` `pool3.npy`, `logits.npy` |
+//! | statistics | `InceptionStats` | `stats.npz`, with `features: true` `pool3.npy`, `logits.npy`, `labels.npy` |
 //! | trained GAN | `Train` | `G.safetensors`, `G_ema.safetensors`, `G_best.safetensors`, `D.safetensors`, `model.json`, `classes.json`, `metrics.jsonl`, `fid.jsonl` |
 //! | classifier | `Classifier` | `classifier.safetensors`, `model.json`, `classes.json` |
 //! | Inception weights | `Weights` | the `.pth` file |
@@ -18,6 +18,7 @@ use gan::ModelConfig;
 use gan::tensors::Snapshot;
 use kernels::Kernels;
 use metrics::extract::{Extracted, FeatureNetwork, Inception, LoadedNetwork};
+use metrics::resize::Resizer;
 use metrics::{Features, MetricError, Stats, npy};
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,8 @@ pub const PREVIEW: &str = "preview.png";
 pub const STATS: &str = "stats.npz";
 pub const POOL3: &str = "pool3.npy";
 pub const LOGITS: &str = "logits.npy";
+/// The class of each image whose features `POOL3` holds, for intra-class FID.
+pub const LABELS: &str = "labels.npy";
 pub const MODEL: &str = "model.json";
 pub const CLASSES: &str = "classes.json";
 pub const CLASSIFIER: &str = "classifier.safetensors";
@@ -68,17 +71,48 @@ pub fn features(dir: &Path) -> Result<Option<Features>, KindError> {
     }
 }
 
-/// Writes `stats.npz`, and every image's features and logits when given.
-pub fn write_stats(out: &Path, stats: &Stats, kept: Option<&Extracted>) -> Result<(), KindError> {
+/// The class of every image whose features an `InceptionStats` output kept.
+pub fn labels(dir: &Path, reference: &str) -> Result<Vec<u32>, KindError> {
+    let path = dir.join(LABELS);
+    if !path.exists() {
+        return Err(StageError::Invalid(format!(
+            "`{reference}` kept no labels of its images (it was computed before pipe kept \
+             them): recompute it with `pipe run FILE --force {reference}`"
+        ))
+        .into());
+    }
+    Ok(npy::read(&path)?.data.iter().map(|&v| v as u32).collect())
+}
+
+/// Writes `stats.npz`, and when given every image's features, logits and label.
+pub fn write_stats(
+    out: &Path,
+    stats: &Stats,
+    kept: Option<(&Extracted, &[u32])>,
+) -> Result<(), KindError> {
     stats.write_npz(&out.join(STATS))?;
-    if let Some(e) = kept {
+    if let Some((e, labels)) = kept {
+        let labels: Vec<f64> = labels.iter().map(|&l| l as f64).collect();
         for (name, values, cols) in [
-            (POOL3, &e.pool3, e.features),
-            (LOGITS, &e.logits, e.classes),
+            (
+                POOL3,
+                e.pool3.iter().map(|&v| v as f64).collect(),
+                e.features,
+            ),
+            (
+                LOGITS,
+                e.logits.iter().map(|&v| v as f64).collect(),
+                e.classes,
+            ),
+            (LABELS, labels, 1),
         ] {
-            let wide: Vec<f64> = values.iter().map(|&v| v as f64).collect();
             let path = out.join(name);
-            std::fs::write(&path, npy::encode(&[e.count, cols], &wide, true))
+            let shape: &[usize] = if name == LABELS {
+                &[e.count]
+            } else {
+                &[e.count, cols]
+            };
+            std::fs::write(&path, npy::encode(shape, &values, name != LABELS))
                 .map_err(StageError::io(format!("cannot write {name}")))?;
         }
     }
@@ -236,11 +270,14 @@ pub enum Extractor {
     Classifier(gan::classifier::Trained, Vec<String>),
 }
 
-/// The network of a `weights` input: a `Weights` stage's Inception weights, or a
-/// `Classifier` stage's trained classifier.
-pub fn extractor(input: &Input) -> Result<Extractor, KindError> {
+/// The network of a `weights` input: a `Weights` stage's Inception weights (resizing
+/// with `resizer`), or a `Classifier` stage's trained classifier (at its own size).
+pub fn extractor(input: &Input, resizer: Resizer) -> Result<Extractor, KindError> {
     match input.kind.as_deref() {
-        Some("Weights") => Ok(Extractor::Inception(Inception(weight_file(&input.path)?))),
+        Some("Weights") => Ok(Extractor::Inception(Inception {
+            weights: weight_file(&input.path)?,
+            resizer,
+        })),
         Some("Classifier") => {
             let (model, classes) = model(&input.path)?;
             let net = Snapshot::load(&input.path.join(CLASSIFIER))?;

@@ -17,6 +17,7 @@ pub mod error;
 pub mod kinds;
 pub mod measure;
 mod on_threads;
+pub mod protocol;
 
 use contract::{Kind, Typed};
 

@@ -1,7 +1,8 @@
 //! Metric inputs named by path, as `pipe metric` takes them outside pipelines: an image
 //! folder, a packed data set, pytorch-fid/TTUR statistics (`.npz` with `mu`), or
-//! features (`.npz` with `pool3`, or an `.npy`; 1008 columns count as logits). Images
-//! are run through the FID Inception network.
+//! features (`.npz` with `pool3`, and `logits` and `labels` when known, or an `.npy`;
+//! 1008 columns count as logits). Images are run through the FID Inception network;
+//! a packed data set's labels come with its features.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use data::{DataError, Packed, decode_rgb};
 use kernels::device::{Device, DeviceError};
 use metrics::extract::{Extraction, ImageSource, Inception};
 use metrics::inception::CLASSES;
+use metrics::resize::Resizer;
 use metrics::{Features, MetricError, Stats, npy};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,15 +40,15 @@ impl MeasureError {
 /// What an input path holds, once read.
 pub enum Loaded {
     Stats(Stats),
-    /// Pool features, and logits when known.
-    Features(Features, Option<Features>),
+    /// Pool features, and logits and each sample's class when known.
+    Features(Features, Option<Features>, Option<Vec<u32>>),
 }
 
 impl Loaded {
     /// The pool features, for metrics that need them (not statistics).
     pub fn pool_features(self, path: &Path) -> Result<Features, MeasureError> {
         match self {
-            Loaded::Features(f, _) => Ok(f),
+            Loaded::Features(f, ..) => Ok(f),
             Loaded::Stats(_) => Err(MeasureError::input(
                 path,
                 "holds statistics; this metric needs features or images",
@@ -61,6 +63,8 @@ pub struct Network<'a> {
     pub weights: Option<&'a Path>,
     pub batch: usize,
     pub device: Device,
+    /// How images are brought to the network's 299×299.
+    pub resizer: Resizer,
     /// Images done, of how many, for the input being read.
     pub progress: &'a (dyn Fn(&Path, u64, u64) + Sync),
     /// Things worth telling (files skipped, mixed sizes), one sentence each.
@@ -88,13 +92,14 @@ pub fn load(path: &Path, net: &Network) -> Result<Loaded, MeasureError> {
             MeasureError::input(path, "neither `mu`/`sigma` statistics nor `pool3` features")
         })?;
         let logits = take("logits").map(|a| features_of(a, path)).transpose()?;
-        return Ok(Loaded::Features(features_of(pool3, path)?, logits));
+        let labels = take("labels").map(|a| a.data.iter().map(|&v| v as u32).collect());
+        return Ok(Loaded::Features(features_of(pool3, path)?, logits, labels));
     }
     if path.is_file() && ext == "npy" {
         let features = features_of(npy::read(path)?, path)?;
         return Ok(match features.cols {
-            CLASSES => Loaded::Features(features.clone(), Some(features)),
-            _ => Loaded::Features(features, None),
+            CLASSES => Loaded::Features(features.clone(), Some(features), None),
+            _ => Loaded::Features(features, None, None),
         });
     }
     let packed_path = if path.is_dir() {
@@ -103,10 +108,13 @@ pub fn load(path: &Path, net: &Network) -> Result<Loaded, MeasureError> {
         path.to_path_buf()
     };
     if packed_path.is_file() && (ext == "pack" || path.is_dir()) {
-        return extract(&Packed::open(&packed_path)?, path, net);
+        let packed = Packed::open(&packed_path)?;
+        let (features, logits) = extract(&packed, path, net)?;
+        return Ok(Loaded::Features(features, logits, Some(packed.labels())));
     }
     if path.is_dir() {
-        return extract(&folder_images(path, net.note)?, path, net);
+        let (features, logits) = extract(&folder_images(path, net.note)?, path, net)?;
+        return Ok(Loaded::Features(features, logits, None));
     }
     Err(MeasureError::input(
         path,
@@ -189,7 +197,12 @@ fn folder_images(dir: &Path, note: &dyn Fn(String)) -> Result<FolderImages, Meas
     Ok(FolderImages { files: images })
 }
 
-fn extract(images: &dyn ImageSource, path: &Path, net: &Network) -> Result<Loaded, MeasureError> {
+/// Pool features and logits of images.
+fn extract(
+    images: &dyn ImageSource,
+    path: &Path,
+    net: &Network,
+) -> Result<(Features, Option<Features>), MeasureError> {
     let weights = net.weights.ok_or_else(|| {
         MeasureError::input(
             path,
@@ -198,7 +211,10 @@ fn extract(images: &dyn ImageSource, path: &Path, net: &Network) -> Result<Loade
     })?;
     let progress = |done: u64, total: u64| (net.progress)(path, done, total);
     let cancel = AtomicBool::new(false);
-    let network = Inception(weights.to_path_buf());
+    let network = Inception {
+        weights: weights.to_path_buf(),
+        resizer: net.resizer,
+    };
     let task = Extraction {
         network: &network,
         images,
@@ -211,7 +227,7 @@ fn extract(images: &dyn ImageSource, path: &Path, net: &Network) -> Result<Loade
     tracing::info!("features of {} on {used}", path.display());
     let e = result?;
     let widen = |v: &[f32]| v.iter().map(|&x| x as f64).collect();
-    Ok(Loaded::Features(
+    Ok((
         Features::new(e.count, e.features, widen(&e.pool3)),
         Some(Features::new(e.count, e.classes, widen(&e.logits))),
     ))

@@ -25,6 +25,7 @@ fn input(path: &Path, kind: &str) -> Vec<Input> {
         kind: Some(kind.into()),
         path: path.to_path_buf(),
         metrics: BTreeMap::new(),
+        protocol: BTreeMap::new(),
     }]
 }
 

@@ -62,6 +62,8 @@ pub struct Input {
     pub path: PathBuf,
     /// The upstream record's metrics (none for external files).
     pub metrics: BTreeMap<String, f64>,
+    /// How the upstream's metrics were measured (see [`Outcome::protocol`]).
+    pub protocol: BTreeMap<String, String>,
 }
 
 /// Progress reports from a running stage to whatever displays them.
@@ -74,4 +76,9 @@ pub trait Progress: Sync {
 pub struct Outcome {
     pub metrics: BTreeMap<String, f64>,
     pub summary: Option<String>,
+    /// The conditions the metrics were measured under, as named facts (what they were
+    /// measured against, with what, on how many samples): numbers measured under
+    /// different conditions do not compare, and readers of the records (reports,
+    /// `pipe show`) say so.
+    pub protocol: BTreeMap<String, String>,
 }

@@ -68,6 +68,7 @@ fn config(name: &str, iterations: u64) -> (ModelConfig, TrainConfig) {
         g_init: Default::default(),
         d_init: Default::default(),
         image_size: None,
+        aux_cls_type: Default::default(),
     };
     let train = TrainConfig {
         batch_size: 64,

@@ -48,6 +48,35 @@ impl Conditioning {
     }
 }
 
+/// StudioGAN v0.4's `aux_cls_type`: what D's class head learns besides the classes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuxClassifier {
+    /// The classes only (v0.4's `W/O`).
+    #[default]
+    None,
+    /// ADCGAN's dual classifier (Hou et al., 2022): the head (ACGAN's logits, or
+    /// ReACGAN's class embeddings) has a "real" and a "fake" entry per class, real
+    /// images labelled 2y and fakes 2y + 1; D learns both sides, G pulls its images
+    /// toward the real entry and away from the fake one.
+    #[serde(rename = "ADC")]
+    Adc,
+}
+
+impl AuxClassifier {
+    pub fn is_none(&self) -> bool {
+        *self == AuxClassifier::None
+    }
+
+    /// The labels D's class head is given for images of classes `labels`, real or
+    /// generated: the classes themselves, or ADC's 2y (real) and 2y + 1 (generated).
+    pub fn d_labels(self, labels: &[u32], generated: bool) -> Vec<u32> {
+        match self {
+            AuxClassifier::None => labels.to_vec(),
+            AuxClassifier::Adc => labels.iter().map(|&y| 2 * y + generated as u32).collect(),
+        }
+    }
+}
+
 /// Self-attention after the given blocks (counted from 1, as the reference does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,6 +120,8 @@ pub struct ModelConfig {
     /// architecture, for quick runs on small images).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_size: Option<usize>,
+    #[serde(default, skip_serializing_if = "AuxClassifier::is_none")]
+    pub aux_cls_type: AuxClassifier,
 }
 
 fn default_shared_dim() -> usize {
@@ -120,6 +151,19 @@ impl ModelConfig {
     /// Whether the generator's BatchNorm layers take the class.
     pub fn conditional_g(&self) -> bool {
         self.conditioning != Conditioning::None
+    }
+
+    /// The entries of D's class head: the classes, twice over with ADC.
+    pub fn d_classes(&self) -> usize {
+        match self.aux_cls_type {
+            AuxClassifier::None => self.num_classes,
+            AuxClassifier::Adc => 2 * self.num_classes,
+        }
+    }
+
+    /// The labels D's class head is given ([`AuxClassifier::d_labels`]).
+    pub fn d_labels(&self, labels: &[u32], generated: bool) -> Vec<u32> {
+        self.aux_cls_type.d_labels(labels, generated)
     }
 
     /// Problems with the configuration, as (field, message).
@@ -159,6 +203,17 @@ impl ModelConfig {
         }
         if self.num_classes == 0 {
             return Err(("num_classes", "must be at least 1".into()));
+        }
+        if self.aux_cls_type == AuxClassifier::Adc
+            && !matches!(self.conditioning, Conditioning::Acgan | Conditioning::D2dce)
+        {
+            return Err((
+                "aux_cls_type",
+                format!(
+                    "ADC needs a class head: conditioning Acgan or D2DCE, not {:?}",
+                    self.conditioning
+                ),
+            ));
         }
         for (field, width) in [
             ("g_conv_dim", self.g_conv_dim),
@@ -251,7 +306,8 @@ pub struct TrainConfig {
     #[serde(default = "yes")]
     pub positives_in_numerator: bool,
     /// ReACGAN's positive margin (StudioGAN's `m_p`); its loss weight is
-    /// `contrastive_lambda` (StudioGAN's `cond_lambda`).
+    /// `contrastive_lambda` (StudioGAN's `cond_lambda`), which also weighs ACGAN's
+    /// cross-entropy with ADC (v0.4's; the seed's ACGAN has no weight).
     #[serde(default = "default_m_p", skip_serializing_if = "is_default_m_p")]
     pub m_p: f64,
     #[serde(default)]

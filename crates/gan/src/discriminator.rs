@@ -2,7 +2,9 @@
 //! blocks with average-pool downsampling (resgan, biggan), optional self-attention,
 //! ReLU and global sum pooling to h, then the head of the conditioning:
 //! adversarial logit `linear(h)`, plus ACGAN's class logits, the projection term
-//! `⟨embed(y), h⟩`, or ContraGAN's image and class embeddings (L2-normalized).
+//! `⟨embed(y), h⟩`, or ContraGAN's image and class embeddings (L2-normalized). With
+//! ADC the class head has two entries per class, and D is given the labels of
+//! [`ModelConfig::d_labels`].
 
 use burn::prelude::*;
 
@@ -118,7 +120,7 @@ pub fn forward<B: Kernels>(
                 s,
                 embed_name,
                 h,
-                config.num_classes,
+                config.d_classes(),
                 true,
                 sn,
             )),
@@ -136,7 +138,7 @@ pub fn forward<B: Kernels>(
         }
         Conditioning::Contrastive | Conditioning::D2dce => {
             let dim = config.hyper_dim;
-            let anchor = layers::embedding(s, "embedding", y, config.num_classes, dim, sn);
+            let anchor = layers::embedding(s, "embedding", y, config.d_classes(), dim, sn);
             let mut embed = layers::linear(s, embed_name, h, dim, true, sn);
             if config.nonlinear_embed {
                 embed = layers::activate(embed, leaky);

@@ -114,6 +114,7 @@ mod tests {
             g_init: Default::default(),
             d_init: Default::default(),
             image_size: None,
+            aux_cls_type: Default::default(),
         };
         let cancel = AtomicBool::new(false);
         let run = || {

@@ -65,6 +65,7 @@ fn model(case: &str, c: &serde_json::Value) -> ModelConfig {
         g_init: Default::default(),
         d_init: Default::default(),
         image_size: None,
+        aux_cls_type: Default::default(),
     };
     assert_eq!(config.image_size(), num("img_size"), "{case}: image size");
     config

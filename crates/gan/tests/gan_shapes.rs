@@ -95,6 +95,7 @@ fn paper_config(
         g_init: Scheme::N02,
         d_init: Scheme::N02,
         image_size: None,
+        aux_cls_type: Default::default(),
     }
 }
 
@@ -247,6 +248,7 @@ fn image_sizes_that_are_not_halvings_are_refused() {
     ] {
         let config = ModelConfig {
             image_size: Some(size),
+            aux_cls_type: Default::default(),
             z_dim: 60,
             ..config.clone()
         };

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use kernels::Kernels;
 
 use super::inception::{FidInception, Outputs, images_tensor};
+use super::resize::Resizer;
 use super::{MetricError, Stats, StatsBuilder};
 use kernels::device::OnBackend;
 
@@ -115,7 +116,10 @@ pub trait LoadedNetwork<B: Kernels> {
 }
 
 /// pytorch-fid's Inception-v3, from its weight file: 2048 features, 1008 logits.
-pub struct Inception(pub PathBuf);
+pub struct Inception {
+    pub weights: PathBuf,
+    pub resizer: Resizer,
+}
 
 impl FeatureNetwork for Inception {
     fn describe(&self) -> String {
@@ -126,7 +130,9 @@ impl FeatureNetwork for Inception {
         &self,
         device: &B::Device,
     ) -> Result<Box<dyn LoadedNetwork<B> + '_>, MetricError> {
-        Ok(Box::new(FidInception::<B>::load(&self.0, device)?))
+        Ok(Box::new(
+            FidInception::<B>::load(&self.weights, device)?.with_resizer(self.resizer),
+        ))
     }
 }
 

@@ -8,19 +8,19 @@
 //! (w' = w·γ/√(σ²+ε), b' = β − μ·γ/√(σ²+ε), computed in f64).
 //!
 //! Input: images in [0, 1], NCHW, any size; they are resized to 299×299 bilinearly
-//! (align_corners = false, no antialiasing) and mapped to [-1, 1], as pytorch-fid does.
+//! (align_corners = false, no antialiasing) and mapped to [-1, 1], as pytorch-fid does,
+//! or with PIL's bicubic ([`Resizer::Clean`]).
 //! Output: the 2048-d pool features and the 1008 logits (fc with bias).
 
 use std::path::Path;
 
 use burn::prelude::*;
 
-use burn::tensor::module::interpolate;
-
-use burn::tensor::ops::{ConvOptions, InterpolateMode, InterpolateOptions};
+use burn::tensor::ops::ConvOptions;
 use kernels::{Kernels, avg_pool3, conv2d, conv2d_relu, max_pool3};
 
 use super::MetricError;
+use super::resize::{Resizer, resize};
 use torchfile::{TorchError, TorchFile};
 
 impl From<TorchError> for MetricError {
@@ -363,6 +363,8 @@ pub struct FidInception<B: Kernels> {
     /// to TF32, which would cost the logits three digits. `[2048, 1008]`.
     fc_weight: faer::Mat<f64>,
     fc_bias: Vec<f64>,
+    /// How images of another size are brought to 299×299.
+    resizer: Resizer,
 }
 
 /// Features of a batch: `pool3` (n × 2048) and `logits` (n × 1008), row-major.
@@ -406,20 +408,20 @@ impl<B: Kernels> FidInception<B> {
                 faer::Mat::from_fn(FEATURES, CLASSES, |i, j| v[j * FEATURES + i])
             },
             fc_bias: w.take("fc.bias", &[CLASSES])?,
+            resizer: Resizer::Legacy,
         })
+    }
+
+    /// The network resizing its inputs with `resizer` (pytorch-fid's bilinear unless
+    /// told).
+    pub fn with_resizer(self, resizer: Resizer) -> Self {
+        FidInception { resizer, ..self }
     }
 
     /// Images in [0, 1], `[n, 3, h, w]` → pool features `[n, 2048]`.
     pub fn pool3(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        let [n, _, h, w] = images.dims();
-        let x = if (h, w) == (SIZE, SIZE) {
-            images
-        } else {
-            let options =
-                InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false);
-            interpolate(images, [SIZE, SIZE], options)
-        };
-        let x = x * 2.0 - 1.0;
+        let [n, ..] = images.dims();
+        let x = resize(images, [SIZE, SIZE], self.resizer) * 2.0 - 1.0;
         let [c1, c2, c3, c4, c5] = &self.stem;
         let x = c3.forward(c2.forward(c1.forward(x))); // [n, 64, 147, 147]
         let x = max3s2(x); // [n, 64, 73, 73]

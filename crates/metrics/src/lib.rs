@@ -5,11 +5,13 @@
 
 pub mod extract;
 pub mod fid;
+pub mod ifid;
 pub mod inception;
 pub mod inception_score;
 pub mod kid;
 pub mod npy;
 pub mod prdc;
+pub mod resize;
 pub mod stats;
 
 use std::path::PathBuf;

@@ -4,6 +4,7 @@
 pub mod chart;
 pub mod grid;
 pub mod panel;
+pub mod protocol;
 pub mod series;
 pub mod table;
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::ReportError;
+use super::protocol::Protocols;
 use super::series::mean_sd;
 
 /// How the values of one cell (one per seed, say) become one number.
@@ -50,6 +51,8 @@ fn default_digits() -> usize {
 pub struct Measured<'a> {
     pub stage: &'a str,
     pub metrics: &'a BTreeMap<String, f64>,
+    /// The conditions the metrics were measured under.
+    pub protocol: &'a BTreeMap<String, String>,
 }
 
 /// One cell: the values gathered into it and their aggregate.
@@ -72,6 +75,8 @@ pub struct Table {
     /// (column value, metric) per column, in order.
     pub columns: Vec<(Option<String>, String)>,
     pub cells: Vec<Cell>,
+    /// What the cells were measured under, and where that differs within a row.
+    pub protocol: Protocols,
     #[serde(skip)]
     spec: TableSpec,
 }
@@ -103,6 +108,7 @@ impl Table {
         let mut rows: Vec<Vec<String>> = Vec::new();
         let mut column_values: Vec<Option<String>> = Vec::new();
         let mut cells: BTreeMap<(usize, usize, usize), Vec<(String, f64)>> = BTreeMap::new();
+        let mut protocols = Vec::with_capacity(inputs.len());
         for input in inputs {
             let vars = variables(input.stage);
             let value_of = |name: &str| {
@@ -125,6 +131,7 @@ impl Table {
                 .map(|name| value_of(name))
                 .collect::<Result<Vec<_>, _>>()?;
             let column = spec.columns.as_deref().map(value_of).transpose()?;
+            protocols.push((row.clone(), input.stage, input.protocol));
             let r = position_or_push(&mut rows, row);
             let c = position_or_push(&mut column_values, column);
             for (m, metric) in spec.metrics.iter().enumerate() {
@@ -163,6 +170,7 @@ impl Table {
             rows,
             columns,
             cells: out,
+            protocol: Protocols::of(&protocols),
             spec: spec.clone(),
         })
     }
@@ -223,7 +231,27 @@ impl Table {
         for row in &grid[1..] {
             out.push_str(&line(row));
         }
+        for note in self.protocol_notes() {
+            out.push_str(&format!("\n{note}\n"));
+        }
         out
+    }
+
+    /// Sentences under the table: the protocol its cells share, and a warning naming
+    /// each difference.
+    pub fn protocol_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if let Some(shared) = self.protocol.shared_line() {
+            notes.push(format!("Measured with: {shared}."));
+        }
+        let differences = self.protocol.difference_lines();
+        if !differences.is_empty() {
+            notes.push(format!(
+                "Warning: cells of this table were measured under different protocols: {}.",
+                differences.join("; ")
+            ));
+        }
+        notes
     }
 
     /// One line per cell, for spreadsheets and scripts: row variables, column, metric,
@@ -300,15 +328,21 @@ pub fn csv_line(fields: &[String]) -> String {
 mod tests {
     use super::*;
 
-    fn input(from: &str, metrics: &[(&str, f64)]) -> (String, BTreeMap<String, f64>) {
+    type Input = (String, BTreeMap<String, f64>, BTreeMap<String, String>);
+
+    fn input(from: &str, metrics: &[(&str, f64)]) -> Input {
         let metrics = metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-        (from.to_string(), metrics)
+        (from.to_string(), metrics, BTreeMap::new())
     }
 
-    fn measured(inputs: &[(String, BTreeMap<String, f64>)]) -> Vec<Measured<'_>> {
+    fn measured(inputs: &[Input]) -> Vec<Measured<'_>> {
         inputs
             .iter()
-            .map(|(stage, metrics)| Measured { stage, metrics })
+            .map(|(stage, metrics, protocol)| Measured {
+                stage,
+                metrics,
+                protocol,
+            })
             .collect()
     }
 

@@ -153,6 +153,7 @@ impl TypedKind for Classifier {
         Ok(Outcome {
             metrics: metrics.into_iter().collect(),
             summary: Some(summary),
+            ..Default::default()
         })
     }
 }

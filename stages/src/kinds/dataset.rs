@@ -158,6 +158,7 @@ impl TypedKind for Dataset {
             ]
             .into(),
             summary: Some(summary),
+            ..Default::default()
         })
     }
 }

@@ -109,6 +109,7 @@ impl TypedKind for Download {
         Ok(Outcome {
             metrics: [("bytes".to_string(), size as f64)].into(),
             summary: Some(format!("{name}: {size} bytes, checksum verified")),
+            ..Default::default()
         })
     }
 }

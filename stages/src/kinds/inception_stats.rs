@@ -10,15 +10,22 @@
 //! `data` is a stage whose output holds `images.pack` (a `Dataset`, or generated images);
 //! `weights` a `Weights` stage (or a `Classifier` stage: then its features and logits
 //! take the place of Inception's). `device: Cuda(n)` takes one of the run's GPU slots.
+//! `resizer: Clean` resizes to 299×299 with PIL's bicubic (clean-fid) instead of
+//! pytorch-fid's bilinear; scores against these statistics resize as they did. With
+//! `features: true` the images' labels are kept too (`labels.npy`), for intra-class
+//! FID. The record's protocol names the data, the number of images, the network and
+//! the resizer.
 
 use serde::{Deserialize, Serialize};
 
-use crate::artifacts;
+use crate::artifacts::{self, Extractor};
 use crate::error::KindError;
+use crate::protocol;
 use contract::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
 use kernels::device::Device;
 use metrics::extract::Extraction;
 use metrics::extract::FeatureNetwork;
+use metrics::resize::Resizer;
 
 pub struct InceptionStats;
 
@@ -29,6 +36,8 @@ pub struct Params {
     pub weights: String,
     #[serde(default)]
     pub features: bool,
+    #[serde(default, skip_serializing_if = "Resizer::is_legacy")]
+    pub resizer: Resizer,
     #[serde(default = "default_batch")]
     pub batch: usize,
     #[serde(default)]
@@ -61,7 +70,7 @@ impl TypedKind for InceptionStats {
 
     fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
         let data = artifacts::images(ctx.input("data")?)?;
-        let network = artifacts::extractor(ctx.single("weights")?)?;
+        let network = artifacts::extractor(ctx.single("weights")?, params.resizer)?;
         let device = params.device.in_slot(ctx.gpus);
         let progress =
             |done: u64, total: u64| ctx.progress.report(done, Some(total), "Inception features");
@@ -81,11 +90,23 @@ impl TypedKind for InceptionStats {
                 extracted.count
             ))
         })?;
-        artifacts::write_stats(ctx.out, stats, params.features.then_some(&extracted))?;
+        let labels = data.labels();
+        let kept = params
+            .features
+            .then_some((&extracted, &labels[..extracted.count]));
+        artifacts::write_stats(ctx.out, stats, kept)?;
+        let description = &data.header().description;
+        let mut protocol = protocol::of([
+            (protocol::DATA, description.clone()),
+            (protocol::IMAGES, extracted.count.to_string()),
+            (protocol::NETWORK, network.describe()),
+        ]);
+        if let Extractor::Inception(inception) = &network {
+            protocol.insert(protocol::RESIZER.into(), inception.resizer.to_string());
+        }
         let summary = format!(
-            "statistics of {} images ({}) in {} on {used}",
+            "statistics of {} images ({description}) in {} on {used}",
             extracted.count,
-            data.header().description,
             network.describe()
         );
         use std::io::Write;
@@ -93,6 +114,7 @@ impl TypedKind for InceptionStats {
         Ok(Outcome {
             metrics: [("images".to_string(), extracted.count as f64)].into(),
             summary: Some(summary),
+            protocol,
         })
     }
 }

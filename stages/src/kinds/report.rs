@@ -142,6 +142,7 @@ impl TypedKind for Report {
                 .map(|input| Measured {
                     stage: &input.from,
                     metrics: &input.metrics,
+                    protocol: &input.protocol,
                 })
                 .collect();
             let table = Table::build(spec, &measured)?;
@@ -243,6 +244,7 @@ impl TypedKind for Report {
         Ok(Outcome {
             metrics: Default::default(),
             summary: Some(summary),
+            ..Default::default()
         })
     }
 }
@@ -250,7 +252,8 @@ impl TypedKind for Report {
 const STYLE: &str = "body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .7em;text-align:right}\
 th{background:#f4f4f4}figure{display:inline-block;margin:.5em;vertical-align:top}\
-figcaption{font-size:.9em;color:#444}p.caption{font-size:.9em;color:#444;margin-top:0}";
+figcaption{font-size:.9em;color:#444}p.caption{font-size:.9em;color:#444;margin-top:0}\
+p.warning{background:#fff3cd;border-left:4px solid #e0a800;padding:.4em .7em}";
 
 fn at(role: String, target: &str, path: &[&str]) -> Reference {
     Reference {
@@ -297,6 +300,14 @@ fn html_table(table: &Table) -> String {
         html.push_str("</tr>\n");
     }
     html.push_str("</table>\n");
+    for note in table.protocol_notes() {
+        let class = if note.starts_with("Warning") {
+            "warning"
+        } else {
+            "caption"
+        };
+        let _ = writeln!(html, "<p class=\"{class}\">{}</p>", escape(&note));
+    }
     html
 }
 

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{self, Generator};
 use crate::error::KindError;
+use crate::protocol;
 use contract::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
 use data::PackWriter;
 use gan::layers::Mode;
@@ -125,9 +126,19 @@ impl TypedKind for Sample {
         artifacts::write_preview(ctx.out)?;
         let summary = format!("{description} on {used}");
         let _ = writeln!(&mut &*ctx.log, "{summary}");
+        let batch_norm = if params.running_stats {
+            "running statistics"
+        } else {
+            "batch statistics"
+        };
         Ok(Outcome {
             metrics: [("images".to_string(), params.count as f64)].into(),
             summary: Some(summary),
+            protocol: protocol::of([
+                (protocol::GENERATOR, format!("{:?}", params.generator)),
+                (protocol::TRUNCATION, params.truncation.to_string()),
+                (protocol::BATCH_NORM, batch_norm.to_string()),
+            ]),
         })
     }
 }

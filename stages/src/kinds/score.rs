@@ -1,8 +1,15 @@
 //! `Score`: FID and IS of generated images against reference statistics, in the FID
 //! Inception network's features; with `kid: true` or `prdc: true` also KID and
-//! precision/recall/density/coverage (k = 5), which need the reference's features
-//! (`features: true` on its `InceptionStats`). The numbers go into the record, where
-//! `pipe show`, `pipe status` and reports read them, and into `scores.json`.
+//! precision/recall/density/coverage (k = 5), with `intra_class: true` the intra-class
+//! FID (`ifid`: the mean over classes of each class's FID against the reference's
+//! images of that class, StudioGAN v0.4's iFID; each class's in `scores.json`), which
+//! need the reference's features (`features: true` on its `InceptionStats`). The
+//! numbers go into the record, where `pipe show`, `pipe status` and reports read them,
+//! and into `scores.json`.
+//!
+//! Images are resized as the reference's were (its `resizer`), and the record's
+//! protocol names the reference, the network, the resizer, the number of images and
+//! how they were generated, so that a report can tell numbers that do not compare.
 //!
 //! ```ron
 //! "fid": Score(samples: "samples", reference: "cifar10_test_stats", weights: "inception"),
@@ -16,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::sample::Task;
 use crate::artifacts::{self, Extractor, Generator};
 use crate::error::KindError;
+use crate::protocol;
 use contract::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
 use gan::classifier::accuracy;
 use gan::layers::Mode;
@@ -24,7 +32,7 @@ use kernels::device::Device;
 use metrics::extract::{Extraction, FeatureNetwork, First, ImageSource, InMemory};
 use metrics::inception_score::inception_score;
 use metrics::prdc::{Ball, prdc};
-use metrics::{Features, fid::fid, kid::kid};
+use metrics::{Features, fid::fid, ifid::intra_class_fid, kid::kid};
 
 pub struct Score;
 
@@ -51,6 +59,9 @@ pub struct Params {
     pub kid: bool,
     #[serde(default)]
     pub prdc: bool,
+    /// Intra-class FID (`ifid`), and each class's FID in `scores.json`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub intra_class: bool,
     /// KID's subsets, and the latents when sampling here.
     #[serde(default)]
     pub seed: u64,
@@ -95,8 +106,9 @@ impl TypedKind for Score {
     fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
         let samples_input = ctx.single("samples")?;
         let samples_dir = samples_input.path.as_path();
+        let sampled_here = samples_input.kind.as_deref() == Some("Train");
         let (samples, labels, classes): (Box<dyn ImageSource>, Vec<u32>, Vec<String>) =
-            if samples_input.kind.as_deref() != Some("Train") {
+            if !sampled_here {
                 let pack = artifacts::images(samples_dir)?;
                 let count = params.count.unwrap_or(pack.len());
                 if count > pack.len() {
@@ -115,13 +127,14 @@ impl TypedKind for Score {
                 let labels = images.labels().to_vec();
                 (Box::new(images), labels, classes)
             };
-        let reference_dir = ctx.input("reference")?;
+        let reference_input = ctx.single("reference")?;
+        let reference_dir = reference_input.path.as_path();
         let reference = artifacts::stats(reference_dir)?;
-        let real_features = if params.kid || params.prdc {
+        let real_features = if params.kid || params.prdc || params.intra_class {
             let Some(features) = artifacts::features(reference_dir)? else {
                 return Err(StageError::Invalid(format!(
-                    "KID and precision/recall need the reference's features: set `features: true` \
-                     on the InceptionStats stage `{}`",
+                    "KID, precision/recall and intra-class FID need the reference's features: \
+                     set `features: true` on the InceptionStats stage `{}`",
                     params.reference
                 ))
                 .into());
@@ -130,7 +143,9 @@ impl TypedKind for Score {
         } else {
             None
         };
-        let network = artifacts::extractor(ctx.single("weights")?)?;
+        let resizer = protocol::resizer(reference_input)?;
+        let network = artifacts::extractor(ctx.single("weights")?, resizer)?;
+        protocol::check_network(reference_input, &network.describe())?;
         let device = params.device.in_slot(ctx.gpus);
         let progress =
             |done: u64, total: u64| ctx.progress.report(done, Some(total), "Inception features");
@@ -153,6 +168,7 @@ impl TypedKind for Score {
         let logits = Features::new(n, extracted.classes, widen(&extracted.logits));
 
         let mut metrics = vec![("fid".to_string(), fid(&stats, &reference)?)];
+        let mut per_class = serde_json::Map::new();
         let (is_mean, is_std) = inception_score(&logits, 10)?;
         metrics.push(("is_mean".into(), is_mean));
         metrics.push(("is_std".into(), is_std));
@@ -176,15 +192,36 @@ impl TypedKind for Score {
                 metrics.push(("density".into(), p.density));
                 metrics.push(("coverage".into(), p.coverage));
             }
+            if params.intra_class {
+                let real_labels = artifacts::labels(reference_dir, &params.reference)?;
+                let (each, mean) = intra_class_fid(real, &real_labels, &fake, &labels)?;
+                metrics.push(("ifid".into(), mean));
+                for c in each {
+                    let name = classes
+                        .get(c.class as usize)
+                        .cloned()
+                        .unwrap_or_else(|| c.class.to_string());
+                    per_class.insert(
+                        name,
+                        serde_json::json!({"fid": c.fid, "real": c.real, "generated": c.fake}),
+                    );
+                }
+            }
         }
-        let json: serde_json::Map<String, serde_json::Value> = metrics
+        let mut json: serde_json::Map<String, serde_json::Value> = metrics
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::json!(v)))
             .collect();
+        if !per_class.is_empty() {
+            json.insert("ifid_per_class".into(), per_class.into());
+        }
         let path = ctx.out.join("scores.json");
         std::fs::write(&path, serde_json::to_vec_pretty(&json).unwrap())
             .map_err(StageError::io("cannot write scores.json"))?;
         let mut summary = format!("FID {:.3}, IS {is_mean:.3} ± {is_std:.3}", metrics[0].1);
+        if let Some((_, ifid)) = metrics.iter().find(|(k, _)| k == "ifid") {
+            summary.push_str(&format!(", iFID {ifid:.3}"));
+        }
         if let Some((_, accuracy)) = metrics.iter().find(|(k, _)| k == "accuracy") {
             summary.push_str(&format!(", class accuracy {:.1}%", accuracy * 100.0));
         }
@@ -192,11 +229,34 @@ impl TypedKind for Score {
             " over {n} images, in {}, on {used}",
             network.describe()
         ));
+        if !resizer.is_legacy() {
+            summary.push_str(&format!(" ({resizer} resize)"));
+        }
         let _ = writeln!(&mut &*ctx.log, "{summary}");
         metrics.push(("images".into(), n as f64));
+        let mut protocol = protocol::against(reference_input);
+        protocol.insert(protocol::IMAGES.into(), n.to_string());
+        if sampled_here {
+            protocol.extend(protocol::of([
+                (protocol::GENERATOR, format!("{:?}", params.generator)),
+                (protocol::TRUNCATION, "1".to_string()),
+                (protocol::BATCH_NORM, "batch statistics".to_string()),
+            ]));
+        } else {
+            for fact in [
+                protocol::GENERATOR,
+                protocol::TRUNCATION,
+                protocol::BATCH_NORM,
+            ] {
+                if let Some(value) = samples_input.protocol.get(fact) {
+                    protocol.insert(fact.into(), value.clone());
+                }
+            }
+        }
         Ok(Outcome {
             metrics: metrics.into_iter().collect(),
             summary: Some(summary),
+            protocol,
         })
     }
 }

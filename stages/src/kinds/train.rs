@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{self, Extractor};
 use crate::error::KindError;
+use crate::protocol;
 use contract::{Context, FileInput, Invalid, Needs, Outcome, Reference, TypedKind};
 use gan::evaluate::{Evaluation, Scored};
 use gan::import::{Network, import};
@@ -36,6 +37,7 @@ use gan::tensors::Snapshot;
 use gan::train::{self, Setup, Start, StepLog, TrainError, Trained};
 use gan::{GanError, ModelConfig, TrainConfig};
 use kernels::device::{Device, OnDevices};
+use metrics::extract::FeatureNetwork;
 
 pub struct Train;
 
@@ -207,10 +209,27 @@ impl TypedKind for Train {
             }
         };
         // The reference statistics and the network of the evaluation during training.
+        let mut protocol = protocol::Protocol::new();
         let eval_inputs = match &params.eval {
             Some(eval) => {
-                let reference = artifacts::stats(ctx.input("eval_reference")?)?;
-                let network = artifacts::extractor(ctx.single("eval_weights")?)?;
+                let reference_input = ctx.single("eval_reference")?;
+                let reference = artifacts::stats(&reference_input.path)?;
+                let resizer = protocol::resizer(reference_input)?;
+                let network = artifacts::extractor(ctx.single("eval_weights")?, resizer)?;
+                protocol::check_network(reference_input, &network.describe())?;
+                // What `best_fid` was measured under.
+                protocol = protocol::against(reference_input);
+                let generator = if params.train.ema.is_some() {
+                    "Ema"
+                } else {
+                    "Raw"
+                };
+                protocol.extend(protocol::of([
+                    (protocol::IMAGES, eval.count.to_string()),
+                    (protocol::GENERATOR, generator.to_string()),
+                    (protocol::TRUNCATION, "1".to_string()),
+                    (protocol::BATCH_NORM, "batch statistics".to_string()),
+                ]));
                 Some((eval, reference, network))
             }
             None => None,
@@ -284,6 +303,7 @@ impl TypedKind for Train {
         Ok(Outcome {
             metrics: metrics.into_iter().collect(),
             summary: Some(summary),
+            protocol,
         })
     }
 }

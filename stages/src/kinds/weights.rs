@@ -140,6 +140,7 @@ impl TypedKind for Weights {
                 "{}: FID Inception-v3 weights, {size} bytes, all tensors present",
                 out.file_name().unwrap_or_default().to_string_lossy()
             )),
+            ..Default::default()
         })
     }
 }

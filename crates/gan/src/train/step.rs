@@ -16,6 +16,7 @@ use super::Setup;
 use super::objective::{DPass, GPass, Objective};
 use super::parallel::Shards;
 use super::state::State;
+use crate::config::AuxClassifier;
 use crate::layers::Mode;
 use crate::tensors::{Role, Tensors};
 use crate::{discriminator, generator};
@@ -121,7 +122,10 @@ pub(super) fn d_step<B: Kernels, N>(
         let (mut gs, fakes): (Vec<_>, Vec<_>) = made.into_iter().unzip();
         state.g = gs.swap_remove(0);
         let fakes = augmented(shards, objective, fakes, &mut rng);
-        let labels = shards.split_labels(&batch.labels);
+        // What D's class head is told (ADC tells real from generated apart).
+        let real_labels = model.d_labels(&batch.labels, false);
+        let fake_labels = model.d_labels(&fake_labels, true);
+        let labels = shards.split_labels(&real_labels);
         let mut views = objective.uses_views().then(|| {
             let len = batch.views.len();
             let views =
@@ -182,7 +186,7 @@ pub(super) fn d_step<B: Kernels, N>(
         let value = objective.discriminator(&DPass {
             step: state.step,
             real: &shards.gather_outputs(real_outs),
-            real_labels: &batch.labels,
+            real_labels: &real_labels,
             real_views: views.as_ref(),
             fake: &shards.gather_outputs(fake_outs),
             fake_labels: &fake_labels,
@@ -235,17 +239,38 @@ pub(super) fn g_step<B: Kernels, N>(
         g = replicas.swap_remove(0);
         let mut rng = augment_stream(setup, state.step, slot);
         let fakes = augmented(shards, objective, fakes, &mut rng);
-        let inputs = zip3(shards.replicate(&d), fakes, shards.split_labels(&labels));
-        let judged = shards.each(inputs, |shard, (mut d, fake, labels)| {
+        let d_labels = model.d_labels(&labels, false);
+        // ADC: D once more on the same images, told they are generated (v0.4 runs D
+        // twice, and its spectral norms iterate twice).
+        let adc = model.aux_cls_type == AuxClassifier::Adc;
+        let adc_labels = model.d_labels(&labels, true);
+        let inputs = zip3(
+            shards.replicate(&d),
+            fakes,
+            shards
+                .split_labels(&d_labels)
+                .into_iter()
+                .zip(shards.split_labels(&adc_labels))
+                .collect(),
+        );
+        let judged = shards.each(inputs, |shard, (mut d, fake, (labels, adc_labels))| {
             let y = label_tensor(&labels, shard.device);
-            let out = discriminator::run_shard(&mut d, Mode::TRAIN, model, fake, y, shard.sync());
-            (d, out)
+            let out =
+                discriminator::run_shard(&mut d, Mode::TRAIN, model, fake.clone(), y, shard.sync());
+            let adc_out = adc.then(|| {
+                let y = label_tensor(&adc_labels, shard.device);
+                discriminator::run_shard(&mut d, Mode::TRAIN, model, fake, y, shard.sync())
+            });
+            (d, (out, adc_out))
         });
         let (mut replicas, outs): (Vec<_>, Vec<_>) = judged.into_iter().unzip();
         d = replicas.swap_remove(0);
+        let (outs, adc_outs): (Vec<_>, Vec<_>) = outs.into_iter().unzip();
+        let adc_fake = adc.then(|| shards.gather_outputs(adc_outs.into_iter().flatten().collect()));
         let value = objective.generator(&GPass {
             fake: &shards.gather_outputs(outs),
-            labels: &labels,
+            labels: &d_labels,
+            adc_fake: adc_fake.as_ref().map(|out| (out, adc_labels.as_slice())),
         });
         let value = value / accum as f64;
         total += finite(&value)? as f64;

@@ -46,6 +46,7 @@ pub(crate) fn configs() -> (ModelConfig, TrainConfig) {
         g_init: Default::default(),
         d_init: Default::default(),
         image_size: None,
+        aux_cls_type: Default::default(),
     };
     let train = TrainConfig {
         batch_size: 4,
