@@ -366,3 +366,41 @@ fn every_extended_config_holds_studiogan_v04s_values() {
         );
     }
 }
+
+/// The ImageNet 128×128 configurations (configs/Imagenet_experiments/*.json at
+/// 67e0de0).
+#[test]
+fn every_imagenet_config_holds_the_seeds_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = [
+        ("imagenet/contra_biggan128", "Contrastive"),
+        ("imagenet/proj_biggan128", "Projection"),
+    ];
+    let files = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/imagenet"))
+        .unwrap()
+        .count();
+    assert_eq!(files, rows.len(), "one file per config");
+    for (name, cond) in rows {
+        let p = train_params(name, dir.path());
+        let (m, t) = (&p["model"], &p["train"]);
+        let expected_model = serde_json::json!({
+            "architecture": "Biggan128", "conditioning": cond, "num_classes": 1000,
+            "z_dim": 120, "shared_dim": 128, "g_conv_dim": 96, "d_conv_dim": 96,
+            "hyper_dim": 768, "g_spectral_norm": true, "d_spectral_norm": true,
+            "attention": {"g_after_block": 4, "d_after_block": 1},
+            "g_init": "Ortho", "d_init": "Ortho", "leaky_relu": false,
+        });
+        for (key, want) in expected_model.as_object().unwrap() {
+            assert_eq!(&m[key], want, "{name}: model.{key}");
+        }
+        let expected_train = serde_json::json!({
+            "batch_size": 256, "accumulation_steps": 8, "total_steps": 200000,
+            "d_steps_per_iter": 2, "g_lr": 0.00005, "d_lr": 0.0002, "beta1": 0.0,
+            "beta2": 0.999, "adv_loss": "Hinge", "temperature": 1.0,
+            "contrastive_lambda": 1.0, "ema": {"decay": 0.9999, "start": 20000},
+        });
+        for (key, want) in expected_train.as_object().unwrap() {
+            assert_eq!(&t[key], want, "{name}: train.{key}");
+        }
+    }
+}

@@ -293,14 +293,8 @@ fn a_z_dim_biggan_cannot_split_points_into_the_model_config() {
 fn case_model(case: &str, c: &serde_json::Value) -> String {
     let text = |k: &str| c[k].as_str().unwrap_or_else(|| panic!("{case}: no `{k}`"));
     let num = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{case}: no `{k}`"));
-    let architecture = match text("architecture") {
-        "dcgan32" => "Dcgan32",
-        "resgan32" => "Resgan32",
-        "resgan64" => "Resgan64",
-        "biggan32" => "Biggan32",
-        "biggan64" => "Biggan64",
-        other => panic!("{case}: unknown architecture {other}"),
-    };
+    let architecture = stages::gan::config::Architecture::from_reference_name(text("architecture"))
+        .unwrap_or_else(|| panic!("{case}: unknown architecture {}", text("architecture")));
     let conditioning = match text("conditioning") {
         "contra" => "Contrastive",
         "proj" => "Projection",
@@ -318,7 +312,7 @@ fn case_model(case: &str, c: &serde_json::Value) -> String {
         "None".into()
     };
     let mut ron = format!(
-        "(\n    architecture: {architecture},\n    conditioning: {conditioning},\n    num_classes: {},\n    z_dim: {},\n    g_conv_dim: {},\n    d_conv_dim: {},\n    attention: {attention},\n",
+        "(\n    architecture: {architecture:?},\n    conditioning: {conditioning},\n    num_classes: {},\n    z_dim: {},\n    g_conv_dim: {},\n    d_conv_dim: {},\n    attention: {attention},\n",
         num("num_classes"),
         num("z_dim"),
         num("g_conv_dim"),
@@ -444,21 +438,28 @@ fn training_goes_on_from_the_authors_checkpoints() {
     }
 }
 
-#[test]
-fn samples_are_scored_against_reference_statistics() {
-    let p = project();
-    let weights = inception_weights();
-    let pipeline = PIPELINE.replace(
+/// The short run's pipeline with a labelled test set (`test`), the FID Inception weights
+/// (`inception`) and `stages` (RON lines of the `stages` map) added.
+fn with_test_set(stages: &str) -> String {
+    PIPELINE.replace(
         "    },\n)",
         &format!(
             r#"        "test": Dataset(source: Synthetic(seed: 2, per_class: 3, size: 32, classes: 4), split: Test),
         "inception": Weights(path: Some("{}")),
-        "test_stats": InceptionStats(data: "test", weights: "inception", features: true, device: Cpu),
-        "score": Score(samples: "samples", reference: "test_stats", weights: "inception", kid: true, prdc: true, device: Cpu),
-    }},
+{stages}    }},
 )"#,
-            weights.display()
+            inception_weights().display()
         ),
+    )
+}
+
+#[test]
+fn samples_are_scored_against_reference_statistics() {
+    let p = project();
+    let pipeline = with_test_set(
+        r#"        "test_stats": InceptionStats(data: "test", weights: "inception", features: true, device: Cpu),
+        "score": Score(samples: "samples", reference: "test_stats", weights: "inception", kid: true, prdc: true, device: Cpu),
+"#,
     );
     p.write("p.ron", &pipeline);
     let report = p.run("p.ron", &["score"], 0);
@@ -524,21 +525,13 @@ fn samples_are_scored_against_reference_statistics() {
 #[test]
 fn intra_class_fid_the_clean_resizer_and_protocols_through_score_and_report() {
     let p = project();
-    let weights = inception_weights();
-    let pipeline = PIPELINE.replace(
-        "    },\n)",
-        &format!(
-            r#"        "test": Dataset(source: Synthetic(seed: 2, per_class: 3, size: 32, classes: 4), split: Test),
-        "inception": Weights(path: Some("{}")),
-        "stats_legacy": InceptionStats(data: "test", weights: "inception", features: true, device: Cpu),
+    let pipeline = with_test_set(
+        r#"        "stats_legacy": InceptionStats(data: "test", weights: "inception", features: true, device: Cpu),
         "stats_clean": InceptionStats(data: "test", weights: "inception", features: true, resizer: Clean, device: Cpu),
         "score_legacy": Score(samples: "gan", count: 24, seed: 1, batch: 8, reference: "stats_legacy", weights: "inception", intra_class: true, device: Cpu),
         "score_clean": Score(samples: "gan", count: 24, seed: 1, batch: 8, reference: "stats_clean", weights: "inception", device: Cpu),
         "table": Report(title: "t", tables: [(title: "FID", stages: "score_*", metrics: ["fid"])]),
-    }},
-)"#,
-            weights.display()
-        ),
+"#,
     );
     p.write("p.ron", &pipeline);
     let report = p.run("p.ron", &["table"], 0);

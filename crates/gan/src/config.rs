@@ -11,15 +11,33 @@ pub enum Architecture {
     Dcgan32,
     Resgan32,
     Resgan64,
+    Resgan128,
     Biggan32,
     Biggan64,
+    Biggan128,
 }
 
 impl Architecture {
+    /// The architecture the authors' code names so (`"biggan128"`: their
+    /// `models/biggan128.py`, their configs' `architecture`).
+    pub fn from_reference_name(name: &str) -> Option<Architecture> {
+        Some(match name {
+            "dcgan32" => Architecture::Dcgan32,
+            "resgan32" => Architecture::Resgan32,
+            "resgan64" => Architecture::Resgan64,
+            "resgan128" => Architecture::Resgan128,
+            "biggan32" => Architecture::Biggan32,
+            "biggan64" => Architecture::Biggan64,
+            "biggan128" => Architecture::Biggan128,
+            _ => return None,
+        })
+    }
+
     pub fn image_size(self) -> usize {
         match self {
             Architecture::Dcgan32 | Architecture::Resgan32 | Architecture::Biggan32 => 32,
             Architecture::Resgan64 | Architecture::Biggan64 => 64,
+            Architecture::Resgan128 | Architecture::Biggan128 => 128,
         }
     }
 }
@@ -170,7 +188,7 @@ impl ModelConfig {
     pub fn check(&self) -> Result<(), (&'static str, String)> {
         let big = matches!(
             self.architecture,
-            Architecture::Biggan32 | Architecture::Biggan64
+            Architecture::Biggan32 | Architecture::Biggan64 | Architecture::Biggan128
         );
         let native = self.architecture.image_size();
         if let Some(size) = self.image_size {

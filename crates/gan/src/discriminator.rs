@@ -46,6 +46,14 @@ fn blocks(config: &ModelConfig) -> Vec<(usize, usize, bool)> {
             (4 * d, 8 * d, true),
             (8 * d, 16 * d, false),
         ],
+        Architecture::Resgan128 | Architecture::Biggan128 => vec![
+            (3, d, true),
+            (d, 2 * d, true),
+            (2 * d, 4 * d, true),
+            (4 * d, 8 * d, true),
+            (8 * d, 16 * d, true),
+            (16 * d, 16 * d, false),
+        ],
     };
     blocks.truncate(blocks.len() - config.dropped_blocks());
     blocks
@@ -56,6 +64,7 @@ pub fn block_count(architecture: Architecture) -> usize {
         Architecture::Dcgan32 => 3,
         Architecture::Resgan32 | Architecture::Biggan32 => 4,
         Architecture::Resgan64 | Architecture::Biggan64 => 5,
+        Architecture::Resgan128 | Architecture::Biggan128 => 6,
     }
 }
 
@@ -64,7 +73,10 @@ fn head_names(architecture: Architecture) -> [&'static str; 3] {
     match architecture {
         Architecture::Dcgan32 => ["linear5", "linear6", "linear7"],
         Architecture::Resgan32 | Architecture::Biggan32 => ["linear4", "linear5", "linear6"],
-        Architecture::Resgan64 | Architecture::Biggan64 => ["linear6", "linear7", "linear8"],
+        Architecture::Resgan64
+        | Architecture::Biggan64
+        | Architecture::Resgan128
+        | Architecture::Biggan128 => ["linear6", "linear7", "linear8"],
     }
 }
 

@@ -1,4 +1,5 @@
-//! The generators of the reference (models/{dcgan32,resgan32,resgan64,biggan32,biggan64}.py):
+//! The generators of the reference (models/{dcgan32,resgan32,resgan64,resgan128,biggan32,
+//! biggan64,biggan128}.py):
 //! a linear map of z to a 4×4 grid, upsampling blocks (transposed convolutions for
 //! dcgan32, residual blocks otherwise), optional self-attention, a 3×3 convolution to RGB
 //! and tanh. Conditioning is through BatchNorm: per-class tables (dcgan, resgan) or
@@ -24,6 +25,10 @@ fn widths(config: &ModelConfig) -> (Vec<usize>, Vec<usize>) {
             vec![16 * g, 8 * g, 4 * g, 2 * g],
             vec![8 * g, 4 * g, 2 * g, g],
         ),
+        Architecture::Resgan128 | Architecture::Biggan128 => (
+            vec![16 * g, 16 * g, 8 * g, 4 * g, 2 * g],
+            vec![16 * g, 8 * g, 4 * g, 2 * g, g],
+        ),
     };
     let dropped = config.dropped_blocks();
     ins.drain(..dropped);
@@ -34,6 +39,7 @@ fn widths(config: &ModelConfig) -> (Vec<usize>, Vec<usize>) {
 pub fn block_count(architecture: Architecture) -> usize {
     match architecture {
         Architecture::Resgan64 | Architecture::Biggan64 => 4,
+        Architecture::Resgan128 | Architecture::Biggan128 => 5,
         _ => 3,
     }
 }
@@ -43,7 +49,10 @@ fn tail_names(architecture: Architecture) -> (Option<&'static str>, &'static str
     match architecture {
         Architecture::Dcgan32 => (None, "conv4"),
         Architecture::Resgan32 | Architecture::Biggan32 => (Some("bn4"), "conv2d5"),
-        Architecture::Resgan64 | Architecture::Biggan64 => (Some("bn6"), "conv2d7"),
+        Architecture::Resgan64
+        | Architecture::Biggan64
+        | Architecture::Resgan128
+        | Architecture::Biggan128 => (Some("bn6"), "conv2d7"),
     }
 }
 
@@ -85,7 +94,7 @@ pub fn forward<B: Kernels>(
     let n = z.dims()[0];
     let shared = matches!(
         config.architecture,
-        Architecture::Biggan32 | Architecture::Biggan64
+        Architecture::Biggan32 | Architecture::Biggan64 | Architecture::Biggan128
     );
     // BigGAN: the first chunk of z feeds the linear layer, the others one block each.
     let (z0, conditions) = if shared {

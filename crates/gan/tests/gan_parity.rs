@@ -29,14 +29,8 @@ fn model(case: &str, c: &serde_json::Value) -> ModelConfig {
     let text = |k: &str| c[k].as_str().unwrap_or_else(|| panic!("{case}: no `{k}`"));
     let num = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{case}: no `{k}`")) as usize;
     let flag = |k: &str| c[k].as_bool().unwrap_or_else(|| panic!("{case}: no `{k}`"));
-    let architecture = match text("architecture") {
-        "dcgan32" => Architecture::Dcgan32,
-        "resgan32" => Architecture::Resgan32,
-        "resgan64" => Architecture::Resgan64,
-        "biggan32" => Architecture::Biggan32,
-        "biggan64" => Architecture::Biggan64,
-        other => panic!("{case}: unknown architecture {other}"),
-    };
+    let architecture = Architecture::from_reference_name(text("architecture"))
+        .unwrap_or_else(|| panic!("{case}: unknown architecture {}", text("architecture")));
     let conditioning = match text("conditioning") {
         "contra" => Conditioning::Contrastive,
         "proj" => Conditioning::Projection,

@@ -133,24 +133,20 @@ fn fid_of_centred(a: &Centred, b: &Centred) -> Result<f64, MetricError> {
     } else {
         (&b.rows, &a.rows)
     };
-    let mut m = Mat::zeros(small.nrows(), large.nrows());
-    faer::linalg::matmul::matmul(
-        m.as_mut(),
-        Accum::Replace,
-        small.as_ref(),
-        large.transpose(),
-        1.0,
-        Par::Seq,
-    );
-    let mut gram = Mat::zeros(small.nrows(), small.nrows());
-    faer::linalg::matmul::matmul(
-        gram.as_mut(),
-        Accum::Replace,
-        m.as_ref(),
-        m.transpose(),
-        1.0,
-        Par::Seq,
-    );
+    let times_transposed = |a: faer::MatRef<'_, f64>, b: faer::MatRef<'_, f64>| {
+        let mut out = Mat::zeros(a.nrows(), b.nrows());
+        faer::linalg::matmul::matmul(
+            out.as_mut(),
+            Accum::Replace,
+            a,
+            b.transpose(),
+            1.0,
+            Par::Seq,
+        );
+        out
+    };
+    let m = times_transposed(small.as_ref(), large.as_ref());
+    let gram = times_transposed(m.as_ref(), m.as_ref());
     let n = gram.nrows();
     let gram = Mat::from_fn(n, n, |i, j| 0.5 * (gram[(i, j)] + gram[(j, i)]));
     let eigen = gram
