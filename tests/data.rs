@@ -358,3 +358,77 @@ fn dataset_parameters_are_checked_where_written() {
     let err = text(&p.pipe(&["run", "p.ron"]).stderr);
     assert!(err.starts_with("error: give `md5` or `sha256`"), "{err}");
 }
+
+/// ImageNet as the seed preprocesses it, against the authors' loader run on the folders
+/// of `fixtures/imagenet/` (made by `tools/fixtures/imagenet.py`; every case there):
+/// every pixel equal for lossless files; for JPEG files, within what two JPEG decoders
+/// may round apart (a few levels), their labels and order equal.
+#[test]
+fn imagenet_is_cropped_and_resized_as_the_seed_does() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/imagenet");
+    let mut cases: Vec<_> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (make it with tools/fixtures/imagenet.py)",
+                root.display()
+            )
+        })
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("expected.npz").is_file())
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "no cases in {}", root.display());
+    let p = Project::new();
+    for case in cases {
+        let arrays: HashMap<String, stages::metrics::npy::Array> =
+            stages::metrics::npy::read_npz(&case.join("expected.npz"))
+                .unwrap()
+                .into_iter()
+                .collect();
+        let size = arrays["size"].data[0] as u32;
+        p.write(
+            "p.ron",
+            &format!(
+                r#"Pipeline(name: "imagenet", stages: {{
+                    "train": Dataset(source: ImageNet(path: "{}", size: Some({size})), split: Train),
+                }})"#,
+                case.display()
+            ),
+        );
+        let report = p.run("p.ron", &[], 0);
+        let pack = packed(&report, "train");
+        let expected = &arrays["images"];
+        assert_eq!(pack.len(), expected.shape[0], "{}", case.display());
+        let labels: Vec<u32> = arrays["labels"].data.iter().map(|&l| l as u32).collect();
+        assert_eq!(pack.labels(), labels, "{}", case.display());
+        let got: Vec<u8> = (0..pack.len())
+            .flat_map(|i| pack.image(i).to_vec())
+            .collect();
+        let worst = got
+            .iter()
+            .zip(&expected.data)
+            .map(|(&a, &b)| (a as f64 - b).abs())
+            .fold(0f64, f64::max);
+        let lossless = arrays["lossless"].data[0] == 1.0;
+        eprintln!(
+            "{}: {} images, max |diff| {worst}",
+            case.display(),
+            pack.len()
+        );
+        assert!(
+            if lossless { worst == 0.0 } else { worst <= 8.0 },
+            "{}: max |diff| {worst}",
+            case.display()
+        );
+    }
+    // The size is required, and named where it is missing.
+    p.write(
+        "p.ron",
+        "Pipeline(name: \"x\", stages: {\n  \"d\": Dataset(source: ImageNet(path: \"x\"), split: Train),\n})",
+    );
+    let err = text(&p.pipe(&["run", "p.ron"]).stderr);
+    assert!(
+        err.starts_with("error: ImageNet needs the side of its images: `size: Some(128)`"),
+        "{err}"
+    );
+}

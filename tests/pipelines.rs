@@ -70,3 +70,36 @@ fn the_table_pipelines_plan_offline() {
         assert!(samples.contains(",seed=1]"), "{file}: {samples}");
     }
 }
+
+/// The ImageNet pipeline plans once its images are where it says, and until then names
+/// the folder it looked for.
+#[test]
+fn the_imagenet_pipeline_plans_and_names_its_missing_folder() {
+    let p = Project::new();
+    let path = format!("{}/pipelines/imagenet.ron", env!("CARGO_MANIFEST_DIR"));
+    let plan = p.run(&path, &["--dry-run"], 1);
+    assert_eq!(
+        with_action(&plan, "failed"),
+        ["imagenet_train", "imagenet_val"]
+    );
+    let out = p.pipe(&["run", &path, "--dry-run"]);
+    assert!(
+        text(&out.stdout).contains("input `../data/ILSVRC2012` does not exist"),
+        "{}",
+        text(&out.stdout)
+    );
+    std::fs::create_dir_all(p.path("ILSVRC2012/train/n01440764")).unwrap();
+    let local = p.path("ILSVRC2012").display().to_string();
+    let (train, val) = (
+        format!("imagenet_train.source.path=\"{local}\""),
+        format!("imagenet_val.source.path=\"{local}\""),
+    );
+    let plan = p.run(&path, &["--dry-run", "--set", &train, "--set", &val], 0);
+    let planned = with_action(&plan, "would_run");
+    assert_eq!(planned.len(), 11, "{planned:?}");
+    let trainings = planned
+        .iter()
+        .filter(|s| s.starts_with("train_imagenet"))
+        .count();
+    assert_eq!(trainings, 2);
+}

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::{DataError, Filter, Images, decode_rgb};
 
-fn is_image(path: &Path) -> bool {
+pub(crate) fn is_image(path: &Path) -> bool {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -17,7 +17,7 @@ fn is_image(path: &Path) -> bool {
     matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg"))
 }
 
-fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(DataError::io(dir))?
         .map(|e| e.map(|e| e.path()).map_err(DataError::io(dir)))

@@ -10,6 +10,7 @@ pub mod cifar;
 pub mod download;
 pub mod folder;
 mod image_io;
+pub mod imagenet;
 pub mod loader;
 pub mod packed;
 mod pickle;

@@ -4,6 +4,7 @@
 //! "cifar10_train": Dataset(source: Cifar10(stage: "cifar10_archive"), split: Train),
 //! "cifar10_test":  Dataset(source: Cifar10(path: "data/cifar-10-binary.tar.gz"), split: Test),
 //! "tiny_val":      Dataset(source: TinyImageNet(path: "data/tiny-imagenet-200.zip"), split: Test),
+//! "imagenet":      Dataset(source: ImageNet(path: "data/ILSVRC2012", size: Some(128)), split: Train),
 //! "mine":          Dataset(source: ImageFolder(path: "data/mine", resize: Some((size: 64, filter: Bilinear))), split: Train),
 //! "shapes":        Dataset(source: Synthetic(seed: 0, per_class: 500, size: 16), split: Train),
 //! ```
@@ -22,7 +23,7 @@ use crate::error::KindError;
 use contract::{Context, FileInput, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
 use data::cifar::{self, Cifar};
 use data::synthetic::{self, Synthetic};
-use data::{self, Filter, Images, Location, Split, folder, tiny};
+use data::{self, Filter, Images, Location, Split, folder, imagenet, tiny};
 
 pub struct Dataset;
 
@@ -38,6 +39,9 @@ pub enum Source {
     Cifar10(Place),
     Cifar100(Place),
     TinyImageNet(Place),
+    /// ILSVRC2012's `train/` and `val/` folders, preprocessed as the seed does (centre
+    /// crop, nearest-neighbour resize to `size`; see `data::imagenet`).
+    ImageNet(Place),
     ImageFolder(Place),
     Synthetic(Synthetic),
 }
@@ -53,6 +57,9 @@ pub struct Place {
     /// Image folders only: bring every image to `size × size`.
     #[serde(default)]
     pub resize: Option<Resize>,
+    /// ImageNet only: the side of its square images (the seed's 128).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -75,6 +82,7 @@ impl TypedKind for Dataset {
             Source::Cifar10(p) => ("Cifar10", p),
             Source::Cifar100(p) => ("Cifar100", p),
             Source::TinyImageNet(p) => ("TinyImageNet", p),
+            Source::ImageNet(p) => ("ImageNet", p),
             Source::ImageFolder(p) => ("ImageFolder", p),
             Source::Synthetic(s) => {
                 if s.per_class == 0 || s.size < 4 || s.classes == 0 {
@@ -87,10 +95,30 @@ impl TypedKind for Dataset {
             }
         };
         if place.resize.is_some() && variant != "ImageFolder" {
+            let why = if variant == "ImageNet" {
+                "ImageNet is cropped and resized as the seed does it: set `size`".to_string()
+            } else {
+                format!("{variant} images have a fixed size")
+            };
             return Err(Invalid::new(
-                format!("`resize` applies to ImageFolder only; {variant} images have a fixed size"),
+                format!("`resize` applies to ImageFolder only; {why}"),
                 &["source", "resize"],
             ));
+        }
+        match (variant, place.size) {
+            ("ImageNet", None | Some(0)) => {
+                return Err(Invalid::new(
+                    "ImageNet needs the side of its images: `size: Some(128)`, as the seed's",
+                    &["source", "size"],
+                ));
+            }
+            ("ImageNet", _) | (_, None) => {}
+            _ => {
+                return Err(Invalid::new(
+                    format!("`size` applies to ImageNet only; {variant} takes `resize`, if any"),
+                    &["source", "size"],
+                ));
+            }
         }
         if place.resize.is_some_and(|r| r.size == 0) {
             return Err(Invalid::new(
@@ -171,6 +199,10 @@ fn open(params: &Params, ctx: &Context) -> Result<Images, KindError> {
         Source::Cifar10(_) => cifar::read(&located(input()?)?, Cifar::Ten, split)?,
         Source::Cifar100(_) => cifar::read(&located(input()?)?, Cifar::Hundred, split)?,
         Source::TinyImageNet(_) => tiny::read(&located(input()?)?, split)?,
+        Source::ImageNet(place) => {
+            let size = place.size.expect("checked in declare");
+            imagenet::read(input()?, split, size)?
+        }
         Source::ImageFolder(place) => {
             let path = input()?;
             if !path.is_dir() {
