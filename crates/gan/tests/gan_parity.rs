@@ -121,19 +121,27 @@ fn compare(what: &str, got: &[f64], expected: &npy::Array) -> Option<String> {
     (worst > tolerance).then(|| format!("{what}: max |Δ| {worst:e} > {tolerance:e}"))
 }
 
-fn cases() -> (PathBuf, serde_json::Map<String, serde_json::Value>) {
-    let dir = fixtures::dir("studiogan");
-    let text = std::fs::read_to_string(dir.join("cases.json")).expect("studiogan/cases.json");
-    let cases: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
-    assert!(!cases.is_empty(), "no cases in cases.json");
-    (dir, cases)
+/// Every case of the shared `studiogan/` fixtures and of ours (`fixtures/studiogan128/`,
+/// the 128×128 networks, made by `tools/fixtures/studiogan128.py`), with its folder.
+fn cases() -> Vec<(PathBuf, String, serde_json::Value)> {
+    let mut all = Vec::new();
+    for dir in [fixtures::dir("studiogan"), fixtures::ours("studiogan128")] {
+        let path = dir.join("cases.json");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let cases: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&text).unwrap();
+        assert!(!cases.is_empty(), "no cases in {}", path.display());
+        all.extend(cases.into_iter().map(|(case, c)| (dir.clone(), case, c)));
+    }
+    all
 }
 
 #[test]
 fn imported_checkpoints_match_the_reference_outputs() {
-    let (dir, cases) = cases();
     let mut failures = Vec::new();
-    for (case, c) in &cases {
+    for (dir, case, c) in &cases() {
+        let (dir, case) = (dir.as_path(), case.as_str());
         let config = model(case, c);
         let expected = arrays(&dir.join(format!("{case}_expected.npz")));
         let input = inputs::<Inner>(&expected);
@@ -206,9 +214,9 @@ fn imported_checkpoints_match_the_reference_outputs() {
 
 #[test]
 fn gradients_match_the_reference_for_every_parameter() {
-    let (dir, cases) = cases();
     let mut failures = Vec::new();
-    for (case, c) in &cases {
+    for (dir, case, c) in &cases() {
+        let (dir, case) = (dir.as_path(), case.as_str());
         let config = model(case, c);
         let expected = arrays(&dir.join(format!("{case}_expected.npz")));
         let reference = arrays(&dir.join(format!("{case}_grads.npz")));
