@@ -146,8 +146,8 @@ fn imported_checkpoints_match_the_reference_outputs() {
         let expected = arrays(&dir.join(format!("{case}_expected.npz")));
         let input = inputs::<Inner>(&expected);
         let device = Default::default();
-        let g_file = checkpoint(&dir, case, "G");
-        let d_file = checkpoint(&dir, case, "D");
+        let g_file = checkpoint(dir, case, "G");
+        let d_file = checkpoint(dir, case, "D");
         let load = |path: &Path, network| {
             import::<Inner>(path, network, &config, &device).unwrap_or_else(|e| panic!("{e}"))
         };
@@ -223,7 +223,7 @@ fn gradients_match_the_reference_for_every_parameter() {
         let input = inputs::<Ad>(&expected);
         let device = Default::default();
         let load = |network, name| {
-            let inner = import::<Inner>(&checkpoint(&dir, case, name), network, &config, &device)
+            let inner = import::<Inner>(&checkpoint(dir, case, name), network, &config, &device)
                 .unwrap_or_else(|e| panic!("{e}"));
             Tensors::<Ad>::from_inner(inner, true)
         };
