@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::folder::{is_image, sorted_entries};
+use super::folder::{decoded_in_order, is_image, sorted_entries};
 use super::{DataError, Images, Split, decode_rgb};
 
 /// Kaggle's mapping of validation images to wnids.
@@ -55,11 +55,11 @@ pub fn read(root: &Path, split: Split, size: u32) -> Result<Images, DataError> {
         Split::Test => (validation(root, &label_of)?, "val"),
     };
     let count = files.len();
-    let iter = files.into_iter().map(move |(path, label)| {
-        let bytes = std::fs::read(&path).map_err(DataError::io(&path))?;
+    let iter = decoded_in_order(files, move |path| {
+        let bytes = std::fs::read(path).map_err(DataError::io(path))?;
         let (w, h, pixels) = decode_rgb(&bytes, None)
             .map_err(|e| DataError::bad(path.display().to_string(), None, e.0))?;
-        Ok((crop_and_resize(w, h, &pixels, size), label))
+        Ok(crop_and_resize(w, h, &pixels, size))
     });
     Ok(Images {
         classes: wnids,

@@ -82,6 +82,13 @@ impl TypedKind for Classifier {
             )
             .with_help("write `conditioning: Acgan`"));
         }
+        if !params.model.aux_cls_type.is_none() {
+            return Err(Invalid::new(
+                "a classifier's head has one logit per class: ADC's real and fake entries do not apply",
+                &["model", "aux_cls_type"],
+            )
+            .with_help("remove `aux_cls_type`"));
+        }
         if params.steps == 0 {
             return Err(Invalid::new("`steps` must be positive", &["steps"]));
         }
