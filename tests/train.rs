@@ -550,7 +550,17 @@ fn intra_class_fid_the_clean_resizer_and_protocols_through_score_and_report() {
         .sum::<f64>()
         / 4.0;
     assert!((mean - ifid).abs() <= 1e-9 * ifid, "{mean} vs {ifid}");
-    assert!(per_class.values().all(|c| c["real"] == 3));
+    // Sampled here, as v0.4's iFID: each class as many images as the reference has.
+    assert!(
+        per_class
+            .values()
+            .all(|c| c["real"] == 3 && c["generated"] == 3),
+        "{scores}"
+    );
+    assert_eq!(
+        scores["ifid_images"],
+        "per class as many as the reference has"
+    );
 
     // The same images resized the other way measure differently, and each score
     // records the resizer of its reference.
@@ -563,6 +573,7 @@ fn intra_class_fid_the_clean_resizer_and_protocols_through_score_and_report() {
     assert_eq!(legacy_protocol["images"], "24");
     assert_eq!(legacy_protocol["reference images"], "12");
     assert_eq!(legacy_protocol["generator"], "Ema");
+
     assert_eq!(protocol("score_clean")["resizer"], "Clean");
 
     // A table of both is marked, naming the difference; the facts they share are said.

@@ -54,6 +54,7 @@ pub fn score<B: Kernels, N: FeatureNetwork>(
         seed,
         truncation: 1.0,
         mode: Mode::TRAIN,
+        labels: None,
         cancel,
         progress: &|_, _| {},
     };

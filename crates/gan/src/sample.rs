@@ -22,6 +22,8 @@ pub struct Sampling<'a> {
     pub seed: u64,
     pub truncation: f64,
     pub mode: Mode,
+    /// The class of each image, in order (`count` of them); uniform draws when `None`.
+    pub labels: Option<&'a [u32]>,
     pub cancel: &'a AtomicBool,
     pub progress: &'a dyn Fn(u64, u64),
 }
@@ -39,6 +41,13 @@ pub fn sample<B: Kernels, E>(
     sampling: &Sampling,
     mut sink: impl FnMut(&[u8], u32) -> Result<(), E>,
 ) -> Result<(), Stopped<E>> {
+    if let Some(labels) = sampling.labels {
+        assert_eq!(
+            labels.len(),
+            sampling.count,
+            "one label per image to sample"
+        );
+    }
     let model = sampling.model;
     let device = g.device().clone();
     let size = model.image_size();
@@ -53,9 +62,12 @@ pub fn sample<B: Kernels, E>(
         let z: Vec<f32> = (0..n * model.z_dim)
             .map(|_| (rng.normal() / sampling.truncation) as f32)
             .collect();
-        let labels: Vec<u32> = (0..n)
-            .map(|_| rng.below(model.num_classes as u64) as u32)
-            .collect();
+        let labels: Vec<u32> = match sampling.labels {
+            Some(given) => given[done..done + n].to_vec(),
+            None => (0..n)
+                .map(|_| rng.below(model.num_classes as u64) as u32)
+                .collect(),
+        };
         let y: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
         let z = Tensor::from_data(TensorData::new(z, [n, model.z_dim]), &device);
         let y = Tensor::from_data(TensorData::new(y, [n]), &device);
@@ -95,7 +107,7 @@ mod tests {
     use burn::backend::Flex;
 
     #[test]
-    fn seeded_images_and_uniform_labels() {
+    fn seeded_images_uniform_or_given_labels() {
         let model = ModelConfig {
             architecture: Architecture::Resgan32,
             conditioning: Conditioning::Projection,
@@ -117,7 +129,7 @@ mod tests {
             aux_cls_type: Default::default(),
         };
         let cancel = AtomicBool::new(false);
-        let run = || {
+        let run = |labels: Option<&[u32]>| {
             let mut g = generator::build::<Flex>(&model, 1, &Default::default());
             let sampling = Sampling {
                 model: &model,
@@ -126,6 +138,7 @@ mod tests {
                 seed: 2,
                 truncation: 1.0,
                 mode: Mode::TRAIN,
+                labels,
                 cancel: &cancel,
                 progress: &|_, _| {},
             };
@@ -137,11 +150,15 @@ mod tests {
             .unwrap();
             got
         };
-        let a = run();
+        let a = run(None);
         assert_eq!(a.len(), 7);
         assert!(a.iter().all(|(p, l)| p.len() == 32 * 32 * 3 && *l < 3));
         assert_ne!(a[0].0, a[1].0);
-        assert_eq!(a, run(), "the same seed gives the same images");
+        assert_eq!(a, run(None), "the same seed gives the same images");
+        // Given classes are the images' classes, across batches.
+        let given = [2, 2, 1, 0, 0, 1, 2];
+        let b = run(Some(&given));
+        assert_eq!(b.iter().map(|(_, l)| *l).collect::<Vec<_>>(), given);
         assert_eq!(
             (to_u8(-1.0), to_u8(0.0), to_u8(1.0), to_u8(2.0)),
             (0, 128, 255, 255)

@@ -108,6 +108,7 @@ impl TypedKind for Sample {
             seed: params.seed,
             truncation: params.truncation,
             mode,
+            labels: None,
             cancel: ctx.cancel,
             progress: &progress,
         };

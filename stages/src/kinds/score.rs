@@ -3,7 +3,9 @@
 //! precision/recall/density/coverage (k = 5), with `intra_class: true` the intra-class
 //! FID (`ifid`: the mean over classes of each class's FID against the reference's
 //! images of that class, StudioGAN v0.4's iFID; each class's in `scores.json`), which
-//! need the reference's features (`features: true` on its `InceptionStats`). The
+//! need the reference's features (`features: true` on its `InceptionStats`). Sampling
+//! from a `Train` stage, iFID makes its own images as v0.4 does: for each class as many
+//! as the reference has; given images are compared by their labels. The
 //! numbers go into the record, where `pipe show`, `pipe status` and reports read them,
 //! and into `scores.json`.
 //!
@@ -123,7 +125,13 @@ impl TypedKind for Score {
                 let classes = pack.header().classes.clone();
                 (Box::new(First(pack, count)), labels, classes)
             } else {
-                let (images, classes) = sample_here(&params, samples_dir, ctx)?;
+                let count = params.count.ok_or_else(|| {
+                    StageError::Invalid(format!(
+                        "`{}` is a Train stage: to sample from it here, set `count`",
+                        params.samples
+                    ))
+                })?;
+                let (images, classes) = sample_here(&params, samples_dir, ctx, count, None)?;
                 let labels = images.labels().to_vec();
                 (Box::new(images), labels, classes)
             };
@@ -147,27 +155,31 @@ impl TypedKind for Score {
         let network = artifacts::extractor(ctx.single("weights")?, resizer)?;
         protocol::check_network(reference_input, &network.describe())?;
         let device = params.device.in_slot(ctx.gpus);
-        let progress =
-            |done: u64, total: u64| ctx.progress.report(done, Some(total), "Inception features");
-        let task = Extraction {
-            network: &network,
-            images: samples.as_ref(),
-            batch: params.batch,
-            keep: true,
-            progress: &progress,
-            cancel: ctx.cancel,
+        let features_of = |images: &dyn ImageSource| {
+            let progress = |done: u64, total: u64| {
+                ctx.progress.report(done, Some(total), "Inception features")
+            };
+            let task = Extraction {
+                network: &network,
+                images,
+                batch: params.batch,
+                keep: true,
+                progress: &progress,
+                cancel: ctx.cancel,
+            };
+            let (result, used) = device.run(task)?;
+            Ok::<_, KindError>((result?, used))
         };
-        let (result, used) = device.run(task)?;
-        let extracted = result?;
+        let (extracted, used) = features_of(samples.as_ref())?;
         let n = extracted.count;
-        let stats = extracted.stats.ok_or_else(|| {
+        let stats = extracted.stats.as_ref().ok_or_else(|| {
             StageError::Invalid(format!("{n} images: statistics need at least 2"))
         })?;
         let widen = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
         let fake = Features::new(n, extracted.features, widen(&extracted.pool3));
         let logits = Features::new(n, extracted.classes, widen(&extracted.logits));
 
-        let mut metrics = vec![("fid".to_string(), fid(&stats, &reference)?)];
+        let mut metrics = vec![("fid".to_string(), fid(stats, &reference)?)];
         let mut per_class = serde_json::Map::new();
         let (is_mean, is_std) = inception_score(&logits, 10)?;
         metrics.push(("is_mean".into(), is_mean));
@@ -194,6 +206,21 @@ impl TypedKind for Score {
             }
             if params.intra_class {
                 let real_labels = artifacts::labels(reference_dir, &params.reference)?;
+                // Sampling here, as v0.4's iFID: for each class, as many images of it as
+                // the reference has. Given images are taken by their labels.
+                let (fake, labels) = if sampled_here {
+                    let mut balanced = real_labels.clone();
+                    balanced.sort_unstable();
+                    let (images, _) =
+                        sample_here(&params, samples_dir, ctx, balanced.len(), Some(&balanced))?;
+                    let (e, _) = features_of(&images)?;
+                    (
+                        Features::new(e.count, e.features, widen(&e.pool3)),
+                        balanced,
+                    )
+                } else {
+                    (fake.clone(), labels.clone())
+                };
                 let (each, mean) = intra_class_fid(real, &real_labels, &fake, &labels)?;
                 metrics.push(("ifid".into(), mean));
                 for c in each {
@@ -212,6 +239,15 @@ impl TypedKind for Score {
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::json!(v)))
             .collect();
+        if params.intra_class {
+            // Not a protocol fact of the record: it concerns `ifid` only.
+            let how = if sampled_here {
+                "per class as many as the reference has"
+            } else {
+                "the scored images, by their labels"
+            };
+            json.insert("ifid_images".into(), how.into());
+        }
         if !per_class.is_empty() {
             json.insert("ifid_per_class".into(), per_class.into());
         }
@@ -261,18 +297,15 @@ impl TypedKind for Score {
     }
 }
 
-/// `count` images of a `Train` stage's generator, made here.
+/// `count` images of a `Train` stage's generator, made here: of the given classes, or
+/// of uniformly drawn ones.
 fn sample_here(
     params: &Params,
     dir: &Path,
     ctx: &Context,
+    count: usize,
+    labels: Option<&[u32]>,
 ) -> Result<(InMemory, Vec<String>), KindError> {
-    let count = params.count.ok_or_else(|| {
-        StageError::Invalid(format!(
-            "`{}` is a Train stage: to sample from it here, set `count`",
-            params.samples
-        ))
-    })?;
     let (model, classes, snapshot) = artifacts::generator(dir, params.generator)?;
     let size = model.image_size();
     let mut images = InMemory::new(size, size);
@@ -284,6 +317,7 @@ fn sample_here(
         seed: params.seed,
         truncation: 1.0,
         mode: Mode::TRAIN,
+        labels,
         cancel: ctx.cancel,
         progress: &progress,
     };
