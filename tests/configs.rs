@@ -53,6 +53,17 @@ const PAPER: [Row; 19] = [
 ];
 
 /// The canonical `Train` parameters a pipeline gets from `configs/NAME.ron`.
+/// How many configurations `configs/<table>/` holds.
+fn config_files(table: &str) -> usize {
+    std::fs::read_dir(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("configs")
+            .join(table),
+    )
+    .unwrap()
+    .count()
+}
+
 fn train_params(name: &str, dir: &Path) -> Value {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("configs/{name}.ron"));
     let config = config.display();
@@ -80,17 +91,8 @@ fn train_params(name: &str, dir: &Path) -> Value {
 #[test]
 fn every_config_of_tables_1_and_2_holds_the_papers_values() {
     let dir = tempfile::tempdir().unwrap();
-    let files = |table: &str| {
-        std::fs::read_dir(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("configs")
-                .join(table),
-        )
-        .unwrap()
-        .count()
-    };
     assert_eq!(
-        (files("table1"), files("table2")),
+        (config_files("table1"), config_files("table2")),
         (12, 7),
         "one file per config"
     );
@@ -173,9 +175,7 @@ fn every_config_of_table_3_holds_the_seeds_values() {
         ("table3/experiment_F", "Contrastive", false, true),
         ("table3/experiment_I", "Contrastive", true, false),
     ];
-    let files = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/table3"))
-        .unwrap()
-        .count();
+    let files = config_files("table3");
     assert_eq!(files, rows.len(), "one file per config");
     for (name, cond, cr, positives) in rows {
         let p = train_params(name, dir.path());
@@ -305,9 +305,7 @@ fn every_extended_config_holds_studiogan_v04s_values() {
             0.5,
         ),
     ];
-    let files = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/extended"))
-        .unwrap()
-        .count();
+    let files = config_files("extended");
     assert_eq!(files, rows.len(), "one file per config");
     for (name, cond, batch, lr, steps, diffaug, lecam, lambda, temperature) in rows {
         let p = train_params(name, dir.path());
@@ -376,9 +374,7 @@ fn every_imagenet_config_holds_the_seeds_values() {
         ("imagenet/contra_biggan128", "Contrastive"),
         ("imagenet/proj_biggan128", "Projection"),
     ];
-    let files = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/imagenet"))
-        .unwrap()
-        .count();
+    let files = config_files("imagenet");
     assert_eq!(files, rows.len(), "one file per config");
     for (name, cond) in rows {
         let p = train_params(name, dir.path());

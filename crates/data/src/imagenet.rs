@@ -32,16 +32,7 @@ pub fn read(root: &Path, split: Split, size: u32) -> Result<Images, DataError> {
              `val/` (ImageNet needs an account to download: place your copy there)",
         ));
     }
-    let wnids: Vec<String> = sorted_entries(&train)?
-        .into_iter()
-        .filter(|p| p.is_dir())
-        .map(|p| {
-            p.file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
+    let wnids = folder_names(&sorted_entries(&train)?);
     if wnids.is_empty() {
         return Err(DataError::bad(
             train.display().to_string(),
@@ -69,6 +60,20 @@ pub fn read(root: &Path, split: Split, size: u32) -> Result<Images, DataError> {
         count,
         iter: Box::new(iter),
     })
+}
+
+/// The names of the folders among `entries`, in their order.
+fn folder_names(entries: &[PathBuf]) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|p| p.is_dir())
+        .map(|p| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
 }
 
 /// `dir/<wnid>/*` for every wnid, in order, labelled by position.
@@ -100,16 +105,7 @@ fn validation(
 ) -> Result<Vec<(PathBuf, u32)>, DataError> {
     let val = root.join("val");
     let entries = sorted_entries(&val)?;
-    let folders: Vec<String> = entries
-        .iter()
-        .filter(|p| p.is_dir())
-        .map(|p| {
-            p.file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
+    let folders = folder_names(&entries);
     if !folders.is_empty() {
         let mut files = Vec::new();
         for wnid in &folders {
