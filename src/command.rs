@@ -16,7 +16,8 @@
 //! separated by spaces inside a longer one. The program runs in the pipeline file's folder, with
 //! `CUDA_VISIBLE_DEVICES` set to its GPU ids when it asks for GPUs; only declared files
 //! are hashed. If it writes `metrics.json` (an object of numbers) at the top of `{out}`,
-//! those numbers become the stage's metrics.
+//! those numbers become the stage's metrics; `protocol.json` (an object of strings),
+//! how they were measured (reports compare it between the cells of a table).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -187,9 +188,9 @@ impl TypedKind for Command {
             )));
         }
         Ok(Outcome {
-            metrics: read_metrics(ctx)?,
+            metrics: read_object(ctx, "metrics.json", "numbers")?,
             summary: None,
-            ..Default::default()
+            protocol: read_object(ctx, "protocol.json", "strings")?,
         })
     }
 }
@@ -373,15 +374,21 @@ fn isolate(process: &mut Process) {
     }
 }
 
-fn read_metrics(ctx: &Context) -> Result<BTreeMap<String, f64>, StageError> {
-    let path = ctx.out.join("metrics.json");
+/// A JSON object of `what` the program wrote as `name` at the top of `{out}`; empty if
+/// it wrote none.
+fn read_object<T: serde::de::DeserializeOwned>(
+    ctx: &Context,
+    name: &str,
+    what: &str,
+) -> Result<BTreeMap<String, T>, StageError> {
+    let path = ctx.out.join(name);
     if !path.exists() {
         return Ok(BTreeMap::new());
     }
     let text =
-        std::fs::read_to_string(&path).map_err(StageError::io("cannot read metrics.json"))?;
+        std::fs::read_to_string(&path).map_err(StageError::io(format!("cannot read {name}")))?;
     serde_json::from_str(&text)
-        .map_err(|e| StageError::failed(format!("metrics.json is not an object of numbers: {e}")))
+        .map_err(|e| StageError::failed(format!("{name} is not an object of {what}: {e}")))
 }
 
 #[cfg(test)]

@@ -173,18 +173,23 @@ fn show_lists_outputs_metrics_timings_and_log() {
     p.write(
         "p.ron",
         r#"Pipeline(name: "sh", stages: {
-            "m": Command(argv: ["sh", "-c", "echo training; echo '{{\"fid\": 12.5, \"is\": 8}}' > {out}/metrics.json; echo w > {out}/weights.bin"]),
+            "m": Command(argv: ["sh", "-c", "echo training; echo '{{\"fid\": 12.5, \"is\": 8}}' > {out}/metrics.json; echo '{{\"images\": \"50000\"}}' > {out}/protocol.json; echo w > {out}/weights.bin"]),
         })"#,
     );
     p.run("p.ron", &[], 0);
     let show = stdout_of(&p, &["show", "p.ron", "m"]);
+    assert!(
+        show.contains("protocol\n          images: 50000\n"),
+        "{show}"
+    );
     assert!(show.contains("kind      Command v1"), "{show}");
     assert!(show.contains("/weights.bin  2 B"), "{show}");
     assert!(show.contains("          fid = 12.5\n"), "{show}");
     assert!(show.contains("  | training\n"), "{show}");
     let json = p.json(&["show", "p.ron", "m"], 0);
     assert_eq!(json["record"]["metrics"]["fid"], 12.5);
-    assert_eq!(json["outputs"].as_array().unwrap().len(), 2);
+    assert_eq!(json["record"]["protocol"]["images"], "50000");
+    assert_eq!(json["outputs"].as_array().unwrap().len(), 3);
     assert!(json["record"]["duration_s"].as_f64().unwrap() > 0.0);
     assert_eq!(json["record"]["device"], "cpu");
 }
