@@ -82,7 +82,7 @@ PIPE_PROGRESS_SECS seconds (default 30). Finished stages: one line each on stdou
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Compute FID, IS, KID or precision/recall outside a pipeline.
+    /// Compute FID, intra-class FID, IS, KID, precision/recall or features outside a pipeline.
     #[cfg(feature = "kinds")]
     #[command(subcommand)]
     Metric(metric::Command),
