@@ -53,6 +53,15 @@ const PAPER: [Row; 19] = [
 ];
 
 /// The canonical `Train` parameters a pipeline gets from `configs/NAME.ron`.
+/// Every field of the object `want` has its value in `part` (`model` or `train` of
+/// config `name`); a field absent from the canonical parameters reads as `null`.
+fn assert_fields(name: &str, what: &str, part: &Value, want: Value) {
+    for (key, want) in want.as_object().expect("an object of fields") {
+        let got = part.get(key).unwrap_or(&Value::Null);
+        assert_eq!(got, want, "{name}: {what}.{key}");
+    }
+}
+
 /// How many configurations `configs/<table>/` holds.
 fn config_files(table: &str) -> usize {
     std::fs::read_dir(
@@ -180,45 +189,32 @@ fn every_config_of_table_3_holds_the_seeds_values() {
     for (name, cond, cr, positives) in rows {
         let p = train_params(name, dir.path());
         let (m, t) = (&p["model"], &p["train"]);
-        let check = |what: &str, got: &Value, want: Value| {
-            assert_eq!(*got, want, "{name}: {what}");
-        };
-        check("architecture", &m["architecture"], "Biggan64".into());
-        check("conditioning", &m["conditioning"], cond.into());
-        check("num_classes", &m["num_classes"], 200.into());
-        check("z_dim", &m["z_dim"], 100.into());
-        check(
-            "widths",
-            &serde_json::json!([m["g_conv_dim"], m["d_conv_dim"]]),
-            serde_json::json!([80, 80]),
+        assert_fields(
+            name,
+            "model",
+            m,
+            serde_json::json!({
+                "architecture": "Biggan64", "conditioning": cond, "num_classes": 200,
+                "z_dim": 100, "g_conv_dim": 80, "d_conv_dim": 80, "hyper_dim": 768,
+            }),
         );
-        check("hyper_dim", &m["hyper_dim"], 768.into());
-        check("batch_size", &t["batch_size"], 256.into());
-        check("accumulation_steps", &t["accumulation_steps"], 4.into());
-        check("total_steps", &t["total_steps"], 100_000.into());
-        check("d_steps_per_iter", &t["d_steps_per_iter"], 1.into());
-        check(
-            "lr",
-            &serde_json::json!([t["g_lr"], t["d_lr"]]),
-            serde_json::json!([1e-4, 4e-4]),
-        );
-        check("beta1", &t["beta1"], 0.0.into());
-        check(
-            "ema",
-            &t["ema"],
-            serde_json::json!({"decay": 0.9999, "start": 20000}),
+        assert_fields(
+            name,
+            "train",
+            t,
+            serde_json::json!({
+                "batch_size": 256, "accumulation_steps": 4, "total_steps": 100_000,
+                "d_steps_per_iter": 1, "g_lr": 1e-4, "d_lr": 4e-4, "beta1": 0.0,
+                "ema": {"decay": 0.9999, "start": 20000},
+            }),
         );
         // Defaulted fields are left out of the canonical parameters.
         let flag = |v: &Value| v.as_bool().unwrap_or(false);
-        check(
-            "consistency_reg",
-            &flag(&t["consistency_reg"]).into(),
-            cr.into(),
-        );
-        check(
-            "make_positive_aug",
-            &flag(&t["make_positive_aug"]).into(),
-            positives.into(),
+        assert_eq!(flag(&t["consistency_reg"]), cr, "{name}: consistency_reg");
+        assert_eq!(
+            flag(&t["make_positive_aug"]),
+            positives,
+            "{name}: make_positive_aug"
         );
         if cr {
             let lambda = t
@@ -310,58 +306,36 @@ fn every_extended_config_holds_studiogan_v04s_values() {
     for (name, cond, batch, lr, steps, diffaug, lecam, lambda, temperature) in rows {
         let p = train_params(name, dir.path());
         let (m, t) = (&p["model"], &p["train"]);
-        let check = |what: &str, got: &Value, want: Value| {
-            assert_eq!(*got, want, "{name}: {what}");
-        };
-        check("architecture", &m["architecture"], "Biggan32".into());
-        check("conditioning", &m["conditioning"], cond.into());
-        check("z_dim", &m["z_dim"], 80.into());
-        check(
-            "widths",
-            &serde_json::json!([m["g_conv_dim"], m["d_conv_dim"]]),
-            serde_json::json!([96, 96]),
+        let adc = name.ends_with("_adc");
+        assert_fields(
+            name,
+            "model",
+            m,
+            serde_json::json!({
+                "architecture": "Biggan32", "conditioning": cond, "z_dim": 80,
+                "g_conv_dim": 96, "d_conv_dim": 96, "hyper_dim": 512,
+                "aux_cls_type": if adc { "ADC".into() } else { Value::Null },
+            }),
         );
-        check("hyper_dim", &m["hyper_dim"], 512.into());
-        check("batch_size", &t["batch_size"], batch.into());
-        check(
-            "lr",
-            &serde_json::json!([t["g_lr"], t["d_lr"]]),
-            serde_json::json!([lr, lr]),
+        assert_fields(
+            name,
+            "train",
+            t,
+            serde_json::json!({
+                "batch_size": batch, "g_lr": lr, "d_lr": lr, "total_steps": steps,
+                "d_steps_per_iter": 5, "beta1": 0.5, "ema": {"decay": 0.9999, "start": 1000},
+                "lecam": lecam, "contrastive_lambda": lambda, "temperature": temperature,
+            }),
         );
-        check("total_steps", &t["total_steps"], steps.into());
-        check("d_steps_per_iter", &t["d_steps_per_iter"], 5.into());
-        check("beta1", &t["beta1"], 0.5.into());
-        check(
-            "ema",
-            &t["ema"],
-            serde_json::json!({"decay": 0.9999, "start": 1000}),
+        assert_eq!(
+            t["apply_diffaug"].as_bool().unwrap_or(false),
+            diffaug,
+            "{name}: apply_diffaug"
         );
-        check(
-            "apply_diffaug",
-            &t["apply_diffaug"].as_bool().unwrap_or(false).into(),
-            diffaug.into(),
-        );
-        check(
-            "lecam",
-            &t.get("lecam").cloned().unwrap_or(Value::Null),
-            lecam,
-        );
-        check(
-            "contrastive_lambda",
-            &t["contrastive_lambda"],
-            lambda.into(),
-        );
-        check("temperature", &t["temperature"], temperature.into());
         if cond == "D2DCE" {
             let m_p = t.get("m_p").and_then(Value::as_f64).unwrap_or(0.98);
             assert_eq!(m_p, 0.98, "{name}: m_p");
         }
-        let adc = name.ends_with("_adc");
-        check(
-            "aux_cls_type",
-            &m.get("aux_cls_type").cloned().unwrap_or(Value::Null),
-            if adc { "ADC".into() } else { Value::Null },
-        );
     }
 }
 
@@ -379,24 +353,28 @@ fn every_imagenet_config_holds_the_seeds_values() {
     for (name, cond) in rows {
         let p = train_params(name, dir.path());
         let (m, t) = (&p["model"], &p["train"]);
-        let expected_model = serde_json::json!({
-            "architecture": "Biggan128", "conditioning": cond, "num_classes": 1000,
-            "z_dim": 120, "shared_dim": 128, "g_conv_dim": 96, "d_conv_dim": 96,
-            "hyper_dim": 768, "g_spectral_norm": true, "d_spectral_norm": true,
-            "attention": {"g_after_block": 4, "d_after_block": 1},
-            "g_init": "Ortho", "d_init": "Ortho", "leaky_relu": false,
-        });
-        for (key, want) in expected_model.as_object().unwrap() {
-            assert_eq!(&m[key], want, "{name}: model.{key}");
-        }
-        let expected_train = serde_json::json!({
-            "batch_size": 256, "accumulation_steps": 8, "total_steps": 200000,
-            "d_steps_per_iter": 2, "g_lr": 0.00005, "d_lr": 0.0002, "beta1": 0.0,
-            "beta2": 0.999, "adv_loss": "Hinge", "temperature": 1.0,
-            "contrastive_lambda": 1.0, "ema": {"decay": 0.9999, "start": 20000},
-        });
-        for (key, want) in expected_train.as_object().unwrap() {
-            assert_eq!(&t[key], want, "{name}: train.{key}");
-        }
+        assert_fields(
+            name,
+            "model",
+            m,
+            serde_json::json!({
+                "architecture": "Biggan128", "conditioning": cond, "num_classes": 1000,
+                "z_dim": 120, "shared_dim": 128, "g_conv_dim": 96, "d_conv_dim": 96,
+                "hyper_dim": 768, "g_spectral_norm": true, "d_spectral_norm": true,
+                "attention": {"g_after_block": 4, "d_after_block": 1},
+                "g_init": "Ortho", "d_init": "Ortho", "leaky_relu": false,
+            }),
+        );
+        assert_fields(
+            name,
+            "train",
+            t,
+            serde_json::json!({
+                "batch_size": 256, "accumulation_steps": 8, "total_steps": 200000,
+                "d_steps_per_iter": 2, "g_lr": 0.00005, "d_lr": 0.0002, "beta1": 0.0,
+                "beta2": 0.999, "adv_loss": "Hinge", "temperature": 1.0,
+                "contrastive_lambda": 1.0, "ema": {"decay": 0.9999, "start": 20000},
+            }),
+        );
     }
 }

@@ -79,15 +79,10 @@ pub fn load(path: &Path, net: &Network) -> Result<Loaded, MeasureError> {
         .unwrap_or_default();
     if path.is_file() && ext == "npz" {
         let arrays = npy::read_npz(path)?;
-        if arrays.iter().any(|(k, _)| k == "mu") {
+        if arrays.contains_key("mu") {
             return Ok(Loaded::Stats(Stats::read_npz(path)?));
         }
-        let take = |key: &str| {
-            arrays
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, a)| a.clone())
-        };
+        let take = |key: &str| arrays.get(key).cloned();
         let pool3 = take("pool3").ok_or_else(|| {
             MeasureError::input(path, "neither `mu`/`sigma` statistics nor `pool3` features")
         })?;

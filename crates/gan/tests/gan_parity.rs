@@ -19,10 +19,7 @@ use metrics::npy;
 type Ad = Autodiff<Inner>;
 
 fn arrays(path: &Path) -> BTreeMap<String, npy::Array> {
-    npy::read_npz(path)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .into_iter()
-        .collect()
+    npy::read_npz(path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn model(case: &str, c: &serde_json::Value) -> ModelConfig {

@@ -14,10 +14,7 @@ use metrics::npy;
 type Ad = Autodiff<Inner>;
 
 fn arrays(path: &Path) -> BTreeMap<String, npy::Array> {
-    npy::read_npz(path)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .into_iter()
-        .collect()
+    npy::read_npz(path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn tensor<const D: usize>(a: &npy::Array, device: &burn::tensor::Device<Ad>) -> Tensor<Ad, D> {

@@ -1,6 +1,7 @@
 //! NumPy's `.npy` arrays and `.npz` archives of them: read as f64 (from `<f4`, `<f8`,
 //! `<i4`, `<i8`, `|u1`, `<u4`), written as `<f8` or `<f4`, C order.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -133,12 +134,12 @@ pub fn encode(shape: &[usize], data: &[f64], f32: bool) -> Vec<u8> {
 }
 
 /// Every array of an `.npz` archive, by name (without `.npy`).
-pub fn read_npz(path: &Path) -> Result<Vec<(String, Array)>, MetricError> {
+pub fn read_npz(path: &Path) -> Result<BTreeMap<String, Array>, MetricError> {
     let file = std::fs::File::open(path).map_err(MetricError::io(path))?;
     let name = path.display().to_string();
     let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
         .map_err(|e| MetricError::format(&name, format!("not an .npz archive: {e}")))?;
-    let mut out = Vec::new();
+    let mut out = BTreeMap::new();
     for i in 0..zip.len() {
         let mut member = zip
             .by_index(i)
@@ -149,7 +150,7 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, Array)>, MetricError> {
             .read_to_end(&mut bytes)
             .map_err(|e| MetricError::format(&name, format!("{member_name}: {e}")))?;
         let key = member_name.trim_end_matches(".npy").to_string();
-        out.push((key, parse(&bytes, &format!("{name}:{member_name}"))?));
+        out.insert(key, parse(&bytes, &format!("{name}:{member_name}"))?);
     }
     Ok(out)
 }
@@ -202,8 +203,8 @@ mod tests {
         )
         .unwrap();
         let arrays = read_npz(&path).unwrap();
-        assert_eq!(arrays[0].0, "mu");
-        assert_eq!(arrays[1].1.shape, [2, 2]);
+        assert_eq!(arrays["mu"].shape, [2]);
+        assert_eq!(arrays["sigma"].shape, [2, 2]);
     }
 
     #[test]

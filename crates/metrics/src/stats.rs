@@ -30,17 +30,13 @@ impl Stats {
         let name = path.display().to_string();
         let arrays = npy::read_npz(path)?;
         let get = |key: &str| {
-            arrays
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, a)| a)
-                .ok_or_else(|| {
-                    let found: Vec<&str> = arrays.iter().map(|(k, _)| k.as_str()).collect();
-                    MetricError::format(
-                        &name,
-                        format!("no `{key}` array (found: {})", found.join(", ")),
-                    )
-                })
+            arrays.get(key).ok_or_else(|| {
+                let found: Vec<&str> = arrays.keys().map(String::as_str).collect();
+                MetricError::format(
+                    &name,
+                    format!("no `{key}` array (found: {})", found.join(", ")),
+                )
+            })
         };
         let (mu, sigma) = (get("mu")?, get("sigma")?);
         let d = match mu.shape.as_slice() {

@@ -26,11 +26,9 @@ fn every_image_matches_pytorch_fid() {
         .collect();
     let expected = npy::read_npz(&dir.join("expected.npz")).unwrap();
     let get = |k: &str| {
-        &expected
-            .iter()
-            .find(|(n, _)| n == k)
+        expected
+            .get(k)
             .unwrap_or_else(|| panic!("no {k} in expected.npz"))
-            .1
     };
     let (mut pool3, mut logits, mut unbiased) = (Vec::new(), Vec::new(), Vec::new());
     for name in &names {

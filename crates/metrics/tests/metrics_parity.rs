@@ -111,10 +111,7 @@ fn stats_files_of_pytorch_fid_read_in_float64() {
     let s = Stats::read_npz(&dir.join("fid_a.npz")).unwrap();
     // The dimension is the length of `mu`, read independently of `Stats`.
     let arrays = npy::read_npz(&dir.join("fid_a.npz")).unwrap();
-    let (_, mu) = arrays
-        .iter()
-        .find(|(name, _)| name == "mu")
-        .expect("`mu` in fid_a.npz");
+    let mu = arrays.get("mu").expect("`mu` in fid_a.npz");
     assert_eq!(s.dim(), mu.data.len());
     // Round trip through our writer.
     let tmp = tempfile::tempdir().unwrap();

@@ -15,10 +15,7 @@ fn clean_resize_matches_pil_bicubic() {
     let cases = fixtures::cases(&fixtures::ours("resize"));
     assert!(!cases.is_empty(), "no cases in fixtures/resize");
     for case in cases {
-        let arrays: std::collections::BTreeMap<String, npy::Array> = npy::read_npz(&case)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .into_iter()
-            .collect();
+        let arrays = npy::read_npz(&case).unwrap_or_else(|e| panic!("{e}"));
         let (images, expected) = (&arrays["images"], &arrays["resized"]);
         let [n, h, w, _] = images.shape[..] else {
             panic!("{}: images are (n, h, w, 3)", case.display())

@@ -90,10 +90,8 @@ impl TypedKind for InceptionStats {
                 extracted.count
             ))
         })?;
-        let labels = data.labels();
-        let kept = params
-            .features
-            .then_some((&extracted, &labels[..extracted.count]));
+        let labels = params.features.then(|| data.labels());
+        let kept = labels.as_ref().map(|l| (&extracted, &l[..extracted.count]));
         artifacts::write_stats(ctx.out, stats, kept)?;
         let description = &data.header().description;
         let mut protocol = protocol::of([

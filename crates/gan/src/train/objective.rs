@@ -400,10 +400,7 @@ mod tests {
         type Ad = Autodiff<Flex>;
         let device = Default::default();
         for case in fixtures::cases(&fixtures::ours("adc")) {
-            let arrays: BTreeMap<String, metrics::npy::Array> = metrics::npy::read_npz(&case)
-                .unwrap_or_else(|e| panic!("{e}"))
-                .into_iter()
-                .collect();
+            let arrays = metrics::npy::read_npz(&case).unwrap_or_else(|e| panic!("{e}"));
             let scalar = |k: &str| arrays[k].data[0];
             let ints = |k: &str| arrays[k].data.iter().map(|&v| v as u32).collect::<Vec<_>>();
             let leaf = |k: &str| {

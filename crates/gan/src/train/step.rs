@@ -150,27 +150,13 @@ pub(super) fn d_step<B: Kernels, N>(
             .collect();
         // The reference's order: D on the real images, on the fakes, on the copies.
         let judged = shards.each(inputs, |shard, mut j| {
-            let y = label_tensor(&j.real_labels, shard.device);
-            let real = discriminator::run_shard(
-                &mut j.d,
-                Mode::TRAIN,
-                model,
-                j.real,
-                y.clone(),
-                shard.sync(),
-            );
-            let fake_y = label_tensor(&j.fake_labels, shard.device);
-            let fake = discriminator::run_shard(
-                &mut j.d,
-                Mode::TRAIN,
-                model,
-                j.fake,
-                fake_y,
-                shard.sync(),
-            );
-            let views = j.views.map(|views| {
-                discriminator::run_shard(&mut j.d, Mode::TRAIN, model, views, y, shard.sync())
-            });
+            let mut judge = |images, labels: &[u32]| {
+                let y = label_tensor(labels, shard.device);
+                discriminator::run_shard(&mut j.d, Mode::TRAIN, model, images, y, shard.sync())
+            };
+            let real = judge(j.real, &j.real_labels);
+            let fake = judge(j.fake, &j.fake_labels);
+            let views = j.views.map(|views| judge(views, &j.real_labels));
             (j.d, real, fake, views)
         });
         let mut replicas = Vec::new();
@@ -254,13 +240,12 @@ pub(super) fn g_step<B: Kernels, N>(
                 .collect(),
         );
         let judged = shards.each(inputs, |shard, (mut d, fake, (labels, adc_labels))| {
-            let y = label_tensor(&labels, shard.device);
-            let out =
-                discriminator::run_shard(&mut d, Mode::TRAIN, model, fake.clone(), y, shard.sync());
-            let adc_out = adc.then(|| {
-                let y = label_tensor(&adc_labels, shard.device);
-                discriminator::run_shard(&mut d, Mode::TRAIN, model, fake, y, shard.sync())
-            });
+            let mut judge = |images, labels: &[u32]| {
+                let y = label_tensor(labels, shard.device);
+                discriminator::run_shard(&mut d, Mode::TRAIN, model, images, y, shard.sync())
+            };
+            let out = judge(fake.clone(), &labels);
+            let adc_out = adc.then(|| judge(fake, &adc_labels));
             (d, (out, adc_out))
         });
         let (mut replicas, outs): (Vec<_>, Vec<_>) = judged.into_iter().unzip();
