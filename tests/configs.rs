@@ -339,6 +339,56 @@ fn every_extended_config_holds_studiogan_v04s_values() {
     }
 }
 
+/// The Wasserstein GANs with a gradient penalty of `pipelines/wgan.ron`, and the
+/// penalty's field.
+const WGANS: [(&str, &str); 2] = [
+    ("wgan/wgan_gp", "gradient_penalty"),
+    ("wgan/wgan_dra", "dra_lambda"),
+];
+
+/// StudioGAN v0.4's WGAN-GP.yaml and WGAN-DRA.yaml with its config.py's defaults, on the
+/// seed's resgan32.
+#[test]
+fn every_wgan_config_holds_studiogan_v04s_values() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(config_files("wgan"), WGANS.len(), "one file per config");
+    for (name, penalty) in WGANS {
+        let p = train_params(name, dir.path());
+        let (m, t) = (&p["model"], &p["train"]);
+        assert_fields(
+            name,
+            "model",
+            m,
+            serde_json::json!({
+                "architecture": "Resgan32", "conditioning": "None", "z_dim": 128,
+                "g_conv_dim": 64, "d_conv_dim": 64, "g_spectral_norm": false,
+                "d_spectral_norm": false, "g_init": "Ortho", "d_init": "Ortho",
+                "attention": Value::Null,
+            }),
+        );
+        assert_fields(
+            name,
+            "train",
+            t,
+            serde_json::json!({
+                "adv_loss": "Wasserstein", penalty: 10.0, "batch_size": 64, "g_lr": 2e-4,
+                "d_lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "d_steps_per_iter": 5,
+                "g_steps_per_iter": 1, "total_steps": 100_000, "ema": Value::Null,
+                "accumulation_steps": 1,
+            }),
+        );
+        for other in ["gradient_penalty", "dra_lambda", "maxgp_lambda"] {
+            if other != penalty {
+                assert_eq!(
+                    t.get(other).unwrap_or(&Value::Null),
+                    &Value::Null,
+                    "{name}: {other}"
+                );
+            }
+        }
+    }
+}
+
 /// The ImageNet 128×128 configurations (configs/Imagenet_experiments/*.json at
 /// 67e0de0).
 #[test]

@@ -208,8 +208,17 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
     let p = project();
     let plain = p.run("p.ron", &["gan"], 0);
     assert_eq!(with_action(&plain, "ran"), ["shapes", "gan"]);
-    let methods: [&[&str]; 7] = [
+    let methods: [&[&str]; 10] = [
         &["gan.train.apply_diffaug=true"],
+        &[
+            "gan.train.adv_loss=Wasserstein",
+            "gan.train.gradient_penalty=Some(10.0)",
+        ],
+        &[
+            "gan.train.adv_loss=Wasserstein",
+            "gan.train.dra_lambda=Some(10.0)",
+        ],
+        &["gan.train.maxgp_lambda=Some(0.1)"],
         &["gan.train.lecam=Some((lambda: 0.3, ema_start_iter: 1, ema_decay: 0.99))"],
         &["gan.model.conditioning=D2DCE"],
         &["gan.train.consistency_reg=true"],
@@ -235,6 +244,23 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
             );
         }
     }
+    // The penalties' passes do not synchronize BatchNorm over devices.
+    let out = p.pipe(&[
+        "run",
+        "p.ron",
+        "gan",
+        "--set",
+        "gan.train.gradient_penalty=Some(10.0)",
+        "--set",
+        "gan.train.sync_bn=true",
+        "--set",
+        "gan.model.d_spectral_norm=false",
+        "--set",
+        "gan.devices=2",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("synchronized statistics in D"), "{err}");
     // ADC needs a class head to double.
     let out = p.pipe(&["run", "p.ron", "gan", "--set", "gan.model.aux_cls_type=ADC"]);
     assert_eq!(out.status.code(), Some(1));
@@ -252,17 +278,17 @@ fn error_for(p: &Project) -> String {
 }
 
 #[test]
-fn a_gradient_penalty_is_refused_with_the_reason() {
+fn a_penalty_weight_that_is_not_positive_is_refused_where_it_is_written() {
     let p = project();
     p.write(
         "configs/train.ron",
         &TRAIN.replace(
             "adv_loss: Hinge,",
-            "adv_loss: Wasserstein,\n    gradient_penalty: Some(10.0),",
+            "adv_loss: Wasserstein,\n    gradient_penalty: Some(0.0),",
         ),
     );
     let err = error_for(&p);
-    assert!(err.contains("double backward"), "{err}");
+    assert!(err.contains("0 must be a positive weight"), "{err}");
     assert!(err.contains("configs/train.ron:10:"), "{err}");
 }
 

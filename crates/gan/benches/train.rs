@@ -88,6 +88,8 @@ fn config(name: &str, iterations: u64) -> (ModelConfig, TrainConfig) {
         m_p: 0.98,
         weight_clipping: None,
         gradient_penalty: None,
+        dra_lambda: None,
+        maxgp_lambda: None,
         ema: Some(Ema {
             decay: 0.9999,
             start: 20_000,

@@ -330,10 +330,19 @@ pub struct TrainConfig {
     pub m_p: f64,
     #[serde(default)]
     pub weight_clipping: Option<f64>,
-    /// WGAN-GP's λ. Needs double backward, which the burn version used here lacks:
-    /// a configuration that sets it is refused.
+    /// WGAN-GP's gradient penalty with this λ (the seed's `gradient_penalty_for_dis`
+    /// and `lambda4gp`; v0.4's `apply_gp`, `gp_lambda`): D's loss gains λ · mean
+    /// (‖∇ₓD(x̂)‖ − 1)² at random interpolations x̂ of real and fake images.
     #[serde(default)]
     pub gradient_penalty: Option<f64>,
+    /// DRAGAN's penalty with this λ (v0.4's `apply_dra`, `dra_lambda`): as WGAN-GP's, at
+    /// the real images plus uniform noise of half their standard deviation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dra_lambda: Option<f64>,
+    /// The max gradient penalty with this λ (v0.4's `apply_maxgp`, `maxgp_lambda`): the
+    /// largest ‖∇ₓD(x̂)‖² over the interpolations x̂.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maxgp_lambda: Option<f64>,
     #[serde(default)]
     pub ema: Option<Ema>,
     /// Random horizontal flips of the real images.
@@ -418,14 +427,14 @@ impl TrainConfig {
                 return Err((field, format!("{value} must be positive")));
             }
         }
-        if self.gradient_penalty.is_some() {
-            return Err((
-                "gradient_penalty",
-                "the gradient penalty needs double backward (a gradient of a gradient), \
-                 which burn 0.21 does not provide; use weight_clipping with Wasserstein, \
-                 or another loss"
-                    .into(),
-            ));
+        for (field, lambda) in [
+            ("gradient_penalty", self.gradient_penalty),
+            ("dra_lambda", self.dra_lambda),
+            ("maxgp_lambda", self.maxgp_lambda),
+        ] {
+            if let Some(lambda) = lambda.filter(|l| !(l.is_finite() && *l > 0.0)) {
+                return Err((field, format!("{lambda} must be a positive weight")));
+            }
         }
         for (field, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             if !(0.0..1.0).contains(&beta) {

@@ -113,7 +113,9 @@ pub fn forward<B: Kernels>(
         }
     }
     let [n, c, _, _] = h.dims();
-    let h = layers::activate(h, leaky).sum_dims(&[2, 3]).reshape([n, c]);
+    let h = layers::activate(s, h, leaky)
+        .sum_dims(&[2, 3])
+        .reshape([n, c]);
 
     let [adv_name, embed_name, nonlinear_name] = head_names(config.architecture);
     let adv = layers::linear(s, adv_name, h.clone(), 1, true, sn).reshape([n]);
@@ -153,7 +155,7 @@ pub fn forward<B: Kernels>(
             let anchor = layers::embedding(s, "embedding", y, config.d_classes(), dim, sn);
             let mut embed = layers::linear(s, embed_name, h, dim, true, sn);
             if config.nonlinear_embed {
-                embed = layers::activate(embed, leaky);
+                embed = layers::activate(s, embed, leaky);
                 embed = layers::linear(s, nonlinear_name, embed, dim, true, sn);
             }
             let (embed, anchor) = if config.normalize_embed {
@@ -186,21 +188,12 @@ fn conv_block<B: Kernels>(
     if !sn {
         h = layers::batch_norm(s, "bn0", h, true, BN);
     }
-    h = layers::conv(
-        s,
-        "conv1",
-        layers::activate(h, leaky),
-        out,
-        4,
-        2,
-        1,
-        true,
-        sn,
-    );
+    h = layers::activate(s, h, leaky);
+    h = layers::conv(s, "conv1", h, out, 4, 2, 1, true, sn);
     if !sn {
         h = layers::batch_norm(s, "bn1", h, true, BN);
     }
-    layers::activate(h, leaky)
+    layers::activate(s, h, leaky)
 }
 
 /// The first residual block: no activation before the first convolution, and the
@@ -216,17 +209,8 @@ fn first_residual_block<B: Kernels>(
     if !sn {
         h = layers::batch_norm(s, "bn1", h, true, BN);
     }
-    h = layers::conv(
-        s,
-        "conv2d2",
-        layers::activate(h, leaky),
-        out,
-        3,
-        1,
-        1,
-        true,
-        sn,
-    );
+    h = layers::activate(s, h, leaky);
+    h = layers::conv(s, "conv2d2", h, out, 3, 1, 1, true, sn);
     let h = layers::avg_pool(h);
     let mut skip = layers::avg_pool(x);
     if !sn {
@@ -251,12 +235,14 @@ fn residual_block<B: Kernels>(
         }
     };
     let inp = x.dims()[1];
-    let h = layers::activate(bn(s, "bn1", x.clone()), leaky);
+    let h = bn(s, "bn1", x.clone());
+    let h = layers::activate(s, h, leaky);
     // The reference's in-place ReLU: without BatchNorm in front of it, it overwrites
     // the block's input, so the shortcut sees the activated input too.
     let x = if sn { h.clone() } else { x };
     let h = layers::conv(s, "conv2d1", h, out, 3, 1, 1, true, sn);
-    let h = layers::activate(bn(s, "bn2", h), leaky);
+    let h = bn(s, "bn2", h);
+    let h = layers::activate(s, h, leaky);
     let mut h = layers::conv(s, "conv2d2", h, out, 3, 1, 1, true, sn);
     if down {
         h = layers::avg_pool(h);
@@ -290,6 +276,22 @@ pub fn run<B: Kernels>(
     y: Tensor<B, 1, Int>,
 ) -> Output<B> {
     run_shard(tensors, mode, config, x, y, None)
+}
+
+/// D on `x` in forward mode along `direction` (both `[n, 3, h, w]`): outputs of 2n rows,
+/// the n values then their n derivatives along `direction` (the forward mode of
+/// [`layers`]). BatchNorm normalizes with the values' statistics.
+pub fn tangent<B: Kernels>(
+    tensors: &mut Tensors<B>,
+    mode: Mode,
+    config: &ModelConfig,
+    x: Tensor<B, 4>,
+    direction: Tensor<B, 4>,
+    y: Tensor<B, 1, Int>,
+) -> Output<B> {
+    let stacked = Tensor::cat(vec![x, direction], 0);
+    let y = Tensor::cat(vec![y.clone(), y], 0);
+    forward(&mut Scope::tangent(tensors, mode), config, stacked, y)
 }
 
 /// Runs D on one shard of a data-parallel step (`sync`: BatchNorm over every shard).

@@ -136,7 +136,8 @@ pub fn forward<B: Kernels>(
         let mut b = s.at(format!("blocks.{index}.0"));
         x = if config.architecture == Architecture::Dcgan32 {
             let h = layers::deconv(&mut b, "deconv0", x, out, 4, 2, 1, sn);
-            layers::activate(norm(&mut b, "bn0", h, condition, config), leaky)
+            let h = norm(&mut b, "bn0", h, condition, config);
+            layers::activate(&b, h, leaky)
         } else {
             residual_block(&mut b, x, out, condition, config)
         };
@@ -151,7 +152,8 @@ pub fn forward<B: Kernels>(
     }
     let (bn, conv) = tail_names(config.architecture);
     if let Some(bn) = bn {
-        x = layers::activate(layers::batch_norm(s, bn, x, true, BN), leaky);
+        x = layers::batch_norm(s, bn, x, true, BN);
+        x = layers::activate(s, x, leaky);
     }
     activation::tanh(layers::conv(s, conv, x, 3, 3, 1, 1, true, sn))
 }
@@ -164,9 +166,11 @@ fn residual_block<B: Kernels>(
     config: &ModelConfig,
 ) -> Tensor<B, 4> {
     let (sn, leaky) = (config.g_spectral_norm, config.leaky_relu);
-    let h = layers::activate(norm(s, "bn1", x.clone(), condition, config), leaky);
+    let h = norm(s, "bn1", x.clone(), condition, config);
+    let h = layers::activate(s, h, leaky);
     let h = layers::conv(s, "conv2d1", layers::upsample(h), out, 3, 1, 1, true, sn);
-    let h = layers::activate(norm(s, "bn2", h, condition, config), leaky);
+    let h = norm(s, "bn2", h, condition, config);
+    let h = layers::activate(s, h, leaky);
     let h = layers::conv(s, "conv2d2", h, out, 3, 1, 1, true, sn);
     let skip = layers::conv(s, "conv2d0", layers::upsample(x), out, 1, 1, 0, true, sn);
     h + skip

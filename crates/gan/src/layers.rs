@@ -7,11 +7,20 @@
 //! once on a tiny batch with an [`Initializer`] in the scope, and every tensor the
 //! forward asks for and does not find is created there, with its shape and initial
 //! value. Names and shapes therefore cannot drift from what the forward reads.
+//!
+//! The same forward also differentiates in forward mode ([`Scope::tangent`]): the batch
+//! is stacked `[x; ẋ]`, values then tangents (derivatives along the direction ẋ), and
+//! each layer maps both halves: linear maps apply to both, biases to the values only,
+//! and the nonlinear layers use their derivative at the values (ReLU's mask, max-pool's
+//! indices, softmax's and BatchNorm's Jacobians). Differentiating the tangents in
+//! reverse mode then gives ∂/∂θ ⟨∇ₓD, ẋ⟩, the gradient of a gradient that a gradient
+//! penalty needs and that burn's autodiff, without double backward, cannot give. Masks
+//! and indices are constants, as they are to PyTorch's double backward.
 
 use burn::prelude::*;
 
 use burn::tensor::activation;
-use burn::tensor::module::{avg_pool2d, max_pool2d};
+use burn::tensor::module::{avg_pool2d, max_pool2d, max_pool2d_with_indices};
 use burn::tensor::ops::ConvOptions;
 use kernels::{self, Kernels, conv2d};
 
@@ -62,6 +71,12 @@ impl Mode {
         update: false,
         momentum: None,
     };
+    /// Train mode that changes no state: a further pass over a batch already seen.
+    pub const REPLAY: Mode = Mode {
+        batch_stats: true,
+        update: false,
+        momentum: None,
+    };
 }
 
 /// Sums a BatchNorm layer's per-channel statistics (`[1, c]`) over the shards of a
@@ -81,6 +96,8 @@ pub struct Scope<'a, B: Kernels> {
     pub mode: Mode,
     /// BatchNorm statistics over all shards of a data-parallel step, not this one's.
     sync: Option<&'a dyn SumShards<B>>,
+    /// The batch is values stacked over tangents (see the module's documentation).
+    tangent: bool,
 }
 
 impl<'a, B: Kernels> Scope<'a, B> {
@@ -91,6 +108,17 @@ impl<'a, B: Kernels> Scope<'a, B> {
             path: String::new(),
             mode,
             sync: None,
+            tangent: false,
+        }
+    }
+
+    /// A scope whose batch is `[x; ẋ]`, values stacked over tangents: the forward
+    /// returns D's values and their derivatives along ẋ (see the module's
+    /// documentation).
+    pub fn tangent(tensors: &'a mut Tensors<B>, mode: Mode) -> Scope<'a, B> {
+        Scope {
+            tangent: true,
+            ..Scope::new(tensors, mode)
         }
     }
 
@@ -115,6 +143,7 @@ impl<'a, B: Kernels> Scope<'a, B> {
             path: String::new(),
             mode: Mode::EVAL,
             sync: None,
+            tangent: false,
         }
     }
 
@@ -126,6 +155,7 @@ impl<'a, B: Kernels> Scope<'a, B> {
             builder: self.builder.as_deref_mut(),
             mode: self.mode,
             sync: self.sync,
+            tangent: self.tangent,
         }
     }
 
@@ -231,6 +261,33 @@ fn weight<B: Kernels>(s: &mut Scope<B>, shape: &[usize], sn: bool, rows: Rows) -
     w / sigma
 }
 
+/// The values and the tangents of a stacked batch.
+fn halves<B: Backend, const D: usize>(x: Tensor<B, D>) -> (Tensor<B, D>, Tensor<B, D>) {
+    let n = x.dims()[0] / 2;
+    (x.clone().narrow(0, 0, n), x.narrow(0, n, n))
+}
+
+fn stacked<B: Backend, const D: usize>(
+    values: Tensor<B, D>,
+    tangents: Tensor<B, D>,
+) -> Tensor<B, D> {
+    Tensor::cat(vec![values, tangents], 0)
+}
+
+/// `y + shift` (broadcast); a tangent has no shift.
+fn shifted<B: Kernels, const D: usize>(
+    s: &Scope<B>,
+    y: Tensor<B, D>,
+    shift: Tensor<B, D>,
+) -> Tensor<B, D> {
+    if s.tangent {
+        let (values, tangents) = halves(y);
+        stacked(values + shift, tangents)
+    } else {
+        y + shift
+    }
+}
+
 /// `x / max(‖x‖, eps)`, as `torch.nn.functional.normalize`.
 fn normalize<B: Backend>(x: Tensor<B, 1>) -> Tensor<B, 1> {
     let norm = x.clone().powi_scalar(2).sum().sqrt().clamp_min(SN_EPS);
@@ -257,7 +314,7 @@ pub fn linear<B: Kernels>(
     let y = x.matmul(w.transpose());
     if bias {
         let b = s.param("bias", &[out], Init::Zeros);
-        y + b.reshape([1, out])
+        shifted(&s, y, b.reshape([1, out]))
     } else {
         y
     }
@@ -281,7 +338,10 @@ pub fn conv<B: Kernels>(
     let w = weight(&mut s, &shape, sn, Rows::First).reshape(shape);
     let b = bias.then(|| s.param("bias", &[out], Init::Zeros));
     let options = ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
-    conv2d(x, w, b, options)
+    match b {
+        Some(b) if s.tangent => shifted(&s, conv2d(x, w, None, options), b.reshape([1, out, 1, 1])),
+        b => conv2d(x, w, b, options),
+    }
 }
 
 /// A transposed convolution with bias, `[in, out, k, k]` weights.
@@ -327,6 +387,13 @@ fn normalize_batch<B: Kernels>(
     norm: Norm,
 ) -> (Tensor<B, 4>, Tensor<B, 2>) {
     let momentum = s.mode.momentum.unwrap_or(norm.momentum);
+    // The statistics are the values'; tangents follow them (below).
+    let (x, tangents) = if s.tangent {
+        let (values, tangents) = halves(x);
+        (values, Some(tangents))
+    } else {
+        (x, None)
+    };
     let [n, c, h, w] = x.dims();
     let device = x.device();
     let running_mean = s.tensor("running_mean", &[c], Role::Buffer, Init::Zeros);
@@ -343,7 +410,7 @@ fn normalize_batch<B: Kernels>(
         let (mean, centered, var, count) = match s.sync {
             None => {
                 let mean = channel_mean(x.clone());
-                let centered = kernels::channel_affine(x, ones, -mean.clone());
+                let centered = kernels::channel_affine(x, ones.clone(), -mean.clone());
                 let var = channel_mean(centered.clone().powi_scalar(2));
                 (mean, centered, var, (n * h * w) as f64)
             }
@@ -357,7 +424,7 @@ fn normalize_batch<B: Kernels>(
                         .sum_dim(0)
                 };
                 let mean = sync.sum(channel_sum(x.clone())) / count;
-                let centered = kernels::channel_affine(x, ones, -mean.clone());
+                let centered = kernels::channel_affine(x, ones.clone(), -mean.clone());
                 let var = sync.sum(channel_sum(centered.clone().powi_scalar(2))) / count;
                 (mean, centered, var, count)
             }
@@ -373,11 +440,25 @@ fn normalize_batch<B: Kernels>(
     } else {
         let mean = running_mean.reshape([1, c]);
         (
-            kernels::channel_affine(x, ones, -mean),
+            kernels::channel_affine(x, ones.clone(), -mean),
             running_var.reshape([1, c]),
         )
     };
-    (centered, (var + norm.eps).sqrt().recip())
+    let scale = (var + norm.eps).sqrt().recip();
+    let Some(tangents) = tangents else {
+        return (centered, scale);
+    };
+    // The derivative of (x − μ)·scale along ẋ, over scale: ẋ centred, less the values'
+    // share along it (the derivative of the variance); running statistics are constants.
+    let tangents = if s.mode.batch_stats {
+        let tangents = kernels::channel_affine(tangents.clone(), ones, -channel_mean(tangents));
+        let along =
+            channel_mean(centered.clone() * tangents.clone()) * scale.clone().powi_scalar(2);
+        tangents - kernels::channel_affine(centered.clone(), along.clone(), along.zeros_like())
+    } else {
+        tangents
+    };
+    (stacked(centered, tangents), scale)
 }
 
 /// BatchNorm2d; `affine` adds the learned `weight` and `bias`.
@@ -399,7 +480,12 @@ pub fn batch_norm<B: Kernels>(
         let zeros = scale.zeros_like();
         (scale, zeros)
     };
-    kernels::channel_affine(base, gain, shift)
+    if s.tangent {
+        let scaled = kernels::channel_affine(base, gain, shift.zeros_like());
+        shifted(&s, scaled, shift.reshape([1, c, 1, 1]))
+    } else {
+        kernels::channel_affine(base, gain, shift)
+    }
 }
 
 /// Conditional BatchNorm with a per-class gain and bias table (`embed`, `[classes, 2C]`):
@@ -442,17 +528,47 @@ pub fn shared_batch_norm<B: Kernels>(
 pub fn self_attention<B: Kernels>(s: &mut Scope<B>, x: Tensor<B, 4>, sn: bool) -> Tensor<B, 4> {
     let [n, c, h, w] = x.dims();
     let hw = h * w;
-    let pool = |t: Tensor<B, 4>| max_pool2d(t, [2, 2], [2, 2], [0, 0], [1, 1], false);
+    let tangent = s.tangent;
+    let pool = |t: Tensor<B, 4>| {
+        if !tangent {
+            return max_pool2d(t, [2, 2], [2, 2], [0, 0], [1, 1], false);
+        }
+        // A tangent is taken where the values' maximum was.
+        let (values, tangents) = halves(t);
+        let (pooled, at) = max_pool2d_with_indices(values, [2, 2], [2, 2], [0, 0], [1, 1], false);
+        let [m, c, h, w] = tangents.dims();
+        let [_, _, ph, pw] = pooled.dims();
+        let picked = tangents
+            .reshape([m, c, h * w])
+            .gather(2, at.reshape([m, c, ph * pw]))
+            .reshape([m, c, ph, pw]);
+        stacked(pooled, picked)
+    };
     let theta = conv(s, "conv1x1_theta", x.clone(), c / 8, 1, 1, 0, false, sn);
     let theta = theta.reshape([n, c / 8, hw]);
     let phi = pool(conv(s, "conv1x1_phi", x.clone(), c / 8, 1, 1, 0, false, sn));
     let phi = phi.reshape([n, c / 8, hw / 4]);
-    let attention = activation::softmax(theta.swap_dims(1, 2).matmul(phi), 2);
     let g = pool(conv(s, "conv1x1_g", x.clone(), c / 2, 1, 1, 0, false, sn));
     let g = g.reshape([n, c / 2, hw / 4]);
-    let attended = g
-        .matmul(attention.swap_dims(1, 2))
-        .reshape([n, c / 2, h, w]);
+    let attended = if tangent {
+        // Bilinear in (θ, φ) and in (g, attention); softmax's Jacobian at the values.
+        let ((theta, theta_t), (phi, phi_t), (g, g_t)) = (halves(theta), halves(phi), halves(g));
+        let theta_t = theta_t.swap_dims(1, 2);
+        let theta = theta.swap_dims(1, 2);
+        let logits_t = theta_t.matmul(phi.clone()) + theta.clone().matmul(phi_t);
+        let attention = activation::softmax(theta.matmul(phi), 2);
+        let weighted = (attention.clone() * logits_t.clone()).sum_dim(2);
+        let attention_t = attention.clone() * (logits_t - weighted);
+        let attention = attention.swap_dims(1, 2);
+        stacked(
+            g.clone().matmul(attention.clone()),
+            g_t.matmul(attention) + g.matmul(attention_t.swap_dims(1, 2)),
+        )
+    } else {
+        let attention = activation::softmax(theta.swap_dims(1, 2).matmul(phi), 2);
+        g.matmul(attention.swap_dims(1, 2))
+    };
+    let attended = attended.reshape([n, c / 2, h, w]);
     let attended = conv(s, "conv1x1_attn", attended, c, 1, 1, 0, false, sn);
     let sigma = s.param("sigma", &[1], Init::Zeros).reshape([1, 1, 1, 1]);
     x + attended * sigma
@@ -471,12 +587,25 @@ pub fn avg_pool<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
 }
 
 /// ReLU, or LeakyReLU with slope 0.1.
-pub fn activate<B: Backend, const D: usize>(x: Tensor<B, D>, leaky: bool) -> Tensor<B, D> {
-    if leaky {
-        activation::leaky_relu(x, 0.1)
-    } else {
-        activation::relu(x)
+pub fn activate<B: Kernels, const D: usize>(
+    s: &Scope<B>,
+    x: Tensor<B, D>,
+    leaky: bool,
+) -> Tensor<B, D> {
+    let apply = |x| {
+        if leaky {
+            activation::leaky_relu(x, 0.1)
+        } else {
+            activation::relu(x)
+        }
+    };
+    if !s.tangent {
+        return apply(x);
     }
+    let (values, tangents) = halves(x);
+    let slope = if leaky { 0.1 } else { 0.0 };
+    let gain = values.clone().greater_elem(0.0).float() * (1.0 - slope) + slope;
+    stacked(apply(values), tangents * gain)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use gan::config::{Architecture, Attention, Conditioning, ModelConfig};
 use gan::import::{Network, import};
 use gan::layers::Mode;
 use gan::tensors::Tensors;
+use gan::train::penalty::{Kind, Penalty};
 use gan::{discriminator, generator, loss};
 use kernels::TestBackend as Inner;
 use metrics::npy;
@@ -121,17 +122,93 @@ fn compare(what: &str, got: &[f64], expected: &npy::Array) -> Option<String> {
 /// Every case of the shared `studiogan/` fixtures and of ours (`fixtures/studiogan128/`,
 /// the 128×128 networks, made by `tools/fixtures/studiogan128.py`), with its folder.
 fn cases() -> Vec<(PathBuf, String, serde_json::Value)> {
-    let mut all = Vec::new();
-    for dir in [fixtures::dir("studiogan"), fixtures::ours("studiogan128")] {
-        let path = dir.join("cases.json");
-        let text =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let cases: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&text).unwrap();
-        assert!(!cases.is_empty(), "no cases in {}", path.display());
-        all.extend(cases.into_iter().map(|(case, c)| (dir.clone(), case, c)));
+    [fixtures::dir("studiogan"), fixtures::ours("studiogan128")]
+        .iter()
+        .flat_map(|dir| cases_in(dir))
+        .collect()
+}
+
+/// The cases of `dir/cases.json`, with their folder.
+fn cases_in(dir: &Path) -> Vec<(PathBuf, String, serde_json::Value)> {
+    let path = dir.join("cases.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let cases: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    assert!(!cases.is_empty(), "no cases in {}", path.display());
+    cases
+        .into_iter()
+        .map(|(case, c)| (dir.to_path_buf(), case, c))
+        .collect()
+}
+
+/// The loss `value` and its gradient for every parameter of `tensors` against the
+/// reference's `{net}_loss` and `{net}__p__…` entries (the studiogan/ fixtures' rules);
+/// failures are added to `failures`.
+fn check_gradients(
+    case: &str,
+    net: &str,
+    tensors: &Tensors<Ad>,
+    value: Tensor<Ad, 1>,
+    reference: &BTreeMap<String, npy::Array>,
+    failures: &mut Vec<String>,
+) {
+    let got_loss = values(value.clone())[0];
+    let want_loss = reference[&format!("{net}_loss")].data[0];
+    println!("{case} {net}_loss: {got_loss} vs {want_loss}");
+    if (got_loss - want_loss).abs() > 1e-4 * want_loss.abs().max(1.0) {
+        failures.push(format!("{case} {net}_loss: {got_loss} vs {want_loss}"));
     }
-    all
+    let grads = value.backward();
+    let grads = tensors.gradients(&grads);
+    let prefix = format!("{net}__");
+    let norms: Vec<(&str, f64)> = reference
+        .iter()
+        .filter_map(|(k, v)| {
+            let p = k.strip_prefix(&prefix)?.strip_suffix("__norm")?;
+            Some((p, v.data[0]))
+        })
+        .collect();
+    assert!(
+        !norms.is_empty(),
+        "{case}: no {net} gradients in the fixture"
+    );
+    let largest = norms.iter().fold(0f64, |m, (_, n)| m.max(*n));
+    let params = tensors
+        .iter()
+        .filter(|(_, e)| e.role == gan::tensors::Role::Param)
+        .count();
+    assert_eq!(
+        norms.len(),
+        params,
+        "{case}: {net} parameters in the fixture vs ours"
+    );
+    let mut worst = 0f64;
+    for (p, want_norm) in norms {
+        let grad = grads
+            .get(p)
+            .map(|g| values(g.clone()))
+            .unwrap_or_else(|| vec![0.0; tensors.get(p).map_or(0, |e| e.shape.iter().product())]);
+        let f32err = reference[&format!("{net}__{p}__f32err")].data[0];
+        let norm = grad.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let allowed = 1e-3 * want_norm + 1e-5 * largest + 10.0 * f32err;
+        let off = (norm - want_norm).abs();
+        worst = worst.max(off / allowed);
+        if off > allowed {
+            failures.push(format!(
+                "{case} {net} {p}: gradient norm {norm:e} vs {want_norm:e}"
+            ));
+        }
+        let head = &reference[&format!("{net}__{p}__head")].data;
+        let head_max = head.iter().fold(0f64, |m, v| m.max(v.abs()));
+        let allowed = 1e-3 * head_max + 1e-5 * largest + 10.0 * f32err;
+        for (i, (a, b)) in grad.iter().zip(head).enumerate() {
+            worst = worst.max((a - b).abs() / allowed);
+            if (a - b).abs() > allowed {
+                failures.push(format!("{case} {net} {p}[{i}]: gradient {a:e} vs {b:e}"));
+                break;
+            }
+        }
+    }
+    println!("{case} {net}: worst gradient error {worst:.3} of its tolerance");
 }
 
 #[test]
@@ -254,64 +331,53 @@ fn gradients_match_the_reference_for_every_parameter() {
         let g_loss = (images * weight).sum();
 
         for (net, tensors, value) in [("d", &d, d_loss), ("g", &g, g_loss)] {
-            let got_loss = values(value.clone())[0];
-            let want_loss = reference[&format!("{net}_loss")].data[0];
-            println!("{case} {net}_loss: {got_loss} vs {want_loss}");
-            if (got_loss - want_loss).abs() > 1e-4 * want_loss.abs().max(1.0) {
-                failures.push(format!("{case} {net}_loss: {got_loss} vs {want_loss}"));
-            }
-            let grads = value.backward();
-            let grads = tensors.gradients(&grads);
-            let prefix = format!("{net}__");
-            let norms: Vec<(&str, f64)> = reference
-                .iter()
-                .filter_map(|(k, v)| {
-                    let p = k.strip_prefix(&prefix)?.strip_suffix("__norm")?;
-                    Some((p, v.data[0]))
-                })
-                .collect();
-            assert!(
-                !norms.is_empty(),
-                "{case}: no {net} gradients in the fixture"
-            );
-            let largest = norms.iter().fold(0f64, |m, (_, n)| m.max(*n));
-            let params = tensors
-                .iter()
-                .filter(|(_, e)| e.role == gan::tensors::Role::Param)
-                .count();
-            assert_eq!(
-                norms.len(),
-                params,
-                "{case}: {net} parameters in the fixture vs ours"
-            );
-            let mut worst = 0f64;
-            for (p, want_norm) in norms {
-                let grad = grads.get(p).map(|g| values(g.clone())).unwrap_or_else(|| {
-                    vec![0.0; tensors.get(p).map_or(0, |e| e.shape.iter().product())]
-                });
-                let f32err = reference[&format!("{net}__{p}__f32err")].data[0];
-                let norm = grad.iter().map(|v| v * v).sum::<f64>().sqrt();
-                let allowed = 1e-3 * want_norm + 1e-5 * largest + 10.0 * f32err;
-                let off = (norm - want_norm).abs();
-                worst = worst.max(off / allowed);
-                if off > allowed {
-                    failures.push(format!(
-                        "{case} {net} {p}: gradient norm {norm:e} vs {want_norm:e}"
-                    ));
-                }
-                let head = &reference[&format!("{net}__{p}__head")].data;
-                let head_max = head.iter().fold(0f64, |m, v| m.max(v.abs()));
-                let allowed = 1e-3 * head_max + 1e-5 * largest + 10.0 * f32err;
-                for (i, (a, b)) in grad.iter().zip(head).enumerate() {
-                    worst = worst.max((a - b).abs() / allowed);
-                    if (a - b).abs() > allowed {
-                        failures.push(format!("{case} {net} {p}[{i}]: gradient {a:e} vs {b:e}"));
-                        break;
-                    }
-                }
-            }
-            println!("{case} {net}: worst gradient error {worst:.3} of its tolerance");
+            check_gradients(case, net, tensors, value, &reference, &mut failures);
         }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The gradient penalties (`fixtures/penalty/`, made by `tools/fixtures/penalty.py`):
+/// for every case, the penalty of the authors' D at the case's points and its gradient
+/// for every parameter (a gradient of a gradient), against PyTorch's double backward in
+/// float64, within the studiogan/ fixtures' tolerances.
+#[test]
+fn gradient_penalties_and_their_gradients_match_the_reference() {
+    let mut failures = Vec::new();
+    for (dir, case, c) in &cases_in(&fixtures::ours("penalty")) {
+        let (dir, case) = (dir.as_path(), case.as_str());
+        let config = model(case, c);
+        let kind = match c["penalty"].as_str() {
+            Some("gp") => Kind::Gp,
+            Some("dra") => Kind::Dra,
+            Some("maxgp") => Kind::MaxGp,
+            other => panic!("{case}: unknown penalty {other:?}"),
+        };
+        let a = arrays(&dir.join(format!("{case}_inputs.npz")));
+        let reference = arrays(&dir.join(format!("{case}_grads.npz")));
+        let device = Default::default();
+        let images = |k: &str| {
+            let v: Vec<f32> = a[k].data.iter().map(|&v| v as f32).collect();
+            let s = &a[k].shape;
+            Tensor::<Inner, 1>::from_floats(v.as_slice(), &device).reshape([s[0], s[1], s[2], s[3]])
+        };
+        let labels: Vec<u32> = a["y"].data.iter().map(|&v| v as u32).collect();
+        let draws: Vec<Vec<f32>> = (0..)
+            .map_while(|i| a.get(&format!("draw{i}")))
+            .map(|d| d.data.iter().map(|&v| v as f32).collect())
+            .collect();
+        let inner = import::<Inner>(
+            &checkpoint(dir, case, "D"),
+            Network::Discriminator,
+            &config,
+            &device,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut d = Tensors::<Ad>::from_inner(inner, true);
+        let penalty = Penalty { kind, lambda: 1.0 };
+        let points = penalty.points(images("x"), images("fake"), &draws);
+        let value = gan::train::penalty::addend(&penalty, &mut d, &config, points, &labels);
+        check_gradients(case, "d", &d, value, &reference, &mut failures);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

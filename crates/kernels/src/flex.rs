@@ -25,13 +25,11 @@ fn geometry(x: &[usize], w: &[usize], options: &ConvOptions<2>) -> Option<Geomet
     })
 }
 
-/// The tensor, contiguous from offset 0 (a copy only when it is not already).
+/// The tensor's values in a buffer of their own, row-major: the kernels read
+/// `storage()` whole, and a view (a narrowed batch's first rows, say) is contiguous at
+/// offset 0 with a larger buffer. burn-flex's `to_contiguous` copies only when needed.
 fn contiguous(t: FloatTensor<Flex>) -> burn_flex::FlexTensor {
-    if t.is_contiguous() && t.layout().start_offset() == 0 {
-        t
-    } else {
-        t.to_contiguous()
-    }
+    t.to_contiguous()
 }
 
 fn flex<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> FloatTensor<Flex> {

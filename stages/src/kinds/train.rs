@@ -137,6 +137,18 @@ impl TypedKind for Train {
             )
             .with_help("use a number of devices that divides `train.batch_size`"));
         }
+        let penalized = params.train.gradient_penalty.is_some()
+            || params.train.dra_lambda.is_some()
+            || params.train.maxgp_lambda.is_some();
+        if penalized && params.devices > 1 && params.train.sync_bn && !params.model.d_spectral_norm
+        {
+            return Err(Invalid::new(
+                "the gradient penalties' passes normalize each device's shard with its own \
+                 BatchNorm statistics: synchronized statistics in D are not built for them",
+                &["train", "sync_bn"],
+            )
+            .with_help("set `d_spectral_norm: true` (D without BatchNorm) or `sync_bn: false`"));
+        }
         if params.train.total_steps == 0 && params.init.is_none() {
             return Err(Invalid::new(
                 "must be positive (0 steps only with `init`, to use imported networks as they are)",

@@ -21,6 +21,7 @@ pub mod lecam;
 mod log;
 pub mod objective;
 mod parallel;
+pub mod penalty;
 mod state;
 mod step;
 #[cfg(test)]

@@ -11,6 +11,7 @@ use burn::prelude::*;
 use kernels::Kernels;
 use rng::Rng;
 
+use super::penalty::Penalty;
 use super::step::label_tensor;
 use crate::config::{AdvLoss, AuxClassifier, Conditioning, ModelConfig, TrainConfig};
 use crate::discriminator::Output;
@@ -69,9 +70,11 @@ pub trait Term<B: Kernels> {
     fn restore(&self, _state: &BTreeMap<String, f64>) {}
 }
 
-/// The terms of a configuration.
+/// The terms of a configuration, and its gradient penalties: those run D themselves,
+/// on points of their own, so the D step computes them (`penalty::addend`).
 pub struct Objective<B: Kernels> {
     terms: Vec<Box<dyn Term<B>>>,
+    penalties: Vec<Penalty>,
 }
 
 impl<B: Kernels> Objective<B> {
@@ -110,7 +113,14 @@ impl<B: Kernels> Objective<B> {
         if let Some(config) = train.lecam {
             terms.push(Box::new(super::lecam::LeCam::new(config)));
         }
-        Objective { terms }
+        Objective {
+            terms,
+            penalties: Penalty::all(train),
+        }
+    }
+
+    pub fn penalties(&self) -> &[Penalty] {
+        &self.penalties
     }
 
     /// Every term's state, for a checkpoint.
@@ -375,6 +385,7 @@ mod tests {
                 Box::new(ClassCrossEntropy { lambda: 1.0 }),
                 Box::new(contrastive),
             ],
+            penalties: Vec::new(),
         };
         let mut rng = Rng::new(0);
         assert_eq!(

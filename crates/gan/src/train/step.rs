@@ -15,6 +15,7 @@ use rng::Rng;
 use super::Setup;
 use super::objective::{DPass, GPass, Objective};
 use super::parallel::Shards;
+use super::penalty::{self, Penalty};
 use super::state::State;
 use crate::config::AuxClassifier;
 use crate::layers::Mode;
@@ -79,6 +80,8 @@ struct Judging<B: Kernels> {
     fake_labels: Vec<u32>,
     /// The real images' augmented copies, when a term asks for D on them.
     views: Option<Tensor<Autodiff<B>, 4>>,
+    /// Where each gradient penalty takes D's input gradient.
+    points: Vec<Tensor<B, 4>>,
 }
 
 /// One D step; returns its loss, or the non-finite value that stopped it.
@@ -106,6 +109,9 @@ pub(super) fn d_step<B: Kernels, N>(
         let slot = (k * accum + a) as u64;
         let (z, fake_labels) = latents::<B, N>(setup, state.step, slot, &device);
         let mut rng = augment_stream(setup, state.step, slot);
+        // The penalties take D's gradient at points of the images before any
+        // augmentation, as v0.4's do.
+        let unaugmented = real.clone().inner();
         let real = objective.augment(real, &mut rng);
         // G on every shard (its BatchNorm in train mode, as the reference's is), then
         // D on the real images and on the fakes: the reference's order for D.
@@ -121,6 +127,13 @@ pub(super) fn d_step<B: Kernels, N>(
         });
         let (mut gs, fakes): (Vec<_>, Vec<_>) = made.into_iter().unzip();
         state.g = gs.swap_remove(0);
+        let mut points = penalty_points(
+            objective.penalties(),
+            unaugmented,
+            shards.gather(fakes.iter().map(|f| f.clone().inner()).collect()),
+            shards,
+            &mut rng,
+        );
         let fakes = augmented(shards, objective, fakes, &mut rng);
         // What D's class head is told (ADC tells real from generated apart).
         let real_labels = model.d_labels(&batch.labels, false);
@@ -146,9 +159,12 @@ pub(super) fn d_step<B: Kernels, N>(
                 fake,
                 fake_labels,
                 views: views.as_mut().and_then(Iterator::next),
+                points: points.iter_mut().map(|p| p.remove(0)).collect(),
             })
             .collect();
-        // The reference's order: D on the real images, on the fakes, on the copies.
+        // The reference's order: D on the real images, on the fakes, on the copies,
+        // then the penalties (v0.4's order).
+        let penalties = objective.penalties();
         let judged = shards.each(inputs, |shard, mut j| {
             let mut judge = |images, labels: &[u32]| {
                 let y = label_tensor(labels, shard.device);
@@ -157,15 +173,22 @@ pub(super) fn d_step<B: Kernels, N>(
             let real = judge(j.real, &j.real_labels);
             let fake = judge(j.fake, &j.fake_labels);
             let views = j.views.map(|views| judge(views, &j.real_labels));
-            (j.d, real, fake, views)
+            let penalized: Vec<_> = penalties
+                .iter()
+                .zip(j.points)
+                .map(|(p, points)| penalty::addend(p, &mut j.d, model, points, &j.real_labels))
+                .collect();
+            (j.d, real, fake, views, penalized)
         });
         let mut replicas = Vec::new();
         let (mut real_outs, mut fake_outs, mut view_outs) = (Vec::new(), Vec::new(), Vec::new());
-        for (d, real, fake, views) in judged {
+        let mut penalized = Vec::new();
+        for (d, real, fake, views, addends) in judged {
             replicas.push(d);
             real_outs.push(real);
             fake_outs.push(fake);
             view_outs.extend(views);
+            penalized.extend(addends.into_iter().map(|a| a.to_device(&device)));
         }
         d = replicas.swap_remove(0);
         let views = (!view_outs.is_empty()).then(|| shards.gather_outputs(view_outs));
@@ -177,6 +200,12 @@ pub(super) fn d_step<B: Kernels, N>(
             fake: &shards.gather_outputs(fake_outs),
             fake_labels: &fake_labels,
         });
+        // Each shard's penalties on its own images, averaged over the shards as
+        // DistributedDataParallel averages the replicas' gradients.
+        let shard_count = shards.len() as f64;
+        let value = penalized
+            .into_iter()
+            .fold(value, |total, addend| total + addend / shard_count);
         let value = value / accum as f64;
         let scalar = finite(&value)?;
         total += scalar as f64;
@@ -275,6 +304,25 @@ pub(super) fn g_step<B: Kernels, N>(
         update_ema(ema, &state.g, decay);
     }
     Ok(total)
+}
+
+/// For each penalty, its points for every shard: drawn for the whole batch from the
+/// sub-step's stream, then split as the batch is.
+fn penalty_points<B: Kernels>(
+    penalties: &[Penalty],
+    real: Tensor<B, 4>,
+    fake: Tensor<B, 4>,
+    shards: &Shards<B>,
+    rng: &mut Rng,
+) -> Vec<Vec<Tensor<B, 4>>> {
+    let [n, c, h, w] = real.dims();
+    penalties
+        .iter()
+        .map(|p| {
+            let draws = p.draws(n, c * h * w, rng);
+            shards.split(p.points(real.clone(), fake.clone(), &draws))
+        })
+        .collect()
 }
 
 /// The fakes D is given: the objective's transform of the whole batch, where it has

@@ -66,6 +66,8 @@ pub(crate) fn configs() -> (ModelConfig, TrainConfig) {
         m_p: 0.98,
         weight_clipping: None,
         gradient_penalty: None,
+        dra_lambda: None,
+        maxgp_lambda: None,
         ema: Some(Ema {
             decay: 0.9,
             start: 2,
@@ -307,10 +309,16 @@ fn two_devices_with_synchronized_batch_norm_train_as_one_device_does() {
     }
     let a = train_sharded(&data, &one, 1, true, None).unwrap();
     let b = train_sharded(&data, &two, 2, true, None).unwrap();
+    assert_trained_alike(&a, &b, &one, &two);
+}
+
+/// Two runs of the test configuration whose batches were split differently, in `one`
+/// and `two`.
+fn assert_trained_alike(a: &Trained, b: &Trained, one: &Path, two: &Path) {
     // The same batches, z and labels, the loss on the whole batch (2C included), one
     // optimizer: only the order of sums differs (BatchNorm statistics summed over the
     // shards, each parameter's gradient summed over its replicas).
-    for (x, y) in losses(&one).iter().zip(&losses(&two)) {
+    for (x, y) in losses(one).iter().zip(&losses(two)) {
         assert!(
             (x.d_loss - y.d_loss).abs() <= 1e-5 * x.d_loss.abs().max(1.0),
             "{x:?} {y:?}"
@@ -336,6 +344,33 @@ fn two_devices_with_synchronized_batch_norm_train_as_one_device_does() {
             assert!(diff <= bound, "{network} `{name}` differs by {diff}");
         }
     }
+}
+
+#[test]
+fn gradient_penalties_train_on_two_devices_as_on_one_and_change_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path());
+    let [one, two, plain] = ["one", "two", "plain"].map(|n| {
+        let path = dir.path().join(n);
+        std::fs::create_dir_all(&path).unwrap();
+        path
+    });
+    // DiffAugment too: the penalties' points are made of the images before it.
+    let methods = |config: &mut TrainConfig| {
+        config.sync_bn = true;
+        config.apply_diffaug = true;
+    };
+    let penalized = |config: &mut TrainConfig| {
+        methods(config);
+        config.gradient_penalty = Some(1.0);
+        config.dra_lambda = Some(0.5);
+    };
+    let a = train_with(&data, &one, 1, None, &penalized).unwrap();
+    let b = train_with(&data, &two, 2, None, &penalized).unwrap();
+    // The shards' penalties, averaged, are the whole batch's: both are means over it.
+    assert_trained_alike(&a, &b, &one, &two);
+    let plain = train_with(&data, &plain, 1, None, &methods).unwrap();
+    assert!(plain.d != a.d, "the penalties changed nothing");
 }
 
 #[test]

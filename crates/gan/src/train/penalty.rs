@@ -1,0 +1,168 @@
+//! Gradient penalties on D: WGAN-GP as the seed computes it (`calc_derv4gp`), DRA and
+//! max-GP as StudioGAN v0.4 does (`cal_dra_penalty`, `cal_maxgrad_penalty`). Each is a
+//! function of D's input gradient g = ∇ₓ Σ D(x) at points made from the batch, so its
+//! gradient in D's parameters θ is a gradient of a gradient, which burn's autodiff
+//! (no double backward) does not give. By the chain rule it is ∂/∂θ ⟨g, v⟩ with
+//! v = ∂penalty/∂g held constant, and ⟨g, v⟩ is the derivative of Σ D along v: D's
+//! forward mode (`discriminator::tangent`) computes it, and reverse mode differentiates
+//! that. Exact, with no step size; ReLU masks and max-pool choices are constants, as
+//! they are to PyTorch's double backward. (A central difference of two first-order
+//! gradients is not: across ReLU kinks it converges to another value than autograd's.)
+
+use burn::backend::Autodiff;
+use burn::prelude::*;
+use kernels::Kernels;
+use rng::Rng;
+
+use super::step::label_tensor;
+use crate::config::{ModelConfig, TrainConfig};
+use crate::discriminator;
+use crate::layers::Mode;
+use crate::tensors::{Role, Tensors};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// WGAN-GP: mean (‖g‖ − 1)² at random interpolations of real and fake images.
+    Gp,
+    /// DRAGAN: mean (‖g‖ − 1)² at real images plus scaled uniform noise.
+    Dra,
+    /// Lipschitz GAN's max-GP: the largest ‖g‖² at random interpolations.
+    MaxGp,
+}
+
+/// One penalty and its weight in D's loss.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Penalty {
+    pub kind: Kind,
+    pub lambda: f64,
+}
+
+impl Penalty {
+    /// The penalties a configuration asks for, in the order v0.4's worker adds them.
+    pub fn all(train: &TrainConfig) -> Vec<Penalty> {
+        [
+            (Kind::Gp, train.gradient_penalty),
+            (Kind::Dra, train.dra_lambda),
+            (Kind::MaxGp, train.maxgp_lambda),
+        ]
+        .into_iter()
+        .filter_map(|(kind, lambda)| lambda.map(|lambda| Penalty { kind, lambda }))
+        .collect()
+    }
+
+    /// The uniform draws of a batch of `n` images of `pixels` values each, in the order
+    /// the reference asks `torch.rand` for them: one per image (the interpolation
+    /// weight; DRA's noise scale), then, for DRA, one per value.
+    pub fn draws(&self, n: usize, pixels: usize, rng: &mut Rng) -> Vec<Vec<f32>> {
+        let mut draw = |count: usize| (0..count).map(|_| rng.f32()).collect();
+        match self.kind {
+            Kind::Gp | Kind::MaxGp => vec![draw(n)],
+            Kind::Dra => vec![draw(n), draw(n * pixels)],
+        }
+    }
+
+    /// The images whose gradient is penalized, from the batch's real images and fakes
+    /// (`[n, 3, h, w]`) and the [`Penalty::draws`].
+    pub fn points<B: Backend>(
+        &self,
+        real: Tensor<B, 4>,
+        fake: Tensor<B, 4>,
+        draws: &[Vec<f32>],
+    ) -> Tensor<B, 4> {
+        let dims = real.dims();
+        let device = real.device();
+        let per_image = |values: &[f32]| {
+            Tensor::<B, 1>::from_floats(values, &device).reshape([dims[0], 1, 1, 1])
+        };
+        match self.kind {
+            Kind::Gp | Kind::MaxGp => {
+                let alpha = per_image(&draws[0]);
+                real * alpha.clone() + fake * (alpha.neg() + 1.0)
+            }
+            Kind::Dra => {
+                // `0.5 * real.std() * rand(size)`: the unbiased std of every value.
+                let count = dims.iter().product::<usize>() as f64;
+                let flat = real.clone().reshape([dims.iter().product::<usize>()]);
+                let centered = flat.clone() - flat.mean();
+                let std = (centered.powi_scalar(2).sum() / (count - 1.0)).sqrt();
+                let noise = Tensor::<B, 1>::from_floats(draws[1].as_slice(), &device).reshape(dims)
+                    * std.reshape([1, 1, 1, 1])
+                    * 0.5;
+                real + noise * per_image(&draws[0])
+            }
+        }
+    }
+
+    /// The penalty of the per-image gradients `g` (`[n, values]`) and its derivative
+    /// with respect to `g`.
+    fn of<B: Backend>(&self, g: Tensor<B, 2>) -> (Tensor<B, 1>, Tensor<B, 2>) {
+        let n = g.dims()[0];
+        let squares = g.clone().powi_scalar(2).sum_dim(1);
+        match self.kind {
+            Kind::Gp | Kind::Dra => {
+                let norms = squares.sqrt();
+                let excess = norms.clone() - 1.0;
+                let value = excess.clone().powi_scalar(2).mean();
+                // d/dg (‖g‖ − 1)² / n = 2 (‖g‖ − 1) g / (n ‖g‖); 0 where g is 0, as torch.
+                let scale = excess * (2.0 / n as f64) / norms.clamp_min(f32::MIN_POSITIVE);
+                (value, g * scale)
+            }
+            Kind::MaxGp => {
+                let largest = squares.clone().argmax(0);
+                let value = squares.gather(0, largest.clone()).reshape([1]);
+                // The derivative goes to the first image with the largest norm, as
+                // torch.max's.
+                let pick = Tensor::<B, 1, Int>::arange(0..n as i64, &g.device())
+                    .equal(largest.reshape([1]).expand([n]))
+                    .float()
+                    .reshape([n, 1]);
+                (value, g * pick * 2.0)
+            }
+        }
+    }
+}
+
+/// λ·penalty at `points`, as an addend of D's loss whose gradient in D's parameters is
+/// the penalty's. D runs once in train mode on the points (its spectral norms iterate
+/// and its BatchNorm statistics update, as in the reference's penalty pass), then once
+/// more in forward mode, which changes no state.
+pub fn addend<B: Kernels>(
+    penalty: &Penalty,
+    d: &mut Tensors<Autodiff<B>>,
+    model: &ModelConfig,
+    points: Tensor<B, 4>,
+    labels: &[u32],
+) -> Tensor<Autodiff<B>, 1> {
+    let dims = points.dims();
+    let device = points.device();
+    let y = label_tensor::<Autodiff<B>>(labels, &device);
+
+    // g = ∇ₓ Σ D(x), D's parameters held constant.
+    let mut constant = Tensors::<Autodiff<B>>::from_inner(d.inner(), false);
+    let x = Tensor::<Autodiff<B>, 4>::from_inner(points.clone()).require_grad();
+    let out = discriminator::run(&mut constant, Mode::TRAIN, model, x.clone(), y.clone());
+    let g = x
+        .grad(&out.adv.sum().backward())
+        .expect("D's logits depend on its input");
+    let buffers: Vec<(String, Tensor<Autodiff<B>, 1>)> = constant
+        .iter()
+        .filter(|(_, entry)| entry.role == Role::Buffer)
+        .map(|(name, entry)| (name.clone(), entry.value.clone()))
+        .collect();
+    for (name, value) in buffers {
+        d.set(&name, value);
+    }
+
+    let (value, direction) = penalty.of(g.reshape([dims[0], dims[1] * dims[2] * dims[3]]));
+    let out = discriminator::tangent(
+        d,
+        Mode::REPLAY,
+        model,
+        Tensor::from_inner(points),
+        Tensor::from_inner(direction.reshape(dims)),
+        y,
+    );
+    // ⟨g, v⟩, whose gradient in θ is the penalty's; its value replaced by the penalty's.
+    let along = out.adv.narrow(0, dims[0], dims[0]).sum();
+    (along.clone() - along.detach() + Tensor::from_inner(value)) * penalty.lambda
+}
