@@ -127,13 +127,8 @@ pub(super) fn d_step<B: Kernels, N>(
         });
         let (mut gs, fakes): (Vec<_>, Vec<_>) = made.into_iter().unzip();
         state.g = gs.swap_remove(0);
-        let mut points = penalty_points(
-            objective.penalties(),
-            unaugmented,
-            shards.gather(fakes.iter().map(|f| f.clone().inner()).collect()),
-            shards,
-            &mut rng,
-        );
+        let mut points =
+            penalty_points(objective.penalties(), unaugmented, &fakes, shards, &mut rng);
         let fakes = augmented(shards, objective, fakes, &mut rng);
         // What D's class head is told (ADC tells real from generated apart).
         let real_labels = model.d_labels(&batch.labels, false);
@@ -311,10 +306,14 @@ pub(super) fn g_step<B: Kernels, N>(
 fn penalty_points<B: Kernels>(
     penalties: &[Penalty],
     real: Tensor<B, 4>,
-    fake: Tensor<B, 4>,
+    fakes: &[Tensor<Autodiff<B>, 4>],
     shards: &Shards<B>,
     rng: &mut Rng,
 ) -> Vec<Vec<Tensor<B, 4>>> {
+    if penalties.is_empty() {
+        return Vec::new();
+    }
+    let fake = shards.gather(fakes.iter().map(|f| f.clone().inner()).collect());
     let [n, c, h, w] = real.dims();
     penalties
         .iter()
