@@ -1,7 +1,8 @@
-//! `cargo bench -p gan --bench train [-- dcgan|biggan] [--iterations N] [--devices N]`:
-//! training iterations of the paper's configurations at full width, batch 64, on
-//! synthetic 32×32 images: SNDCGAN32 ContraGAN (1 D + 1 G step per iteration) and
-//! BigGAN32 ContraGAN (width 96, 5 D + 1 G steps). Reports milliseconds per iteration
+//! `cargo bench -p gan --bench train [-- dcgan|biggan] [--iterations N] [--devices N]
+//! [--penalty gp|dra|maxgp]`: training iterations of the paper's configurations at full
+//! width, batch 64, on synthetic 32×32 images: SNDCGAN32 ContraGAN (1 D + 1 G step per
+//! iteration) and BigGAN32 ContraGAN (width 96, 5 D + 1 G steps), with a gradient
+//! penalty on D (λ 10) if asked. Reports milliseconds per iteration
 //! (the first iteration, a warm-up, left out) and the process's peak resident memory.
 //! Runs on `Device::Auto`: CUDA in builds with the `cuda` feature where a GPU answers,
 //! data parallel over `--devices` of them (GPUs shared when there are fewer).
@@ -134,6 +135,10 @@ fn main() {
         .position(|a| a == "--devices")
         .and_then(|i| args.get(i + 1)?.parse().ok())
         .unwrap_or(1);
+    let penalty = args
+        .iter()
+        .position(|a| a == "--penalty")
+        .map(|i| args.get(i + 1).map(String::as_str));
     let gpus: Vec<u32> = (0..Device::visible_gpus().min(devices) as u32).collect();
     let mut names: Vec<&str> = ["dcgan", "biggan"]
         .into_iter()
@@ -146,7 +151,14 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dataset(dir.path());
     for name in names {
-        let (model, train) = config(name, iterations + 1);
+        let (model, mut train) = config(name, iterations + 1);
+        match penalty {
+            None => {}
+            Some(Some("gp")) => train.gradient_penalty = Some(10.0),
+            Some(Some("dra")) => train.dra_lambda = Some(10.0),
+            Some(Some("maxgp")) => train.maxgp_lambda = Some(10.0),
+            Some(other) => panic!("--penalty {other:?}: one of gp, dra, maxgp"),
+        }
         let work = dir.path().join(name);
         std::fs::create_dir_all(&work).unwrap();
         let steps = std::sync::Mutex::new(Vec::new());
@@ -186,8 +198,12 @@ fn main() {
         let memory = peak_rss_mib()
             .map(|m| format!("{m:.0} MiB peak RSS (process)"))
             .unwrap_or_else(|| "peak memory unknown".into());
+        let with = penalty
+            .flatten()
+            .map(|p| format!(" + {p} penalty"))
+            .unwrap_or_default();
         println!(
-            "{label} on {used}: {:.0} ms per iteration (mean of {}), {memory}",
+            "{label}{with} on {used}: {:.0} ms per iteration (mean of {}), {memory}",
             1e3 * mean,
             timed.len()
         );
