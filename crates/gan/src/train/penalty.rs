@@ -81,10 +81,10 @@ impl Penalty {
             }
             Kind::Dra => {
                 // `0.5 * real.std() * rand(size)`: the unbiased std of every value.
-                let count = dims.iter().product::<usize>() as f64;
-                let flat = real.clone().reshape([dims.iter().product::<usize>()]);
+                let count = dims.iter().product::<usize>();
+                let flat = real.clone().reshape([count]);
                 let centered = flat.clone() - flat.mean();
-                let std = (centered.powi_scalar(2).sum() / (count - 1.0)).sqrt();
+                let std = (centered.powi_scalar(2).sum() / (count - 1) as f64).sqrt();
                 let noise = Tensor::<B, 1>::from_floats(draws[1].as_slice(), &device).reshape(dims)
                     * std.reshape([1, 1, 1, 1])
                     * 0.5;

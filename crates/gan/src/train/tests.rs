@@ -9,6 +9,7 @@ use data::Split;
 use data::synthetic::{self, Synthetic};
 use kernels::device::OnBackend;
 use metrics::extract::Extraction;
+use std::path::PathBuf;
 
 fn dataset(dir: &Path) -> Arc<Packed> {
     let params = Synthetic {
@@ -83,6 +84,15 @@ pub(crate) fn configs() -> (ModelConfig, TrainConfig) {
     (model, train)
 }
 
+/// The folders `names` made under `root`.
+fn folders<const N: usize>(root: &Path, names: [&str; N]) -> [PathBuf; N] {
+    names.map(|name| {
+        let path = root.join(name);
+        std::fs::create_dir_all(&path).unwrap();
+        path
+    })
+}
+
 fn train(
     data: &Arc<Packed>,
     work: &Path,
@@ -143,9 +153,7 @@ fn train(
 fn interrupted_and_resumed_training_equals_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     let data = dataset(dir.path());
-    let (whole, parts) = (dir.path().join("whole"), dir.path().join("parts"));
-    std::fs::create_dir_all(&whole).unwrap();
-    std::fs::create_dir_all(&parts).unwrap();
+    let [whole, parts] = folders(dir.path(), ["whole", "parts"]);
 
     let a = train(&data, &whole, None, None).unwrap();
     assert_eq!(a.last.as_ref().unwrap().step, 4);
@@ -303,10 +311,7 @@ fn losses(dir: &Path) -> Vec<StepLog> {
 fn two_devices_with_synchronized_batch_norm_train_as_one_device_does() {
     let dir = tempfile::tempdir().unwrap();
     let data = dataset(dir.path());
-    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
-    for d in [&one, &two] {
-        std::fs::create_dir_all(d).unwrap();
-    }
+    let [one, two] = folders(dir.path(), ["one", "two"]);
     let a = train_sharded(&data, &one, 1, true, None).unwrap();
     let b = train_sharded(&data, &two, 2, true, None).unwrap();
     assert_trained_alike(&a, &b, &one, &two);
@@ -350,11 +355,7 @@ fn assert_trained_alike(a: &Trained, b: &Trained, one: &Path, two: &Path) {
 fn gradient_penalties_train_on_two_devices_as_on_one_and_change_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let data = dataset(dir.path());
-    let [one, two, plain] = ["one", "two", "plain"].map(|n| {
-        let path = dir.path().join(n);
-        std::fs::create_dir_all(&path).unwrap();
-        path
-    });
+    let [one, two, plain] = folders(dir.path(), ["one", "two", "plain"]);
     // DiffAugment too: the penalties' points are made of the images before it.
     let methods = |config: &mut TrainConfig| {
         config.sync_bn = true;
@@ -377,11 +378,7 @@ fn gradient_penalties_train_on_two_devices_as_on_one_and_change_the_run() {
 fn per_device_batch_norm_is_not_one_devices_and_a_two_device_run_resumes_on_any_count() {
     let dir = tempfile::tempdir().unwrap();
     let data = dataset(dir.path());
-    let [whole, single, parts, moved] = ["whole", "single", "parts", "moved"].map(|n| {
-        let path = dir.path().join(n);
-        std::fs::create_dir_all(&path).unwrap();
-        path
-    });
+    let [whole, single, parts, moved] = folders(dir.path(), ["whole", "single", "parts", "moved"]);
     let a = train_sharded(&data, &whole, 2, false, None).unwrap();
     // Each shard normalized with its own statistics: not what one device computes.
     let one = train_sharded(&data, &single, 1, false, None).unwrap();
@@ -426,11 +423,7 @@ fn per_device_batch_norm_is_not_one_devices_and_a_two_device_run_resumes_on_any_
 fn stateful_and_augmenting_terms_resume_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
     let data = dataset(dir.path());
-    let [whole, parts, plain] = ["whole", "parts", "plain"].map(|n| {
-        let path = dir.path().join(n);
-        std::fs::create_dir_all(&path).unwrap();
-        path
-    });
+    let [whole, parts, plain] = folders(dir.path(), ["whole", "parts", "plain"]);
     // LeCam's averages start before step 2 and its penalty applies from step 2 on.
     let methods = |config: &mut TrainConfig| {
         config.apply_diffaug = true;
