@@ -346,6 +346,25 @@ const WGANS: [(&str, &str); 2] = [
     ("wgan/wgan_dra", "dra_lambda"),
 ];
 
+/// The fields of a StudioGAN v0.4 CIFAR-10 configuration on the seed's resgan32 with
+/// v0.4's config.py defaults (unconditional; batch 64, Adam 2e-4, 5 D steps, 100,000
+/// steps, no EMA): (model, train).
+fn v04_resgan32(d_spectral_norm: bool, adv_loss: &str) -> (Value, Value) {
+    (
+        serde_json::json!({
+            "architecture": "Resgan32", "conditioning": "None", "z_dim": 128,
+            "g_conv_dim": 64, "d_conv_dim": 64, "g_spectral_norm": false,
+            "d_spectral_norm": d_spectral_norm, "g_init": "Ortho", "d_init": "Ortho",
+            "attention": Value::Null,
+        }),
+        serde_json::json!({
+            "adv_loss": adv_loss, "batch_size": 64, "g_lr": 2e-4, "d_lr": 2e-4,
+            "beta1": 0.5, "beta2": 0.999, "d_steps_per_iter": 5, "g_steps_per_iter": 1,
+            "total_steps": 100_000, "ema": Value::Null, "accumulation_steps": 1,
+        }),
+    )
+}
+
 /// StudioGAN v0.4's WGAN-GP.yaml and WGAN-DRA.yaml with its config.py's defaults, on the
 /// seed's resgan32.
 #[test]
@@ -354,38 +373,38 @@ fn every_wgan_config_holds_studiogan_v04s_values() {
     assert_eq!(config_files("wgan"), WGANS.len(), "one file per config");
     for (name, penalty) in WGANS {
         let p = train_params(name, dir.path());
-        let (m, t) = (&p["model"], &p["train"]);
-        assert_fields(
-            name,
-            "model",
-            m,
-            serde_json::json!({
-                "architecture": "Resgan32", "conditioning": "None", "z_dim": 128,
-                "g_conv_dim": 64, "d_conv_dim": 64, "g_spectral_norm": false,
-                "d_spectral_norm": false, "g_init": "Ortho", "d_init": "Ortho",
-                "attention": Value::Null,
-            }),
-        );
-        assert_fields(
-            name,
-            "train",
-            t,
-            serde_json::json!({
-                "adv_loss": "Wasserstein", penalty: 10.0, "batch_size": 64, "g_lr": 2e-4,
-                "d_lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "d_steps_per_iter": 5,
-                "g_steps_per_iter": 1, "total_steps": 100_000, "ema": Value::Null,
-                "accumulation_steps": 1,
-            }),
-        );
-        for other in ["gradient_penalty", "dra_lambda", "maxgp_lambda"] {
-            if other != penalty {
-                assert_eq!(
-                    t.get(other).unwrap_or(&Value::Null),
-                    &Value::Null,
-                    "{name}: {other}"
-                );
-            }
+        let (model, mut train) = v04_resgan32(false, "Wasserstein");
+        for field in ["gradient_penalty", "dra_lambda", "maxgp_lambda"] {
+            train[field] = if field == penalty {
+                10.0.into()
+            } else {
+                Value::Null
+            };
         }
+        assert_fields(name, "model", &p["model"], model);
+        assert_fields(name, "train", &p["train"], train);
+    }
+}
+
+/// LOGAN as v0.4's CIFAR10/LOGAN.yaml sets it (with its config.py's defaults, on the
+/// seed's resgan32), and the same GAN without it.
+#[test]
+fn the_logan_configs_hold_studiogan_v04s_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = [
+        ("logan/baseline", Value::Null),
+        (
+            "logan/logan",
+            serde_json::json!({"rate": 0.8, "alpha": 0.9, "beta": 0.1, "norm_reg_weight": 0.1}),
+        ),
+    ];
+    assert_eq!(config_files("logan"), rows.len(), "one file per config");
+    for (name, latent_op) in rows {
+        let p = train_params(name, dir.path());
+        let (model, mut train) = v04_resgan32(true, "Hinge");
+        train["latent_op"] = latent_op;
+        assert_fields(name, "model", &p["model"], model);
+        assert_fields(name, "train", &p["train"], train);
     }
 }
 

@@ -44,6 +44,7 @@ fn the_table_pipelines_plan_offline() {
         ("table3", 33, 9),
         ("extended", 60, 18),
         ("wgan", 24, 6),
+        ("logan", 24, 6),
     ];
     for (file, stages, trainings) in tables {
         let path = format!("{}/pipelines/{file}.ron", env!("CARGO_MANIFEST_DIR"));

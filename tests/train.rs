@@ -208,7 +208,9 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
     let p = project();
     let plain = p.run("p.ron", &["gan"], 0);
     assert_eq!(with_action(&plain, "ran"), ["shapes", "gan"]);
-    let methods: [&[&str]; 10] = [
+    let logan =
+        "gan.train.latent_op=Some((rate: 0.8, alpha: 0.9, beta: 0.1, norm_reg_weight: 0.1))";
+    let methods: [&[&str]; 11] = [
         &["gan.train.apply_diffaug=true"],
         &[
             "gan.train.adv_loss=Wasserstein",
@@ -225,6 +227,7 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
         &["gan.train.make_positive_aug=true"],
         &["gan.model.conditioning=Acgan", "gan.model.aux_cls_type=ADC"],
         &["gan.model.conditioning=D2DCE", "gan.model.aux_cls_type=ADC"],
+        &["gan.model.conditioning=Projection", logan],
     ];
     for sets in methods {
         let mut args = vec!["gan"];
@@ -261,6 +264,33 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.contains("synchronized statistics in D"), "{err}");
+    // The seed runs LOGAN in its loop without the 2C loss, and its penalties' points
+    // are fakes it would differentiate through the move.
+    let out = p.pipe(&["run", "p.ron", "gan", "--set", logan]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("not built for conditioning Contrastive"),
+        "{err}"
+    );
+    assert!(
+        err.contains("use conditioning None, Projection or Acgan"),
+        "{err}"
+    );
+    let out = p.pipe(&[
+        "run",
+        "p.ron",
+        "gan",
+        "--set",
+        logan,
+        "--set",
+        "gan.model.conditioning=Acgan",
+        "--set",
+        "gan.train.maxgp_lambda=Some(0.1)",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("through the move of z"), "{err}");
     // ADC needs a class head to double.
     let out = p.pipe(&["run", "p.ron", "gan", "--set", "gan.model.aux_cls_type=ADC"]);
     assert_eq!(out.status.code(), Some(1));
@@ -289,6 +319,21 @@ fn a_penalty_weight_that_is_not_positive_is_refused_where_it_is_written() {
     );
     let err = error_for(&p);
     assert!(err.contains("0 must be a positive weight"), "{err}");
+    assert!(err.contains("configs/train.ron:10:"), "{err}");
+}
+
+#[test]
+fn a_latent_step_out_of_range_is_refused_where_it_is_written() {
+    let p = project();
+    p.write(
+        "configs/train.ron",
+        &TRAIN.replace(
+            "adv_loss: Hinge,",
+            "adv_loss: Hinge,\n    latent_op: Some((rate: 1.5, alpha: 0.9, beta: 0.1)),",
+        ),
+    );
+    let err = error_for(&p);
+    assert!(err.contains("rate 1.5 is not in (0, 1]"), "{err}");
     assert!(err.contains("configs/train.ron:10:"), "{err}");
 }
 

@@ -99,6 +99,7 @@ fn config(name: &str, iterations: u64) -> (ModelConfig, TrainConfig) {
         sync_bn: false,
         apply_diffaug: false,
         lecam: None,
+        latent_op: None,
         consistency_reg: false,
         consistency_lambda: 10.0,
         make_positive_aug: false,

@@ -296,6 +296,25 @@ pub struct LeCamConfig {
     pub ema_decay: f64,
 }
 
+/// LOGAN's latent optimization, with the seed's `latent_op_rate`, `latent_op_alpha`,
+/// `latent_op_beta` and `latent_norm_reg_weight`. The seed moves z once whatever its
+/// `latent_op_step` (its loop returns in the first pass), so there is no step count.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatentOpConfig {
+    /// The share of samples whose z moves (each kept with this probability).
+    pub rate: f64,
+    /// The step size α of δz = α·g / (β + ‖g‖²).
+    pub alpha: f64,
+    /// The damping β of that step.
+    pub beta: f64,
+    /// Added to G's loss as the seed adds it: `latent_optimise` returns its flag where
+    /// the transport cost was meant, so the weight shifts the logged loss and trains
+    /// nothing.
+    #[serde(default)]
+    pub norm_reg_weight: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
@@ -370,6 +389,11 @@ pub struct TrainConfig {
     /// cutout) on every image D sees, real and fake, in D and G steps.
     #[serde(default, skip_serializing_if = "is_false")]
     pub apply_diffaug: bool,
+    /// LOGAN (the seed's `latent_op`): before D and G see the fakes, each z moves along
+    /// the gradient of D(G(z)), both networks in eval mode, and the step's gradients
+    /// flow through that move too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent_op: Option<LatentOpConfig>,
     /// With a training split over several devices (`Train(devices: N)`): BatchNorm
     /// statistics over the whole batch, not each device's shard (the reference's
     /// `synchronized_bn`).
@@ -434,6 +458,22 @@ impl TrainConfig {
         ] {
             if let Some(lambda) = lambda.filter(|l| !(l.is_finite() && *l > 0.0)) {
                 return Err((field, format!("{lambda} must be a positive weight")));
+            }
+        }
+        if let Some(op) = &self.latent_op {
+            if !(op.rate > 0.0 && op.rate <= 1.0) {
+                return Err(("latent_op", format!("rate {} is not in (0, 1]", op.rate)));
+            }
+            for (field, value) in [("alpha", op.alpha), ("beta", op.beta)] {
+                if !(value.is_finite() && value > 0.0) {
+                    return Err(("latent_op", format!("{field} {value} must be positive")));
+                }
+            }
+            if !(op.norm_reg_weight.is_finite() && op.norm_reg_weight >= 0.0) {
+                return Err((
+                    "latent_op",
+                    format!("norm_reg_weight {} must be 0 or more", op.norm_reg_weight),
+                ));
             }
         }
         for (field, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {

@@ -14,8 +14,9 @@
 //! and the nonlinear layers use their derivative at the values (ReLU's mask, max-pool's
 //! indices, softmax's and BatchNorm's Jacobians). Differentiating the tangents in
 //! reverse mode then gives ∂/∂θ ⟨∇ₓD, ẋ⟩, the gradient of a gradient that a gradient
-//! penalty needs and that burn's autodiff, without double backward, cannot give. Masks
-//! and indices are constants, as they are to PyTorch's double backward.
+//! penalty (through D) and LOGAN (through G and D) need and that burn's autodiff,
+//! without double backward, cannot give. Masks and indices are constants, as they are
+//! to PyTorch's double backward.
 
 use burn::prelude::*;
 
@@ -288,6 +289,16 @@ fn shifted<B: Kernels, const D: usize>(
     }
 }
 
+/// `x` for a quantity of the labels alone (an embedding): in forward mode its tangent
+/// is zero, since the direction moves the inputs, never the labels.
+pub fn without_tangent<B: Kernels, const D: usize>(s: &Scope<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    if !s.tangent {
+        return x;
+    }
+    let (values, tangents) = halves(x);
+    stacked(values, tangents.zeros_like())
+}
+
 /// `x / max(‖x‖, eps)`, as `torch.nn.functional.normalize`.
 fn normalize<B: Backend>(x: Tensor<B, 1>) -> Tensor<B, 1> {
     let norm = x.clone().powi_scalar(2).sum().sqrt().clamp_min(SN_EPS);
@@ -361,7 +372,12 @@ pub fn deconv<B: Kernels>(
     let shape = [inp, out, kernel, kernel];
     let w = weight(&mut s, &shape, sn, Rows::Second).reshape(shape);
     let b = s.param("bias", &[out], Init::Zeros);
-    kernels::conv_transpose2d(x, w, b, stride, padding)
+    if s.tangent {
+        let y = kernels::conv_transpose2d(x, w, b.zeros_like(), stride, padding);
+        shifted(&s, y, b.reshape([1, out, 1, 1]))
+    } else {
+        kernels::conv_transpose2d(x, w, b, stride, padding)
+    }
 }
 
 /// Rows of a `[classes, dim]` table, one per label.
@@ -502,7 +518,7 @@ pub fn class_batch_norm<B: Kernels>(
     let (base, scale) = normalize_batch(&mut s.at("bn"), x, CBN);
     let table = embedding(&mut s, "embed", y, classes, 2 * c, false);
     let gamma = table.clone().slice([0..n, 0..c]);
-    let beta = table.slice([0..n, c..2 * c]);
+    let beta = without_tangent(&s, table.slice([0..n, c..2 * c]));
     kernels::channel_affine(base, (gamma + 1.0) * scale, beta)
 }
 
@@ -520,7 +536,19 @@ pub fn shared_batch_norm<B: Kernels>(
     let gain = linear(&mut s, "gain", condition.clone(), c, false, sn);
     let bias = linear(&mut s, "bias", condition, c, false, sn);
     let (base, scale) = normalize_batch(&mut s.at("bn"), x, CBN);
-    kernels::channel_affine(base, (gain + 1.0) * scale, bias)
+    if !s.tangent {
+        return kernels::channel_affine(base, (gain + 1.0) * scale, bias);
+    }
+    // The gain depends on z too: (1 + γ)·x̂ is bilinear, its tangent (1 + γ)·ẋ̂ + γ̇·x̂.
+    let ((base, base_t), (gain, gain_t)) = (halves(base), halves(gain));
+    let (bias, bias_t) = halves(bias);
+    let gain = (gain + 1.0) * scale.clone();
+    let zeros = gain_t.zeros_like();
+    stacked(
+        kernels::channel_affine(base.clone(), gain.clone(), bias),
+        kernels::channel_affine(base_t, gain, bias_t)
+            + kernels::channel_affine(base, gain_t * scale, zeros),
+    )
 }
 
 /// SAGAN self-attention: θ, φ to C/8 and g to C/2 channels (1×1, no bias), φ and g
@@ -606,6 +634,16 @@ pub fn activate<B: Kernels, const D: usize>(
     let slope = if leaky { 0.1 } else { 0.0 };
     let gain = values.clone().greater_elem(0.0).float() * (1.0 - slope) + slope;
     stacked(apply(values), tangents * gain)
+}
+
+/// tanh; a tangent is scaled by its derivative 1 − tanh².
+pub fn tanh<B: Kernels, const D: usize>(s: &Scope<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    if !s.tangent {
+        return activation::tanh(x);
+    }
+    let (values, tangents) = halves(x);
+    let y = activation::tanh(values);
+    stacked(y.clone(), tangents * (y.powi_scalar(2).neg() + 1.0))
 }
 
 #[cfg(test)]

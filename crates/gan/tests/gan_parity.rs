@@ -8,10 +8,14 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::Autodiff;
 use burn::prelude::*;
-use gan::config::{Architecture, Attention, Conditioning, ModelConfig};
+use gan::config::{
+    Architecture, Attention, Conditioning, LatentOpConfig, ModelConfig, TrainConfig,
+};
 use gan::import::{Network, import};
 use gan::layers::Mode;
 use gan::tensors::Tensors;
+use gan::train::latent::{Shift, Side};
+use gan::train::objective::{DPass, GPass, Objective};
 use gan::train::penalty::{Kind, Penalty};
 use gan::{discriminator, generator, loss};
 use kernels::TestBackend as Inner;
@@ -151,14 +155,26 @@ fn check_gradients(
     reference: &BTreeMap<String, npy::Array>,
     failures: &mut Vec<String>,
 ) {
-    let got_loss = values(value.clone())[0];
+    let loss = values(value.clone())[0];
+    let grads = tensors.gradients(&value.backward());
+    check_gradient_map(case, net, tensors, loss, &grads, reference, failures);
+}
+
+/// As [`check_gradients`], for a loss and gradients computed already.
+fn check_gradient_map(
+    case: &str,
+    net: &str,
+    tensors: &Tensors<Ad>,
+    got_loss: f64,
+    grads: &BTreeMap<String, Tensor<Inner, 1>>,
+    reference: &BTreeMap<String, npy::Array>,
+    failures: &mut Vec<String>,
+) {
     let want_loss = reference[&format!("{net}_loss")].data[0];
     println!("{case} {net}_loss: {got_loss} vs {want_loss}");
     if (got_loss - want_loss).abs() > 1e-4 * want_loss.abs().max(1.0) {
         failures.push(format!("{case} {net}_loss: {got_loss} vs {want_loss}"));
     }
-    let grads = value.backward();
-    let grads = tensors.gradients(&grads);
     let prefix = format!("{net}__");
     let norms: Vec<(&str, f64)> = reference
         .iter()
@@ -378,6 +394,98 @@ fn gradient_penalties_and_their_gradients_match_the_reference() {
         let points = penalty.points(images("x"), images("fake"), &draws);
         let value = gan::train::penalty::addend(&penalty, &mut d, &config, points, &labels);
         check_gradients(case, "d", &d, value, &reference, &mut failures);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// LOGAN's D and G sub-steps as the seed's `run` makes them: z moved along D(G(z))'s
+/// gradient, each loss and its gradient for every parameter through that move (a
+/// gradient of a gradient, through G and D), against PyTorch's double backward in
+/// float64, within the studiogan/ fixtures' tolerances.
+#[test]
+fn latent_optimization_and_its_gradients_match_the_reference() {
+    let mut failures = Vec::new();
+    for (dir, case, c) in &cases_in(&fixtures::ours("logan")) {
+        let (dir, case) = (dir.as_path(), case.as_str());
+        let config = model(case, c);
+        let op: LatentOpConfig = serde_json::from_value(c["latent_op"].clone())
+            .unwrap_or_else(|e| panic!("{case}: latent_op: {e}"));
+        let train: TrainConfig = serde_json::from_value(serde_json::json!({
+            "batch_size": 2, "total_steps": 1, "d_steps_per_iter": 1, "g_lr": 1e-4,
+            "d_lr": 1e-4, "beta1": 0.5, "beta2": 0.999, "adv_loss": "Hinge",
+            "latent_op": c["latent_op"],
+        }))
+        .unwrap();
+        let objective = Objective::<Ad>::new(&config, &train);
+        let a = arrays(&dir.join(format!("{case}_inputs.npz")));
+        let reference = arrays(&dir.join(format!("{case}_grads.npz")));
+        let inner = inputs::<Inner>(&a);
+        let Inputs { y, labels, x, .. } = inputs::<Ad>(&a);
+        // The seed's drop mask: `uniform > 1 − rate`, in float32.
+        let threshold = (1.0 - op.rate) as f32;
+        let keep: Vec<bool> = a["keep_draws"]
+            .data
+            .iter()
+            .map(|&u| u as f32 > threshold)
+            .collect();
+        let device = Default::default();
+        let network = |tag, network| {
+            import::<Inner>(&checkpoint(dir, case, tag), network, &config, &device)
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let (g0, d0) = (
+            network("G", Network::Generator),
+            network("D", Network::Discriminator),
+        );
+        let shift = |g: &Tensors<Inner>, d: &Tensors<Inner>| {
+            Shift::new(
+                &op,
+                g.clone(),
+                d.clone(),
+                &config,
+                inner.z.clone(),
+                &labels,
+                &keep,
+            )
+        };
+
+        // D: the real images, G's images of the moved z, the fakes.
+        let moved = shift(&g0, &d0);
+        let mut d = Tensors::<Ad>::from_inner(d0.clone(), true);
+        let mut g = Tensors::<Ad>::from_inner(g0.clone(), false);
+        let real = discriminator::run(&mut d, Mode::TRAIN, &config, x, y.clone());
+        let images = generator::run(&mut g, Mode::TRAIN, &config, moved.moved(), y.clone());
+        let fake = discriminator::run(&mut d, Mode::TRAIN, &config, images, y.clone());
+        let value = objective.discriminator(&DPass {
+            step: 0,
+            real: &real,
+            real_labels: &labels,
+            real_views: None,
+            fake: &fake,
+            fake_labels: &labels,
+        });
+        let loss = values(value.clone())[0];
+        let backward = value.backward();
+        let mut grads = d.gradients(&backward);
+        moved.add_gradients(&backward, &config, Side::Discriminator, &mut grads);
+        check_gradient_map(case, "d", &d, loss, &grads, &reference, &mut failures);
+
+        // G, from the saved networks again.
+        let moved = shift(&g0, &d0);
+        let mut g = Tensors::<Ad>::from_inner(g0, true);
+        let mut d = Tensors::<Ad>::from_inner(d0, false);
+        let images = generator::run(&mut g, Mode::TRAIN, &config, moved.moved(), y.clone());
+        let fake = discriminator::run(&mut d, Mode::TRAIN, &config, images, y);
+        let value = objective.generator(&GPass {
+            fake: &fake,
+            labels: &labels,
+            adc_fake: None,
+        });
+        let loss = values(value.clone())[0];
+        let backward = value.backward();
+        let mut grads = g.gradients(&backward);
+        moved.add_gradients(&backward, &config, Side::Generator, &mut grads);
+        check_gradient_map(case, "g", &g, loss, &grads, &reference, &mut failures);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -31,6 +31,7 @@ use crate::artifacts::{self, Extractor};
 use crate::error::KindError;
 use crate::protocol;
 use contract::{Context, FileInput, Invalid, Needs, Outcome, Reference, TypedKind};
+use gan::config::{AuxClassifier, Conditioning};
 use gan::evaluate::{Evaluation, Scored};
 use gan::import::{Network, import};
 use gan::tensors::Snapshot;
@@ -148,6 +149,33 @@ impl TypedKind for Train {
                 &["train", "sync_bn"],
             )
             .with_help("set `d_spectral_norm: true` (D without BatchNorm) or `sync_bn: false`"));
+        }
+        if params.train.latent_op.is_some() {
+            let model = &params.model;
+            let seeds_loop = matches!(
+                model.conditioning,
+                Conditioning::None | Conditioning::Projection | Conditioning::Acgan
+            ) && model.aux_cls_type == AuxClassifier::None;
+            if !seeds_loop {
+                return Err(Invalid::new(
+                    format!(
+                        "LOGAN is the seed's, in its loop for GANs without ContraGAN's loss \
+                         (trainer.py's `run`); not built for conditioning {:?} with \
+                         aux_cls_type {:?}",
+                        model.conditioning, model.aux_cls_type
+                    ),
+                    &["train", "latent_op"],
+                )
+                .with_help("use conditioning None, Projection or Acgan, or drop `latent_op`"));
+            }
+            if penalized {
+                return Err(Invalid::new(
+                    "the gradient penalties take their points' fakes as constants; with \
+                     LOGAN the reference also differentiates them through the move of z",
+                    &["train", "latent_op"],
+                )
+                .with_help("drop `latent_op` or the gradient penalty"));
+            }
         }
         if params.train.total_steps == 0 && params.init.is_none() {
             return Err(Invalid::new(

@@ -9,7 +9,8 @@
 
 //!
 //! The loop is here; its seams are modules of their own: [`objective`] (what each side
-//! is trained on, term by term), `step` (one D and one G step), `parallel` (a step's
+//! is trained on, term by term), `step` (one D and one G step), `latent` (LOGAN's move
+//! of z, and the gradient through it), `parallel` (a step's
 //! batch split over several devices, as the reference's DataParallel does), `state`
 //! (what a run carries), `checkpoint`, `best` (FID during training and the best
 //! generator) and `log` (the JSON-lines logs).
@@ -17,6 +18,7 @@
 mod best;
 mod checkpoint;
 pub mod diffaug;
+pub mod latent;
 pub mod lecam;
 mod log;
 pub mod objective;
@@ -25,7 +27,7 @@ pub mod penalty;
 mod state;
 mod step;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -113,6 +113,11 @@ impl<B: Kernels> Objective<B> {
         if let Some(config) = train.lecam {
             terms.push(Box::new(super::lecam::LeCam::new(config)));
         }
+        if let Some(op) = train.latent_op.filter(|op| op.norm_reg_weight > 0.0) {
+            terms.push(Box::new(super::latent::NormRegularizer {
+                weight: op.norm_reg_weight,
+            }));
+        }
         Objective {
             terms,
             penalties: Penalty::all(train),

@@ -13,6 +13,7 @@ use kernels::Kernels;
 use rng::Rng;
 
 use super::Setup;
+use super::latent::{self, Shift, Side};
 use super::objective::{DPass, GPass, Objective};
 use super::parallel::Shards;
 use super::penalty::{self, Penalty};
@@ -47,6 +48,43 @@ fn latents<B: Kernels, N>(
 /// position in the run like every other random choice.
 fn augment_stream<N>(setup: &Setup<N>, step: u64, slot: u64) -> Rng {
     Rng::stream(setup.seed ^ 0xA5A5_0000_0000_0000, (step << 20) | slot)
+}
+
+/// The z of a sub-step's fakes: with LOGAN, the drawn `z` moved for G and D as they are
+/// now (its drop mask from the sub-step's own stream), and the move.
+fn fake_latents<B: Kernels, N>(
+    setup: &Setup<N>,
+    step: u64,
+    slot: u64,
+    z: Tensor<B, 2>,
+    labels: &[u32],
+    networks: impl FnOnce() -> (Tensors<B>, Tensors<B>),
+) -> (Tensor<Autodiff<B>, 2>, Option<Shift<B>>) {
+    let Some(op) = &setup.train.latent_op else {
+        return (Tensor::from_inner(z), None);
+    };
+    let mut rng = Rng::stream(setup.seed ^ 0x3C3C_0000_0000_0000, (step << 20) | slot);
+    let keep = latent::keep(op, labels.len(), &mut rng);
+    let (g, d) = networks();
+    let shift = Shift::new(op, g, d, setup.model, z, labels, &keep);
+    (shift.moved(), Some(shift))
+}
+
+/// The gradient of a sub-step's loss in the parameters of `tracked`, `side`'s network:
+/// its backward, plus the part through LOGAN's move.
+fn gradients_of<B: Kernels>(
+    value: Tensor<Autodiff<B>, 1>,
+    tracked: &Tensors<Autodiff<B>>,
+    shift: Option<&Shift<B>>,
+    model: &crate::config::ModelConfig,
+    side: Side,
+) -> Grads<B> {
+    let backward = value.backward();
+    let mut grads = tracked.gradients(&backward);
+    if let Some(shift) = shift {
+        shift.add_gradients(&backward, model, side, &mut grads);
+    }
+    grads
 }
 
 pub(crate) fn label_tensor<B: Kernels>(labels: &[u32], device: &B::Device) -> Tensor<B, 1, Int> {
@@ -108,22 +146,27 @@ pub(super) fn d_step<B: Kernels, N>(
                 .reshape([n, 3, model.image_size(), model.image_size()]);
         let slot = (k * accum + a) as u64;
         let (z, fake_labels) = latents::<B, N>(setup, state.step, slot, &device);
+        let (z, shift) = fake_latents(setup, state.step, slot, z, &fake_labels, || {
+            (state.g.clone(), d.inner())
+        });
         let mut rng = augment_stream(setup, state.step, slot);
         // The penalties take D's gradient at points of the images before any
         // augmentation, as v0.4's do.
         let unaugmented = real.clone().inner();
         let real = objective.augment(real, &mut rng);
         // G on every shard (its BatchNorm in train mode, as the reference's is), then
-        // D on the real images and on the fakes: the reference's order for D.
+        // D on the real images and on the fakes: the reference's order for D. G's
+        // parameters are constants, but LOGAN's moved z takes a gradient through it.
         let inputs = zip3(
             shards.replicate(&state.g),
             shards.split(z),
             shards.split_labels(&fake_labels),
         );
-        let made = shards.each(inputs, |shard, (mut g, z, labels)| {
+        let made = shards.each(inputs, |shard, (g, z, labels)| {
             let y = label_tensor(&labels, shard.device);
+            let mut g = Tensors::<Autodiff<B>>::from_inner(g, false);
             let fake = generator::run_shard(&mut g, Mode::TRAIN, model, z, y, shard.sync());
-            (g, Tensor::<Autodiff<B>, 4>::from_inner(fake))
+            (g.inner(), fake)
         });
         let (mut gs, fakes): (Vec<_>, Vec<_>) = made.into_iter().unzip();
         state.g = gs.swap_remove(0);
@@ -204,7 +247,11 @@ pub(super) fn d_step<B: Kernels, N>(
         let value = value / accum as f64;
         let scalar = finite(&value)?;
         total += scalar as f64;
-        accumulate(&mut grads, d.gradients(&value.backward()));
+        let side = Side::Discriminator;
+        accumulate(
+            &mut grads,
+            gradients_of(value, &d, shift.as_ref(), model, side),
+        );
     }
     let mut inner = d.inner();
     state.opt_d.step(&mut inner, &grads.unwrap_or_default());
@@ -234,7 +281,10 @@ pub(super) fn g_step<B: Kernels, N>(
     let mut total = 0.0;
     for a in 0..accum {
         let slot = (1 << 16) | (k * accum + a) as u64;
-        let (z, labels) = latents::<Autodiff<B>, N>(setup, state.step, slot, &device);
+        let (z, labels) = latents::<B, N>(setup, state.step, slot, &device);
+        let (z, shift) = fake_latents(setup, state.step, slot, z, &labels, || {
+            (g.inner(), d.inner())
+        });
         let inputs = zip3(
             shards.replicate(&g),
             shards.split(z),
@@ -283,7 +333,11 @@ pub(super) fn g_step<B: Kernels, N>(
         });
         let value = value / accum as f64;
         total += finite(&value)? as f64;
-        accumulate(&mut grads, g.gradients(&value.backward()));
+        let side = Side::Generator;
+        accumulate(
+            &mut grads,
+            gradients_of(value, &g, shift.as_ref(), model, side),
+        );
     }
     let mut inner = g.inner();
     state.opt_g.step(&mut inner, &grads.unwrap_or_default());

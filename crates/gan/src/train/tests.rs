@@ -77,6 +77,7 @@ pub(crate) fn configs() -> (ModelConfig, TrainConfig) {
         sync_bn: false,
         apply_diffaug: false,
         lecam: None,
+        latent_op: None,
         consistency_reg: false,
         consistency_lambda: 10.0,
         make_positive_aug: false,
@@ -246,7 +247,19 @@ fn train_with(
     stop_at: Option<u64>,
     change: &dyn Fn(&mut TrainConfig),
 ) -> Result<Trained, TrainError> {
-    let (model, mut config) = configs();
+    train_model_with(&configs().0, data, work, devices, stop_at, change)
+}
+
+/// As [`train_with`], for `model`.
+fn train_model_with(
+    model: &ModelConfig,
+    data: &Arc<Packed>,
+    work: &Path,
+    devices: usize,
+    stop_at: Option<u64>,
+    change: &dyn Fn(&mut TrainConfig),
+) -> Result<Trained, TrainError> {
+    let (_, mut config) = configs();
     change(&mut config);
     let cancel = AtomicBool::new(false);
     let progress = |log: &StepLog| {
@@ -255,7 +268,7 @@ fn train_with(
         }
     };
     let setup = Setup {
-        model: &model,
+        model,
         train: &config,
         seed: 11,
         data: data.clone(),
@@ -372,6 +385,41 @@ fn gradient_penalties_train_on_two_devices_as_on_one_and_change_the_run() {
     assert_trained_alike(&a, &b, &one, &two);
     let plain = train_with(&data, &plain, 1, None, &methods).unwrap();
     assert!(plain.d != a.d, "the penalties changed nothing");
+}
+
+#[test]
+fn latent_optimization_trains_on_two_devices_as_on_one_and_resumes_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path());
+    let [one, two, parts, plain] = folders(dir.path(), ["one", "two", "parts", "plain"]);
+    // The seed's LOGAN runs in its loop for GANs without the 2C loss.
+    let model = ModelConfig {
+        conditioning: Conditioning::Projection,
+        ..configs().0
+    };
+    let synced = |config: &mut TrainConfig| config.sync_bn = true;
+    let logan = |config: &mut TrainConfig| {
+        synced(config);
+        config.latent_op = Some(crate::config::LatentOpConfig {
+            rate: 0.8,
+            alpha: 0.9,
+            beta: 0.1,
+            norm_reg_weight: 0.1,
+        });
+    };
+    let a = train_model_with(&model, &data, &one, 1, None, &logan).unwrap();
+    // z moves for the whole batch at once (eval mode: each sample on its own), then the
+    // batch is split; the move's gradient flows back through every shard.
+    let b = train_model_with(&model, &data, &two, 2, None, &logan).unwrap();
+    assert_trained_alike(&a, &b, &one, &two);
+    train_model_with(&model, &data, &parts, 1, Some(2), &logan)
+        .map(|_| ())
+        .unwrap_err();
+    let c = train_model_with(&model, &data, &parts, 1, None, &logan).unwrap();
+    assert_eq!(c.resumed_from, Some(2));
+    assert!(a.g == c.g && a.d == c.d, "resuming changed the run");
+    let plain = train_model_with(&model, &data, &plain, 1, None, &synced).unwrap();
+    assert!(plain.g != a.g && plain.d != a.d, "LOGAN changed nothing");
 }
 
 #[test]
