@@ -210,7 +210,7 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
     assert_eq!(with_action(&plain, "ran"), ["shapes", "gan"]);
     let logan =
         "gan.train.latent_op=Some((rate: 0.8, alpha: 0.9, beta: 0.1, norm_reg_weight: 0.1))";
-    let methods: [&[&str]; 11] = [
+    let methods: [&[&str]; 12] = [
         &["gan.train.apply_diffaug=true"],
         &[
             "gan.train.adv_loss=Wasserstein",
@@ -221,6 +221,7 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
             "gan.train.dra_lambda=Some(10.0)",
         ],
         &["gan.train.maxgp_lambda=Some(0.1)"],
+        &["gan.train.r1_lambda=Some(0.5)"],
         &["gan.train.lecam=Some((lambda: 0.3, ema_start_iter: 1, ema_decay: 0.99))"],
         &["gan.model.conditioning=D2DCE"],
         &["gan.train.consistency_reg=true"],
@@ -291,6 +292,22 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.contains("through the move of z"), "{err}");
+    // R1 would differentiate through DiffAugment.
+    let out = p.pipe(&[
+        "run",
+        "p.ron",
+        "gan",
+        "--set",
+        "gan.train.r1_lambda=Some(0.5)",
+        "--set",
+        "gan.train.apply_diffaug=true",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("R1 takes D's gradient at the real images"),
+        "{err}"
+    );
     // ADC needs a class head to double.
     let out = p.pipe(&["run", "p.ron", "gan", "--set", "gan.model.aux_cls_type=ADC"]);
     assert_eq!(out.status.code(), Some(1));

@@ -91,6 +91,7 @@ fn config(name: &str, iterations: u64) -> (ModelConfig, TrainConfig) {
         gradient_penalty: None,
         dra_lambda: None,
         maxgp_lambda: None,
+        r1_lambda: None,
         ema: Some(Ema {
             decay: 0.9999,
             start: 20_000,

@@ -362,6 +362,11 @@ pub struct TrainConfig {
     /// largest ‖∇ₓD(x̂)‖² over the interpolations x̂.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maxgp_lambda: Option<f64>,
+    /// R1 regularization with this λ (v0.4's `apply_r1_reg`, `r1_lambda`, as its
+    /// models other than StyleGAN take it): D's loss gains λ · ½ mean ‖∇ₓD(x)‖² at the
+    /// real images, the gradient of D's pass over them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r1_lambda: Option<f64>,
     #[serde(default)]
     pub ema: Option<Ema>,
     /// Random horizontal flips of the real images.
@@ -455,6 +460,7 @@ impl TrainConfig {
             ("gradient_penalty", self.gradient_penalty),
             ("dra_lambda", self.dra_lambda),
             ("maxgp_lambda", self.maxgp_lambda),
+            ("r1_lambda", self.r1_lambda),
         ] {
             if let Some(lambda) = lambda.filter(|l| !(l.is_finite() && *l > 0.0)) {
                 return Err((field, format!("{lambda} must be a positive weight")));

@@ -367,6 +367,7 @@ fn gradient_penalties_and_their_gradients_match_the_reference() {
             Some("gp") => Kind::Gp,
             Some("dra") => Kind::Dra,
             Some("maxgp") => Kind::MaxGp,
+            Some("r1") => Kind::R1,
             other => panic!("{case}: unknown penalty {other:?}"),
         };
         let a = arrays(&dir.join(format!("{case}_inputs.npz")));
@@ -390,6 +391,19 @@ fn gradient_penalties_and_their_gradients_match_the_reference() {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let mut d = Tensors::<Ad>::from_inner(inner, true);
+        if kind == Kind::R1 {
+            // R1 takes the gradient of the step's pass over the real images.
+            let x = Tensor::from_inner(images("x"));
+            let y = Tensor::<Ad, 1, Int>::from_ints(
+                labels
+                    .iter()
+                    .map(|&l| l as i64)
+                    .collect::<Vec<_>>()
+                    .as_slice(),
+                &device,
+            );
+            discriminator::run(&mut d, Mode::TRAIN, &config, x, y);
+        }
         let penalty = Penalty { kind, lambda: 1.0 };
         let points = penalty.points(images("x"), images("fake"), &draws);
         let value = gan::train::penalty::addend(&penalty, &mut d, &config, points, &labels);

@@ -138,9 +138,19 @@ impl TypedKind for Train {
             )
             .with_help("use a number of devices that divides `train.batch_size`"));
         }
-        let penalized = params.train.gradient_penalty.is_some()
-            || params.train.dra_lambda.is_some()
-            || params.train.maxgp_lambda.is_some();
+        let train_config = &params.train;
+        let penalized = train_config.gradient_penalty.is_some()
+            || train_config.dra_lambda.is_some()
+            || train_config.maxgp_lambda.is_some()
+            || train_config.r1_lambda.is_some();
+        if train_config.r1_lambda.is_some() && train_config.apply_diffaug {
+            return Err(Invalid::new(
+                "R1 takes D's gradient at the real images before DiffAugment, through it in \
+                 v0.4; the penalties' passes here run D on images without it",
+                &["train", "r1_lambda"],
+            )
+            .with_help("drop `r1_lambda` or `apply_diffaug`"));
+        }
         if penalized && params.devices > 1 && params.train.sync_bn && !params.model.d_spectral_norm
         {
             return Err(Invalid::new(
@@ -168,9 +178,9 @@ impl TypedKind for Train {
                 )
                 .with_help("use conditioning None, Projection or Acgan, or drop `latent_op`"));
             }
-            if penalized {
+            if train_config.gradient_penalty.is_some() || train_config.maxgp_lambda.is_some() {
                 return Err(Invalid::new(
-                    "the gradient penalties take their points' fakes as constants; with \
+                    "WGAN-GP's and max-GP's points mix in the fakes, as constants; with \
                      LOGAN the reference also differentiates them through the move of z",
                     &["train", "latent_op"],
                 )

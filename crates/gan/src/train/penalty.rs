@@ -1,5 +1,6 @@
-//! Gradient penalties on D: WGAN-GP as the seed computes it (`calc_derv4gp`), DRA and
-//! max-GP as StudioGAN v0.4 does (`cal_dra_penalty`, `cal_maxgrad_penalty`). Each is a
+//! Gradient penalties on D: WGAN-GP as the seed computes it (`calc_derv4gp`), DRA,
+//! max-GP and R1 as StudioGAN v0.4 does (`cal_dra_penalty`, `cal_maxgrad_penalty`,
+//! `cal_r1_reg`). Each is a
 //! function of D's input gradient g = ∇ₓ Σ D(x) at points made from the batch, so its
 //! gradient in D's parameters θ is a gradient of a gradient, which burn's autodiff
 //! (no double backward) does not give. By the chain rule it is ∂/∂θ ⟨g, v⟩ with
@@ -28,6 +29,17 @@ pub enum Kind {
     Dra,
     /// Lipschitz GAN's max-GP: the largest ‖g‖² at random interpolations.
     MaxGp,
+    /// R1: half the mean ‖g‖² at the real images, g taken from D's pass over them in
+    /// the step, not from a pass of its own.
+    R1,
+}
+
+impl Kind {
+    /// Whether D runs a train-mode pass of its own on the points (the reference's
+    /// penalty functions call D), rather than replaying the step's pass over them.
+    fn own_pass(self) -> bool {
+        self != Kind::R1
+    }
 }
 
 /// One penalty and its weight in D's loss.
@@ -44,6 +56,7 @@ impl Penalty {
             (Kind::Gp, train.gradient_penalty),
             (Kind::Dra, train.dra_lambda),
             (Kind::MaxGp, train.maxgp_lambda),
+            (Kind::R1, train.r1_lambda),
         ]
         .into_iter()
         .filter_map(|(kind, lambda)| lambda.map(|lambda| Penalty { kind, lambda }))
@@ -58,6 +71,7 @@ impl Penalty {
         match self.kind {
             Kind::Gp | Kind::MaxGp => vec![draw(n)],
             Kind::Dra => vec![draw(n), draw(n * pixels)],
+            Kind::R1 => Vec::new(),
         }
     }
 
@@ -90,6 +104,7 @@ impl Penalty {
                     * 0.5;
                 real + noise * per_image(&draws[0])
             }
+            Kind::R1 => real,
         }
     }
 
@@ -118,6 +133,11 @@ impl Penalty {
                     .reshape([n, 1]);
                 (value, g * pick * 2.0)
             }
+            Kind::R1 => {
+                // 0.5 Σ‖g‖² / n, whose derivative is g / n.
+                let value = squares.mean() * 0.5;
+                (value, g / n as f64)
+            }
         }
     }
 }
@@ -125,7 +145,8 @@ impl Penalty {
 /// λ·penalty at `points`, as an addend of D's loss whose gradient in D's parameters is
 /// the penalty's. D runs once in train mode on the points (its spectral norms iterate
 /// and its BatchNorm statistics update, as in the reference's penalty pass), then once
-/// more in forward mode, which changes no state.
+/// more in forward mode, which changes no state. For R1, `d` is D as the step's pass
+/// over the real images left it, and that pass is replayed.
 pub fn addend<B: Kernels>(
     penalty: &Penalty,
     d: &mut Tensors<Autodiff<B>>,
@@ -140,7 +161,12 @@ pub fn addend<B: Kernels>(
     // g = ∇ₓ Σ D(x), D's parameters held constant.
     let mut constant = Tensors::<Autodiff<B>>::from_inner(d.inner(), false);
     let x = Tensor::<Autodiff<B>, 4>::from_inner(points.clone()).require_grad();
-    let out = discriminator::run(&mut constant, Mode::TRAIN, model, x.clone(), y.clone());
+    let first = if penalty.kind.own_pass() {
+        Mode::TRAIN
+    } else {
+        Mode::REPLAY
+    };
+    let out = discriminator::run(&mut constant, first, model, x.clone(), y.clone());
     let g = x
         .grad(&out.adv.sum().backward())
         .expect("D's logits depend on its input");

@@ -16,7 +16,7 @@ use super::Setup;
 use super::latent::{self, Shift, Side};
 use super::objective::{DPass, GPass, Objective};
 use super::parallel::Shards;
-use super::penalty::{self, Penalty};
+use super::penalty::{self, Kind, Penalty};
 use super::state::State;
 use crate::config::AuxClassifier;
 use crate::layers::Mode;
@@ -204,17 +204,26 @@ pub(super) fn d_step<B: Kernels, N>(
         // then the penalties (v0.4's order).
         let penalties = objective.penalties();
         let judged = shards.each(inputs, |shard, mut j| {
-            let mut judge = |images, labels: &[u32]| {
+            let judge = |d: &mut Tensors<Autodiff<B>>, images, labels: &[u32]| {
                 let y = label_tensor(labels, shard.device);
-                discriminator::run_shard(&mut j.d, Mode::TRAIN, model, images, y, shard.sync())
+                discriminator::run_shard(d, Mode::TRAIN, model, images, y, shard.sync())
             };
-            let real = judge(j.real, &j.real_labels);
-            let fake = judge(j.fake, &j.fake_labels);
-            let views = j.views.map(|views| judge(views, &j.real_labels));
+            let real = judge(&mut j.d, j.real, &j.real_labels);
+            // R1 differentiates that pass: D as it left it (its parameters the same).
+            let mut after_real = j.d.clone();
+            let fake = judge(&mut j.d, j.fake, &j.fake_labels);
+            let views = j.views.map(|views| judge(&mut j.d, views, &j.real_labels));
             let penalized: Vec<_> = penalties
                 .iter()
                 .zip(j.points)
-                .map(|(p, points)| penalty::addend(p, &mut j.d, model, points, &j.real_labels))
+                .map(|(p, points)| {
+                    let d = if p.kind == Kind::R1 {
+                        &mut after_real
+                    } else {
+                        &mut j.d
+                    };
+                    penalty::addend(p, d, model, points, &j.real_labels)
+                })
                 .collect();
             (j.d, real, fake, views, penalized)
         });

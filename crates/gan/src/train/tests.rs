@@ -69,6 +69,7 @@ pub(crate) fn configs() -> (ModelConfig, TrainConfig) {
         gradient_penalty: None,
         dra_lambda: None,
         maxgp_lambda: None,
+        r1_lambda: None,
         ema: Some(Ema {
             decay: 0.9,
             start: 2,
@@ -385,6 +386,15 @@ fn gradient_penalties_train_on_two_devices_as_on_one_and_change_the_run() {
     assert_trained_alike(&a, &b, &one, &two);
     let plain = train_with(&data, &plain, 1, None, &methods).unwrap();
     assert!(plain.d != a.d, "the penalties changed nothing");
+    // R1 replays each shard's pass over its real images.
+    let [one, two] = folders(dir.path(), ["r1_one", "r1_two"]);
+    let r1 = |config: &mut TrainConfig| {
+        config.sync_bn = true;
+        config.r1_lambda = Some(0.5);
+    };
+    let a = train_with(&data, &one, 1, None, &r1).unwrap();
+    let b = train_with(&data, &two, 2, None, &r1).unwrap();
+    assert_trained_alike(&a, &b, &one, &two);
 }
 
 #[test]
