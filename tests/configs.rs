@@ -246,6 +246,17 @@ fn every_extended_config_holds_studiogan_v04s_values() {
             1.0,
         ),
         (
+            "extended/contragan_adc",
+            "Contrastive",
+            64,
+            2e-4,
+            100_000,
+            false,
+            Value::Null,
+            1.0,
+            1.0,
+        ),
+        (
             "extended/contragan_diffaug",
             "Contrastive",
             64,

@@ -42,7 +42,7 @@ fn the_table_pipelines_plan_offline() {
         ("table1", 118, 36),
         ("table2", 73, 21),
         ("table3", 33, 9),
-        ("extended", 60, 18),
+        ("extended", 69, 21),
         ("wgan", 24, 6),
         ("logan", 24, 6),
     ];

@@ -210,7 +210,7 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
     assert_eq!(with_action(&plain, "ran"), ["shapes", "gan"]);
     let logan =
         "gan.train.latent_op=Some((rate: 0.8, alpha: 0.9, beta: 0.1, norm_reg_weight: 0.1))";
-    let methods: [&[&str]; 12] = [
+    let methods: [&[&str]; 13] = [
         &["gan.train.apply_diffaug=true"],
         &[
             "gan.train.adv_loss=Wasserstein",
@@ -228,6 +228,7 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
         &["gan.train.make_positive_aug=true"],
         &["gan.model.conditioning=Acgan", "gan.model.aux_cls_type=ADC"],
         &["gan.model.conditioning=D2DCE", "gan.model.aux_cls_type=ADC"],
+        &["gan.model.aux_cls_type=ADC"],
         &["gan.model.conditioning=Projection", logan],
     ];
     for sets in methods {
@@ -309,11 +310,19 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
         "{err}"
     );
     // ADC needs a class head to double.
-    let out = p.pipe(&["run", "p.ron", "gan", "--set", "gan.model.aux_cls_type=ADC"]);
+    let out = p.pipe(&[
+        "run",
+        "p.ron",
+        "gan",
+        "--set",
+        "gan.model.aux_cls_type=ADC",
+        "--set",
+        "gan.model.conditioning=Projection",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
-        err.contains("ADC needs a class head: conditioning Acgan or D2DCE"),
+        err.contains("ADC needs a class head: conditioning Acgan, Contrastive or D2DCE"),
         "{err}"
     );
 }

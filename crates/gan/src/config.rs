@@ -223,12 +223,15 @@ impl ModelConfig {
             return Err(("num_classes", "must be at least 1".into()));
         }
         if self.aux_cls_type == AuxClassifier::Adc
-            && !matches!(self.conditioning, Conditioning::Acgan | Conditioning::D2dce)
+            && !matches!(
+                self.conditioning,
+                Conditioning::Acgan | Conditioning::Contrastive | Conditioning::D2dce
+            )
         {
             return Err((
                 "aux_cls_type",
                 format!(
-                    "ADC needs a class head: conditioning Acgan or D2DCE, not {:?}",
+                    "ADC needs a class head: conditioning Acgan, Contrastive or D2DCE, not {:?}",
                     self.conditioning
                 ),
             ));

@@ -92,6 +92,7 @@ impl<B: Kernels> Objective<B> {
                 temperature: train.temperature,
                 positives_in_numerator: train.positives_in_numerator,
                 positive_views: train.make_positive_aug,
+                adc: model.aux_cls_type == AuxClassifier::Adc,
             })),
             Conditioning::D2dce => terms.push(Box::new(DataToData {
                 lambda: train.contrastive_lambda,
@@ -229,12 +230,15 @@ impl<B: Kernels> Term<B> for ClassCrossEntropy {
 /// ContraGAN's conditional contrastive (2C) loss, on the real images for D and on the
 /// fakes for G, times `contrastive_lambda`. In D steps where D also saw the real images'
 /// augmented copies, their embeddings are extra positives (the seed does so whenever it
-/// made the copies: `make_positive_aug`, and `consistency_reg` too).
+/// made the copies: `make_positive_aug`, and `consistency_reg` too). With ADC, as v0.4's
+/// worker: D's loss adds the fakes' with their "fake" class proxies (2y + 1), and G's
+/// subtracts it.
 struct Contrastive {
     lambda: f64,
     temperature: f64,
     positives_in_numerator: bool,
     positive_views: bool,
+    adc: bool,
 }
 
 impl Contrastive {
@@ -261,10 +265,16 @@ impl Contrastive {
 impl<B: Kernels> Term<B> for Contrastive {
     fn discriminator(&self, pass: &DPass<B>, addends: &mut Vec<Tensor<B, 1>>) {
         addends.push(self.loss(pass.real, pass.real_labels, pass.real_views));
+        if self.adc {
+            addends.push(self.loss(pass.fake, pass.fake_labels, None));
+        }
     }
 
     fn generator(&self, pass: &GPass<B>, addends: &mut Vec<Tensor<B, 1>>) {
         addends.push(self.loss(pass.fake, pass.labels, None));
+        if let Some((adc_fake, labels)) = pass.adc_fake {
+            addends.push(-self.loss(adc_fake, labels, None));
+        }
     }
 
     fn uses_views(&self) -> bool {
@@ -383,6 +393,7 @@ mod tests {
             temperature: 1.0,
             positives_in_numerator: false,
             positive_views: false,
+            adc: false,
         };
         let mut objective = Objective::<Flex> {
             terms: vec![
@@ -464,8 +475,18 @@ mod tests {
                 adc.d_labels(&ints("g_labels"), true),
             );
             let lambda = scalar("cond_lambda");
+            // Older sets of this layout hold no `contrastive` flag: AC and D2DCE only.
+            let contrastive = arrays.get("contrastive").is_some_and(|a| a.data[0] == 1.0);
             let term: Box<dyn Term<Ad>> = if acgan {
                 Box::new(ClassCrossEntropy { lambda })
+            } else if contrastive {
+                Box::new(Contrastive {
+                    lambda,
+                    temperature: scalar("temperature"),
+                    positives_in_numerator: true,
+                    positive_views: false,
+                    adc: true,
+                })
             } else {
                 Box::new(DataToData {
                     lambda,
