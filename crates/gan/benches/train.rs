@@ -1,9 +1,12 @@
 //! `cargo bench -p gan --bench train [-- dcgan|biggan] [--iterations N] [--devices N]
-//! [--penalty gp|dra|maxgp]`: training iterations of the paper's configurations at full
-//! width, batch 64, on synthetic 32×32 images: SNDCGAN32 ContraGAN (1 D + 1 G step per
-//! iteration) and BigGAN32 ContraGAN (width 96, 5 D + 1 G steps), with a gradient
-//! penalty on D (λ 10) if asked. Reports milliseconds per iteration
-//! (the first iteration, a warm-up, left out) and the process's peak resident memory.
+//! [--penalty gp|dra|maxgp|r1] [--projection] [--latent-op]`: training iterations of
+//! the paper's configurations at full width, batch 64, on synthetic 32×32 images:
+//! SNDCGAN32 ContraGAN (1 D + 1 G step per iteration) and BigGAN32 ContraGAN (width 96,
+//! 5 D + 1 G steps), with a gradient penalty on D (λ 10) if asked, or with LOGAN (the
+//! seed's, in its loop without the 2C loss: projection conditioning then, which
+//! `--projection` asks for alone; α 0.9, β 0.1, rate 0.8). Reports milliseconds per
+//! iteration (the first iteration, a warm-up, left out) and the process's peak resident
+//! memory.
 //! Runs on `Device::Auto`: CUDA in builds with the `cuda` feature where a GPU answers,
 //! data parallel over `--devices` of them (GPUs shared when there are fewer).
 //!
@@ -16,7 +19,7 @@ use std::sync::atomic::AtomicBool;
 
 use data::synthetic::{self, Synthetic};
 use data::{Packed, Split};
-use gan::config::{AdvLoss, Architecture, Attention, Conditioning, Ema};
+use gan::config::{AdvLoss, Architecture, Attention, Conditioning, Ema, LatentOpConfig};
 use gan::train::{self, Setup, StepLog};
 use gan::{ModelConfig, TrainConfig};
 use kernels::Kernels;
@@ -141,6 +144,8 @@ fn main() {
         .iter()
         .position(|a| a == "--penalty")
         .map(|i| args.get(i + 1).map(String::as_str));
+    let latent_op = args.iter().any(|a| a == "--latent-op");
+    let projection = latent_op || args.iter().any(|a| a == "--projection");
     let gpus: Vec<u32> = (0..Device::visible_gpus().min(devices) as u32).collect();
     let mut names: Vec<&str> = ["dcgan", "biggan"]
         .into_iter()
@@ -159,7 +164,20 @@ fn main() {
             Some(Some("gp")) => train.gradient_penalty = Some(10.0),
             Some(Some("dra")) => train.dra_lambda = Some(10.0),
             Some(Some("maxgp")) => train.maxgp_lambda = Some(10.0),
-            Some(other) => panic!("--penalty {other:?}: one of gp, dra, maxgp"),
+            Some(Some("r1")) => train.r1_lambda = Some(10.0),
+            Some(other) => panic!("--penalty {other:?}: one of gp, dra, maxgp, r1"),
+        }
+        let mut model = model;
+        if projection {
+            model.conditioning = Conditioning::Projection;
+        }
+        if latent_op {
+            train.latent_op = Some(LatentOpConfig {
+                rate: 0.8,
+                alpha: 0.9,
+                beta: 0.1,
+                norm_reg_weight: 0.0,
+            });
         }
         let work = dir.path().join(name);
         std::fs::create_dir_all(&work).unwrap();
@@ -200,10 +218,11 @@ fn main() {
         let memory = peak_rss_mib()
             .map(|m| format!("{m:.0} MiB peak RSS (process)"))
             .unwrap_or_else(|| "peak memory unknown".into());
-        let with = penalty
-            .flatten()
-            .map(|p| format!(" + {p} penalty"))
-            .unwrap_or_default();
+        let with = match penalty.flatten() {
+            Some(p) => format!(" + {p} penalty"),
+            None => String::new(),
+        } + if projection { " (projection)" } else { "" }
+            + if latent_op { " + LOGAN" } else { "" };
         println!(
             "{label}{with} on {used}: {:.0} ms per iteration (mean of {}), {memory}",
             1e3 * mean,
