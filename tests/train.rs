@@ -327,6 +327,45 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
     );
 }
 
+/// A LOGAN run's samples move z along D's gradient, as the seed's evaluation does.
+#[test]
+fn samples_of_a_logan_run_move_z_with_its_d() {
+    let p = project();
+    let args = [
+        "samples",
+        "--set",
+        "gan.model.conditioning=Projection",
+        "--set",
+        "gan.train.latent_op=Some((rate: 0.8, alpha: 0.9, beta: 0.1))",
+    ];
+    let report = p.run("p.ron", &args, 0);
+    assert_eq!(with_action(&report, "ran"), ["shapes", "gan", "samples"]);
+    let mut show = vec!["show", "p.ron"];
+    show.extend(args);
+    let summary = p.json(&show, 0)["record"]["summary"].to_string();
+    assert!(
+        summary.contains("z moved as LOGAN's evaluation moves it"),
+        "{summary}"
+    );
+    let plain = p.run(
+        "p.ron",
+        &["samples", "--set", "gan.model.conditioning=Projection"],
+        0,
+    );
+    let summary = p.json(
+        &[
+            "show",
+            "p.ron",
+            "samples",
+            "--set",
+            "gan.model.conditioning=Projection",
+        ],
+        0,
+    )["record"]["summary"]
+        .to_string();
+    assert!(!summary.contains("z moved"), "{plain}: {summary}");
+}
+
 fn error_for(p: &Project) -> String {
     let out = p.pipe(&["run", "p.ron"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | image set | `Dataset`, `Sample` | `images.pack`, `preview.png` |
 //! | statistics | `InceptionStats` | `stats.npz`, with `features: true` `pool3.npy`, `logits.npy`, `labels.npy` |
-//! | trained GAN | `Train` | `G.safetensors`, `G_ema.safetensors`, `G_best.safetensors`, `D.safetensors`, `model.json`, `classes.json`, `metrics.jsonl`, `fid.jsonl` |
+//! | trained GAN | `Train` | `G.safetensors`, `G_ema.safetensors`, `G_best.safetensors`, `D.safetensors` (`D_best.safetensors` with LOGAN), `model.json`, `classes.json`, `metrics.jsonl`, `fid.jsonl` |
 //! | classifier | `Classifier` | `classifier.safetensors`, `model.json`, `classes.json` |
 //! | Inception weights | `Weights` | the `.pth` file |
 
@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use contract::{Input, StageError};
 use data::{Packed, preview};
 use gan::ModelConfig;
+use gan::config::LatentOpConfig;
 use gan::tensors::Snapshot;
 use kernels::Kernels;
 use metrics::extract::{Extracted, FeatureNetwork, Inception, LoadedNetwork};
@@ -198,24 +199,67 @@ pub fn generator(
     Ok((model, classes, Snapshot::load(&path)?))
 }
 
+/// The networks' metadata entry of a LOGAN run: its `latent_op`, whose move of z
+/// sampling repeats with D.
+const LATENT_OP: &str = "latent_op";
+
+/// For a generator of a LOGAN run (its metadata holds `latent_op`), the D that moves its
+/// z (`D_best` for the best generator, else `D`) and the move's configuration.
+pub fn latent_move(
+    dir: &Path,
+    generator: Generator,
+    snapshot: &Snapshot,
+) -> Result<Option<(Snapshot, LatentOpConfig)>, KindError> {
+    let Some(op) = snapshot.metadata.get(LATENT_OP) else {
+        return Ok(None);
+    };
+    let path = network_file(dir, generator.name());
+    let op: LatentOpConfig = serde_json::from_str(op).map_err(|e| {
+        StageError::Invalid(format!("{}: metadata `{LATENT_OP}`: {e}", path.display()))
+    })?;
+    let d = network_file(
+        dir,
+        match generator {
+            Generator::Best => "D_best",
+            Generator::Ema | Generator::Raw => "D",
+        },
+    );
+    if !d.exists() {
+        return Err(StageError::Invalid(format!(
+            "`{}` was trained with LOGAN, whose samples move z along D's gradient, and \
+             `{}` is missing",
+            dir.display(),
+            d.display()
+        ))
+        .into());
+    }
+    Ok(Some((Snapshot::load(&d)?, op)))
+}
+
 /// Writes a `Train` output: its networks (the model configuration, last step and seed in
-/// their metadata), `model.json` and `classes.json` (samples are labelled like the data
-/// they imitate), and the training logs kept in its work folder.
+/// their metadata, and a LOGAN run's `latent_op`), `model.json` and `classes.json`
+/// (samples are labelled like the data they imitate), and the training logs kept in its
+/// work folder.
 pub fn write_trained(
     out: &Path,
     work: &Path,
     model: &ModelConfig,
     classes: &[String],
     seed: u64,
+    latent_op: Option<&LatentOpConfig>,
     trained: &gan::train::Trained,
 ) -> Result<(), KindError> {
     let config = serde_json::to_string(model).expect("serializable");
     let step = trained.last.as_ref().map_or(0, |l| l.step).to_string();
+    let latent_op = latent_op.map(|op| serde_json::to_string(op).expect("serializable"));
     let save = |generator: &str, snapshot: &Snapshot| {
         let mut snapshot = snapshot.clone();
         snapshot.metadata.insert("model".into(), config.clone());
         snapshot.metadata.insert("step".into(), step.clone());
         snapshot.metadata.insert("seed".into(), seed.to_string());
+        if let Some(op) = &latent_op {
+            snapshot.metadata.insert(LATENT_OP.into(), op.clone());
+        }
         snapshot.save(&network_file(out, generator))
     };
     save(Generator::Raw.name(), &trained.g)?;
@@ -225,6 +269,9 @@ pub fn write_trained(
     }
     if let Some((_, best)) = &trained.best {
         save(Generator::Best.name(), best)?;
+    }
+    if let Some(d) = &trained.best_d {
+        save("D_best", d)?;
     }
     write_model(out, model, classes)?;
     for name in [LOSSES, SCORES] {

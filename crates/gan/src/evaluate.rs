@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::ModelConfig;
 use super::layers::Mode;
-use super::sample::{Sampling, Stopped, sample};
+use super::sample::{LatentMove, Sampling, Stopped, sample};
 use super::tensors::Tensors;
 use kernels::Kernels;
 use kernels::device::OnBackend;
@@ -36,12 +36,13 @@ pub struct Scored {
 }
 
 /// The FID of `count` images of `g` (sampled as `Sample` does, from a copy, so that the
-/// batch statistics of sampling leave the trained state alone).
+/// batch statistics of sampling leave the trained state alone; a LOGAN run's z moved).
 pub fn score<B: Kernels, N: FeatureNetwork>(
     g: &Tensors<B>,
     model: &ModelConfig,
     evaluation: &Evaluation<N>,
     seed: u64,
+    latent: Option<&LatentMove<B>>,
     cancel: &AtomicBool,
 ) -> Result<f64, MetricError> {
     let mut g = g.clone();
@@ -58,7 +59,7 @@ pub fn score<B: Kernels, N: FeatureNetwork>(
         cancel,
         progress: &|_, _| {},
     };
-    match sample(&mut g, &sampling, |pixels, label| {
+    match sample(&mut g, &sampling, latent, |pixels, label| {
         images.push(pixels, label);
         Ok::<(), ()>(())
     }) {

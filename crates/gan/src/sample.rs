@@ -2,16 +2,18 @@
 //! by the truncation factor (the reference's `truncated_factor`), uniform labels, and
 //! the generator in train mode (BatchNorm normalizing with each batch's statistics,
 //! spectral norm iterating, as `Gen_copy.train()` does while sampling), or in eval mode
-//! with the running statistics.
+//! with the running statistics. A LOGAN run's z are moved before G sees them, as the
+//! seed's evaluation moves them ([`LatentMove`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::prelude::*;
 
-use super::config::ModelConfig;
+use super::config::{LatentOpConfig, ModelConfig};
 use super::generator;
 use super::layers::Mode;
 use super::tensors::Tensors;
+use super::train::latent;
 use kernels::Kernels;
 use rng::Rng;
 
@@ -28,6 +30,16 @@ pub struct Sampling<'a> {
     pub progress: &'a dyn Fn(u64, u64),
 }
 
+/// LOGAN's move of z at evaluation, as the seed's FID and IS code calls
+/// `latent_optimise`: every sample moves (rate 1), once, along D's gradient with G and D
+/// in eval mode.
+pub struct LatentMove<'a, B: Kernels> {
+    /// D as it was when G was: the final D for the final generators, the D of the best
+    /// evaluation for the best one.
+    pub d: &'a Tensors<B>,
+    pub op: LatentOpConfig,
+}
+
 /// Why sampling stopped early.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stopped<E> {
@@ -35,10 +47,12 @@ pub enum Stopped<E> {
     Sink(E),
 }
 
-/// Generates `count` images and hands each to `sink` as u8 HWC pixels with its label.
+/// Generates `count` images and hands each to `sink` as u8 HWC pixels with its label;
+/// with `latent`, each batch's z moved first.
 pub fn sample<B: Kernels, E>(
     g: &mut Tensors<B>,
     sampling: &Sampling,
+    latent: Option<&LatentMove<B>>,
     mut sink: impl FnMut(&[u8], u32) -> Result<(), E>,
 ) -> Result<(), Stopped<E>> {
     if let Some(labels) = sampling.labels {
@@ -69,7 +83,14 @@ pub fn sample<B: Kernels, E>(
                 .collect(),
         };
         let y: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
-        let z = Tensor::from_data(TensorData::new(z, [n, model.z_dim]), &device);
+        let mut z = Tensor::from_data(TensorData::new(z, [n, model.z_dim]), &device);
+        if let Some(m) = latent {
+            let everyone = vec![true; n];
+            let op = LatentOpConfig { rate: 1.0, ..m.op };
+            let shift =
+                latent::Shift::new(&op, g.clone(), m.d.clone(), model, z, &labels, &everyone);
+            z = shift.moved().inner();
+        }
         let y = Tensor::from_data(TensorData::new(y, [n]), &device);
         let images = generator::run(g, sampling.mode, model, z, y);
         let values = images
@@ -143,7 +164,7 @@ mod tests {
                 progress: &|_, _| {},
             };
             let mut got = Vec::new();
-            sample(&mut g, &sampling, |pixels, label| {
+            sample(&mut g, &sampling, None, |pixels, label| {
                 got.push((pixels.to_vec(), label));
                 Ok::<(), ()>(())
             })
@@ -159,6 +180,46 @@ mod tests {
         let given = [2, 2, 1, 0, 0, 1, 2];
         let b = run(Some(&given));
         assert_eq!(b.iter().map(|(_, l)| *l).collect::<Vec<_>>(), given);
+
+        // LOGAN's move: other images, the same ones each time.
+        let d = crate::discriminator::build::<Flex>(&model, 3, &Default::default());
+        let moved = || {
+            let mut g = generator::build::<Flex>(&model, 1, &Default::default());
+            let sampling = Sampling {
+                model: &model,
+                count: 7,
+                batch: 4,
+                seed: 2,
+                truncation: 1.0,
+                mode: Mode::TRAIN,
+                labels: None,
+                cancel: &cancel,
+                progress: &|_, _| {},
+            };
+            let latent = LatentMove {
+                d: &d,
+                op: LatentOpConfig {
+                    rate: 0.5,
+                    alpha: 0.9,
+                    beta: 0.1,
+                    norm_reg_weight: 0.0,
+                },
+            };
+            let mut got = Vec::new();
+            sample(&mut g, &sampling, Some(&latent), |pixels, label| {
+                got.push((pixels.to_vec(), label));
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+            got
+        };
+        let c = moved();
+        assert_eq!(c, moved());
+        assert_eq!(
+            c.iter().map(|(_, l)| *l).collect::<Vec<_>>(),
+            a.iter().map(|(_, l)| *l).collect::<Vec<_>>()
+        );
+        assert!(c.iter().zip(&a).all(|(x, y)| x.0 != y.0), "z did not move");
         assert_eq!(
             (to_u8(-1.0), to_u8(0.0), to_u8(1.0), to_u8(2.0)),
             (0, 128, 255, 255)

@@ -20,8 +20,9 @@ use crate::error::KindError;
 use crate::protocol;
 use contract::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
 use data::PackWriter;
+use gan::config::LatentOpConfig;
 use gan::layers::Mode;
-use gan::sample::{Sampling, Stopped, sample};
+use gan::sample::{LatentMove, Sampling, Stopped, sample};
 use gan::tensors::{Snapshot, Tensors};
 use kernels::Kernels;
 use kernels::device::{Device, OnBackend};
@@ -87,10 +88,16 @@ impl TypedKind for Sample {
     }
 
     fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
-        let (model, classes, snapshot) =
-            artifacts::generator(ctx.input("model")?, params.generator)?;
+        let dir = ctx.input("model")?;
+        let (model, classes, snapshot) = artifacts::generator(dir, params.generator)?;
+        let latent = artifacts::latent_move(dir, params.generator, &snapshot)?;
         let size = model.image_size() as u32;
-        let description = format!("{} samples of {:?}", params.count, params.generator);
+        let moved = if latent.is_some() {
+            ", z moved as LOGAN's evaluation moves it"
+        } else {
+            ""
+        };
+        let description = format!("{} samples of {:?}{moved}", params.count, params.generator);
         let pack = ctx.out.join(artifacts::IMAGES);
         let mut writer = PackWriter::create(&pack, size, size, classes, &description)?;
         let device = params.device.in_slot(ctx.gpus);
@@ -114,6 +121,7 @@ impl TypedKind for Sample {
         };
         let task = Task {
             snapshot: &snapshot,
+            latent: latent.as_ref(),
             sampling: &sampling,
             sink: |pixels: &[u8], label| writer.push(pixels, label),
         };
@@ -147,6 +155,8 @@ impl TypedKind for Sample {
 /// Sampling on a backend, each image handed to `sink`.
 pub(crate) struct Task<'a, 'b, F> {
     pub snapshot: &'a Snapshot,
+    /// A LOGAN run's D and move ([`artifacts::latent_move`]).
+    pub latent: Option<&'a (Snapshot, LatentOpConfig)>,
     pub sampling: &'a Sampling<'b>,
     pub sink: F,
 }
@@ -159,6 +169,10 @@ where
 
     fn run<B: Kernels>(self, device: B::Device) -> Self::Output {
         let mut g = Tensors::<B>::from_snapshot(self.snapshot, &device);
-        sample(&mut g, self.sampling, self.sink)
+        let d = self
+            .latent
+            .map(|(d, op)| (Tensors::<B>::from_snapshot(d, &device), *op));
+        let latent = d.as_ref().map(|(d, op)| LatentMove { d, op: *op });
+        sample(&mut g, self.sampling, latent.as_ref(), self.sink)
     }
 }

@@ -307,6 +307,7 @@ fn sample_here(
     labels: Option<&[u32]>,
 ) -> Result<(InMemory, Vec<String>), KindError> {
     let (model, classes, snapshot) = artifacts::generator(dir, params.generator)?;
+    let latent = artifacts::latent_move(dir, params.generator, &snapshot)?;
     let size = model.image_size();
     let mut images = InMemory::new(size, size);
     let progress = |done, total| ctx.progress.report(done, Some(total), "sampling");
@@ -323,6 +324,7 @@ fn sample_here(
     };
     let task = Task {
         snapshot: &snapshot,
+        latent: latent.as_ref(),
         sampling: &sampling,
         sink: |pixels: &[u8], label| {
             images.push(pixels, label);

@@ -321,6 +321,7 @@ impl TypedKind for Train {
             &params.model,
             &classes,
             params.seed,
+            params.train.latent_op.as_ref(),
             &trained,
         )?;
 

@@ -47,7 +47,7 @@ use data::loader::{Loader, LoaderConfig};
 use metrics::MetricError;
 use metrics::extract::FeatureNetwork;
 
-use best::{best_of, best_path, evaluate_now};
+use best::{best_d_path, best_of, best_path, evaluate_now};
 pub use checkpoint::resumes;
 use checkpoint::{checkpoint_dir, latest_checkpoint, load_checkpoint, save_checkpoint};
 use log::MetricsLog;
@@ -107,6 +107,8 @@ pub struct Trained {
     /// With an evaluation: the best score and its generator (the EMA one where there is
     /// one); every score is in the work folder's `fid.jsonl`.
     pub best: Option<(Scored, Snapshot)>,
+    /// With LOGAN, D at the best evaluation: it moves the best generator's z.
+    pub best_d: Option<Snapshot>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -277,15 +279,22 @@ pub fn run<B: Kernels, N: FeatureNetwork>(
         save_checkpoint(&checkpoints, &state, setup.seed, objective.state())?;
     }
     let done = (state.step - first).max(1);
-    let best = match best {
+    let (best, best_d) = match best {
         Some(scored) => {
-            let path = best_path(setup.work, scored.step);
-            Some((scored, Snapshot::load(&path)?))
+            let g = Snapshot::load(&best_path(setup.work, scored.step))?;
+            let d = best_d_path(setup.work, scored.step);
+            let d = if d.exists() {
+                Some(Snapshot::load(&d)?)
+            } else {
+                None
+            };
+            (Some((scored, g)), d)
         }
-        None => None,
+        None => (None, None),
     };
     Ok(Trained {
         best,
+        best_d,
         g: state.g.to_snapshot(),
         d: state.d.to_snapshot(),
         g_ema: state.g_ema.as_ref().map(Tensors::to_snapshot),

@@ -102,6 +102,18 @@ fn train(
     start: Option<Start>,
 ) -> Result<Trained, TrainError> {
     let (model, config) = configs();
+    train_evaluated(&model, &config, data, work, stop_at, start)
+}
+
+/// A run of `model` and `config` with FID every 2 iterations (see [`train`]).
+fn train_evaluated(
+    model: &ModelConfig,
+    config: &TrainConfig,
+    data: &Arc<Packed>,
+    work: &Path,
+    stop_at: Option<u64>,
+    start: Option<Start>,
+) -> Result<Trained, TrainError> {
     let cancel = AtomicBool::new(false);
     let progress = |log: &StepLog| {
         assert!(log.d_loss.is_finite() && log.g_loss.is_finite());
@@ -131,8 +143,8 @@ fn train(
     .stats
     .unwrap();
     let setup = Setup {
-        model: &model,
-        train: &config,
+        model,
+        train: config,
         seed: 11,
         data: data.clone(),
         work,
@@ -401,7 +413,8 @@ fn gradient_penalties_train_on_two_devices_as_on_one_and_change_the_run() {
 fn latent_optimization_trains_on_two_devices_as_on_one_and_resumes_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
     let data = dataset(dir.path());
-    let [one, two, parts, plain] = folders(dir.path(), ["one", "two", "parts", "plain"]);
+    let [one, two, parts, plain, scored] =
+        folders(dir.path(), ["one", "two", "parts", "plain", "scored"]);
     // The seed's LOGAN runs in its loop for GANs without the 2C loss.
     let model = ModelConfig {
         conditioning: Conditioning::Projection,
@@ -430,6 +443,19 @@ fn latent_optimization_trains_on_two_devices_as_on_one_and_resumes_bit_for_bit()
     assert!(a.g == c.g && a.d == c.d, "resuming changed the run");
     let plain = train_model_with(&model, &data, &plain, 1, None, &synced).unwrap();
     assert!(plain.g != a.g && plain.d != a.d, "LOGAN changed nothing");
+    // Evaluations move z with D as it is; D of the best one is kept beside its G.
+    let (_, mut config) = configs();
+    logan(&mut config);
+    let evaluated = train_evaluated(&model, &config, &data, &scored, None, None).unwrap();
+    let (best, _) = evaluated.best.as_ref().expect("a best evaluation");
+    let best_d = evaluated.best_d.as_ref().expect("D of the best evaluation");
+    assert_eq!(best_d.tensors.len(), evaluated.d.tensors.len());
+    if best.step == config.total_steps {
+        assert!(
+            *best_d == evaluated.d,
+            "D of the last evaluation is the final D"
+        );
+    }
 }
 
 #[test]
