@@ -232,10 +232,7 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
         &["gan.model.conditioning=Projection", logan],
     ];
     for sets in methods {
-        let mut args = vec!["gan"];
-        for set in sets {
-            args.extend(["--set", set]);
-        }
+        let args = with_sets(&["gan"], sets);
         let report = p.run("p.ron", &args, 0);
         assert_eq!(with_action(&report, "ran"), ["gan"], "{sets:?}: {report}");
         let mut show = vec!["show", "p.ron"];
@@ -250,81 +247,60 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
         }
     }
     // The penalties' passes do not synchronize BatchNorm over devices.
-    let out = p.pipe(&[
-        "run",
-        "p.ron",
-        "gan",
-        "--set",
-        "gan.train.gradient_penalty=Some(10.0)",
-        "--set",
-        "gan.train.sync_bn=true",
-        "--set",
-        "gan.model.d_spectral_norm=false",
-        "--set",
-        "gan.devices=2",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
-    assert!(err.contains("synchronized statistics in D"), "{err}");
-    // The seed runs LOGAN in its loop without the 2C loss, and its penalties' points
-    // are fakes it would differentiate through the move.
-    let out = p.pipe(&["run", "p.ron", "gan", "--set", logan]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
-    assert!(
-        err.contains("not built for conditioning Contrastive"),
-        "{err}"
-    );
-    assert!(
-        err.contains("use conditioning None, Projection or Acgan"),
-        "{err}"
-    );
-    let out = p.pipe(&[
-        "run",
-        "p.ron",
-        "gan",
-        "--set",
-        logan,
-        "--set",
-        "gan.model.conditioning=Acgan",
-        "--set",
-        "gan.train.maxgp_lambda=Some(0.1)",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
-    assert!(err.contains("through the move of z"), "{err}");
-    // R1 would differentiate through DiffAugment.
-    let out = p.pipe(&[
-        "run",
-        "p.ron",
-        "gan",
-        "--set",
-        "gan.train.r1_lambda=Some(0.5)",
-        "--set",
-        "gan.train.apply_diffaug=true",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
-    assert!(
-        err.contains("R1 takes D's gradient at the real images"),
-        "{err}"
-    );
-    // ADC needs a class head to double.
-    let out = p.pipe(&[
-        "run",
-        "p.ron",
-        "gan",
-        "--set",
-        "gan.model.aux_cls_type=ADC",
-        "--set",
-        "gan.model.conditioning=Projection",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out.stderr);
-    assert!(
-        err.contains("ADC needs a class head: conditioning Acgan, Contrastive or D2DCE"),
-        "{err}"
-    );
+    let refused = [
+        (
+            &[
+                "gan.train.gradient_penalty=Some(10.0)",
+                "gan.train.sync_bn=true",
+                "gan.model.d_spectral_norm=false",
+                "gan.devices=2",
+            ][..],
+            "synchronized statistics in D",
+        ),
+        // The seed runs LOGAN in its loop without the 2C loss, and its penalties'
+        // points mix in fakes it would differentiate through the move.
+        (&[logan], "not built for conditioning Contrastive"),
+        (&[logan], "use conditioning None, Projection or Acgan"),
+        (
+            &[
+                logan,
+                "gan.model.conditioning=Acgan",
+                "gan.train.maxgp_lambda=Some(0.1)",
+            ],
+            "through the move of z",
+        ),
+        // R1 would differentiate through DiffAugment.
+        (
+            &[
+                "gan.train.r1_lambda=Some(0.5)",
+                "gan.train.apply_diffaug=true",
+            ],
+            "R1 takes D's gradient at the real images",
+        ),
+        // ADC needs a class head to double.
+        (
+            &[
+                "gan.model.aux_cls_type=ADC",
+                "gan.model.conditioning=Projection",
+            ],
+            "ADC needs a class head: conditioning Acgan, Contrastive or D2DCE",
+        ),
+    ];
+    for (sets, message) in refused {
+        let out = p.pipe(&with_sets(&["run", "p.ron", "gan"], sets));
+        assert_eq!(out.status.code(), Some(1), "{sets:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains(message), "{sets:?}: {err}");
+    }
+}
+
+/// `head` followed by `--set` and each of `sets`.
+fn with_sets<'a>(head: &[&'a str], sets: &[&'a str]) -> Vec<&'a str> {
+    let mut args = head.to_vec();
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    args
 }
 
 /// A LOGAN run's samples move z along D's gradient, as the seed's evaluation does.

@@ -9,7 +9,7 @@ reference benchmark (`../shared/bench/ref_train_bench.py`: the authors' models, 
   G's passes over fakes, as its trainer's `run` does (projection conditioning: that loop
   has no 2C loss). The seed's LOGAN stops in PyTorch's backward with spectral norm (the
   train-mode pass after the move updates in place the vectors its eval-mode graph saved);
-  here eval mode works on copies, as `tools/fixtures/logan.py` does.
+  here eval mode works on copies (`eval_vectors_kept` of tools/fixtures/common.py).
 
 Prints the median milliseconds per iteration of each and the regularizer's overhead;
 compare with `cargo bench -p gan --bench train -- dcgan [--penalty gp|r1 | --latent-op]`
@@ -20,12 +20,15 @@ Usage: python3 tools/bench/regularizers.py STUDIOGAN_67E0DE0 STUDIOGAN_HEAD gp|r
 
 import contextlib
 import importlib.util
+import pathlib
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
-from torch.nn.utils.spectral_norm import SpectralNorm
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "fixtures"))
+from common import eval_vectors_kept  # noqa: E402
 
 seed, head, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 arch = sys.argv[4] if len(sys.argv) > 4 else "dcgan32"
@@ -76,30 +79,6 @@ def c2(e, p, y):
     return -torch.log((e2p + (sim * same).sum(1)) / (e2p + (sim * off).sum(1))).mean()
 
 
-@contextlib.contextmanager
-def eval_vectors_copied():
-    original = SpectralNorm.compute_weight
-
-    def compute_weight(self, module, do_power_iteration):
-        if do_power_iteration:
-            return original(self, module, True)
-        names = (self.name + "_u", self.name + "_v")
-        saved = [module._buffers[n] for n in names]
-        for n, b in zip(names, saved):
-            module._buffers[n] = b.clone()
-        try:
-            return original(self, module, False)
-        finally:
-            for n, b in zip(names, saved):
-                module._buffers[n] = b
-
-    SpectralNorm.compute_weight = compute_weight
-    try:
-        yield
-    finally:
-        SpectralNorm.compute_weight = original
-
-
 def moved(z, y, on):
     if not on or mode != "logan":
         return z
@@ -136,7 +115,7 @@ def iteration(on):
 
 results = {}
 conditioning = "ContraGAN" if contrastive else "projection"
-with eval_vectors_copied():
+with eval_vectors_kept():
     for on in (False, True):
         iteration(on)
         times = []

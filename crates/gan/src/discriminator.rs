@@ -289,8 +289,7 @@ pub fn tangent<B: Kernels>(
     direction: Tensor<B, 4>,
     y: Tensor<B, 1, Int>,
 ) -> Output<B> {
-    let stacked = Tensor::cat(vec![x, direction], 0);
-    let y = Tensor::cat(vec![y.clone(), y], 0);
+    let (stacked, y) = layers::tangent_inputs(x, direction, y);
     forward(&mut Scope::tangent(tensors, mode), config, stacked, y)
 }
 

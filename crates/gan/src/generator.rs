@@ -211,8 +211,7 @@ pub fn tangent<B: Kernels>(
     direction: Tensor<B, 2>,
     y: Tensor<B, 1, Int>,
 ) -> Tensor<B, 4> {
-    let stacked = Tensor::cat(vec![z, direction], 0);
-    let y = Tensor::cat(vec![y.clone(), y], 0);
+    let (stacked, y) = layers::tangent_inputs(z, direction, y);
     forward(&mut Scope::tangent(tensors, mode), config, stacked, y)
 }
 

@@ -275,6 +275,16 @@ fn stacked<B: Backend, const D: usize>(
     Tensor::cat(vec![values, tangents], 0)
 }
 
+/// The inputs of a forward pass in a [`Scope::tangent`]: the batch `x` stacked over its
+/// tangents `direction`, and the labels `y` for both halves.
+pub fn tangent_inputs<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    direction: Tensor<B, D>,
+    y: Tensor<B, 1, Int>,
+) -> (Tensor<B, D>, Tensor<B, 1, Int>) {
+    (stacked(x, direction), Tensor::cat(vec![y.clone(), y], 0))
+}
+
 /// `y + shift` (broadcast); a tangent has no shift.
 fn shifted<B: Kernels, const D: usize>(
     s: &Scope<B>,

@@ -150,7 +150,7 @@ mod tests {
             aux_cls_type: Default::default(),
         };
         let cancel = AtomicBool::new(false);
-        let run = |labels: Option<&[u32]>| {
+        let run = |labels: Option<&[u32]>, latent: Option<&LatentMove<Flex>>| {
             let mut g = generator::build::<Flex>(&model, 1, &Default::default());
             let sampling = Sampling {
                 model: &model,
@@ -164,55 +164,35 @@ mod tests {
                 progress: &|_, _| {},
             };
             let mut got = Vec::new();
-            sample(&mut g, &sampling, None, |pixels, label| {
+            sample(&mut g, &sampling, latent, |pixels, label| {
                 got.push((pixels.to_vec(), label));
                 Ok::<(), ()>(())
             })
             .unwrap();
             got
         };
-        let a = run(None);
+        let a = run(None, None);
         assert_eq!(a.len(), 7);
         assert!(a.iter().all(|(p, l)| p.len() == 32 * 32 * 3 && *l < 3));
         assert_ne!(a[0].0, a[1].0);
-        assert_eq!(a, run(None), "the same seed gives the same images");
+        assert_eq!(a, run(None, None), "the same seed gives the same images");
         // Given classes are the images' classes, across batches.
         let given = [2, 2, 1, 0, 0, 1, 2];
-        let b = run(Some(&given));
+        let b = run(Some(&given), None);
         assert_eq!(b.iter().map(|(_, l)| *l).collect::<Vec<_>>(), given);
 
         // LOGAN's move: other images, the same ones each time.
         let d = crate::discriminator::build::<Flex>(&model, 3, &Default::default());
-        let moved = || {
-            let mut g = generator::build::<Flex>(&model, 1, &Default::default());
-            let sampling = Sampling {
-                model: &model,
-                count: 7,
-                batch: 4,
-                seed: 2,
-                truncation: 1.0,
-                mode: Mode::TRAIN,
-                labels: None,
-                cancel: &cancel,
-                progress: &|_, _| {},
-            };
-            let latent = LatentMove {
-                d: &d,
-                op: LatentOpConfig {
-                    rate: 0.5,
-                    alpha: 0.9,
-                    beta: 0.1,
-                    norm_reg_weight: 0.0,
-                },
-            };
-            let mut got = Vec::new();
-            sample(&mut g, &sampling, Some(&latent), |pixels, label| {
-                got.push((pixels.to_vec(), label));
-                Ok::<(), ()>(())
-            })
-            .unwrap();
-            got
+        let latent = LatentMove {
+            d: &d,
+            op: LatentOpConfig {
+                rate: 0.5,
+                alpha: 0.9,
+                beta: 0.1,
+                norm_reg_weight: 0.0,
+            },
         };
+        let moved = || run(None, Some(&latent));
         let c = moved();
         assert_eq!(c, moved());
         assert_eq!(
