@@ -23,6 +23,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out
 
 section "parity on CUDA"
 export PIPE_FIXTURES=$PWD/$dev/fixtures
+# This repository's own fixtures (penalties, LOGAN, 128×128 networks), in this copy of it.
+export PIPE_OUR_FIXTURES=$PWD/fixtures
 ref weights "$dev/weights.pth"
 ref inception-fixture "$dev/weights.pth" "$dev/fid-images" "$PIPE_FIXTURES/fid-inception"
 for t in gan_parity metrics_parity inception_parity; do
