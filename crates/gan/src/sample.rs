@@ -85,10 +85,10 @@ pub fn sample<B: Kernels, E>(
         let y: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
         let mut z = Tensor::from_data(TensorData::new(z, [n, model.z_dim]), &device);
         if let Some(m) = latent {
+            // Every sample moves, as the seed's evaluation asks with rate 1.
             let everyone = vec![true; n];
-            let op = LatentOpConfig { rate: 1.0, ..m.op };
             let shift =
-                latent::Shift::new(&op, g.clone(), m.d.clone(), model, z, &labels, &everyone);
+                latent::Shift::new(&m.op, g.clone(), m.d.clone(), model, z, &labels, &everyone);
             z = shift.moved().inner();
         }
         let y = Tensor::from_data(TensorData::new(y, [n]), &device);

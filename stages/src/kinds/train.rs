@@ -35,6 +35,7 @@ use gan::config::{AuxClassifier, Conditioning};
 use gan::evaluate::{Evaluation, Scored};
 use gan::import::{Network, import};
 use gan::tensors::Snapshot;
+use gan::train::penalty::Penalty;
 use gan::train::{self, Setup, Start, StepLog, TrainError, Trained};
 use gan::{GanError, ModelConfig, TrainConfig};
 use kernels::device::{Device, OnDevices};
@@ -138,12 +139,9 @@ impl TypedKind for Train {
             )
             .with_help("use a number of devices that divides `train.batch_size`"));
         }
-        let train_config = &params.train;
-        let penalized = train_config.gradient_penalty.is_some()
-            || train_config.dra_lambda.is_some()
-            || train_config.maxgp_lambda.is_some()
-            || train_config.r1_lambda.is_some();
-        if train_config.r1_lambda.is_some() && train_config.apply_diffaug {
+        let penalties = Penalty::all(&params.train);
+        let penalized = !penalties.is_empty();
+        if params.train.r1_lambda.is_some() && params.train.apply_diffaug {
             return Err(Invalid::new(
                 "R1 takes D's gradient at the real images before DiffAugment, through it in \
                  v0.4; the penalties' passes here run D on images without it",
@@ -178,7 +176,7 @@ impl TypedKind for Train {
                 )
                 .with_help("use conditioning None, Projection or Acgan, or drop `latent_op`"));
             }
-            if train_config.gradient_penalty.is_some() || train_config.maxgp_lambda.is_some() {
+            if penalties.iter().any(|p| p.kind.mixes_fakes()) {
                 return Err(Invalid::new(
                     "WGAN-GP's and max-GP's points mix in the fakes, as constants; with \
                      LOGAN the reference also differentiates them through the move of z",

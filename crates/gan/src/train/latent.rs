@@ -11,8 +11,6 @@
 //! `discriminator::tangent`) compute it, reverse mode differentiates it, as for the
 //! gradient penalties (`penalty`).
 
-use std::collections::BTreeMap;
-
 use burn::backend::Autodiff;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
@@ -20,7 +18,7 @@ use kernels::Kernels;
 use rng::Rng;
 
 use super::objective::{DPass, GPass, Term};
-use super::step::label_tensor;
+use super::step::{Grads, add_into, label_tensor};
 use crate::config::{LatentOpConfig, ModelConfig};
 use crate::layers::Mode;
 use crate::tensors::Tensors;
@@ -119,7 +117,7 @@ impl<B: Kernels> Shift<B> {
         grads: &<Autodiff<B> as AutodiffBackend>::Gradients,
         model: &ModelConfig,
         side: Side,
-        into: &mut BTreeMap<String, Tensor<B, 1>>,
+        into: &mut Grads<B>,
     ) {
         let Some(outer) = self.moved.grad(grads) else {
             return;
@@ -159,13 +157,7 @@ impl<B: Kernels> Shift<B> {
             Side::Generator => g.gradients(&grads),
             Side::Discriminator => d.gradients(&grads),
         };
-        for (name, part) in through {
-            let total = match into.remove(&name) {
-                Some(direct) => direct + part,
-                None => part,
-            };
-            into.insert(name, total);
-        }
+        add_into(into, through);
     }
 }
 

@@ -40,6 +40,11 @@ impl Kind {
     fn own_pass(self) -> bool {
         self != Kind::R1
     }
+
+    /// Whether its points are made with the fakes (interpolations of real and fake).
+    pub fn mixes_fakes(self) -> bool {
+        matches!(self, Kind::Gp | Kind::MaxGp)
+    }
 }
 
 /// One penalty and its weight in D's loss.

@@ -92,20 +92,23 @@ pub(crate) fn label_tensor<B: Kernels>(labels: &[u32], device: &B::Device) -> Te
     Tensor::from_data(TensorData::new(ints, [labels.len()]), device)
 }
 
-type Grads<B> = BTreeMap<String, Tensor<B, 1>>;
+pub(crate) type Grads<B> = BTreeMap<String, Tensor<B, 1>>;
 
 fn accumulate<B: Kernels>(sum: &mut Option<Grads<B>>, grads: Grads<B>) {
     match sum {
         None => *sum = Some(grads),
-        Some(sum) => {
-            for (name, g) in grads {
-                let total = match sum.remove(&name) {
-                    Some(s) => s + g,
-                    None => g,
-                };
-                sum.insert(name, total);
-            }
-        }
+        Some(sum) => add_into(sum, grads),
+    }
+}
+
+/// `sum += grads`, parameter by parameter.
+pub(crate) fn add_into<B: Kernels>(sum: &mut Grads<B>, grads: Grads<B>) {
+    for (name, g) in grads {
+        let total = match sum.remove(&name) {
+            Some(s) => s + g,
+            None => g,
+        };
+        sum.insert(name, total);
     }
 }
 
@@ -210,17 +213,19 @@ pub(super) fn d_step<B: Kernels, N>(
             };
             let real = judge(&mut j.d, j.real, &j.real_labels);
             // R1 differentiates that pass: D as it left it (its parameters the same).
-            let mut after_real = j.d.clone();
+            let mut after_real = penalties
+                .iter()
+                .any(|p| p.kind == Kind::R1)
+                .then(|| j.d.clone());
             let fake = judge(&mut j.d, j.fake, &j.fake_labels);
             let views = j.views.map(|views| judge(&mut j.d, views, &j.real_labels));
             let penalized: Vec<_> = penalties
                 .iter()
                 .zip(j.points)
                 .map(|(p, points)| {
-                    let d = if p.kind == Kind::R1 {
-                        &mut after_real
-                    } else {
-                        &mut j.d
+                    let d = match after_real.as_mut() {
+                        Some(after_real) if p.kind == Kind::R1 => after_real,
+                        _ => &mut j.d,
                     };
                     penalty::addend(p, d, model, points, &j.real_labels)
                 })
