@@ -6,6 +6,9 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Training and metrics free large buffers every step: keep them for the next.
+    #[cfg(feature = "kinds")]
+    stages::kernels::memory::keep_freed_memory();
     let args = <cli::Cli as clap::Parser>::parse();
     match cli::run(args) {
         Ok(code) => code,

@@ -129,6 +129,7 @@ fn peak_rss_mib() -> Option<f64> {
 }
 
 fn main() {
+    kernels::memory::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let iterations: u64 = args
         .iter()
