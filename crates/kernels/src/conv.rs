@@ -15,6 +15,8 @@ use faer::reborrow::ReborrowMut;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
+use crate::thin;
+
 /// Shapes and options of one convolution (dilation 1, one group).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
@@ -38,15 +40,23 @@ impl Geometry {
         (self.w + 2 * self.padding[1] - self.kw) / self.stride[1] + 1
     }
 
-    /// With stride 1 along x: the output columns `lo..hi` whose tap `kj` falls inside
-    /// the input line.
+    /// The output columns `lo..hi` (of the first `wo`) whose tap `kj` falls inside the
+    /// input line: column `ox` reads input column `ox·stride + kj − padding`, so the
+    /// loops over a line need no bounds test per pixel.
     fn valid(&self, kj: usize, wo: usize) -> (usize, usize) {
-        let lo = self.padding[1].saturating_sub(kj).min(wo);
+        let s = self.stride[1];
+        let lo = self.padding[1].saturating_sub(kj).div_ceil(s).min(wo);
         let hi = (self.w + self.padding[1])
             .saturating_sub(kj)
+            .div_ceil(s)
             .min(wo)
             .max(lo);
         (lo, hi)
+    }
+
+    /// The input column of output column `ox` under tap `kj` (inside `valid`'s range).
+    fn input_column(&self, ox: usize, kj: usize) -> usize {
+        ox * self.stride[1] + kj - self.padding[1]
     }
 
     fn k(&self) -> usize {
@@ -70,6 +80,14 @@ impl Geometry {
     fn by_image(&self, threads: usize) -> bool {
         let flops = 2 * self.o * self.k() * self.pixels();
         self.n >= 2 * threads && flops >= 8 << 20
+    }
+
+    /// Whether the gradients go image by image, as the forward pass does (see
+    /// [`Geometry::by_image`]), when one image's cols stay within 4 MiB: each thread
+    /// then keeps its image's cols in cache between the GEMM and the pass that
+    /// reads them. Otherwise chunks of images, one GEMM on all threads each.
+    fn grads_by_image(&self, threads: usize) -> bool {
+        self.by_image(threads) && self.k() * self.pixels() <= 1 << 20
     }
 
     /// Output rows per tile: the tile's cols fill at most 256 KiB, unless that leaves
@@ -132,25 +150,19 @@ fn cols_row(
                 continue;
             }
             let line = &plane[iy as usize * g.w..][..g.w];
-            if g.stride[1] == 1 {
-                // One contiguous run of the input line, zeros either side.
-                let (lo, hi) = g.valid(kj, wo);
-                out[..lo].fill(0.0);
-                out[hi..].fill(0.0);
-                if lo < hi {
-                    let shift = kj as isize - g.padding[1] as isize;
-                    let start = (lo as isize + shift) as usize;
-                    out[lo..hi].copy_from_slice(&line[start..start + hi - lo]);
-                }
+            // One run of the input line (every stride-th pixel), zeros either side.
+            let (lo, hi) = g.valid(kj, wo);
+            out[..lo].fill(0.0);
+            out[hi..].fill(0.0);
+            if lo == hi {
                 continue;
             }
-            for (ox, v) in out.iter_mut().enumerate() {
-                let ix = (ox * g.stride[1] + kj) as isize - g.padding[1] as isize;
-                *v = if ix >= 0 && ix < g.w as isize {
-                    line[ix as usize]
-                } else {
-                    0.0
-                };
+            let start = g.input_column(lo, kj);
+            if g.stride[1] == 1 {
+                out[lo..hi].copy_from_slice(&line[start..start + hi - lo]);
+            } else {
+                let run = line[start..].iter().step_by(g.stride[1]);
+                out[lo..hi].iter_mut().zip(run).for_each(|(d, &v)| *d = v);
             }
         }
     }
@@ -192,47 +204,38 @@ fn shifted_plane(
 
 /// Adds cols of images `i0..i1` back onto their input pixels (im2col's adjoint).
 fn col2im(cols: &[f32], g: &Geometry, i0: usize, i1: usize, dx: &mut [f32]) {
-    let (ho, wo) = (g.out_h(), g.out_w());
-    let pixels = ho * wo;
     let images = i1 - i0;
-    let taps = g.kh * g.kw;
-    let planes = &mut dx[i0 * g.c * g.h * g.w..i1 * g.c * g.h * g.w];
-    planes
+    dx[i0 * g.c * g.h * g.w..i1 * g.c * g.h * g.w]
         .par_chunks_mut(g.h * g.w)
         .enumerate()
-        .for_each(|(p, plane)| {
-            let (m, ch) = (p / g.c, p % g.c);
-            for tap in 0..taps {
-                let (ki, kj) = (tap / g.kw, tap % g.kw);
-                let src = &cols[(ch * taps + tap) * images * pixels + m * pixels..][..pixels];
-                for oy in 0..ho {
-                    let iy = (oy * g.stride[0] + ki) as isize - g.padding[0] as isize;
-                    if iy < 0 || iy >= g.h as isize {
-                        continue;
-                    }
-                    let line = &mut plane[iy as usize * g.w..][..g.w];
-                    let row = &src[oy * wo..][..wo];
-                    if g.stride[1] == 1 {
-                        let (lo, hi) = g.valid(kj, wo);
-                        if lo < hi {
-                            let shift = kj as isize - g.padding[1] as isize;
-                            let start = (lo as isize + shift) as usize;
-                            for (d, v) in line[start..start + hi - lo].iter_mut().zip(&row[lo..hi])
-                            {
-                                *d += v;
-                            }
-                        }
-                        continue;
-                    }
-                    for ox in 0..wo {
-                        let ix = (ox * g.stride[1] + kj) as isize - g.padding[1] as isize;
-                        if ix >= 0 && ix < g.w as isize {
-                            line[ix as usize] += src[oy * wo + ox];
-                        }
-                    }
-                }
+        .for_each(|(p, plane)| add_cols(cols, g, images, (p / g.c, p % g.c), plane));
+}
+
+/// Adds the cols of image `m` (of `images` side by side) and channel `ch` onto that
+/// channel's input plane.
+fn add_cols(cols: &[f32], g: &Geometry, images: usize, (m, ch): (usize, usize), plane: &mut [f32]) {
+    let (ho, wo) = (g.out_h(), g.out_w());
+    let pixels = ho * wo;
+    let taps = g.kh * g.kw;
+    for tap in 0..taps {
+        let (ki, kj) = (tap / g.kw, tap % g.kw);
+        let src = &cols[(ch * taps + tap) * images * pixels + m * pixels..][..pixels];
+        let (lo, hi) = g.valid(kj, wo);
+        if lo == hi {
+            continue;
+        }
+        let start = g.input_column(lo, kj);
+        for oy in 0..ho {
+            let iy = (oy * g.stride[0] + ki) as isize - g.padding[0] as isize;
+            if iy < 0 || iy >= g.h as isize {
+                continue;
             }
-        });
+            let line = &mut plane[iy as usize * g.w..][..g.w];
+            let row = &src[oy * wo..][..wo];
+            let run = line[start..].iter_mut().step_by(g.stride[1]);
+            run.zip(&row[lo..hi]).for_each(|(d, v)| *d += v);
+        }
+    }
 }
 
 /// `[images, o, pixels]` (NCHW) → `[o, images·pixels]`.
@@ -284,7 +287,7 @@ pub struct Epilogue<'a> {
 }
 
 impl Epilogue<'_> {
-    fn apply(&self, channel: usize, v: f32) -> f32 {
+    pub(crate) fn apply(&self, channel: usize, v: f32) -> f32 {
         let v = v + self.bias.map_or(0.0, |b| b[channel]);
         if self.relu { v.max(0.0) } else { v }
     }
@@ -292,7 +295,9 @@ impl Epilogue<'_> {
 
 /// The convolution itself, `[n, o, ho, wo]`, with the bias and ReLU of `then`.
 pub fn forward(x: &[f32], weight: &[f32], then: Epilogue, g: &Geometry) -> Vec<f32> {
-    if g.by_image(rayon::current_num_threads()) {
+    if thin::applies(g) {
+        thin::forward(x, weight, then, g)
+    } else if g.by_image(rayon::current_num_threads()) {
         forward_by_image(x, weight, then, g)
     } else {
         forward_by_chunk(x, weight, then, g)
@@ -365,6 +370,44 @@ fn forward_by_chunk(x: &[f32], weight: &[f32], then: Epilogue, g: &Geometry) -> 
 
 /// ∂loss/∂x from ∂loss/∂y.
 pub fn grad_x(weight: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
+    if thin::applies(g) {
+        thin::grad_x(weight, dy, g)
+    } else if g.grads_by_image(rayon::current_num_threads()) {
+        grad_x_by_image(weight, dy, g)
+    } else {
+        grad_x_by_chunk(weight, dy, g)
+    }
+}
+
+/// Images in parallel: each one's cols from one GEMM on its thread (its ∂y is already
+/// `[o, pixels]`), added back onto its planes while they are still in cache.
+fn grad_x_by_image(weight: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
+    let (k, pixels) = (g.k(), g.pixels());
+    let wt = matrix(weight, g.o, k).transpose();
+    let mut dx = vec![0.0; g.n * g.c * g.h * g.w];
+    dx.par_chunks_mut(g.c * g.h * g.w)
+        .enumerate()
+        .for_each_init(
+            || vec![0.0; k * pixels],
+            |cols, (m, image)| {
+                let dy = matrix(&dy[m * g.o * pixels..], g.o, pixels);
+                gemm(
+                    matrix_mut(cols, k, pixels),
+                    Accum::Replace,
+                    wt,
+                    dy,
+                    Par::Seq,
+                );
+                for (ch, plane) in image.chunks_mut(g.h * g.w).enumerate() {
+                    add_cols(cols, g, 1, (0, ch), plane);
+                }
+            },
+        );
+    dx
+}
+
+/// Chunks of images one after the other, each one GEMM on all threads.
+fn grad_x_by_chunk(weight: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     let (k, pixels) = (g.k(), g.pixels());
     let mut dx = vec![0.0; g.n * g.c * g.h * g.w];
     let step = g.chunk().clamp(1, g.n.max(1));
@@ -388,6 +431,56 @@ pub fn grad_x(weight: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
 
 /// ∂loss/∂weight from ∂loss/∂y.
 pub fn grad_weight(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
+    if thin::applies(g) {
+        thin::grad_weight(x, dy, g)
+    } else if g.grads_by_image(rayon::current_num_threads()) {
+        grad_weight_by_image(x, dy, g)
+    } else {
+        grad_weight_by_chunk(x, dy, g)
+    }
+}
+
+/// Images in parallel, a fixed share of them per thread: each image's cols and its
+/// `[o, pixels]` ∂y go into one GEMM that accumulates into the share's own ∂w; the
+/// shares' sums are added in order at the end, so that the result does not depend on
+/// which thread ran what.
+fn grad_weight_by_image(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
+    let (k, pixels) = (g.k(), g.pixels());
+    let share = g.n.div_ceil(rayon::current_num_threads());
+    let sums: Vec<Vec<f32>> = (0..g.n)
+        .step_by(share)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|first| {
+            let mut dw = vec![0.0; g.o * k];
+            let mut cols = vec![0.0; k * pixels];
+            for m in first..(first + share).min(g.n) {
+                for (row, dst) in cols.chunks_mut(pixels).enumerate() {
+                    cols_row(x, g, row, m..m + 1, 0..g.out_h(), dst);
+                }
+                let dy = matrix(&dy[m * g.o * pixels..], g.o, pixels);
+                let cols_t = matrix(&cols, k, pixels).transpose();
+                gemm(
+                    matrix_mut(&mut dw, g.o, k),
+                    Accum::Add,
+                    dy,
+                    cols_t,
+                    Par::Seq,
+                );
+            }
+            dw
+        })
+        .collect();
+    let mut sums = sums.into_iter();
+    let mut dw = sums.next().unwrap_or_else(|| vec![0.0; g.o * k]);
+    for other in sums {
+        dw.iter_mut().zip(&other).for_each(|(a, b)| *a += b);
+    }
+    dw
+}
+
+/// Chunks of images one after the other, each one GEMM on all threads.
+fn grad_weight_by_chunk(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     let (k, pixels) = (g.k(), g.pixels());
     let mut dw = vec![0.0; g.o * k];
     let step = g.chunk().clamp(1, g.n.max(1));
@@ -514,6 +607,9 @@ mod tests {
             (3, 37, 35, 4, 3, 3, [2, 2], [0, 0], 1),
             (4, 33, 34, 3, 1, 7, [1, 1], [0, 3], 1),
             (4, 34, 33, 3, 5, 5, [1, 1], [2, 2], 2),
+            (3, 12, 10, 16, 3, 3, [1, 1], [1, 1], 1),
+            (16, 9, 11, 3, 3, 3, [1, 1], [1, 1], 1),
+            (5, 8, 9, 2, 3, 5, [1, 1], [2, 1], 1),
         ] {
             let g = Geometry {
                 n: 3,
@@ -537,10 +633,15 @@ mod tests {
                     bias: Some(&bias),
                     relu,
                 };
+                let thin =
+                    thin::applies(&g).then(|| ("thin", thin::forward(&x, &weight, then, &g)));
                 for (path, y) in [
                     ("by image", forward_by_image(&x, &weight, then, &g)),
                     ("by chunk", forward_by_chunk(&x, &weight, then, &g)),
-                ] {
+                ]
+                .into_iter()
+                .chain(thin)
+                {
                     for (i, (&got, &v)) in y.iter().zip(&want).enumerate() {
                         let v = v + bias[i / pixels % o] as f64;
                         let v = if relu { v.max(0.0) } else { v };
@@ -602,6 +703,28 @@ mod tests {
                 stride: [2, 2],
                 padding: [0, 0],
             },
+            Geometry {
+                n: 3,
+                c: 12,
+                h: 9,
+                w: 11,
+                o: 3,
+                kh: 3,
+                kw: 5,
+                stride: [1, 1],
+                padding: [1, 2],
+            },
+            Geometry {
+                n: 2,
+                c: 3,
+                h: 7,
+                w: 8,
+                o: 10,
+                kh: 3,
+                kw: 3,
+                stride: [1, 1],
+                padding: [0, 1],
+            },
         ] {
             let x = random(&mut rng, g.n * g.c * g.h * g.w);
             let w = random(&mut rng, g.o * g.c * g.kh * g.kw);
@@ -613,20 +736,38 @@ mod tests {
                 |a: &[f32], b: &[f64]| a.iter().zip(b).map(|(p, q)| *p as f64 * q).sum::<f64>();
             let x2 = random(&mut rng, x.len());
             let w2 = random(&mut rng, w.len());
-            let dx = grad_x(&w, &r, &g);
-            let lhs = dot(&dx, &x2.iter().map(|&v| v as f64).collect::<Vec<_>>());
+            let wide = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<_>>();
             let rhs = dot(&r, &direct(&x2, &w, &g));
-            assert!(
-                (lhs - rhs).abs() < 1e-4 * (1.0 + rhs.abs()),
-                "dx {g:?}: {lhs} vs {rhs}"
-            );
-            let dw = grad_weight(&x, &r, &g);
-            let lhs = dot(&dw, &w2.iter().map(|&v| v as f64).collect::<Vec<_>>());
+            let thin = thin::applies(&g);
+            let thin_dx = thin.then(|| ("thin", thin::grad_x(&w, &r, &g)));
+            for (path, dx) in [
+                ("by image", grad_x_by_image(&w, &r, &g)),
+                ("by chunk", grad_x_by_chunk(&w, &r, &g)),
+            ]
+            .into_iter()
+            .chain(thin_dx)
+            {
+                let lhs = dot(&dx, &wide(&x2));
+                assert!(
+                    (lhs - rhs).abs() < 1e-4 * (1.0 + rhs.abs()),
+                    "dx {path} {g:?}: {lhs} vs {rhs}"
+                );
+            }
             let rhs = dot(&r, &direct(&x, &w2, &g));
-            assert!(
-                (lhs - rhs).abs() < 1e-4 * (1.0 + rhs.abs()),
-                "dw {g:?}: {lhs} vs {rhs}"
-            );
+            let thin_dw = thin.then(|| ("thin", thin::grad_weight(&x, &r, &g)));
+            for (path, dw) in [
+                ("by image", grad_weight_by_image(&x, &r, &g)),
+                ("by chunk", grad_weight_by_chunk(&x, &r, &g)),
+            ]
+            .into_iter()
+            .chain(thin_dw)
+            {
+                let lhs = dot(&dw, &wide(&w2));
+                assert!(
+                    (lhs - rhs).abs() < 1e-4 * (1.0 + rhs.abs()),
+                    "dw {path} {g:?}: {lhs} vs {rhs}"
+                );
+            }
         }
     }
 }

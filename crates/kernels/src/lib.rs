@@ -16,7 +16,9 @@ mod autodiff;
 mod conv;
 pub mod device;
 mod flex;
+pub mod memory;
 mod pool;
+mod thin;
 
 /// The backend the parity tests of every crate run on: burn-flex, or CUDA device 0 in
 /// builds with the `cuda` feature, so that the same tests check the GPU path on a
