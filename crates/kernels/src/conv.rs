@@ -99,6 +99,42 @@ impl Geometry {
             .clamp(1, self.out_h())
     }
 
+    /// With stride 1 and padding smaller than the kernel, ∂x is itself a convolution:
+    /// of ∂y, with the kernel flipped and its channels swapped ([`Geometry::flip`]),
+    /// padded by `k − 1 − padding`. This is its geometry.
+    pub fn adjoint(&self) -> Option<Geometry> {
+        let fits = self.stride == [1, 1] && self.padding[0] < self.kh && self.padding[1] < self.kw;
+        fits.then(|| Geometry {
+            n: self.n,
+            c: self.o,
+            h: self.out_h(),
+            w: self.out_w(),
+            o: self.c,
+            kh: self.kh,
+            kw: self.kw,
+            stride: [1, 1],
+            padding: [self.kh - 1 - self.padding[0], self.kw - 1 - self.padding[1]],
+        })
+    }
+
+    /// The weight of the [`Geometry::adjoint`] convolution: `[c, o, kh, kw]`, each
+    /// kernel turned by 180°.
+    pub fn flip(&self, weight: &[f32]) -> Vec<f32> {
+        let (kh, kw) = (self.kh, self.kw);
+        let mut flipped = vec![0.0; weight.len()];
+        for oc in 0..self.o {
+            for ic in 0..self.c {
+                for ki in 0..kh {
+                    for kj in 0..kw {
+                        flipped[((ic * self.o + oc) * kh + kh - 1 - ki) * kw + kw - 1 - kj] =
+                            weight[((oc * self.c + ic) * kh + ki) * kw + kj];
+                    }
+                }
+            }
+        }
+        flipped
+    }
+
     /// A 1×1 convolution without stride or padding: an image is its own cols.
     fn pointwise(&self) -> bool {
         (self.kh, self.kw, self.stride, self.padding) == (1, 1, [1, 1], [0, 0])
@@ -287,6 +323,11 @@ pub struct Epilogue<'a> {
 }
 
 impl Epilogue<'_> {
+    pub const NONE: Epilogue<'static> = Epilogue {
+        bias: None,
+        relu: false,
+    };
+
     pub(crate) fn apply(&self, channel: usize, v: f32) -> f32 {
         let v = v + self.bias.map_or(0.0, |b| b[channel]);
         if self.relu { v.max(0.0) } else { v }
@@ -370,9 +411,13 @@ fn forward_by_chunk(x: &[f32], weight: &[f32], then: Epilogue, g: &Geometry) -> 
 
 /// ∂loss/∂x from ∂loss/∂y.
 pub fn grad_x(weight: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
+    let threads = rayon::current_num_threads();
     if thin::applies(g) {
         thin::grad_x(weight, dy, g)
-    } else if g.grads_by_image(rayon::current_num_threads()) {
+    } else if let Some(adjoint) = g.adjoint().filter(|a| a.by_image(threads)) {
+        // A convolution of ∂y: im2col's copies instead of col2im's scattered sums.
+        forward_by_image(dy, &g.flip(weight), Epilogue::NONE, &adjoint)
+    } else if g.grads_by_image(threads) {
         grad_x_by_image(weight, dy, g)
     } else {
         grad_x_by_chunk(weight, dy, g)

@@ -19,6 +19,7 @@ mod flex;
 pub mod memory;
 mod pool;
 mod thin;
+mod wide;
 
 /// The backend the parity tests of every crate run on: burn-flex, or CUDA device 0 in
 /// builds with the `cuda` feature, so that the same tests check the GPU path on a

@@ -8,59 +8,17 @@
 //! planes are padded once and every kernel tap is one multiply-add of a whole shifted
 //! plane into an accumulator that stays in the L1 cache.
 //!
-//! The trick that makes a tap one contiguous run: the output is accumulated "wide",
-//! row `oy` at `oy·wp` with the padded input's row length `wp`, so the input under tap
-//! `(ki, kj)` is the padded plane shifted by `ki·wp + kj`. The `wp − wo` columns at the
-//! end of each wide row are discarded (forward) or held at zero (∂w).
+//! Each tap is one contiguous run through the wide layout of [`crate::wide`].
 
 use rayon::prelude::*;
 
 use crate::conv::{Epilogue, Geometry};
+use crate::wide::{Wide, pad};
 
 /// Whether a convolution goes here: stride 1, padding smaller than the kernel (so that
 /// ∂x is a convolution too) and at most four channels on one side.
 pub fn applies(g: &Geometry) -> bool {
     g.stride == [1, 1] && g.padding[0] < g.kh && g.padding[1] < g.kw && g.c.min(g.o) <= 4
-}
-
-/// The padded plane's shape and the length of a wide output plane.
-struct Wide {
-    hp: usize,
-    wp: usize,
-    len: usize,
-}
-
-impl Wide {
-    fn of(g: &Geometry) -> Wide {
-        let (hp, wp) = (g.h + 2 * g.padding[0], g.w + 2 * g.padding[1]);
-        Wide {
-            hp,
-            wp,
-            len: (g.out_h() - 1) * wp + g.out_w(),
-        }
-    }
-
-    fn plane(&self) -> usize {
-        self.hp * self.wp
-    }
-
-    /// Where tap `(ki, kj)` of a padded plane starts.
-    fn shift(&self, ki: usize, kj: usize) -> usize {
-        ki * self.wp + kj
-    }
-}
-
-/// One image's `c` planes into `padded` (`[c, hp, wp]`, zero borders).
-fn pad(image: &[f32], g: &Geometry, wide: &Wide, padded: &mut [f32]) {
-    padded.fill(0.0);
-    for (plane, dst) in image.chunks(g.h * g.w).zip(padded.chunks_mut(wide.plane())) {
-        for (line, row) in plane
-            .chunks(g.w)
-            .zip(dst[g.padding[0] * wide.wp..].chunks_mut(wide.wp))
-        {
-            row[g.padding[1]..][..g.w].copy_from_slice(line);
-        }
-    }
 }
 
 /// The convolution itself, `[n, o, ho, wo]`, with the bias and ReLU of `then`.
@@ -99,37 +57,10 @@ pub fn forward(x: &[f32], weight: &[f32], then: Epilogue, g: &Geometry) -> Vec<f
     y
 }
 
-/// ∂loss/∂x from ∂loss/∂y: the convolution of ∂y with the kernel flipped and its
-/// channels swapped, padded by `k − 1 − padding`.
+/// ∂loss/∂x from ∂loss/∂y, as a convolution of ∂y (see [`Geometry::adjoint`]).
 pub fn grad_x(weight: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
-    let (kh, kw) = (g.kh, g.kw);
-    let mut flipped = vec![0.0; weight.len()];
-    for oc in 0..g.o {
-        for ic in 0..g.c {
-            for ki in 0..kh {
-                for kj in 0..kw {
-                    flipped[((ic * g.o + oc) * kh + kh - 1 - ki) * kw + kw - 1 - kj] =
-                        weight[((oc * g.c + ic) * kh + ki) * kw + kj];
-                }
-            }
-        }
-    }
-    let adjoint = Geometry {
-        n: g.n,
-        c: g.o,
-        h: g.out_h(),
-        w: g.out_w(),
-        o: g.c,
-        kh,
-        kw,
-        stride: [1, 1],
-        padding: [kh - 1 - g.padding[0], kw - 1 - g.padding[1]],
-    };
-    let none = Epilogue {
-        bias: None,
-        relu: false,
-    };
-    forward(dy, &flipped, none, &adjoint)
+    let adjoint = g.adjoint().expect("thin convolutions have stride 1");
+    forward(dy, &g.flip(weight), Epilogue::NONE, &adjoint)
 }
 
 /// ∂loss/∂weight from ∂loss/∂y: per image, the dot product of each output channel's
