@@ -5,6 +5,11 @@ reference benchmark (`../shared/bench/ref_train_bench.py`: the authors' models, 
 - `gp`: the seed's WGAN-GP term (`calc_derv4gp`, λ 10) in every D step, ContraGAN's 2C
   loss as in the reference benchmark;
 - `r1`: v0.4's R1 (`cal_r1_reg`, λ 10) on D's pass over the real images, 2C loss too;
+- `diffaug`: v0.4's DiffAugment (`apply_diffaug`, color, translation, cutout) on D's
+  real and fake inputs in D steps and on the fakes in G steps, 2C loss too;
+- `cr`: the seed's consistency regularization (`consistency_reg`, λ 10): D also on the
+  real images' augmented copies (the loader's flips stand in for them), the mean
+  squared difference of the two adversarial logits, 2C loss too;
 - `logan`: the seed's LOGAN (`latent_optimise`: α 0.9, β 0.1, rate 0.8) before D's and
   G's passes over fakes, as its trainer's `run` does (projection conditioning: that loop
   has no 2C loss). The seed's LOGAN stops in PyTorch's backward with spectral norm (the
@@ -15,7 +20,7 @@ Prints the median milliseconds per iteration of each and the regularizer's overh
 compare with `cargo bench -p gan --bench train -- dcgan [--penalty gp|r1 | --latent-op]`
 on the same machine.
 
-Usage: python3 tools/bench/regularizers.py STUDIOGAN_67E0DE0 STUDIOGAN_HEAD gp|r1|logan
+Usage: python3 tools/bench/regularizers.py STUDIOGAN_67E0DE0 STUDIOGAN_HEAD gp|r1|logan|diffaug|cr
        [ARCH] [ITERS] [THREADS]"""
 
 import contextlib
@@ -50,6 +55,7 @@ seed_losses = load(f"{seed}/utils/losses.py", "seed_losses")
 shadowed = {k: sys.modules.pop(k) for k in list(sys.modules) if k == "utils" or k.startswith("utils.")}
 sys.path.insert(0, f"{head}/src")
 head_losses = load(f"{head}/src/utils/losses.py", "head_losses")
+head_diffaug = load(f"{head}/src/utils/diffaug.py", "head_diffaug")
 sys.path.remove(f"{head}/src")
 sys.modules.update(shadowed)
 biggan = arch.startswith("biggan")
@@ -79,6 +85,10 @@ def c2(e, p, y):
     return -torch.log((e2p + (sim * same).sum(1)) / (e2p + (sim * off).sum(1))).mean()
 
 
+def augmented(images):
+    return head_diffaug.apply_diffaug(images, "color,translation,cutout")
+
+
 def moved(z, y, on):
     if not on or mode != "logan":
         return z
@@ -95,9 +105,13 @@ def iteration(on):
             fake = G(z, yf)
         if on and mode == "r1":
             x.requires_grad_(True)
-        a, c, adv_real = D(x, y)
-        _, _, adv_fake = D(fake, yf)
+        seen, seen_fake = (augmented(x), augmented(fake)) if on and mode == "diffaug" else (x, fake)
+        a, c, adv_real = D(seen, y)
+        _, _, adv_fake = D(seen_fake, yf)
         loss = F.relu(1 - adv_real).mean() + F.relu(1 + adv_fake).mean() + c2(c, a, y)
+        if on and mode == "cr":
+            _, _, adv_copy = D(x.flip(3), y)
+            loss = loss + 10.0 * F.mse_loss(adv_real, adv_copy)
         if on and mode == "gp":
             loss = loss + 10.0 * seed_losses.calc_derv4gp(D, x, fake, y, "cpu")
         if on and mode == "r1":
@@ -106,7 +120,8 @@ def iteration(on):
         loss.backward()
         od.step()
     z, yf = torch.randn(batch, z_dim), torch.randint(0, K, (batch,))
-    a, c, adv = D(G(moved(z, yf, on), yf), yf)
+    fake = G(moved(z, yf, on), yf)
+    a, c, adv = D(augmented(fake) if on and mode == "diffaug" else fake, yf)
     loss = -adv.mean() + c2(c, a, yf)
     og.zero_grad()
     loss.backward()

@@ -1,17 +1,19 @@
-//! `cargo bench -p gan --bench train [-- dcgan|biggan] [--iterations N] [--devices N]
-//! [--penalty gp|dra|maxgp|r1] [--projection] [--latent-op]`: training iterations of
-//! the paper's configurations at full width, batch 64, on synthetic 32×32 images:
-//! SNDCGAN32 ContraGAN (1 D + 1 G step per iteration) and BigGAN32 ContraGAN (width 96,
-//! 5 D + 1 G steps), with a gradient penalty on D (λ 10) if asked, or with LOGAN (the
-//! seed's, in its loop without the 2C loss: projection conditioning then, which
-//! `--projection` asks for alone; α 0.9, β 0.1, rate 0.8). Reports milliseconds per
-//! iteration (the first iteration, a warm-up, left out) and the process's peak resident
-//! memory.
+//! `cargo bench -p gan --bench train [-- ARCH…] [--cond contra|proj|ac] [--width N]
+//! [--d-steps N] [--iterations N] [--devices N] [--penalty gp|dra|maxgp|r1]
+//! [--latent-op] [--diffaug] [--cr]`: training iterations of the paper's configurations
+//! at batch 64 on synthetic images, ARCH among dcgan32 (SNDCGAN, 1 D + 1 G step per
+//! iteration), resgan32 (2 D + 1 G), biggan32 (width 96, 5 D + 1 G) and biggan64 (width
+//! 80, 1 D + 1 G; `--width 32` for the issue's row), with the widths, D steps and
+//! class counts of the shared reference benchmark (`../shared/bench/ref_train_bench.py`,
+//! whose arguments these mirror), so that both sides of a ratio run the same
+//! iteration. Conditioning is ContraGAN's 2C loss unless `--cond` says projection or
+//! ACGAN; a gradient penalty on D (λ 10), LOGAN (the seed's, α 0.9, β 0.1, rate 0.8:
+//! projection conditioning, its loop has no 2C loss), DiffAugment or consistency
+//! regularization are added if asked. Reports milliseconds per iteration (the first
+//! iteration, a warm-up, left out) and the process's peak resident memory. `dcgan`
+//! and `biggan` name dcgan32 and biggan32, the defaults.
 //! Runs on `Device::Auto`: CUDA in builds with the `cuda` feature where a GPU answers,
 //! data parallel over `--devices` of them (GPUs shared when there are fewer).
-//!
-//! Reference on the 2-core development machine (PyTorch 2.15 CPU, the authors'
-//! models): BigGAN32 ContraGAN 23.9 s per iteration, SNDCGAN32 ContraGAN 0.62 s.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,15 +27,72 @@ use gan::{ModelConfig, TrainConfig};
 use kernels::Kernels;
 use kernels::device::{Device, OnDevices};
 
-fn dataset(dir: &Path) -> Arc<Packed> {
+/// What one row of the benchmark trains.
+struct Row {
+    arch: Architecture,
+    conditioning: Conditioning,
+    width: usize,
+    d_steps: usize,
+    penalty: Option<String>,
+    latent_op: bool,
+    diffaug: bool,
+    consistency: bool,
+}
+
+impl Row {
+    fn size(&self) -> u32 {
+        if self.arch == Architecture::Biggan64 {
+            64
+        } else {
+            32
+        }
+    }
+
+    fn label(&self) -> String {
+        let arch = match self.arch {
+            Architecture::Dcgan32 => "SNDCGAN32".to_string(),
+            Architecture::Resgan32 => "ResGAN32".to_string(),
+            Architecture::Biggan64 => format!("BigGAN64 width {}", self.width),
+            Architecture::Biggan32 => format!("BigGAN32 width {}", self.width),
+            other => format!("{other:?}"),
+        };
+        let conditioning = match self.conditioning {
+            Conditioning::Acgan => "ACGAN",
+            Conditioning::Projection => "projection",
+            _ => "ContraGAN",
+        };
+        let mut label = format!("{arch} {conditioning}, batch 64, {} D + 1 G", self.d_steps);
+        let penalty = self.penalty.as_deref().map(|p| match p {
+            "gp" => "WGAN-GP",
+            "dra" => "DRA",
+            "maxgp" => "max-GP",
+            _ => "R1",
+        });
+        let methods = [
+            (self.latent_op, "LOGAN"),
+            (self.diffaug, "DiffAugment"),
+            (self.consistency, "CR"),
+        ];
+        for what in methods
+            .into_iter()
+            .filter_map(|(on, what)| on.then_some(what))
+            .chain(penalty)
+        {
+            label += &format!(" + {what}");
+        }
+        label
+    }
+}
+
+fn dataset(dir: &Path, size: u32) -> Arc<Packed> {
     let params = Synthetic {
         seed: 0,
         per_class: 64,
-        size: 32,
+        size,
         classes: 10,
         plain: false,
     };
-    let path = dir.join("images.pack");
+    let path = dir.join(format!("images{size}.pack"));
     data::pack(
         synthetic::read(&params, Split::Train),
         &path,
@@ -44,28 +103,30 @@ fn dataset(dir: &Path) -> Arc<Packed> {
     Arc::new(Packed::open(&path).expect("open the pack"))
 }
 
-/// The paper's configurations (configs/Table1 at 67e0de0), contrastive conditioning.
-fn config(name: &str, iterations: u64) -> (ModelConfig, TrainConfig) {
-    let biggan = name == "biggan";
+/// The reference benchmark's networks (the authors' defaults for each architecture,
+/// orthogonal initialization, hinge loss, Adam 2e-4 with β (0.5, 0.999)).
+fn config(row: &Row, iterations: u64) -> (ModelConfig, TrainConfig) {
+    let biggan = matches!(row.arch, Architecture::Biggan32 | Architecture::Biggan64);
+    let large = row.size() == 64;
     let model = ModelConfig {
-        architecture: if biggan {
-            Architecture::Biggan32
-        } else {
-            Architecture::Dcgan32
+        architecture: row.arch,
+        conditioning: row.conditioning,
+        num_classes: if large { 200 } else { 10 },
+        z_dim: match row.arch {
+            Architecture::Biggan32 => 80,
+            Architecture::Biggan64 => 100,
+            _ => 128,
         },
-        conditioning: Conditioning::Contrastive,
-        num_classes: 10,
-        z_dim: if biggan { 80 } else { 128 },
         shared_dim: 128,
-        g_conv_dim: if biggan { 96 } else { 64 },
-        d_conv_dim: if biggan { 96 } else { 64 },
-        hyper_dim: 512,
+        g_conv_dim: row.width,
+        d_conv_dim: row.width,
+        hyper_dim: if large { 768 } else { 512 },
         nonlinear_embed: false,
         normalize_embed: true,
         g_spectral_norm: biggan,
         d_spectral_norm: true,
         attention: biggan.then_some(Attention {
-            g_after_block: 2,
+            g_after_block: if large { 3 } else { 2 },
             d_after_block: 1,
         }),
         leaky_relu: false,
@@ -78,7 +139,7 @@ fn config(name: &str, iterations: u64) -> (ModelConfig, TrainConfig) {
         batch_size: 64,
         accumulation_steps: 1,
         total_steps: iterations,
-        d_steps_per_iter: if biggan { 5 } else { 1 },
+        d_steps_per_iter: row.d_steps,
         g_steps_per_iter: 1,
         g_lr: 2e-4,
         d_lr: 2e-4,
@@ -91,20 +152,25 @@ fn config(name: &str, iterations: u64) -> (ModelConfig, TrainConfig) {
         positives_in_numerator: true,
         m_p: 0.98,
         weight_clipping: None,
-        gradient_penalty: None,
-        dra_lambda: None,
-        maxgp_lambda: None,
-        r1_lambda: None,
+        gradient_penalty: (row.penalty.as_deref() == Some("gp")).then_some(10.0),
+        dra_lambda: (row.penalty.as_deref() == Some("dra")).then_some(10.0),
+        maxgp_lambda: (row.penalty.as_deref() == Some("maxgp")).then_some(10.0),
+        r1_lambda: (row.penalty.as_deref() == Some("r1")).then_some(10.0),
         ema: Some(Ema {
             decay: 0.9999,
             start: 20_000,
         }),
         flip: true,
         sync_bn: false,
-        apply_diffaug: false,
+        apply_diffaug: row.diffaug,
         lecam: None,
-        latent_op: None,
-        consistency_reg: false,
+        latent_op: row.latent_op.then_some(LatentOpConfig {
+            rate: 0.8,
+            alpha: 0.9,
+            beta: 0.1,
+            norm_reg_weight: 0.0,
+        }),
+        consistency_reg: row.consistency,
         consistency_lambda: 10.0,
         make_positive_aug: false,
     };
@@ -128,64 +194,85 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// The value after `--name`, parsed, if given.
+fn option<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
+    let i = args.iter().position(|a| a == name)?;
+    let value = args
+        .get(i + 1)
+        .unwrap_or_else(|| panic!("{name} needs a value"));
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} {value}: not a valid value")),
+    )
+}
+
+fn architecture(name: &str) -> Option<Architecture> {
+    Some(match name {
+        "dcgan" | "dcgan32" => Architecture::Dcgan32,
+        "resgan32" => Architecture::Resgan32,
+        "biggan" | "biggan32" => Architecture::Biggan32,
+        "biggan64" => Architecture::Biggan64,
+        _ => return None,
+    })
+}
+
 fn main() {
     kernels::memory::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
-    let iterations: u64 = args
-        .iter()
-        .position(|a| a == "--iterations")
-        .and_then(|i| args.get(i + 1)?.parse().ok())
-        .unwrap_or(3);
-    let devices: usize = args
-        .iter()
-        .position(|a| a == "--devices")
-        .and_then(|i| args.get(i + 1)?.parse().ok())
-        .unwrap_or(1);
-    let penalty = args
-        .iter()
-        .position(|a| a == "--penalty")
-        .map(|i| args.get(i + 1).map(String::as_str));
-    let latent_op = args.iter().any(|a| a == "--latent-op");
-    let projection = latent_op || args.iter().any(|a| a == "--projection");
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let iterations: u64 = option(&args, "--iterations").unwrap_or(3);
+    let devices: usize = option(&args, "--devices").unwrap_or(1);
+    let penalty: Option<String> = option(&args, "--penalty");
+    if let Some(p) = &penalty
+        && !["gp", "dra", "maxgp", "r1"].contains(&p.as_str())
+    {
+        panic!("--penalty {p}: one of gp, dra, maxgp, r1");
+    }
+    let latent_op = flag("--latent-op");
+    let cond: Option<String> = option(&args, "--cond");
+    let conditioning = match cond.as_deref() {
+        None if latent_op || flag("--projection") => Conditioning::Projection,
+        None | Some("contra") => Conditioning::Contrastive,
+        Some("proj") => Conditioning::Projection,
+        Some("ac") => Conditioning::Acgan,
+        Some(other) => panic!("--cond {other}: one of contra, proj, ac"),
+    };
     let gpus: Vec<u32> = (0..Device::visible_gpus().min(devices) as u32).collect();
-    let mut names: Vec<&str> = ["dcgan", "biggan"]
-        .into_iter()
-        .filter(|n| args.iter().any(|a| a == n))
-        .collect();
-    if names.is_empty() {
+    let mut archs: Vec<Architecture> = args.iter().filter_map(|a| architecture(a)).collect();
+    if archs.is_empty() {
         // The smaller first: peak memory only grows.
-        names = vec!["dcgan", "biggan"];
+        archs = vec![Architecture::Dcgan32, Architecture::Biggan32];
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let data = dataset(dir.path());
-    for name in names {
-        let (model, mut train) = config(name, iterations + 1);
-        match penalty {
-            None => {}
-            Some(Some("gp")) => train.gradient_penalty = Some(10.0),
-            Some(Some("dra")) => train.dra_lambda = Some(10.0),
-            Some(Some("maxgp")) => train.maxgp_lambda = Some(10.0),
-            Some(Some("r1")) => train.r1_lambda = Some(10.0),
-            Some(other) => panic!("--penalty {other:?}: one of gp, dra, maxgp, r1"),
-        }
-        let mut model = model;
-        if projection {
-            model.conditioning = Conditioning::Projection;
-        }
-        if latent_op {
-            train.latent_op = Some(LatentOpConfig {
-                rate: 0.8,
-                alpha: 0.9,
-                beta: 0.1,
-                norm_reg_weight: 0.0,
-            });
-        }
-        let work = dir.path().join(name);
+    for arch in archs {
+        let row = Row {
+            arch,
+            conditioning,
+            width: option(&args, "--width").unwrap_or(match arch {
+                Architecture::Biggan32 => 96,
+                Architecture::Biggan64 => 80,
+                _ => 64,
+            }),
+            d_steps: option(&args, "--d-steps").unwrap_or(match arch {
+                Architecture::Biggan32 => 5,
+                Architecture::Resgan32 => 2,
+                _ => 1,
+            }),
+            penalty: penalty.clone(),
+            latent_op,
+            diffaug: flag("--diffaug"),
+            consistency: flag("--cr"),
+        };
+        let data = dataset(dir.path(), row.size());
+        let (model, train) = config(&row, iterations + 1);
+        let label = row.label();
+        let work = dir.path().join(format!("{arch:?}"));
         std::fs::create_dir_all(&work).unwrap();
         let steps = std::sync::Mutex::new(Vec::new());
         let progress = |log: &StepLog| {
             eprintln!(
-                "  {name} iteration {}: {:.0} ms",
+                "  {label} iteration {}: {:.0} ms",
                 log.step,
                 1e3 * log.seconds
             );
@@ -196,7 +283,7 @@ fn main() {
             model: &model,
             train: &train,
             seed: 1,
-            data: data.clone(),
+            data,
             work: &work,
             checkpoint_every: 0,
             start: None,
@@ -209,25 +296,18 @@ fn main() {
             .run_shards(&gpus, devices, Run(&setup))
             .expect("a device");
         result.expect("training runs");
-        let steps = steps.into_inner().unwrap();
-        let timed = &steps[1..];
+        let mut timed = steps.into_inner().unwrap()[1..].to_vec();
+        timed.sort_by(f64::total_cmp);
+        let median = timed[timed.len() / 2];
         let mean = timed.iter().sum::<f64>() / timed.len() as f64;
-        let label = match name {
-            "biggan" => "BigGAN32 ContraGAN, width 96, batch 64, 5 D + 1 G",
-            _ => "SNDCGAN32 ContraGAN, batch 64, 1 D + 1 G",
-        };
         let memory = peak_rss_mib()
             .map(|m| format!("{m:.0} MiB peak RSS (process)"))
             .unwrap_or_else(|| "peak memory unknown".into());
-        let with = match penalty.flatten() {
-            Some(p) => format!(" + {p} penalty"),
-            None => String::new(),
-        } + if projection { " (projection)" } else { "" }
-            + if latent_op { " + LOGAN" } else { "" };
         println!(
-            "{label}{with} on {used}: {:.0} ms per iteration (mean of {}), {memory}",
+            "{label} on {used}: {:.0} ms per iteration (median of {}; mean {:.0}), {memory}",
+            1e3 * median,
+            timed.len(),
             1e3 * mean,
-            timed.len()
         );
     }
 }

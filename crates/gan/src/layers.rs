@@ -21,7 +21,7 @@
 use burn::prelude::*;
 
 use burn::tensor::activation;
-use burn::tensor::module::{avg_pool2d, max_pool2d, max_pool2d_with_indices};
+use burn::tensor::module::{max_pool2d, max_pool2d_with_indices};
 use burn::tensor::ops::ConvOptions;
 use kernels::{self, Kernels, conv2d};
 
@@ -613,15 +613,13 @@ pub fn self_attention<B: Kernels>(s: &mut Scope<B>, x: Tensor<B, 4>, sn: bool) -
 }
 
 /// Nearest-neighbour upsampling by 2 (`F.interpolate(scale_factor=2, mode='nearest')`).
-pub fn upsample<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
-    let [n, c, h, w] = x.dims();
-    x.reshape([n, c, h, 1, w, 1])
-        .expand([n, c, h, 2, w, 2])
-        .reshape([n, c, 2 * h, 2 * w])
+pub fn upsample<B: Kernels>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    kernels::upsample2(x)
 }
 
-pub fn avg_pool<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
-    avg_pool2d(x, [2, 2], [2, 2], [0, 0], true, false)
+/// `F.avg_pool2d(x, 2)`.
+pub fn avg_pool<B: Kernels>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    kernels::mean2(x)
 }
 
 /// ReLU, or LeakyReLU with slope 0.1.

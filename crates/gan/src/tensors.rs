@@ -311,6 +311,12 @@ impl Snapshot {
     }
 }
 
+/// Class labels as the integer tensor layers and losses take.
+pub fn label_tensor<B: Backend>(labels: &[u32], device: &B::Device) -> Tensor<B, 1, Int> {
+    let ints: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
+    Tensor::from_data(TensorData::new(ints, [labels.len()]), device)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,8 @@
 //! [`Kernels`] under autodiff: each custom operation enters the graph with a backward
 //! pass that calls the inner backend's kernels for its gradients.
 
-use burn::tensor::ops::{ConvOptions, FloatTensor};
+use burn::tensor::TensorMetadata;
+use burn::tensor::ops::{ConvOptions, FloatTensor, ModuleOps};
 use burn_autodiff::Autodiff;
 use burn_autodiff::NodeId;
 use burn_autodiff::checkpoint::base::Checkpointer;
@@ -106,7 +107,57 @@ impl<B: Kernels> Backward<B, 2> for Deconv {
     }
 }
 
+/// y = upsample(x): ∂x sums each 2×2 block of ∂y, four times its mean.
+#[derive(Debug)]
+struct Upsample2;
+
+impl<B: Kernels> Backward<B, 1> for Upsample2 {
+    type State = ();
+
+    fn backward(self, ops: Ops<(), 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<B>(&ops.node);
+        if let [Some(node)] = ops.parents {
+            grads.register::<B>(node.id, B::float_mul_scalar(B::mean2(dy), 4.0.into()));
+        }
+    }
+}
+
+/// y = the means of 2×2 blocks of x (even sides): ∂x spreads each ∂y over its block,
+/// a quarter to each pixel.
+#[derive(Debug)]
+struct Mean2;
+
+impl<B: Kernels> Backward<B, 1> for Mean2 {
+    type State = ();
+
+    fn backward(self, ops: Ops<(), 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<B>(&ops.node);
+        if let [Some(node)] = ops.parents {
+            grads.register::<B>(node.id, B::upsample2(B::float_mul_scalar(dy, 0.25.into())));
+        }
+    }
+}
+
 impl<B: Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
+    fn upsample2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Upsample2
+            .prepare::<C>([x.node.clone()])
+            .compute_bound()
+            .stateless(B::upsample2(x.primitive))
+    }
+
+    fn mean2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let [_, _, h, w] = x.shape().dims::<4>();
+        if h % 2 == 1 || w % 2 == 1 {
+            // The odd last row or column takes no gradient: burn's pool knows that.
+            return Self::avg_pool2d(x, [2, 2], [2, 2], [0, 0], true, false);
+        }
+        Mean2
+            .prepare::<C>([x.node.clone()])
+            .compute_bound()
+            .stateless(B::mean2(x.primitive))
+    }
+
     fn conv(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,

@@ -414,9 +414,9 @@ pub fn grad_x(weight: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     let threads = rayon::current_num_threads();
     if thin::applies(g) {
         thin::grad_x(weight, dy, g)
-    } else if let Some(adjoint) = g.adjoint().filter(|a| a.by_image(threads)) {
+    } else if let Some(adjoint) = g.adjoint() {
         // A convolution of ∂y: im2col's copies instead of col2im's scattered sums.
-        forward_by_image(dy, &g.flip(weight), Epilogue::NONE, &adjoint)
+        forward(dy, &g.flip(weight), Epilogue::NONE, &adjoint)
     } else if g.grads_by_image(threads) {
         grad_x_by_image(weight, dy, g)
     } else {

@@ -117,6 +117,24 @@ impl Kernels for Flex {
         flex(y, [n, c, out(h), out(w)])
     }
 
+    fn upsample2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let [n, c, h, w] = x.shape().dims::<4>();
+        if !all_f32(&[&x]) {
+            return crate::upsample2_by_broadcast::<Self>(x);
+        }
+        let x = contiguous(x);
+        flex(pool::upsample2(x.storage(), h, w), [n, c, 2 * h, 2 * w])
+    }
+
+    fn mean2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let [n, c, h, w] = x.shape().dims::<4>();
+        if !all_f32(&[&x]) {
+            return Self::avg_pool2d(x, [2, 2], [2, 2], [0, 0], true, false);
+        }
+        let x = contiguous(x);
+        flex(pool::mean2(x.storage(), h, w), [n, c, h / 2, w / 2])
+    }
+
     fn conv_grad_bias(dy: FloatTensor<Self>) -> FloatTensor<Self> {
         let [_, c, h, w] = dy.shape().dims::<4>();
         let dy = contiguous(dy);

@@ -41,6 +41,17 @@ fn unwrap<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
     t.into_primitive().tensor()
 }
 
+/// [`Kernels::upsample2`] in burn's operations: a broadcast, copied out.
+fn upsample2_by_broadcast<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    let x = wrap::<B, 4>(x);
+    let [n, c, h, w] = x.dims();
+    unwrap(
+        x.reshape([n, c, h, 1, w, 1])
+            .expand([n, c, h, 2, w, 2])
+            .reshape([n, c, 2 * h, 2 * w]),
+    )
+}
+
 /// A backend with the operations below; the defaults are burn's.
 pub trait Kernels: Backend {
     /// Convolution (PyTorch semantics, weight `[out, in, kh, kw]`).
@@ -113,6 +124,17 @@ pub trait Kernels: Backend {
     /// 3×3 max pool with the given stride and padding.
     fn max3(x: FloatTensor<Self>, stride: usize, padding: usize) -> FloatTensor<Self> {
         Self::max_pool2d(x, [3, 3], [stride; 2], [padding; 2], [1, 1], false)
+    }
+
+    /// Nearest-neighbour upsampling by 2: each pixel becomes a 2×2 block.
+    fn upsample2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        upsample2_by_broadcast::<Self>(x)
+    }
+
+    /// The mean of each 2×2 block (average pool, kernel and stride 2); an odd last row
+    /// or column is left out.
+    fn mean2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::avg_pool2d(x, [2, 2], [2, 2], [0, 0], true, false)
     }
 
     /// `x·a + b` for x `[n, c, h, w]`, a and b `[rows, c]` (rows 1 or n).
@@ -204,6 +226,16 @@ pub fn avg_pool3<B: Kernels>(x: Tensor<B, 4>) -> Tensor<B, 4> {
 /// 3×3 max pool (`max_pool2d(x, 3, stride, padding)`).
 pub fn max_pool3<B: Kernels>(x: Tensor<B, 4>, stride: usize, padding: usize) -> Tensor<B, 4> {
     wrap(B::max3(unwrap(x), stride, padding))
+}
+
+/// Nearest-neighbour upsampling by 2 (`F.interpolate(scale_factor=2, mode='nearest')`).
+pub fn upsample2<B: Kernels>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    wrap(B::upsample2(unwrap(x)))
+}
+
+/// 2×2 average pool with stride 2 (`F.avg_pool2d(x, 2)`).
+pub fn mean2<B: Kernels>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    wrap(B::mean2(unwrap(x)))
 }
 
 /// `x·a + b` per channel: x `[n, c, h, w]`, a and b `[1, c]` (shared) or `[n, c]`.
@@ -330,6 +362,41 @@ mod tests {
             );
             assert_eq!(ours.dims(), theirs.dims());
             close("max pool", ours, theirs);
+        }
+    }
+
+    /// Our 2× upsampling and 2×2 mean agree with burn's in value and gradient, odd
+    /// sizes included (the mean leaves their last row and column out).
+    #[test]
+    fn upsampling_and_block_means_match_burn() {
+        let mut rng = Rng::new(2);
+        for (h, w) in [(4, 6), (5, 3), (1, 2)] {
+            let x = random(&mut rng, [2, 3, h, w]);
+            let r = random(&mut rng, [2, 3, 2 * h, 2 * w]);
+            let (x1, x2) = (leaf(&x), leaf(&x));
+            let ours = (upsample2(x1.clone()) * r.clone()).sum();
+            let [n, c, _, _] = x.dims();
+            let theirs = (x2
+                .clone()
+                .reshape([n, c, h, 1, w, 1])
+                .expand([n, c, h, 2, w, 2])
+                .reshape([n, c, 2 * h, 2 * w])
+                * r)
+                .sum();
+            close("upsample", ours.clone().inner(), theirs.clone().inner());
+            let (ga, gb) = (ours.backward(), theirs.backward());
+            close("upsample dx", x1.grad(&ga).unwrap(), x2.grad(&gb).unwrap());
+
+            let r = random(&mut rng, [2, 3, h / 2, w / 2]);
+            let (x1, x2) = (leaf(&x), leaf(&x));
+            let ours = (mean2(x1.clone()) * r.clone()).sum();
+            let theirs =
+                (burn::tensor::module::avg_pool2d(x2.clone(), [2, 2], [2, 2], [0, 0], true, false)
+                    * r)
+                    .sum();
+            close("mean", ours.clone().inner(), theirs.clone().inner());
+            let (ga, gb) = (ours.backward(), theirs.backward());
+            close("mean dx", x1.grad(&ga).unwrap(), x2.grad(&gb).unwrap());
         }
     }
 

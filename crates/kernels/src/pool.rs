@@ -2,6 +2,11 @@
 //! burn-flex's general pooling spent a quarter of the network's time in the average pool
 //! and a fifth in the max pool (it also computes the indices a gradient would need).
 //! The average pool has stride 1 and padding 1 and does not count the padding.
+//!
+//! And the 2× resampling of the residual networks' blocks, 2×2 means (D) and
+//! nearest-neighbour upsampling (G), each the other's adjoint up to a factor 4: burn
+//! computes the first through its general 3-D pooling and the second as a broadcast
+//! that a generic strided iterator copies out, 15% of a quickstart training step.
 
 use rayon::prelude::*;
 
@@ -67,6 +72,42 @@ pub fn max3(x: &[f32], h: usize, w: usize, stride: usize, padding: usize) -> Vec
                     *v = column_max[taps(ox, w)]
                         .iter()
                         .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                }
+            }
+        });
+    y
+}
+
+/// x `[planes, h, w]` → `[planes, 2h, 2w]`, each pixel a 2×2 block.
+pub fn upsample2(x: &[f32], h: usize, w: usize) -> Vec<f32> {
+    let mut y = vec![0.0; 4 * x.len()];
+    y.par_chunks_mut(4 * h * w)
+        .zip(x.par_chunks(h * w))
+        .for_each(|(out, plane)| {
+            for (line, pair) in plane.chunks(w).zip(out.chunks_mut(4 * w)) {
+                let (first, second) = pair.split_at_mut(2 * w);
+                for (d, &v) in first.chunks_mut(2).zip(line) {
+                    d.fill(v);
+                }
+                second.copy_from_slice(first);
+            }
+        });
+    y
+}
+
+/// x `[planes, h, w]` → `[planes, h/2, w/2]`, the mean of each 2×2 block, summed in
+/// row-major order; an odd last row or column is left out.
+pub fn mean2(x: &[f32], h: usize, w: usize) -> Vec<f32> {
+    let (ho, wo) = (h / 2, w / 2);
+    let mut y = vec![0.0; x.len() / (h * w) * ho * wo];
+    y.par_chunks_mut(ho * wo)
+        .zip(x.par_chunks(h * w))
+        .for_each(|(out, plane)| {
+            for (r, line) in out.chunks_mut(wo).enumerate() {
+                let (top, bottom) = (&plane[2 * r * w..][..w], &plane[(2 * r + 1) * w..][..w]);
+                for (c, v) in line.iter_mut().enumerate() {
+                    let sum = top[2 * c] + top[2 * c + 1] + bottom[2 * c] + bottom[2 * c + 1];
+                    *v = sum / 4.0;
                 }
             }
         });

@@ -9,7 +9,7 @@ use burn::prelude::*;
 use kernels::Kernels;
 use rng::Rng;
 
-use super::objective::{DPass, GPass, Term};
+use super::term::{DPass, GPass, Term};
 
 pub struct DiffAugment;
 

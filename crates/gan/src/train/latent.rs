@@ -17,11 +17,11 @@ use burn::tensor::backend::AutodiffBackend;
 use kernels::Kernels;
 use rng::Rng;
 
-use super::objective::{DPass, GPass, Term};
-use super::step::{Grads, add_into, label_tensor};
+use super::grads::{Grads, add_into};
+use super::term::{DPass, GPass, Term};
 use crate::config::{LatentOpConfig, ModelConfig};
 use crate::layers::Mode;
-use crate::tensors::Tensors;
+use crate::tensors::{Tensors, label_tensor};
 use crate::{discriminator, generator};
 
 /// Which network's parameters a step trains, and so differentiates through the move.

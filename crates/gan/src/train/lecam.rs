@@ -12,7 +12,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use kernels::Kernels;
 
-use super::objective::{DPass, GPass, Term};
+use super::term::{DPass, GPass, Term};
 use crate::config::LeCamConfig;
 
 /// The reference's starting value of both averages (it only shows when averaging

@@ -18,6 +18,7 @@
 mod best;
 mod checkpoint;
 pub mod diffaug;
+mod grads;
 pub mod latent;
 pub mod lecam;
 mod log;
@@ -26,6 +27,7 @@ mod parallel;
 pub mod penalty;
 mod state;
 mod step;
+pub mod term;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -55,7 +57,6 @@ pub use log::{LOSSES, SCORES};
 use objective::Objective;
 use parallel::Shards;
 use state::fresh;
-pub(crate) use step::label_tensor;
 use step::{d_step, g_step};
 
 /// Networks to start from instead of fresh initial ones (e.g. imported checkpoints).

@@ -348,7 +348,7 @@ impl<C: Backend> Drop for PoisonOnPanic<'_, C> {
 mod tests {
     use super::*;
     use crate::layers::Mode;
-    use crate::train::label_tensor;
+    use crate::tensors::label_tensor;
     use crate::{discriminator, generator, loss};
     use burn::backend::Flex;
 

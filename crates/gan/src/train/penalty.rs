@@ -15,11 +15,10 @@ use burn::prelude::*;
 use kernels::Kernels;
 use rng::Rng;
 
-use super::step::label_tensor;
 use crate::config::{ModelConfig, TrainConfig};
 use crate::discriminator;
 use crate::layers::Mode;
-use crate::tensors::{Role, Tensors};
+use crate::tensors::{Role, Tensors, label_tensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -3,8 +3,6 @@
 //! weight clipping, the EMA of G. z and the fake labels of each sub-step come from
 //! their own random stream of `(seed, step, phase, index)`.
 
-use std::collections::BTreeMap;
-
 use burn::backend::Autodiff;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
@@ -13,14 +11,16 @@ use kernels::Kernels;
 use rng::Rng;
 
 use super::Setup;
+use super::grads::{Grads, accumulate};
 use super::latent::{self, Shift, Side};
-use super::objective::{DPass, GPass, Objective};
+use super::objective::Objective;
 use super::parallel::Shards;
 use super::penalty::{self, Kind, Penalty};
 use super::state::State;
+use super::term::{DPass, GPass};
 use crate::config::AuxClassifier;
 use crate::layers::Mode;
-use crate::tensors::{Role, Tensors};
+use crate::tensors::{Role, Tensors, label_tensor};
 use crate::{discriminator, generator};
 
 /// z ~ N(0, 1) and uniform labels for one sub-step, from the stream of
@@ -85,31 +85,6 @@ fn gradients_of<B: Kernels>(
         shift.add_gradients(&backward, model, side, &mut grads);
     }
     grads
-}
-
-pub(crate) fn label_tensor<B: Kernels>(labels: &[u32], device: &B::Device) -> Tensor<B, 1, Int> {
-    let ints: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
-    Tensor::from_data(TensorData::new(ints, [labels.len()]), device)
-}
-
-pub(crate) type Grads<B> = BTreeMap<String, Tensor<B, 1>>;
-
-fn accumulate<B: Kernels>(sum: &mut Option<Grads<B>>, grads: Grads<B>) {
-    match sum {
-        None => *sum = Some(grads),
-        Some(sum) => add_into(sum, grads),
-    }
-}
-
-/// `sum += grads`, parameter by parameter.
-pub(crate) fn add_into<B: Kernels>(sum: &mut Grads<B>, grads: Grads<B>) {
-    for (name, g) in grads {
-        let total = match sum.remove(&name) {
-            Some(s) => s + g,
-            None => g,
-        };
-        sum.insert(name, total);
-    }
 }
 
 /// D's work on one shard of a D sub-step: its replica, the real images and the fakes.
