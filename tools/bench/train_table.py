@@ -62,7 +62,7 @@ def pytorch(row):
         out, peak = timed([sys.executable, script, seed, head, command, "dcgan32", iterations])
         ms = re.findall(r"median (\d+) ms per iteration", out)[-1]
         return float(ms), peak
-    width = spec[4:5]
+    width = list(spec[4:5])
     out, peak = timed([sys.executable] + command + [iterations] + width)
     return float(re.search(r"median_ms=([\d.]+)", out).group(1)), peak
 

@@ -87,7 +87,7 @@ impl Geometry {
     /// then keeps its image's cols in cache between the GEMM and the pass that
     /// reads them. Otherwise chunks of images, one GEMM on all threads each.
     fn grads_by_image(&self, threads: usize) -> bool {
-        self.by_image(threads) && self.k() * self.pixels() <= 1 << 20
+        self.by_image(threads) && self.k() * self.pixels() <= 1 << 20 && self.pixels() >= 64
     }
 
     /// Output rows per tile: the tile's cols fill at most 256 KiB, unless that leaves
