@@ -11,7 +11,6 @@
 
 use std::ops::Range;
 
-use faer::reborrow::ReborrowMut;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
@@ -295,10 +294,11 @@ fn from_rows(rows: &[f32], then: Epilogue, images: usize, pixels: usize, nchw: &
         .enumerate()
         .for_each(|(plane, out)| {
             let (m, ch) = (plane / o, plane % o);
-            let src = &rows[ch * images * pixels + m * pixels..][..pixels];
-            out.iter_mut()
-                .zip(src)
-                .for_each(|(d, &v)| *d = then.apply(ch, v));
+            then.write(
+                ch,
+                &rows[ch * images * pixels + m * pixels..][..pixels],
+                out,
+            );
         });
 }
 
@@ -328,9 +328,26 @@ impl Epilogue<'_> {
         relu: false,
     };
 
-    pub(crate) fn apply(&self, channel: usize, v: f32) -> f32 {
-        let v = v + self.bias.map_or(0.0, |b| b[channel]);
-        if self.relu { v.max(0.0) } else { v }
+    /// `dst = epilogue(src)` for a run of channel `channel`'s outputs (the bias and
+    /// the choice of ReLU taken once, so that the loop vectorizes).
+    pub(crate) fn write(&self, channel: usize, src: &[f32], dst: &mut [f32]) {
+        let bias = self.bias.map_or(0.0, |b| b[channel]);
+        let pairs = dst.iter_mut().zip(src);
+        if self.relu {
+            pairs.for_each(|(d, &v)| *d = (v + bias).max(0.0));
+        } else {
+            pairs.for_each(|(d, &v)| *d = v + bias);
+        }
+    }
+
+    /// The epilogue of a run of channel `channel`'s outputs, in place.
+    fn apply(&self, channel: usize, run: &mut [f32]) {
+        let bias = self.bias.map_or(0.0, |b| b[channel]);
+        if self.relu {
+            run.iter_mut().for_each(|v| *v = (*v + bias).max(0.0));
+        } else if bias != 0.0 {
+            run.iter_mut().for_each(|v| *v += bias);
+        }
     }
 }
 
@@ -357,7 +374,6 @@ fn forward_by_image(x: &[f32], weight: &[f32], then: Epilogue, g: &Geometry) -> 
     y.par_chunks_mut(g.o * pixels).enumerate().for_each_init(
         || vec![0.0; if g.pointwise() { 0 } else { k * rows * wo }],
         |cols, (m, image)| {
-            let mut image = matrix_mut(image, g.o, pixels);
             for first in (0..g.out_h()).step_by(rows) {
                 let out_rows = first..(first + rows).min(g.out_h());
                 let len = out_rows.len() * wo;
@@ -369,10 +385,10 @@ fn forward_by_image(x: &[f32], weight: &[f32], then: Epilogue, g: &Geometry) -> 
                     }
                     matrix(cols, k, len)
                 };
-                let mut dst = image.rb_mut().subcols_mut(first * wo, len);
-                gemm(dst.rb_mut(), Accum::Replace, w, src, Par::Seq);
-                for (ch, row) in dst.row_iter_mut().enumerate() {
-                    row.iter_mut().for_each(|v| *v = then.apply(ch, *v));
+                let dst = matrix_mut(image, g.o, pixels).subcols_mut(first * wo, len);
+                gemm(dst, Accum::Replace, w, src, Par::Seq);
+                for (ch, plane) in image.chunks_mut(pixels).enumerate() {
+                    then.apply(ch, &mut plane[first * wo..][..len]);
                 }
             }
         },

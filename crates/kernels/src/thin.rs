@@ -47,9 +47,7 @@ pub fn forward(x: &[f32], weight: &[f32], then: Epilogue, g: &Geometry) -> Vec<f
                     }
                 }
                 for (row, wide_row) in out.chunks_mut(wo).zip(acc.chunks(wide.wp)) {
-                    for (v, &a) in row.iter_mut().zip(wide_row) {
-                        *v = then.apply(oc, a);
-                    }
+                    then.write(oc, &wide_row[..wo], row);
                 }
             }
         },
