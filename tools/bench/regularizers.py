@@ -17,7 +17,8 @@ reference benchmark (`../shared/bench/ref_train_bench.py`: the authors' models, 
   here eval mode works on copies (`eval_vectors_kept` of tools/fixtures/common.py).
 
 Prints the median milliseconds per iteration of each and the regularizer's overhead;
-compare with `cargo bench -p gan --bench train -- dcgan [--penalty gp|r1 | --latent-op]`
+compare with `cargo bench -p gan --bench train -- dcgan [--penalty gp|r1 | --latent-op |
+--diffaug | --cr]`
 on the same machine.
 
 Usage: python3 tools/bench/regularizers.py STUDIOGAN_67E0DE0 STUDIOGAN_HEAD gp|r1|logan|diffaug|cr

@@ -1,6 +1,7 @@
 """PyTorch's per-operation table of one training iteration of the shared reference
 benchmark (`../shared/bench/ref_train_bench.py`, the authors' models), to set beside
-`cargo bench -p gan --bench train -- --profile` on the same machine.
+ours from `perf` over `cargo bench -p gan --bench train` (`tools/bench/perf_ops.py`) on
+the same machine.
 
 The reference script runs its iterations at import; this runs it under torch.profiler
 with one timed iteration, so the profile covers three (warm-up, timed, FLOP count) and
