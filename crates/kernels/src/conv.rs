@@ -716,6 +716,10 @@ mod tests {
         }
     }
 
+    type Forward = fn(&[f32], &[f32], Epilogue, &Geometry) -> Vec<f32>;
+
+    /// Every route of ∂x (col2im image by image or in chunks, the adjoint convolution
+    /// of ∂y where the stride is 1, the direct RGB one) and of ∂w.
     #[test]
     fn gradients_satisfy_the_adjoint_identities() {
         let mut rng = Rng::new(4);
@@ -798,37 +802,40 @@ mod tests {
             let x2 = random(&mut rng, x.len());
             let w2 = random(&mut rng, w.len());
             let wide = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<_>>();
-            let rhs = dot(&r, &direct(&x2, &w, &g));
+            // Every route's gradient against the identity's right-hand side.
+            let check = |what: &str, routes: Vec<(&str, Vec<f32>)>, other: &[f32], rhs: f64| {
+                for (path, grad) in routes {
+                    let lhs = dot(&grad, &wide(other));
+                    assert!(
+                        (lhs - rhs).abs() < 1e-4 * (1.0 + rhs.abs()),
+                        "{what} {path} {g:?}: {lhs} vs {rhs}"
+                    );
+                }
+            };
             let thin = thin::applies(&g);
-            let thin_dx = thin.then(|| ("thin", thin::grad_x(&w, &r, &g)));
-            for (path, dx) in [
+            let mut dx = vec![
                 ("by image", grad_x_by_image(&w, &r, &g)),
                 ("by chunk", grad_x_by_chunk(&w, &r, &g)),
-            ]
-            .into_iter()
-            .chain(thin_dx)
-            {
-                let lhs = dot(&dx, &wide(&x2));
-                assert!(
-                    (lhs - rhs).abs() < 1e-4 * (1.0 + rhs.abs()),
-                    "dx {path} {g:?}: {lhs} vs {rhs}"
-                );
-            }
-            let rhs = dot(&r, &direct(&x, &w2, &g));
-            let thin_dw = thin.then(|| ("thin", thin::grad_weight(&x, &r, &g)));
-            for (path, dw) in [
+            ];
+            let mut dw = vec![
                 ("by image", grad_weight_by_image(&x, &r, &g)),
                 ("by chunk", grad_weight_by_chunk(&x, &r, &g)),
-            ]
-            .into_iter()
-            .chain(thin_dw)
-            {
-                let lhs = dot(&dw, &wide(&w2));
-                assert!(
-                    (lhs - rhs).abs() < 1e-4 * (1.0 + rhs.abs()),
-                    "dw {path} {g:?}: {lhs} vs {rhs}"
-                );
+            ];
+            if let Some(adjoint) = g.adjoint() {
+                let flipped = g.flip(&w);
+                for (path, route) in [
+                    ("adjoint by image", forward_by_image as Forward),
+                    ("adjoint by chunk", forward_by_chunk),
+                ] {
+                    dx.push((path, route(&r, &flipped, Epilogue::NONE, &adjoint)));
+                }
             }
+            if thin {
+                dx.push(("thin", thin::grad_x(&w, &r, &g)));
+                dw.push(("thin", thin::grad_weight(&x, &r, &g)));
+            }
+            check("dx", dx, &x2, dot(&r, &direct(&x2, &w, &g)));
+            check("dw", dw, &w2, dot(&r, &direct(&x, &w2, &g)));
         }
     }
 }
