@@ -32,6 +32,8 @@ fn random_stats(rng: &mut Rng, d: usize, n: usize) -> Stats {
 }
 
 fn main() {
+    // As `pipe` runs: freed buffers kept for the next batch.
+    kernels::memory::keep_freed_memory();
     let full = std::env::args().any(|a| a == "--bench");
     // Any FID Inception weight file of the fixtures: speed does not depend on the values.
     let weights = fixtures::file_with_extension("fid-inception", "pth");
