@@ -82,9 +82,10 @@ impl Geometry {
     }
 
     /// Whether the gradients go image by image, as the forward pass does (see
-    /// [`Geometry::by_image`]), when one image's cols stay within 4 MiB: each thread
-    /// then keeps its image's cols in cache between the GEMM and the pass that
-    /// reads them. Otherwise chunks of images, one GEMM on all threads each.
+    /// [`Geometry::by_image`]), when one image's cols stay within 4 MiB (each thread
+    /// then keeps them in cache between the GEMM and the pass that reads them) and
+    /// it has 64 output pixels or more (narrower GEMMs ran slower than one over a
+    /// chunk). Otherwise chunks of images, one GEMM on all threads each.
     fn grads_by_image(&self, threads: usize) -> bool {
         self.by_image(threads) && self.k() * self.pixels() <= 1 << 20 && self.pixels() >= 64
     }
@@ -502,42 +503,48 @@ pub fn grad_weight(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
 }
 
 /// Images in parallel, a fixed share of them per thread: each image's cols and its
-/// `[o, pixels]` ∂y go into one GEMM that accumulates into the share's own ∂w; the
-/// shares' sums are added in order at the end, so that the result does not depend on
-/// which thread ran what.
+/// `[o, pixels]` ∂y go into one GEMM that accumulates into the share's own ∂w.
 fn grad_weight_by_image(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     let (k, pixels) = (g.k(), g.pixels());
-    let share = g.n.div_ceil(rayon::current_num_threads());
-    let sums: Vec<Vec<f32>> = (0..g.n)
+    sum_over_shares(g.n, g.o * k, |images, dw| {
+        let mut cols = vec![0.0; k * pixels];
+        for m in images {
+            for (row, dst) in cols.chunks_mut(pixels).enumerate() {
+                cols_row(x, g, row, m..m + 1, 0..g.out_h(), dst);
+            }
+            let dy = matrix(&dy[m * g.o * pixels..], g.o, pixels);
+            let cols_t = matrix(&cols, k, pixels).transpose();
+            gemm(matrix_mut(dw, g.o, k), Accum::Add, dy, cols_t, Par::Seq);
+        }
+    })
+}
+
+/// A sum over `n` images of `len` values: the images cut into one contiguous share per
+/// thread, `add(share, sum)` adding each share's part into a zeroed sum of its own, and
+/// the shares' sums added in order, so that the result does not depend on which thread
+/// ran what.
+pub(crate) fn sum_over_shares(
+    n: usize,
+    len: usize,
+    add: impl Fn(Range<usize>, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let share = n.div_ceil(rayon::current_num_threads()).max(1);
+    let sums: Vec<Vec<f32>> = (0..n)
         .step_by(share)
         .collect::<Vec<_>>()
         .into_par_iter()
         .map(|first| {
-            let mut dw = vec![0.0; g.o * k];
-            let mut cols = vec![0.0; k * pixels];
-            for m in first..(first + share).min(g.n) {
-                for (row, dst) in cols.chunks_mut(pixels).enumerate() {
-                    cols_row(x, g, row, m..m + 1, 0..g.out_h(), dst);
-                }
-                let dy = matrix(&dy[m * g.o * pixels..], g.o, pixels);
-                let cols_t = matrix(&cols, k, pixels).transpose();
-                gemm(
-                    matrix_mut(&mut dw, g.o, k),
-                    Accum::Add,
-                    dy,
-                    cols_t,
-                    Par::Seq,
-                );
-            }
-            dw
+            let mut sum = vec![0.0; len];
+            add(first..(first + share).min(n), &mut sum);
+            sum
         })
         .collect();
     let mut sums = sums.into_iter();
-    let mut dw = sums.next().unwrap_or_else(|| vec![0.0; g.o * k]);
+    let mut total = sums.next().unwrap_or_else(|| vec![0.0; len]);
     for other in sums {
-        dw.iter_mut().zip(&other).for_each(|(a, b)| *a += b);
+        total.iter_mut().zip(&other).for_each(|(a, b)| *a += b);
     }
-    dw
+    total
 }
 
 /// Chunks of images one after the other, each one GEMM on all threads.

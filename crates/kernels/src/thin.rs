@@ -12,13 +12,13 @@
 
 use rayon::prelude::*;
 
-use crate::conv::{Epilogue, Geometry};
+use crate::conv::{Epilogue, Geometry, sum_over_shares};
 use crate::wide::{Wide, pad};
 
-/// Whether a convolution goes here: stride 1, padding smaller than the kernel (so that
-/// ∂x is a convolution too) and at most four channels on one side.
+/// Whether a convolution goes here: at most four channels on one side, and ∂x a
+/// convolution too ([`Geometry::adjoint`]: stride 1, padding smaller than the kernel).
 pub fn applies(g: &Geometry) -> bool {
-    g.stride == [1, 1] && g.padding[0] < g.kh && g.padding[1] < g.kw && g.c.min(g.o) <= 4
+    g.c.min(g.o) <= 4 && g.adjoint().is_some()
 }
 
 /// The convolution itself, `[n, o, ho, wo]`, with the bias and ReLU of `then`.
@@ -62,55 +62,41 @@ pub fn grad_x(weight: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
 }
 
 /// ∂loss/∂weight from ∂loss/∂y: per image, the dot product of each output channel's
-/// wide ∂y with each input plane under each tap; images in a fixed share per thread,
-/// the shares' sums added in order.
+/// wide ∂y with each input plane under each tap, summed over shares of the images
+/// ([`sum_over_shares`]).
 pub fn grad_weight(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     let wide = Wide::of(g);
     let (ho, wo) = (g.out_h(), g.out_w());
     let taps = g.kh * g.kw;
-    let share = g.n.div_ceil(rayon::current_num_threads()).max(1);
-    let sums: Vec<Vec<f32>> = (0..g.n)
-        .step_by(share)
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map(|first| {
-            let mut dw = vec![0.0; g.o * g.c * taps];
-            let mut padded = vec![0.0; g.c * wide.plane()];
-            // The garbage columns between wide rows stay zero.
-            let mut dy_wide = vec![0.0; g.o * wide.len];
-            for m in first..(first + share).min(g.n) {
-                pad(
-                    &x[m * g.c * g.h * g.w..][..g.c * g.h * g.w],
-                    g,
-                    &wide,
-                    &mut padded,
-                );
-                let image = &dy[m * g.o * ho * wo..][..g.o * ho * wo];
-                for (plane, dst) in image.chunks(ho * wo).zip(dy_wide.chunks_mut(wide.len)) {
-                    for (line, row) in plane.chunks(wo).zip(dst.chunks_mut(wide.wp)) {
-                        row[..wo].copy_from_slice(line);
-                    }
+    sum_over_shares(g.n, g.o * g.c * taps, |images, dw| {
+        let mut padded = vec![0.0; g.c * wide.plane()];
+        // The garbage columns between wide rows stay zero.
+        let mut dy_wide = vec![0.0; g.o * wide.len];
+        for m in images {
+            pad(
+                &x[m * g.c * g.h * g.w..][..g.c * g.h * g.w],
+                g,
+                &wide,
+                &mut padded,
+            );
+            let image = &dy[m * g.o * ho * wo..][..g.o * ho * wo];
+            for (plane, dst) in image.chunks(ho * wo).zip(dy_wide.chunks_mut(wide.len)) {
+                for (line, row) in plane.chunks(wo).zip(dst.chunks_mut(wide.wp)) {
+                    row[..wo].copy_from_slice(line);
                 }
-                for (oc, grad) in dy_wide.chunks(wide.len).enumerate() {
-                    for ic in 0..g.c {
-                        let plane = &padded[ic * wide.plane()..][..wide.plane()];
-                        let dw = &mut dw[(oc * g.c + ic) * taps..][..taps];
-                        for (tap, d) in dw.iter_mut().enumerate() {
-                            let shift = wide.shift(tap / g.kw, tap % g.kw);
-                            *d += dot(grad, &plane[shift..][..wide.len]);
-                        }
+            }
+            for (oc, grad) in dy_wide.chunks(wide.len).enumerate() {
+                for ic in 0..g.c {
+                    let plane = &padded[ic * wide.plane()..][..wide.plane()];
+                    let dw = &mut dw[(oc * g.c + ic) * taps..][..taps];
+                    for (tap, d) in dw.iter_mut().enumerate() {
+                        let shift = wide.shift(tap / g.kw, tap % g.kw);
+                        *d += dot(grad, &plane[shift..][..wide.len]);
                     }
                 }
             }
-            dw
-        })
-        .collect();
-    let mut sums = sums.into_iter();
-    let mut dw = sums.next().unwrap_or_else(|| vec![0.0; g.o * g.c * taps]);
-    for other in sums {
-        dw.iter_mut().zip(&other).for_each(|(a, b)| *a += b);
-    }
-    dw
+        }
+    })
 }
 
 /// `acc += a·x`, with fused multiply-adds where the processor has them.
