@@ -1,6 +1,6 @@
 //! `cargo bench -p gan --bench train [-- ARCH…] [--cond contra|proj|ac] [--width N]
 //! [--d-steps N] [--iterations N] [--devices N] [--penalty gp|dra|maxgp|r1]
-//! [--latent-op] [--diffaug] [--cr]`: training iterations of the paper's configurations
+//! [--latent-op] [--diffaug] [--cr] [--count]`: training iterations of the paper's configurations
 //! at batch 64 on synthetic images, ARCH among dcgan32 (SNDCGAN, 1 D + 1 G step per
 //! iteration), resgan32 (2 D + 1 G), biggan32 (width 96, 5 D + 1 G) and biggan64 (width
 //! 80, 1 D + 1 G; `--width 32` for the issue's row), with the widths, D steps and
@@ -14,6 +14,13 @@
 //! and `biggan` name dcgan32 and biggan32, the defaults.
 //! Runs on `Device::Auto`: CUDA in builds with the `cuda` feature where a GPU answers,
 //! data parallel over `--devices` of them (GPUs shared when there are fewer).
+//!
+//! `--count`: runs on the counting backend instead (burn-flex behind a router that
+//! counts, with burn's operations where the CPU has kernels of its own, as on CUDA)
+//! and reports, per iteration after the first, the operations launched (those that
+//! only reshape, transpose or broadcast apart), the tensors read back to the host and
+//! written from it, and the commonest operations: what the GPU path pays for. Set
+//! beside PyTorch's aten operations per iteration (`tools/bench/torch_profile.py`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,6 +32,7 @@ use gan::config::{AdvLoss, Architecture, Attention, Conditioning, Ema, LatentOpC
 use gan::train::{self, Setup, StepLog};
 use gan::{ModelConfig, TrainConfig};
 use kernels::Kernels;
+use kernels::counted::{self, Counted, Counts};
 use kernels::device::{Device, OnDevices};
 
 /// What one row of the benchmark trains.
@@ -188,6 +196,42 @@ impl OnDevices for Run<'_, '_> {
     }
 }
 
+/// Operations that only change how a tensor is indexed (no kernel where the backend
+/// keeps strides).
+const LAYOUT: [&str; 4] = ["Reshape", "SwapDims", "Permute", "Expand"];
+
+/// The counts of `iterations` iterations, per iteration: operations (layout ones
+/// apart), reads, writes and the commonest kinds.
+fn per_iteration(first: &Counts, last: &Counts, iterations: u64) -> String {
+    let per = |a: u64, b: u64| (b - a) as f64 / iterations as f64;
+    let mut kinds: Vec<(&String, f64)> = last
+        .by_kind
+        .iter()
+        .map(|(kind, &n)| (kind, per(first.by_kind.get(kind).copied().unwrap_or(0), n)))
+        .collect();
+    let layout: f64 = kinds
+        .iter()
+        .filter(|(kind, _)| LAYOUT.contains(&kind.as_str()))
+        .map(|(_, n)| n)
+        .sum();
+    kinds.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let commonest: Vec<String> = kinds
+        .iter()
+        .take(12)
+        .map(|(kind, n)| format!("{kind} {n:.0}"))
+        .collect();
+    let operations = per(first.operations, last.operations);
+    format!(
+        "{operations:.0} operations per iteration ({:.0} without the {layout:.0} that only \
+         reshape, transpose or broadcast), {:.1} reads and {:.1} writes of host data \
+         (the losses read after every iteration here); commonest: {}",
+        operations - layout,
+        per(first.reads, last.reads),
+        per(first.writes, last.writes),
+        commonest.join(", ")
+    )
+}
+
 /// Peak resident memory of this process, from /proc (Linux).
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -223,7 +267,8 @@ fn main() {
     kernels::memory::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let flag = |name: &str| args.iter().any(|a| a == name);
-    let iterations: u64 = option(&args, "--iterations").unwrap_or(3);
+    let count = flag("--count");
+    let iterations: u64 = option(&args, "--iterations").unwrap_or(if count { 1 } else { 3 });
     let devices: usize = option(&args, "--devices").unwrap_or(1);
     let penalty: Option<String> = option(&args, "--penalty");
     if let Some(p) = &penalty
@@ -278,7 +323,7 @@ fn main() {
                 log.step,
                 1e3 * log.seconds
             );
-            steps.lock().unwrap().push(log.seconds);
+            steps.lock().unwrap().push((log.seconds, counted::counts()));
         };
         let cancel = AtomicBool::new(false);
         let setup = Setup {
@@ -292,13 +337,31 @@ fn main() {
             evaluation: None,
             cancel: &cancel,
             progress: &progress,
+            // The losses read after every iteration: on a GPU, an iteration's time then
+            // includes waiting for its work.
+            log_every: 1,
         };
+        if count {
+            counted::reset();
+            let devices = vec![Default::default(); devices];
+            train::run::<Counted, _>(&setup, devices).expect("training runs");
+            let steps = steps.into_inner().unwrap();
+            let (first, last) = (&steps[0].1, &steps[steps.len() - 1].1);
+            println!(
+                "{label} on the counting backend: {}",
+                per_iteration(first, last, iterations)
+            );
+            continue;
+        }
         let device = Device::Auto.in_slot(&gpus);
         let (result, used) = device
             .run_shards(&gpus, devices, Run(&setup))
             .expect("a device");
         result.expect("training runs");
-        let mut timed = steps.into_inner().unwrap()[1..].to_vec();
+        let mut timed: Vec<f64> = steps.into_inner().unwrap()[1..]
+            .iter()
+            .map(|s| s.0)
+            .collect();
         timed.sort_by(f64::total_cmp);
         let median = timed[timed.len() / 2];
         let mean = timed.iter().sum::<f64>() / timed.len() as f64;

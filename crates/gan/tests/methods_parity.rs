@@ -95,11 +95,15 @@ fn lecam_averages_penalty_and_gradients_match_the_reference() {
         let row = |k: &str, s: usize| a[k].data[s * n..(s + 1) * n].to_vec();
         let mut active = 0;
         for (s, &step) in a["step"].data.iter().enumerate() {
-            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-            let averages = lecam.update(mean(&row("real", s)), mean(&row("fake", s)), step as u64);
+            let mean = |k: &str| {
+                let v = row(k, s);
+                let mean = v.iter().sum::<f64>() / v.len() as f64;
+                Tensor::<Ad, 1>::from_data([mean], (&device, burn::tensor::DType::F64))
+            };
+            let averages = lecam.update(mean("real"), mean("fake"), step as u64);
             for (got, want) in [
-                (averages.real, a["ema_real"].data[s]),
-                (averages.fake, a["ema_fake"].data[s]),
+                (values(averages.real.clone())[0], a["ema_real"].data[s]),
+                (values(averages.fake.clone())[0], a["ema_fake"].data[s]),
             ] {
                 assert!(
                     (got - want).abs() <= 1e-9 * want.abs().max(1.0),

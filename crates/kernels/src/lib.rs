@@ -14,6 +14,8 @@
 mod affine;
 mod autodiff;
 mod conv;
+#[cfg(feature = "counted")]
+pub mod counted;
 pub mod device;
 mod flex;
 pub mod memory;

@@ -53,6 +53,15 @@ pub struct Params {
     pub seed: u64,
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u64,
+    /// Iterations between reads of the losses from the device: their lines in
+    /// `metrics.jsonl`, the progress and the check for a non-finite loss come then
+    /// (and before every checkpoint and evaluation, and at least every 10 seconds).
+    /// On a GPU, each read waits for the device; it changes no result.
+    #[serde(
+        default = "default_log_every",
+        skip_serializing_if = "is_default_log_every"
+    )]
+    pub log_every: u64,
     #[serde(default)]
     pub device: Device,
     /// Devices one training is split over, data parallel (the reference's
@@ -101,6 +110,14 @@ fn default_checkpoint_every() -> u64 {
     1000
 }
 
+fn default_log_every() -> u64 {
+    train::LOG_EVERY
+}
+
+fn is_default_log_every(n: &u64) -> bool {
+    *n == train::LOG_EVERY
+}
+
 fn one() -> u32 {
     1
 }
@@ -138,6 +155,13 @@ impl TypedKind for Train {
                 &["devices"],
             )
             .with_help("use a number of devices that divides `train.batch_size`"));
+        }
+        if params.log_every == 0 {
+            return Err(Invalid::new(
+                "log_every: 0: the losses are read every so many iterations, at least one",
+                &["log_every"],
+            )
+            .with_help("use 1 to read them after every iteration"));
         }
         let penalties = Penalty::all(&params.train);
         let penalized = !penalties.is_empty();
@@ -306,6 +330,7 @@ impl TypedKind for Train {
             data,
             work: ctx.work,
             checkpoint_every: params.checkpoint_every,
+            log_every: params.log_every,
             start,
             cancel: ctx.cancel,
             progress: &progress,

@@ -3,12 +3,15 @@
 //! on real and on fake images are updated (a plain copy before `ema_start_iter`), and
 //! from the step after it on, D's loss gains
 //! `lambda · (mean(relu(D(x) − ema_fake)²) + mean(relu(ema_real − D(G(z)))²))`.
-//! The averages are part of a run's state: checkpoints carry them.
+//! The averages are part of a run's state: checkpoints carry them. They stay on the
+//! device, in f64 as the reference's Python floats are (its `.item()` of the f32
+//! means), so that a step reads nothing back to the host.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use burn::prelude::*;
+use burn::tensor::DType;
 use burn::tensor::activation::relu;
 use kernels::Kernels;
 
@@ -19,42 +22,59 @@ use crate::config::LeCamConfig;
 /// starts at step 0).
 const INIT: f64 = 7777.0;
 
-/// The averages of D's mean logits.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Averages {
-    pub real: f64,
-    pub fake: f64,
+/// The averages of D's mean logits, f64 tensors of one element.
+#[derive(Debug, Clone)]
+pub struct Averages<B: Backend> {
+    pub real: Tensor<B, 1>,
+    pub fake: Tensor<B, 1>,
 }
 
-pub struct LeCam {
+/// Where the averages are: as a checkpoint or the start gave them, until the first
+/// update puts them on the logits' device.
+enum Kept<B: Backend> {
+    Host { real: f64, fake: f64 },
+    Device(Averages<B>),
+}
+
+pub struct LeCam<B: Backend> {
     config: LeCamConfig,
-    averages: Cell<Averages>,
+    averages: RefCell<Kept<B>>,
 }
 
-impl LeCam {
-    pub fn new(config: LeCamConfig) -> LeCam {
+impl<B: Backend> LeCam<B> {
+    pub fn new(config: LeCamConfig) -> LeCam<B> {
         LeCam {
             config,
-            averages: Cell::new(Averages {
+            averages: RefCell::new(Kept::Host {
                 real: INIT,
                 fake: INIT,
             }),
         }
     }
 
-    /// Folds one sub-step's mean logits in, at G step `step`; the new averages.
-    pub fn update(&self, real: f64, fake: f64, step: u64) -> Averages {
+    /// Folds one sub-step's mean logits in (f64, one element each), at G step `step`;
+    /// the new averages.
+    pub fn update(&self, real: Tensor<B, 1>, fake: Tensor<B, 1>, step: u64) -> Averages<B> {
         let decay = if step < self.config.ema_start_iter {
             0.0
         } else {
             self.config.ema_decay
         };
-        let old = self.averages.get();
-        let new = Averages {
-            real: old.real * decay + real * (1.0 - decay),
-            fake: old.fake * decay + fake * (1.0 - decay),
+        let device = real.device();
+        let on_device = |value: f64| Tensor::from_data([value], (&device, DType::F64));
+        let old = match &*self.averages.borrow() {
+            Kept::Host { real, fake } => Averages {
+                real: on_device(*real),
+                fake: on_device(*fake),
+            },
+            Kept::Device(averages) => averages.clone(),
         };
-        self.averages.set(new);
+        let fold = |old: Tensor<B, 1>, new: Tensor<B, 1>| old * decay + new * (1.0 - decay);
+        let new = Averages {
+            real: fold(old.real, real),
+            fake: fold(old.fake, fake),
+        };
+        *self.averages.borrow_mut() = Kept::Device(new.clone());
         new
     }
 
@@ -68,18 +88,22 @@ impl LeCam {
 pub fn penalty<B: Backend>(
     real: Tensor<B, 1>,
     fake: Tensor<B, 1>,
-    averages: Averages,
+    averages: Averages<B>,
 ) -> Tensor<B, 1> {
-    let above = relu(real - averages.fake).powi_scalar(2).mean();
-    let below = relu(-fake + averages.real).powi_scalar(2).mean();
+    let dtype = real.dtype();
+    let above = relu(real - averages.fake.cast(dtype)).powi_scalar(2).mean();
+    let below = relu(-fake + averages.real.cast(dtype))
+        .powi_scalar(2)
+        .mean();
     above + below
 }
 
-fn mean<B: Backend>(logits: &Tensor<B, 1>) -> f64 {
-    logits.clone().mean().into_scalar().elem()
+/// The mean of a sub-step's logits as the reference takes it: in f32, then f64.
+fn mean<B: Backend>(logits: &Tensor<B, 1>) -> Tensor<B, 1> {
+    logits.clone().detach().mean().cast(DType::F64)
 }
 
-impl<B: Kernels> Term<B> for LeCam {
+impl<B: Kernels> Term<B> for LeCam<B> {
     fn discriminator(&self, pass: &DPass<B>, addends: &mut Vec<Tensor<B, 1>>) {
         let averages = self.update(mean(&pass.real.adv), mean(&pass.fake.adv), pass.step);
         if self.active(pass.step) {
@@ -91,7 +115,14 @@ impl<B: Kernels> Term<B> for LeCam {
     fn generator(&self, _: &GPass<B>, _: &mut Vec<Tensor<B, 1>>) {}
 
     fn state(&self) -> BTreeMap<String, f64> {
-        let Averages { real, fake } = self.averages.get();
+        let (real, fake) = match &*self.averages.borrow() {
+            Kept::Host { real, fake } => (*real, *fake),
+            Kept::Device(Averages { real, fake }) => {
+                let both = Tensor::cat(vec![real.clone(), fake.clone()], 0);
+                let values = both.into_data().convert::<f64>().to_vec::<f64>().unwrap();
+                (values[0], values[1])
+            }
+        };
         BTreeMap::from([
             ("lecam_ema_real".into(), real),
             ("lecam_ema_fake".into(), fake),
@@ -102,7 +133,7 @@ impl<B: Kernels> Term<B> for LeCam {
         if let (Some(&real), Some(&fake)) =
             (state.get("lecam_ema_real"), state.get("lecam_ema_fake"))
         {
-            self.averages.set(Averages { real, fake });
+            *self.averages.borrow_mut() = Kept::Host { real, fake };
         }
     }
 }

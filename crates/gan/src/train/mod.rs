@@ -22,6 +22,7 @@ mod grads;
 pub mod latent;
 pub mod lecam;
 mod log;
+mod losses;
 pub mod objective;
 mod parallel;
 pub mod penalty;
@@ -37,6 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::backend::Autodiff;
+use burn::prelude::Tensor;
 use kernels::Kernels;
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +56,7 @@ pub use checkpoint::resumes;
 use checkpoint::{checkpoint_dir, latest_checkpoint, load_checkpoint, save_checkpoint};
 use log::MetricsLog;
 pub use log::{LOSSES, SCORES};
+use losses::Unread;
 use objective::Objective;
 use parallel::Shards;
 use state::fresh;
@@ -81,8 +84,17 @@ pub struct Setup<'a, N = metrics::extract::Inception> {
     /// FID every so many iterations; the best generator is kept.
     pub evaluation: Option<Evaluation<'a, N>>,
     pub cancel: &'a AtomicBool,
+    /// Called with each iteration's log line, when its losses are read.
     pub progress: &'a dyn Fn(&StepLog),
+    /// Iterations between reads of the losses (see [`LOG_EVERY`]).
+    pub log_every: u64,
 }
+
+/// The losses stay on the device and are read back together, with their finiteness
+/// checked then, every so many iterations (and before every checkpoint and
+/// evaluation, and at the end): on a GPU each read waits for the work queued before
+/// it, so a read per step would keep the host waiting on the device.
+pub const LOG_EVERY: u64 = 10;
 
 /// One line of the metrics log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -226,46 +238,45 @@ pub fn run<B: Kernels, N: FeatureNetwork>(
     let mut saved = resumed_from;
     let started = Instant::now();
     let first = state.step;
+    let mut unread = Unread::new(train.total_steps);
     while state.step < train.total_steps {
         if setup.cancel.load(Ordering::Relaxed) {
+            unread.read(&mut log, setup.progress, &mut last, saved)?;
             save_checkpoint(&checkpoints, &state, setup.seed, objective.state())?;
             return Err(TrainError::Cancelled { step: state.step });
         }
         let t0 = Instant::now();
-        let step = state.step;
-        let fail = |loss, value| TrainError::NonFinite {
-            step,
-            loss,
-            value,
-            checkpoint: saved,
-        };
-        let mut d_loss = 0.0;
+        let zero = || Tensor::<B, 1>::zeros([1], device);
+        let mut d_loss = zero();
         for k in 0..train.d_steps_per_iter {
-            d_loss = d_step::<B, N>(&mut state, setup, &objective, &mut batches, &shards, k)
-                .map_err(|v| fail("discriminator", v))?;
+            d_loss = d_step::<B, N>(&mut state, setup, &objective, &mut batches, &shards, k);
         }
-        let mut g_loss = 0.0;
+        let mut g_loss = zero();
         for k in 0..train.g_steps_per_iter {
-            g_loss = g_step::<B, N>(&mut state, setup, &objective, &shards, k)
-                .map_err(|v| fail("generator", v))?;
+            g_loss = g_step::<B, N>(&mut state, setup, &objective, &shards, k);
         }
+        unread.push(state.step, d_loss, g_loss, t0.elapsed().as_secs_f64());
         state.step += 1;
-        let entry = StepLog {
-            step: state.step,
-            total: train.total_steps,
-            d_loss,
-            g_loss,
-            seconds: t0.elapsed().as_secs_f64(),
-        };
-        log.append(&entry)?;
-        (setup.progress)(&entry);
-        last = Some(entry);
-        if setup.checkpoint_every > 0 && state.step.is_multiple_of(setup.checkpoint_every) {
+        let checkpoint_due =
+            setup.checkpoint_every > 0 && state.step.is_multiple_of(setup.checkpoint_every);
+        let evaluation_due = setup.evaluation.as_ref().is_some_and(|evaluation| {
+            state.step.is_multiple_of(evaluation.every) || state.step == train.total_steps
+        });
+        // The losses are read before anything is saved: a non-finite one stops the run
+        // with the networks that made it unsaved.
+        if checkpoint_due
+            || evaluation_due
+            || state.step == train.total_steps
+            || unread.due(setup.log_every)
+        {
+            unread.read(&mut log, setup.progress, &mut last, saved)?;
+        }
+        if checkpoint_due {
             save_checkpoint(&checkpoints, &state, setup.seed, objective.state())?;
             saved = Some(state.step);
         }
         if let Some(evaluation) = &setup.evaluation
-            && (state.step.is_multiple_of(evaluation.every) || state.step == train.total_steps)
+            && evaluation_due
         {
             // A checkpoint first: an evaluation interrupted is redone from it.
             if saved != Some(state.step) {

@@ -5,7 +5,6 @@
 
 use burn::backend::Autodiff;
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 use data::loader::Loader;
 use kernels::Kernels;
 use rng::Rng;
@@ -100,7 +99,7 @@ struct Judging<B: Kernels> {
     points: Vec<Tensor<B, 4>>,
 }
 
-/// One D step; returns its loss, or the non-finite value that stopped it.
+/// One D step; returns its loss (summed over accumulation), on the device.
 pub(super) fn d_step<B: Kernels, N>(
     state: &mut State<B>,
     setup: &Setup<N>,
@@ -108,13 +107,13 @@ pub(super) fn d_step<B: Kernels, N>(
     batches: &mut Loader,
     shards: &Shards<B>,
     k: usize,
-) -> Result<f64, f32> {
+) -> Tensor<B, 1> {
     let (model, train) = (setup.model, setup.train);
     let device = shards.first().clone();
     let accum = train.accumulation_steps;
     let mut d = Tensors::<Autodiff<B>>::from_inner(state.d.clone(), true);
     let mut grads = None;
-    let mut total = 0.0;
+    let mut total = Tensor::zeros([1], &device);
     for a in 0..accum {
         let batch = batches.next().expect("the loader never ends");
         let n = batch.len();
@@ -234,8 +233,7 @@ pub(super) fn d_step<B: Kernels, N>(
             .into_iter()
             .fold(value, |total, addend| total + addend / shard_count);
         let value = value / accum as f64;
-        let scalar = finite(&value)?;
-        total += scalar as f64;
+        total = total + value.clone().inner();
         let side = Side::Discriminator;
         accumulate(
             &mut grads,
@@ -248,18 +246,18 @@ pub(super) fn d_step<B: Kernels, N>(
         clip(&mut inner, bound);
     }
     state.d = inner;
-    Ok(total)
+    total
 }
 
-/// One G step (then the EMA update); returns its loss, or the non-finite value that
-/// stopped it.
+/// One G step (then the EMA update); returns its loss (summed over accumulation), on
+/// the device.
 pub(super) fn g_step<B: Kernels, N>(
     state: &mut State<B>,
     setup: &Setup<N>,
     objective: &Objective<Autodiff<B>>,
     shards: &Shards<B>,
     k: usize,
-) -> Result<f64, f32> {
+) -> Tensor<B, 1> {
     let (model, train) = (setup.model, setup.train);
     let device = shards.first().clone();
     let accum = train.accumulation_steps;
@@ -267,7 +265,7 @@ pub(super) fn g_step<B: Kernels, N>(
     // D runs in train mode (its spectral norms iterate) but collects no gradients.
     let mut d = Tensors::<Autodiff<B>>::from_inner(state.d.clone(), false);
     let mut grads = None;
-    let mut total = 0.0;
+    let mut total = Tensor::zeros([1], &device);
     for a in 0..accum {
         let slot = (1 << 16) | (k * accum + a) as u64;
         let (z, labels) = latents::<B, N>(setup, state.step, slot, &device);
@@ -321,7 +319,7 @@ pub(super) fn g_step<B: Kernels, N>(
             adc_fake: adc_fake.as_ref().map(|out| (out, adc_labels.as_slice())),
         });
         let value = value / accum as f64;
-        total += finite(&value)? as f64;
+        total = total + value.clone().inner();
         let side = Side::Generator;
         accumulate(
             &mut grads,
@@ -341,7 +339,7 @@ pub(super) fn g_step<B: Kernels, N>(
         };
         update_ema(ema, &state.g, decay);
     }
-    Ok(total)
+    total
 }
 
 /// For each penalty, its points for every shard: drawn for the whole batch from the
@@ -387,15 +385,6 @@ fn zip3<A, B, C>(a: Vec<A>, b: Vec<B>, c: Vec<C>) -> Vec<(A, B, C)> {
         .zip(c)
         .map(|((a, b), c)| (a, b, c))
         .collect()
-}
-
-fn finite<B: AutodiffBackend>(value: &Tensor<B, 1>) -> Result<f32, f32> {
-    let scalar: f32 = value.clone().into_scalar().elem();
-    if scalar.is_finite() {
-        Ok(scalar)
-    } else {
-        Err(scalar)
-    }
 }
 
 fn clip<B: Kernels>(d: &mut Tensors<B>, bound: f64) {

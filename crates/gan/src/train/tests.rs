@@ -159,6 +159,7 @@ fn train_evaluated(
         }),
         cancel: &cancel,
         progress: &progress,
+        log_every: 1,
     };
     run::<Flex, _>(&setup, vec![Default::default()])
 }
@@ -291,6 +292,7 @@ fn train_model_with(
         evaluation: None::<Evaluation<'_, crate::classifier::Trained>>,
         cancel: &cancel,
         progress: &progress,
+        log_every: 1,
     };
     run::<Flex, _>(&setup, vec![Default::default(); devices])
 }
