@@ -161,6 +161,32 @@ fn a_training_split_over_devices_runs_data_parallel_under_its_own_key() {
     assert!(err.contains("divides `train.batch_size`"), "{err}");
 }
 
+#[test]
+fn losses_read_every_log_every_iterations_log_every_iteration() {
+    let p = project();
+    let out = p.pipe(&["run", "p.ron", "--set", "gan.log_every=0"]);
+    let err = text(&out.stderr);
+    assert!(err.contains("log_every: 0: the losses are read"), "{err}");
+    assert!(
+        err.contains("use 1 to read them after every iteration"),
+        "{err}"
+    );
+
+    p.run("p.ron", &["gan", "--set", "gan.log_every=2"], 0);
+    let show = p.json(&["show", "p.ron", "gan", "--set", "gan.log_every=2"], 0);
+    let dir = std::path::Path::new(show["output_dir"].as_str().unwrap());
+    let lines = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let steps: Vec<u64> = lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(steps, [1, 2, 3], "{lines}");
+}
+
 /// A training over N devices takes N GPUs of the run when it has them (`Auto`), fewer
 /// shared when it has fewer; two such stages never hold one GPU at once.
 /// `PIPE_VISIBLE_GPUS` stands in for a GPU machine: without CUDA the stages then fail,

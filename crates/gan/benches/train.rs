@@ -21,6 +21,11 @@
 //! only reshape, transpose or broadcast apart), the tensors read back to the host and
 //! written from it, and the commonest operations: what the GPU path pays for. Set
 //! beside PyTorch's aten operations per iteration (`tools/bench/torch_profile.py`).
+//!
+//! `--wgpu` and `--wgpu-unfused` (builds with the `wgpu` feature): runs on burn's wgpu
+//! backend, with and without fusion, and reports the kernels launched per iteration
+//! as CubeCL logs them: the kernels CUDA would run (`--kernels` counts them on CUDA). On a machine without a GPU, Mesa's
+//! software Vulkan driver runs them (slowly); `benches/wgpu/check.sh` runs the rows.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -232,6 +237,16 @@ fn per_iteration(first: &Counts, last: &Counts, iterations: u64) -> String {
     )
 }
 
+/// The kernels launched so far, from CubeCL's log (none without one). Its logger
+/// writes from a thread of its own: the wait lets it catch up with the launches an
+/// iteration made (the losses' read has waited for them).
+fn launched(log: &Option<std::path::PathBuf>) -> u64 {
+    let Some(file) = log else { return 0 };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    text.lines().filter(|l| l.contains("Executing")).count() as u64
+}
+
 /// Peak resident memory of this process, from /proc (Linux).
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -292,6 +307,20 @@ fn main() {
         archs = vec![Architecture::Dcgan32, Architecture::Biggan32];
     }
     let dir = tempfile::tempdir().expect("temp dir");
+    #[cfg(feature = "wgpu")]
+    let wgpu = [("--wgpu", true), ("--wgpu-unfused", false)]
+        .into_iter()
+        .find_map(|(name, fused)| flag(name).then_some(fused));
+    #[cfg(not(feature = "wgpu"))]
+    let wgpu: Option<bool> = None;
+    #[cfg(any(feature = "cuda", feature = "wgpu"))]
+    let launches = (flag("--kernels") || wgpu.is_some()).then(|| {
+        let file = dir.path().join("kernels.log");
+        kernels::device::log_kernel_launches(&file);
+        file
+    });
+    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+    let launches = wgpu.and(None);
     for arch in archs {
         let row = Row {
             arch,
@@ -323,7 +352,8 @@ fn main() {
                 log.step,
                 1e3 * log.seconds
             );
-            steps.lock().unwrap().push((log.seconds, counted::counts()));
+            let step = (log.seconds, counted::counts(), launched(&launches));
+            steps.lock().unwrap().push(step);
         };
         let cancel = AtomicBool::new(false);
         let setup = Setup {
@@ -353,21 +383,45 @@ fn main() {
             );
             continue;
         }
+        #[cfg(feature = "wgpu")]
+        if let Some(fused) = wgpu {
+            let devices = vec![Default::default(); devices];
+            let result = if fused {
+                train::run::<burn::backend::Wgpu, _>(&setup, devices)
+            } else {
+                train::run::<kernels::WgpuUnfused, _>(&setup, devices)
+            };
+            result.expect("training runs");
+            let steps = steps.into_inner().unwrap();
+            let timed: Vec<f64> = steps[1..].iter().map(|s| s.0).collect();
+            let launched = (steps[steps.len() - 1].2 - steps[0].2) as f64 / iterations as f64;
+            let fusion = if fused { "fused" } else { "not fused" };
+            println!(
+                "{label} on wgpu ({fusion}): {launched:.0} kernels launched per iteration, \
+                 {:.0} ms per iteration (mean of {})",
+                1e3 * timed.iter().sum::<f64>() / timed.len() as f64,
+                timed.len()
+            );
+            continue;
+        }
         let device = Device::Auto.in_slot(&gpus);
         let (result, used) = device
             .run_shards(&gpus, devices, Run(&setup))
             .expect("a device");
         result.expect("training runs");
-        let mut timed: Vec<f64> = steps.into_inner().unwrap()[1..]
-            .iter()
-            .map(|s| s.0)
-            .collect();
+        let steps = steps.into_inner().unwrap();
+        let launched = (steps[steps.len() - 1].2 - steps[0].2) as f64 / iterations as f64;
+        let mut timed: Vec<f64> = steps[1..].iter().map(|s| s.0).collect();
         timed.sort_by(f64::total_cmp);
         let median = timed[timed.len() / 2];
         let mean = timed.iter().sum::<f64>() / timed.len() as f64;
         let memory = peak_rss_mib()
             .map(|m| format!("{m:.0} MiB peak RSS (process)"))
             .unwrap_or_else(|| "peak memory unknown".into());
+        let memory = match &launches {
+            Some(_) => format!("{memory}, {launched:.0} kernels launched per iteration"),
+            None => memory,
+        };
         println!(
             "{label} on {used}: {:.0} ms per iteration (median of {}; mean {:.0}), {memory}",
             1e3 * median,

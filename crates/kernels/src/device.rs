@@ -143,6 +143,19 @@ pub fn keep_autotune_cache_in(dir: &std::path::Path) {
     });
 }
 
+/// Has CubeCL log every kernel it launches, one `Executing <kernel>` line each, to
+/// `file` (benchmarks count them). Once per process, before the first GPU kernel.
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub fn log_kernel_launches(file: &std::path::Path) {
+    use cubecl_runtime::config::profiling::ProfilingLogLevel;
+    use cubecl_runtime::config::{CubeClRuntimeConfig, RuntimeConfig};
+    let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+    config.profiling.logger.level = ProfilingLogLevel::Minimal;
+    config.profiling.logger.file = Some(file.to_path_buf());
+    config.profiling.logger.append = false;
+    CubeClRuntimeConfig::set(config);
+}
+
 #[cfg(feature = "cuda")]
 fn cuda_answers(index: usize) -> bool {
     use burn::prelude::Tensor;

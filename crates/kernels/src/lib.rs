@@ -28,8 +28,16 @@ mod wide;
 /// machine that has one.
 #[cfg(feature = "cuda")]
 pub type TestBackend = burn::backend::Cuda;
-#[cfg(not(feature = "cuda"))]
+/// In builds with the `wgpu` feature (and not `cuda`): burn's wgpu backend, fused.
+#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+pub type TestBackend = burn::backend::Wgpu;
+#[cfg(not(any(feature = "cuda", feature = "wgpu")))]
 pub type TestBackend = burn::backend::Flex;
+
+/// burn's wgpu backend without fusion: one kernel per operation.
+#[cfg(feature = "wgpu")]
+pub type WgpuUnfused =
+    burn::backend::wgpu::CubeBackend<burn::backend::wgpu::WgpuRuntime, f32, i32, u32>;
 
 use burn::prelude::*;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor};
@@ -251,6 +259,10 @@ pub fn channel_affine<B: Kernels>(
 
 #[cfg(feature = "cuda")]
 impl Kernels for burn::backend::Cuda {}
+#[cfg(feature = "wgpu")]
+impl Kernels for burn::backend::Wgpu {}
+#[cfg(feature = "wgpu")]
+impl Kernels for WgpuUnfused {}
 
 #[cfg(test)]
 mod tests {

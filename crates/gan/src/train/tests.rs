@@ -102,10 +102,11 @@ fn train(
     start: Option<Start>,
 ) -> Result<Trained, TrainError> {
     let (model, config) = configs();
-    train_evaluated(&model, &config, data, work, stop_at, start)
+    train_evaluated(&model, &config, data, work, stop_at, start, 1)
 }
 
-/// A run of `model` and `config` with FID every 2 iterations (see [`train`]).
+/// A run of `model` and `config` with FID every 2 iterations (see [`train`]), the
+/// losses read every `log_every` iterations.
 fn train_evaluated(
     model: &ModelConfig,
     config: &TrainConfig,
@@ -113,6 +114,7 @@ fn train_evaluated(
     work: &Path,
     stop_at: Option<u64>,
     start: Option<Start>,
+    log_every: u64,
 ) -> Result<Trained, TrainError> {
     let cancel = AtomicBool::new(false);
     let progress = |log: &StepLog| {
@@ -159,7 +161,7 @@ fn train_evaluated(
         }),
         cancel: &cancel,
         progress: &progress,
-        log_every: 1,
+        log_every,
     };
     run::<Flex, _>(&setup, vec![Default::default()])
 }
@@ -218,25 +220,44 @@ fn interrupted_and_resumed_training_equals_an_uninterrupted_run() {
     assert_eq!(kept.len(), 1, "only the best generator is kept");
 }
 
+/// Read after every iteration, or later (before the evaluation at step 2, with its
+/// checkpoint): the same error, and nothing saved or logged of the failed iterations.
 #[test]
 fn a_non_finite_loss_stops_training_and_names_the_step() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dataset(dir.path());
-    let (model, _) = configs();
+    let (model, config) = configs();
     let g = generator::build::<Flex>(&model, 1, &Default::default()).to_snapshot();
     let mut d = discriminator::build::<Flex>(&model, 2, &Default::default()).to_snapshot();
     // The embedding head: ReLUs would swallow a NaN in the trunk or the hinge.
     d.tensors.get_mut("linear5.bias").unwrap().data[0] = f32::NAN;
-    let start = Start { g, d, g_ema: None };
-    let err = train(&data, dir.path(), None, Some(start))
+    for log_every in [1, LOG_EVERY] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dataset(dir.path());
+        let start = Start {
+            g: g.clone(),
+            d: d.clone(),
+            g_ema: None,
+        };
+        let err = train_evaluated(
+            &model,
+            &config,
+            &data,
+            dir.path(),
+            None,
+            Some(start),
+            log_every,
+        )
         .map(|_| ())
         .unwrap_err();
-    let text = err.to_string();
-    assert!(
-        text.starts_with("step 0: the discriminator loss is NaN"),
-        "{text}"
-    );
-    assert!(!dir.path().join("checkpoints/latest").exists());
+        let text = err.to_string();
+        assert!(
+            text.starts_with("step 0: the discriminator loss is NaN"),
+            "log_every {log_every}: {text}"
+        );
+        let saved = latest_checkpoint(&checkpoint_dir(dir.path())).unwrap();
+        assert_eq!(saved, None, "log_every {log_every}");
+        let logged = std::fs::read_to_string(dir.path().join(LOSSES)).unwrap();
+        assert_eq!(logged, "", "log_every {log_every}");
+    }
 }
 
 /// Trains the test configuration without evaluation on `devices` shards (all on the
@@ -448,7 +469,7 @@ fn latent_optimization_trains_on_two_devices_as_on_one_and_resumes_bit_for_bit()
     // Evaluations move z with D as it is; D of the best one is kept beside its G.
     let (_, mut config) = configs();
     logan(&mut config);
-    let evaluated = train_evaluated(&model, &config, &data, &scored, None, None).unwrap();
+    let evaluated = train_evaluated(&model, &config, &data, &scored, None, None, 1).unwrap();
     let (best, _) = evaluated.best.as_ref().expect("a best evaluation");
     let best_d = evaluated.best_d.as_ref().expect("D of the best evaluation");
     assert_eq!(best_d.tensors.len(), evaluated.d.tensors.len());
