@@ -1,9 +1,10 @@
 //! `cargo bench -p gan --bench train [-- ARCH…] [--cond contra|proj|ac] [--width N]
 //! [--d-steps N] [--iterations N] [--devices N] [--penalty gp|dra|maxgp|r1]
-//! [--latent-op] [--diffaug] [--cr] [--count]`: training iterations of the paper's configurations
-//! at batch 64 on synthetic images, ARCH among dcgan32 (SNDCGAN, 1 D + 1 G step per
-//! iteration), resgan32 (2 D + 1 G), biggan32 (width 96, 5 D + 1 G) and biggan64 (width
-//! 80, 1 D + 1 G; `--width 32` for the issue's row), with the widths, D steps and
+//! [--latent-op] [--diffaug] [--cr] [--batch N] [--count]`: training iterations of the
+//! paper's configurations at batch 64 (or `--batch`) on synthetic images, ARCH among
+//! dcgan32 (SNDCGAN, 1 D + 1 G step per iteration), resgan32 (2 D + 1 G), biggan32
+//! (width 96, 5 D + 1 G) and biggan64 (width 80, 1 D + 1 G; `--width 32` for the
+//! issue's row), with the widths, D steps and
 //! class counts of the shared reference benchmark (`../shared/bench/ref_train_bench.py`,
 //! whose arguments these mirror), so that both sides of a ratio run the same
 //! iteration. Conditioning is ContraGAN's 2C loss unless `--cond` says projection or
@@ -50,6 +51,7 @@ struct Row {
     latent_op: bool,
     diffaug: bool,
     consistency: bool,
+    batch: usize,
 }
 
 impl Row {
@@ -74,7 +76,10 @@ impl Row {
             Conditioning::Projection => "projection",
             _ => "ContraGAN",
         };
-        let mut label = format!("{arch} {conditioning}, batch 64, {} D + 1 G", self.d_steps);
+        let mut label = format!(
+            "{arch} {conditioning}, batch {}, {} D + 1 G",
+            self.batch, self.d_steps
+        );
         let penalty = self.penalty.as_deref().map(|p| match p {
             "gp" => "WGAN-GP",
             "dra" => "DRA",
@@ -151,7 +156,7 @@ fn config(row: &Row, iterations: u64) -> (ModelConfig, TrainConfig) {
         aux_cls_type: Default::default(),
     };
     let train = TrainConfig {
-        batch_size: 64,
+        batch_size: row.batch,
         accumulation_steps: 1,
         total_steps: iterations,
         d_steps_per_iter: row.d_steps,
@@ -247,6 +252,30 @@ fn launched(log: &Option<std::path::PathBuf>) -> u64 {
     text.lines().filter(|l| l.contains("Executing")).count() as u64
 }
 
+/// The kernels most launched after the first `skip`, per iteration, by name.
+#[cfg(feature = "wgpu")]
+fn commonest_kernels(log: &Option<std::path::PathBuf>, skip: u64, iterations: u64) -> String {
+    let Some(file) = log else {
+        return String::new();
+    };
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let mut kinds = std::collections::BTreeMap::<&str, u64>::new();
+    let names = text.lines().filter_map(|l| l.split("Executing ").nth(1));
+    for name in names.skip(skip as usize) {
+        *kinds
+            .entry(name.split(" |").next().unwrap_or(name))
+            .or_default() += 1;
+    }
+    let mut kinds: Vec<_> = kinds.into_iter().collect();
+    kinds.sort_by(|a, b| b.1.cmp(&a.1));
+    let top: Vec<String> = kinds
+        .iter()
+        .take(8)
+        .map(|(name, n)| format!("{name} {:.0}", *n as f64 / iterations as f64))
+        .collect();
+    top.join(", ")
+}
+
 /// Peak resident memory of this process, from /proc (Linux).
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -339,6 +368,7 @@ fn main() {
             latent_op,
             diffaug: flag("--diffaug"),
             consistency: flag("--cr"),
+            batch: option(&args, "--batch").unwrap_or(64),
         };
         let data = dataset(dir.path(), row.size());
         let (model, train) = config(&row, iterations + 1);
@@ -396,9 +426,10 @@ fn main() {
             let timed: Vec<f64> = steps[1..].iter().map(|s| s.0).collect();
             let launched = (steps[steps.len() - 1].2 - steps[0].2) as f64 / iterations as f64;
             let fusion = if fused { "fused" } else { "not fused" };
+            let commonest = commonest_kernels(&launches, steps[0].2, iterations);
             println!(
                 "{label} on wgpu ({fusion}): {launched:.0} kernels launched per iteration, \
-                 {:.0} ms per iteration (mean of {})",
+                 {:.0} ms per iteration (mean of {}); commonest: {commonest}",
                 1e3 * timed.iter().sum::<f64>() / timed.len() as f64,
                 timed.len()
             );
