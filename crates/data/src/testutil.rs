@@ -108,3 +108,15 @@ pub fn save_state_dict(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
     zip.write_all(b"3\n").unwrap();
     zip.finish().unwrap();
 }
+
+/// The training split of the synthetic images `params` describes, packed into `path`
+/// and opened: the data set of training tests and benchmarks.
+pub fn packed_synthetic(
+    params: &crate::synthetic::Synthetic,
+    path: &Path,
+) -> std::sync::Arc<crate::Packed> {
+    let images = crate::synthetic::read(params, crate::Split::Train);
+    let never = std::sync::atomic::AtomicBool::new(false);
+    crate::pack(images, path, &|_, _| {}, &never).expect("pack synthetic images");
+    std::sync::Arc::new(crate::Packed::open(path).expect("open the pack"))
+}

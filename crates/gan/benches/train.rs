@@ -32,8 +32,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use data::synthetic::{self, Synthetic};
-use data::{Packed, Split};
+use data::Packed;
+use data::synthetic::Synthetic;
 use gan::config::{AdvLoss, Architecture, Attention, Conditioning, Ema, LatentOpConfig};
 use gan::train::{self, Setup, StepLog};
 use gan::{ModelConfig, TrainConfig};
@@ -110,15 +110,7 @@ fn dataset(dir: &Path, size: u32) -> Arc<Packed> {
         classes: 10,
         plain: false,
     };
-    let path = dir.join(format!("images{size}.pack"));
-    data::pack(
-        synthetic::read(&params, Split::Train),
-        &path,
-        &|_, _| {},
-        &AtomicBool::new(false),
-    )
-    .expect("pack synthetic images");
-    Arc::new(Packed::open(&path).expect("open the pack"))
+    data::testutil::packed_synthetic(&params, &dir.join(format!("images{size}.pack")))
 }
 
 /// The reference benchmark's networks (the authors' defaults for each architecture,

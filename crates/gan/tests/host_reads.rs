@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use data::synthetic::{self, Synthetic};
-use data::{Packed, Split};
+use data::Packed;
+use data::synthetic::Synthetic;
 use gan::train::{self, Setup, StepLog};
 use gan::{ModelConfig, TrainConfig};
 use kernels::counted::{self, Counted};
@@ -102,15 +102,7 @@ fn dataset(dir: &Path) -> Arc<Packed> {
         classes: 4,
         plain: false,
     };
-    let path = dir.join("images.pack");
-    data::pack(
-        synthetic::read(&params, Split::Train),
-        &path,
-        &|_, _| {},
-        &AtomicBool::new(false),
-    )
-    .unwrap();
-    Arc::new(Packed::open(&path).unwrap())
+    data::testutil::packed_synthetic(&params, &dir.join("images.pack"))
 }
 
 /// The counts when iteration `LOG_EVERY`'s losses were read, and when the last's were.

@@ -5,8 +5,7 @@ use super::*;
 use crate::config::{AdvLoss, Architecture, Attention, Conditioning, Ema};
 use crate::{discriminator, generator};
 use burn::backend::Flex;
-use data::Split;
-use data::synthetic::{self, Synthetic};
+use data::synthetic::Synthetic;
 use kernels::device::OnBackend;
 use metrics::extract::Extraction;
 use std::path::PathBuf;
@@ -19,10 +18,7 @@ fn dataset(dir: &Path) -> Arc<Packed> {
         classes: 4,
         plain: false,
     };
-    let images = synthetic::read(&params, Split::Train);
-    let path = dir.join("images.pack");
-    data::pack(images, &path, &|_, _| {}, &AtomicBool::new(false)).unwrap();
-    Arc::new(Packed::open(&path).unwrap())
+    data::testutil::packed_synthetic(&params, &dir.join("images.pack"))
 }
 
 pub(crate) fn configs() -> (ModelConfig, TrainConfig) {
