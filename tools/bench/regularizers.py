@@ -17,12 +17,13 @@ reference benchmark (`../shared/bench/ref_train_bench.py`: the authors' models, 
   here eval mode works on copies (`eval_vectors_kept` of tools/fixtures/common.py).
 
 Prints the median milliseconds per iteration of each and the regularizer's overhead;
-compare with `cargo bench -p gan --bench train -- dcgan [--penalty gp|r1 | --latent-op |
+with `--ops`, also the aten operations of one iteration of each (torch.profiler), to set
+beside `cargo bench -p gan --bench train -- … --count`; compare with `cargo bench -p gan --bench train -- dcgan [--penalty gp|r1 | --latent-op |
 --diffaug | --cr]`
 on the same machine.
 
 Usage: python3 tools/bench/regularizers.py STUDIOGAN_67E0DE0 STUDIOGAN_HEAD gp|r1|logan|diffaug|cr
-       [ARCH] [ITERS] [THREADS]"""
+       [ARCH] [ITERS] [THREADS] [--ops]"""
 
 import contextlib
 import importlib.util
@@ -32,14 +33,19 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+
+from aten_ops import counts
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "fixtures"))
 from common import eval_vectors_kept  # noqa: E402
 
-seed, head, mode = sys.argv[1], sys.argv[2], sys.argv[3]
-arch = sys.argv[4] if len(sys.argv) > 4 else "dcgan32"
-iters = int(sys.argv[5]) if len(sys.argv) > 5 else 5
-torch.set_num_threads(int(sys.argv[6]) if len(sys.argv) > 6 else 2)
+count_ops = "--ops" in sys.argv
+args = [a for a in sys.argv if a != "--ops"]
+seed, head, mode = args[1], args[2], args[3]
+arch = args[4] if len(args) > 4 else "dcgan32"
+iters = int(args[5]) if len(args) > 5 else 5
+torch.set_num_threads(int(args[6]) if len(args) > 6 else 2)
 sys.path.insert(0, seed)
 
 
@@ -143,4 +149,9 @@ with eval_vectors_kept():
         results[on] = 1000 * times[len(times) // 2]
         print(f"{arch} {conditioning} batch {batch}{' + ' + mode if on else ''}: "
               f"median {results[on]:.0f} ms per iteration ({torch.get_num_threads()} threads)")
+        if count_ops:
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                iteration(on)
+            ops, work = counts(prof, 1)
+            print(f"  aten operations per iteration: {ops:.0f} ({work:.0f} doing work)")
 print(f"{mode}'s overhead: {results[True] / results[False]:.2f}x")
