@@ -2,7 +2,9 @@
 authors' PyTorch models (`../shared/bench/ref_train_bench.py`, or
 `tools/bench/regularizers.py` for a method's row) and ours (`cargo bench -p gan --bench
 train`), one after the other, with each process's peak resident memory. Prints a
-Markdown table with the date, the machine and the commit it was made on.
+Markdown table with the date, the machine and the commit it was made on; with every
+row run, also writes it to docs/src/generated/train-speed.md, which the guide's
+benchmark page includes.
 
 Usage: python3 tools/bench/train_table.py STUDIOGAN_67E0DE0 STUDIOGAN_HEAD [ROW…]
   STUDIOGAN_67E0DE0: the authors' code at the seed's commit (models/, utils/losses.py)
@@ -80,13 +82,23 @@ commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=
                         text=True, cwd=ROOT).stdout.strip()
 cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
             if line.startswith("model name")), platform.processor())
-print(f"Measured {datetime.date.today()} at commit {commit} on {cpu}, "
-      f"{len(os.sched_getaffinity(0))} cores; PyTorch {torch.__version__} "
-      f"({torch.get_num_threads()} threads), batch 64, ms per iteration (median).\n")
-print("| path | PyTorch ms/it | pipe ms/it | pipe / PyTorch | PyTorch peak RSS | pipe peak RSS |")
-print("|---|---|---|---|---|---|")
+lines = [
+    f"*Measured {datetime.date.today()} at commit {commit} on {cpu}, "
+    f"{len(os.sched_getaffinity(0))} cores, by `python3 tools/bench/train_table.py`; PyTorch "
+    f"{torch.__version__} ({torch.get_num_threads()} threads), batch 64, ms per iteration "
+    f"(median).*",
+    "",
+    "| path | PyTorch ms/it | pipe ms/it | pipe / PyTorch | PyTorch peak RSS | pipe peak RSS |",
+    "|---|---|---|---|---|---|",
+]
+print("\n".join(lines))
 for row in chosen or ROWS:
     theirs, their_peak = pytorch(row)
     mine, my_peak = ours(row)
-    print(f"| {ROWS[row][0]} | {theirs:,.0f} | {mine:,.0f} | {mine / theirs:.2f} | "
-          f"{their_peak:,.0f} MiB | {my_peak:,.0f} MiB |", flush=True)
+    lines.append(f"| {ROWS[row][0]} | {theirs:,.0f} | {mine:,.0f} | {mine / theirs:.2f} | "
+                 f"{their_peak:,.0f} MiB | {my_peak:,.0f} MiB |")
+    print(lines[-1], flush=True)
+if not chosen:
+    out = ROOT / "docs" / "src" / "generated" / "train-speed.md"
+    out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
