@@ -127,15 +127,18 @@ fn every_relative_link_reaches_a_file_and_a_heading() {
             } else {
                 page.parent().unwrap().join(file)
             };
-            let at = format!("{}:{line}: `{target}`", page.strip_prefix(ROOT).unwrap().display());
+            let at = format!(
+                "{}:{line}: `{target}`",
+                page.strip_prefix(ROOT).unwrap().display()
+            );
             if !resolved.exists() {
                 broken.push(format!("{at}: no file {}", resolved.display()));
                 continue;
             }
-            if let Some(anchor) = anchor {
-                if !anchors(&read(&resolved)).contains(anchor) {
-                    broken.push(format!("{at}: no heading with anchor `{anchor}`"));
-                }
+            if let Some(anchor) = anchor
+                && !anchors(&read(&resolved)).contains(anchor)
+            {
+                broken.push(format!("{at}: no heading with anchor `{anchor}`"));
             }
         }
     }
@@ -145,7 +148,10 @@ fn every_relative_link_reaches_a_file_and_a_heading() {
 #[test]
 fn every_page_of_the_guide_is_in_the_summary() {
     let summary = read(&guide().join("SUMMARY.md"));
-    let listed: BTreeSet<PathBuf> = links(&summary).into_iter().map(|(_, t)| guide().join(t)).collect();
+    let listed: BTreeSet<PathBuf> = links(&summary)
+        .into_iter()
+        .map(|(_, t)| guide().join(t))
+        .collect();
     let generated = guide().join("generated");
     let missing: Vec<String> = pages()
         .into_iter()
@@ -154,7 +160,11 @@ fn every_page_of_the_guide_is_in_the_summary() {
         .filter(|p| !listed.contains(p))
         .map(|p| p.display().to_string())
         .collect();
-    assert!(missing.is_empty(), "pages not in docs/src/SUMMARY.md:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "pages not in docs/src/SUMMARY.md:\n{}",
+        missing.join("\n")
+    );
 }
 
 #[test]
@@ -164,7 +174,11 @@ fn every_generated_table_is_included_dated_and_well_formed() {
     for page in pages() {
         for target in includes(&read(&page)) {
             let path = page.parent().unwrap().join(&target);
-            assert!(path.exists(), "{}: includes `{target}`, which does not exist", page.display());
+            assert!(
+                path.exists(),
+                "{}: includes `{target}`, which does not exist",
+                page.display()
+            );
             included.insert(path);
         }
     }
@@ -172,32 +186,57 @@ fn every_generated_table_is_included_dated_and_well_formed() {
         .unwrap_or_else(|e| panic!("{}: {e}", generated.display()))
         .map(|e| e.unwrap().path())
         .collect();
-    assert!(!files.is_empty(), "no generated tables in {}", generated.display());
+    assert!(
+        !files.is_empty(),
+        "no generated tables in {}",
+        generated.display()
+    );
     for file in files {
         let name = file.display();
         assert!(included.contains(&file), "{name} is included by no page");
         let text = read(&file);
         let first = text.lines().next().unwrap_or_default();
-        let dated = ["*Made ", "*Measured "].iter().find_map(|p| first.strip_prefix(p));
+        let dated = ["*Made ", "*Measured "]
+            .iter()
+            .find_map(|p| first.strip_prefix(p));
         let (date, rest) = dated
             .and_then(|d| d.split_once(" at commit "))
             .unwrap_or_else(|| panic!("{name}: the first line must say `*Made|Measured DATE at commit HASH …*`, not {first:?}"));
         let date_ok = date.len() == 10
-            && date.chars().enumerate().all(|(i, c)| if i == 4 || i == 7 { c == '-' } else { c.is_ascii_digit() });
+            && date.chars().enumerate().all(|(i, c)| {
+                if i == 4 || i == 7 {
+                    c == '-'
+                } else {
+                    c.is_ascii_digit()
+                }
+            });
         assert!(date_ok, "{name}: {date:?} is not a date (YYYY-MM-DD)");
         let hash = rest.split_whitespace().next().unwrap_or_default();
         assert!(
             hash.len() >= 7 && hash.chars().all(|c| c.is_ascii_hexdigit()),
             "{name}: {hash:?} is not a commit"
         );
-        assert!(first.contains(" on ") && first.ends_with('*'), "{name}: the first line must name the machine (` on …`)");
+        assert!(
+            first.contains(" on ") && first.ends_with('*'),
+            "{name}: the first line must name the machine (` on …`)"
+        );
         let rows: Vec<&str> = text.lines().filter(|l| l.starts_with('|')).collect();
-        assert!(rows.len() >= 3, "{name}: no table (a header, its rule and a row)");
+        assert!(
+            rows.len() >= 3,
+            "{name}: no table (a header, its rule and a row)"
+        );
         let columns = |row: &str| row.trim().trim_matches('|').split('|').count();
         let width = columns(rows[0]);
-        assert!(rows[1].chars().all(|c| "|-: ".contains(c)), "{name}: the header's rule is missing");
+        assert!(
+            rows[1].chars().all(|c| "|-: ".contains(c)),
+            "{name}: the header's rule is missing"
+        );
         for row in &rows {
-            assert_eq!(columns(row), width, "{name}: `{row}` has not {width} columns");
+            assert_eq!(
+                columns(row),
+                width,
+                "{name}: `{row}` has not {width} columns"
+            );
         }
     }
 }
@@ -206,7 +245,10 @@ fn every_generated_table_is_included_dated_and_well_formed() {
 fn the_readme_is_short_and_starts_with_the_two_commands() {
     let readme = read(&Path::new(ROOT).join("README.md"));
     let lines = readme.lines().count();
-    assert!(lines < 200, "README.md has {lines} lines: the long form goes into docs/");
+    assert!(
+        lines < 200,
+        "README.md has {lines} lines: the long form goes into docs/"
+    );
     let quickstart = readme.find("cargo run --release -- run pipelines/quickstart.ron");
     let tests = readme.find("cargo test --workspace --locked");
     let first_section = readme.find("\n## ").unwrap_or(readme.len());
@@ -214,7 +256,9 @@ fn the_readme_is_short_and_starts_with_the_two_commands() {
         quickstart.is_some_and(|q| tests.is_some_and(|t| q < t)),
         "README.md must give the quickstart command, then the test command"
     );
-    let second_section = readme[first_section + 1..].find("\n## ").map(|i| i + first_section + 1);
+    let second_section = readme[first_section + 1..]
+        .find("\n## ")
+        .map(|i| i + first_section + 1);
     assert!(
         tests < second_section,
         "the two commands belong in the README's first section"

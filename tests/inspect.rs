@@ -440,3 +440,49 @@ fn diff_against_the_record_before_a_key_or_another_stage() {
     assert_eq!(out.status.code(), Some(1));
     assert!(common::text(&out.stderr).contains("has no record before"));
 }
+
+#[test]
+fn expand_prints_the_stages_as_the_engine_reads_them() {
+    let p = Project::new();
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/words.ron");
+    let out = p.pipe(&[
+        "expand",
+        file,
+        "words",
+        "count",
+        "--set",
+        "count.env.LC_ALL=\"C\"",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    // The included file's parameters, in place of its `Include`.
+    assert!(stdout.contains("\"words\": Command("), "{stdout}");
+    assert!(
+        stdout.contains("\"corpus\": \"data/corpus.txt\""),
+        "{stdout}"
+    );
+    // Every member of the ForEach, its placeholder filled in and the `--set` applied.
+    for n in [3, 6, 9] {
+        assert!(
+            stdout.contains(&format!("\"count[min_len={n}]\": Command(")),
+            "{stdout}"
+        );
+        assert!(stdout.contains(&format!("awk 'length >= {n}'")), "{stdout}");
+    }
+    assert!(
+        stdout.contains("// --set count.env.LC_ALL=\"C\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\"LC_ALL\": \"C\""), "{stdout}");
+    assert!(stdout.contains("// words ← words"), "{stdout}");
+    // Only the stages named.
+    assert!(!stdout.contains("\"report\""), "{stdout}");
+
+    let wrong = p.pipe(&["expand", file, "cuont"]);
+    assert!(!wrong.status.success(), "{}", text(&wrong.stderr));
+    assert!(
+        text(&wrong.stderr).contains("did you mean `count`?"),
+        "{}",
+        text(&wrong.stderr)
+    );
+}

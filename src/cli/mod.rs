@@ -5,6 +5,7 @@ mod dag;
 mod diff;
 mod display;
 mod exec;
+mod expand;
 mod lineage;
 #[cfg(feature = "kinds")]
 mod metric;
@@ -63,6 +64,9 @@ PIPE_PROGRESS_SECS seconds (default 30). Finished stages: one line each on stdou
     Dag(dag::Args),
     /// A stage's outputs, metrics, timings and log.
     Show(show::Args),
+    /// The pipeline as pipe reads it, as RON: `Include`, `ForEach` and `--set` applied,
+    /// every stage with the canonical parameters its key is made from.
+    Expand(expand::Args),
     /// Where an artifact came from (its producers up to the sources), or with --down what depends on it.
     Lineage(lineage::Args),
     /// Parameters and metrics, field by field, between a stage's record and an earlier
@@ -112,6 +116,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Why(args) => status::why(&ctx, args),
         Command::Dag(args) => dag::dag(&ctx, args),
         Command::Show(args) => show::show(&ctx, args),
+        Command::Expand(args) => expand::expand(&ctx, args),
         Command::Lineage(args) => lineage::lineage(&ctx, args),
         Command::Diff(args) => diff::diff(&ctx, args),
         Command::Metrics(args) => metrics::metrics(&ctx, args),

@@ -1,4 +1,4 @@
-use contract::{Context, Declaration, Kind, Outcome, StageError};
+use contract::{Context, Declaration, Kind, Outcome, RenderError, StageError};
 
 /// A kind whose parallel work (burn-flex, faer, our kernels: all rayon) runs on a pool
 /// of `ctx.threads` threads. Stages running side by side then each keep to their share
@@ -21,6 +21,10 @@ impl<K: Kind> Kind for OnThreads<K> {
 
     fn declare(&self, params: &ronspan::Value) -> Result<Declaration, ronspan::Error> {
         self.0.declare(params)
+    }
+
+    fn render(&self, params: &serde_json::Value) -> Result<String, RenderError> {
+        self.0.render(params)
     }
 
     fn run(&self, params: &serde_json::Value, ctx: &Context) -> Result<Outcome, StageError> {
@@ -63,6 +67,9 @@ mod tests {
             let threads = rayon::current_num_threads() as f64;
             outcome.metrics.insert("threads".into(), threads);
             Ok(outcome)
+        }
+        fn render(&self, _: &serde_json::Value) -> Result<String, RenderError> {
+            unreachable!("not rendered in this test")
         }
     }
 

@@ -19,6 +19,21 @@ pub trait Kind: Send + Sync {
     fn declare(&self, params: &ronspan::Value) -> Result<Declaration, ronspan::Error>;
     /// Runs the stage on the canonical parameters [`Kind::declare`] returned.
     fn run(&self, params: &serde_json::Value, ctx: &Context) -> Result<Outcome, StageError>;
+    /// Writes canonical parameters back as the stage a pipeline file would hold, e.g.
+    /// `Train(data: "cifar10_train", …)`: declared again, it gives the same parameters.
+    fn render(&self, params: &serde_json::Value) -> Result<String, RenderError>;
+}
+
+/// Why canonical parameters could not be written back as RON.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("the parameters do not fit {kind}: {source}")]
+    Params {
+        kind: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("the parameters cannot be written as RON: {0}")]
+    Ron(#[from] ron::Error),
 }
 
 /// What a stage's parameters say, once checked.
@@ -199,6 +214,26 @@ impl<K: TypedKind> Kind for Typed<K> {
             )
         })?;
         K::run(params, ctx).map_err(Into::into)
+    }
+
+    fn render(&self, params: &serde_json::Value) -> Result<String, RenderError> {
+        let params: K::Params =
+            serde_json::from_value(params.clone()).map_err(|source| RenderError::Params {
+                kind: K::NAME,
+                source,
+            })?;
+        // The kind's name, not the Rust type's, opens the stage; nested structs are
+        // anonymous in pipeline files, as `(every: 2000, …)`; strings read as written,
+        // raw (`r#"…"#`) where they hold a quote or a backslash.
+        let config = ron::ser::PrettyConfig::new()
+            .indentor("    ")
+            .struct_names(false)
+            .escape_strings(false);
+        Ok(format!(
+            "{}{}",
+            K::NAME,
+            ron::ser::to_string_pretty(&params, config)?
+        ))
     }
 }
 

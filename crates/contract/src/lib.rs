@@ -49,5 +49,6 @@ mod kind;
 pub use context::{Context, Input, Outcome, Progress};
 pub use error::StageError;
 pub use kind::{
-    Declaration, FileInput, GpuNeed, Invalid, Kind, Needs, Reference, Registry, Typed, TypedKind,
+    Declaration, FileInput, GpuNeed, Invalid, Kind, Needs, Reference, Registry, RenderError, Typed,
+    TypedKind,
 };

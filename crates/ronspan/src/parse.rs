@@ -140,7 +140,9 @@ impl<'a> Parser<'a> {
         };
         let kind = match c {
             '"' => ValueKind::Str(self.string()?),
-            'r' if matches!(self.rest().as_bytes().get(1), Some(b'"' | b'#')) => {
+            'r' if raw_ident_prefix(self.rest()) == 0
+                && matches!(self.rest().as_bytes().get(1), Some(b'"' | b'#')) =>
+            {
                 ValueKind::Str(self.raw_string()?)
             }
             '\'' => ValueKind::Char(self.char_literal()?),
@@ -149,12 +151,13 @@ impl<'a> Parser<'a> {
             '(' => self.parenthesized(None)?,
             c if c.is_ascii_digit() || c == '-' || c == '+' || c == '.' => self.number()?,
             c if c.is_alphabetic() || c == '_' => {
+                let raw = raw_ident_prefix(self.rest()) > 0;
                 let name = self.ident();
                 match name {
-                    "true" => ValueKind::Bool(true),
-                    "false" => ValueKind::Bool(false),
-                    "inf" => ValueKind::Float(f64::INFINITY),
-                    "NaN" => ValueKind::Float(f64::NAN),
+                    "true" if !raw => ValueKind::Bool(true),
+                    "false" if !raw => ValueKind::Bool(false),
+                    "inf" if !raw => ValueKind::Float(f64::INFINITY),
+                    "NaN" if !raw => ValueKind::Float(f64::NAN),
                     _ => {
                         let name = name.to_string();
                         self.skip_trivia()?;
@@ -173,11 +176,12 @@ impl<'a> Parser<'a> {
         Ok(Value::new(kind, self.span(start)))
     }
 
+    /// An identifier, raw (`r#None`, as `ron` writes a variant that shares a name
+    /// with a keyword or `Option`'s) or not, without its `r#`.
     fn ident(&mut self) -> &'a str {
+        self.pos += raw_ident_prefix(self.rest());
         let rest = self.rest();
-        let len = rest
-            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .unwrap_or(rest.len());
+        let len = ident_len(rest);
         self.pos += len;
         &rest[..len]
     }
@@ -241,17 +245,16 @@ impl<'a> Parser<'a> {
     }
 
     fn starts_field(&self) -> bool {
-        let rest = self.rest();
-        let len = rest
-            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .unwrap_or(rest.len());
+        let prefix = raw_ident_prefix(self.rest());
+        let rest = &self.rest()[prefix..];
+        let len = ident_len(rest);
         if len == 0 || rest.starts_with(|c: char| c.is_ascii_digit()) {
             return false;
         }
         let mut after = Parser {
             file: self.file,
             text: self.text,
-            pos: self.pos + len,
+            pos: self.pos + prefix + len,
         };
         after.skip_trivia().is_ok() && after.peek() == Some(':')
     }
@@ -479,6 +482,20 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// The length of an identifier's characters at the start of `text`.
+fn ident_len(text: &str) -> usize {
+    text.find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(text.len())
+}
+
+/// 2 when `text` starts with a raw identifier's `r#` (`r#None`, not the raw string
+/// `r#"…"#`), else 0.
+fn raw_ident_prefix(text: &str) -> usize {
+    let raw =
+        text.starts_with("r#") && text[2..].starts_with(|c: char| c.is_alphabetic() || c == '_');
+    if raw { 2 } else { 0 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,6 +519,8 @@ mod tests {
         assert_eq!(p("true").kind, ValueKind::Bool(true));
         assert_eq!(p(r#""a\n\u{e9}""#).kind, ValueKind::Str("a\n\u{e9}".into()));
         assert_eq!(p(r##"r#"x "y""#"##).kind, ValueKind::Str("x \"y\"".into()));
+        assert_eq!(p("r#None").kind, ValueKind::Ident("None".into()));
+        assert_eq!(p("r#true").kind, ValueKind::Ident("true".into()));
         assert_eq!(p("'c'").kind, ValueKind::Char('c'));
         assert_eq!(p("Auto").kind, ValueKind::Ident("Auto".into()));
         assert_eq!(p("()").kind, ValueKind::Unit);
@@ -519,6 +538,18 @@ mod tests {
         assert_eq!(fields.len(), 2);
         assert_eq!(fields[1].name, "b");
         assert_eq!(v.get_path(&["b", "k"]).unwrap().describe(), "a tuple");
+    }
+
+    #[test]
+    fn raw_identifiers_as_ron_writes_them() {
+        let v = p("r#Some(r#type: r#None, kind: r#\"s\"#)");
+        let ValueKind::Struct { name, fields } = &v.kind else {
+            panic!("{v:?}")
+        };
+        assert_eq!(name.as_deref(), Some("Some"));
+        assert_eq!(fields[0].name, "type");
+        assert_eq!(fields[0].value.kind, ValueKind::Ident("None".into()));
+        assert_eq!(fields[1].value.kind, ValueKind::Str("s".into()));
     }
 
     #[test]
