@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command as Process, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use explain::Explain;
 use serde::{Deserialize, Serialize};
 
 use contract::{
@@ -32,7 +33,15 @@ use contract::{
 
 pub struct Command;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Runs a program: the engine's own kind, for any step a program does.
+///
+/// Its arguments may hold placeholders: `{out}` (the output folder),
+/// `{work}` (a work folder kept across interruptions), `{in.ROLE}` (an upstream's output
+/// folder or an external file), `{gpus}` (the GPU ids it got); `{{` and `}}` for braces.
+/// A `metrics.json` object of numbers written at the top of `{out}` becomes the stage's
+/// metrics, a `protocol.json` object of strings the conditions they were measured under.
+/// It runs in the pipeline file's folder.
+#[derive(Debug, Clone, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     /// Program and arguments; no shell unless the program is one.
@@ -43,8 +52,11 @@ pub struct Params {
     /// External files or folders by role name, hashed into the key.
     #[serde(default)]
     pub files: BTreeMap<String, PathBuf>,
+    /// Environment variables set for the program, beside the inherited ones.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// GPUs the program needs: it waits for that many free GPUs of the run and finds
+    /// their ids in `{gpus}` and `CUDA_VISIBLE_DEVICES`.
     #[serde(default)]
     pub gpus: u32,
 }

@@ -486,3 +486,43 @@ fn expand_prints_the_stages_as_the_engine_reads_them() {
         text(&wrong.stderr)
     );
 }
+
+#[test]
+fn explain_lists_the_kinds_and_explains_a_field() {
+    let p = Project::new();
+    let kinds = p.pipe(&["explain"]);
+    assert!(kinds.status.success(), "{}", text(&kinds.stderr));
+    for kind in pipe::kinds() {
+        let name = kind.name();
+        assert!(
+            text(&kinds.stdout).contains(&format!("  {name} ")),
+            "{name} not listed:\n{}",
+            text(&kinds.stdout)
+        );
+    }
+
+    let field = p.pipe(&["explain", "Command.env"]);
+    assert!(field.status.success(), "{}", text(&field.stderr));
+    let stdout = text(&field.stdout);
+    assert!(
+        stdout.starts_with("Command.env: BTreeMap<String, String>\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("default   {}"), "{stdout}");
+    // The field's doc comment, as the code has it.
+    assert!(
+        stdout.contains("Environment variables set for the program"),
+        "{stdout}"
+    );
+
+    let kind = text(&p.pipe(&["explain", "Command"]).stdout);
+    assert!(kind.contains("argv") && kind.contains("required"), "{kind}");
+
+    let wrong = p.pipe(&["explain", "Command.argvv"]);
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong.stderr).contains("did you mean `Command.argv`?"),
+        "{}",
+        text(&wrong.stderr)
+    );
+}

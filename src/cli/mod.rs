@@ -6,6 +6,7 @@ mod diff;
 mod display;
 mod exec;
 mod expand;
+mod explain;
 mod lineage;
 #[cfg(feature = "kinds")]
 mod metric;
@@ -67,6 +68,9 @@ PIPE_PROGRESS_SECS seconds (default 30). Finished stages: one line each on stdou
     /// The pipeline as pipe reads it, as RON: `Include`, `ForEach` and `--set` applied,
     /// every stage with the canonical parameters its key is made from.
     Expand(expand::Args),
+    /// What a stage kind's fields accept: type, default, allowed values and meaning, e.g.
+    /// `pipe explain Train.train.lecam`; alone, the kinds.
+    Explain(explain::Args),
     /// Where an artifact came from (its producers up to the sources), or with --down what depends on it.
     Lineage(lineage::Args),
     /// Parameters and metrics, field by field, between a stage's record and an earlier
@@ -117,6 +121,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Dag(args) => dag::dag(&ctx, args),
         Command::Show(args) => show::show(&ctx, args),
         Command::Expand(args) => expand::expand(&ctx, args),
+        Command::Explain(args) => explain::explain(&ctx, args),
         Command::Lineage(args) => lineage::lineage(&ctx, args),
         Command::Diff(args) => diff::diff(&ctx, args),
         Command::Metrics(args) => metrics::metrics(&ctx, args),

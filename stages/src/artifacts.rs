@@ -10,6 +10,7 @@
 //! | classifier | `Classifier` | `classifier.safetensors`, `model.json`, `classes.json` |
 //! | Inception weights | `Weights` | the `.pth` file |
 
+use explain::Explain;
 use std::path::{Path, PathBuf};
 
 use contract::{Input, StageError};
@@ -149,7 +150,7 @@ pub fn model(dir: &Path) -> Result<(ModelConfig, Vec<String>), KindError> {
 }
 
 /// Which of a `Train` stage's generators.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, Explain)]
 pub enum Generator {
     /// The exponential moving average of the generator.
     #[default]

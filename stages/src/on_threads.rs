@@ -27,6 +27,10 @@ impl<K: Kind> Kind for OnThreads<K> {
         self.0.render(params)
     }
 
+    fn explain(&self) -> explain::Shape {
+        self.0.explain()
+    }
+
     fn run(&self, params: &serde_json::Value, ctx: &Context) -> Result<Outcome, StageError> {
         match rayon::ThreadPoolBuilder::new()
             .num_threads(ctx.threads.max(1))
@@ -70,6 +74,9 @@ mod tests {
         }
         fn render(&self, _: &serde_json::Value) -> Result<String, RenderError> {
             unreachable!("not rendered in this test")
+        }
+        fn explain(&self) -> explain::Shape {
+            unreachable!("not explained in this test")
         }
     }
 

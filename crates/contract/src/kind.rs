@@ -22,6 +22,8 @@ pub trait Kind: Send + Sync {
     /// Writes canonical parameters back as the stage a pipeline file would hold, e.g.
     /// `Train(data: "cifar10_train", …)`: declared again, it gives the same parameters.
     fn render(&self, params: &serde_json::Value) -> Result<String, RenderError>;
+    /// What the parameters accept, with their doc comments (`pipe explain`).
+    fn explain(&self) -> explain::Shape;
 }
 
 /// Why canonical parameters could not be written back as RON.
@@ -149,8 +151,9 @@ pub struct Needs {
 pub trait TypedKind: Send + Sync + 'static {
     const NAME: &'static str;
     const VERSION: u32;
-    /// Parameters, deserialized with unknown fields rejected.
-    type Params: Serialize + DeserializeOwned;
+    /// Parameters, deserialized with unknown fields rejected; their doc comments are
+    /// what `pipe explain` shows.
+    type Params: Serialize + DeserializeOwned + explain::Explain;
     /// What its work fails with: its own error type, converted at the contract.
     type Error: Into<StageError>;
 
@@ -214,6 +217,10 @@ impl<K: TypedKind> Kind for Typed<K> {
             )
         })?;
         K::run(params, ctx).map_err(Into::into)
+    }
+
+    fn explain(&self) -> explain::Shape {
+        <K::Params as explain::Explain>::shape()
     }
 
     fn render(&self, params: &serde_json::Value) -> Result<String, RenderError> {
@@ -329,13 +336,13 @@ mod tests {
     fn a_defaulted_skipped_field_leaves_canonical_params_alone() {
         use crate::{Context, Invalid, Kind, Needs, Outcome, StageError, Typed, TypedKind};
 
-        #[derive(serde::Serialize, serde::Deserialize)]
+        #[derive(serde::Serialize, serde::Deserialize, explain::Explain)]
         #[serde(deny_unknown_fields)]
         struct Before {
             a: u32,
         }
 
-        #[derive(serde::Serialize, serde::Deserialize)]
+        #[derive(serde::Serialize, serde::Deserialize, explain::Explain)]
         #[serde(deny_unknown_fields)]
         struct After {
             a: u32,
@@ -344,7 +351,15 @@ mod tests {
         }
 
         struct K<P>(std::marker::PhantomData<P>);
-        impl<P: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static> TypedKind for K<P> {
+        impl<
+            P: serde::Serialize
+                + serde::de::DeserializeOwned
+                + explain::Explain
+                + Send
+                + Sync
+                + 'static,
+        > TypedKind for K<P>
+        {
             const NAME: &'static str = "K";
             const VERSION: u32 = 1;
             type Params = P;

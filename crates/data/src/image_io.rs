@@ -1,18 +1,21 @@
 //! Decoding PNG and JPEG files to RGB, and resizing.
 
+use explain::Explain;
 use image::imageops::FilterType;
 
 use super::Malformed;
 use serde::{Deserialize, Serialize};
 
 /// The filter used to resize images, as named in pipeline files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Explain)]
 pub enum Filter {
+    /// The nearest pixel.
     Nearest,
     /// Linear interpolation (a triangle filter).
     Bilinear,
     /// Catmull–Rom.
     Bicubic,
+    /// Lanczos with a window of 3.
     Lanczos3,
 }
 

@@ -20,6 +20,7 @@ pub mod testutil;
 pub mod tiny;
 pub mod views;
 
+use explain::Explain;
 use std::path::{Path, PathBuf};
 
 pub use archive::Location;
@@ -28,7 +29,7 @@ pub use loader::{Batch, Loader, LoaderConfig};
 pub use packed::{Header, PackWriter, Packed};
 
 /// Which part of a data set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Explain)]
 pub enum Split {
     Train,
     /// The evaluation split: CIFAR's test batch, Tiny ImageNet's validation images.

@@ -5,6 +5,7 @@
 //! classifier something real to tell apart. Image `i` of a split depends only on the
 //! seed, the split and `i`.
 
+use explain::Explain;
 use serde::{Deserialize, Serialize};
 
 use super::{Images, Split};
@@ -14,9 +15,10 @@ pub const SHAPES: [&str; 10] = [
     "disc", "square", "triangle", "cross", "ring", "diamond", "bar", "star", "crescent", "frame",
 ];
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct Synthetic {
+    /// The images follow from it: the same seed, the same images.
     #[serde(default)]
     pub seed: u64,
     /// Images per class in this split.

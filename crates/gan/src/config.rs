@@ -2,11 +2,12 @@
 //! `Include("configs/….ron")`): the networks ([`ModelConfig`]) and how they are trained
 //! ([`TrainConfig`]). Field names follow the reference's JSON configs where they exist.
 
+use explain::Explain;
 use serde::{Deserialize, Serialize};
 
 use super::init::Scheme;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Explain)]
 pub enum Architecture {
     Dcgan32,
     Resgan32,
@@ -43,7 +44,7 @@ impl Architecture {
 }
 
 /// How the discriminator (and the generator's BatchNorm) use the class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Explain)]
 pub enum Conditioning {
     /// Unconditional.
     None,
@@ -67,7 +68,7 @@ impl Conditioning {
 }
 
 /// StudioGAN v0.4's `aux_cls_type`: what D's class head learns besides the classes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, Explain)]
 pub enum AuxClassifier {
     /// The classes only (v0.4's `W/O`).
     #[default]
@@ -96,41 +97,58 @@ impl AuxClassifier {
 }
 
 /// Self-attention after the given blocks (counted from 1, as the reference does).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct Attention {
+    /// G's attention block follows its block of this number (the reference's
+    /// `at_after_th_gen_block`).
     pub g_after_block: usize,
+    /// D's attention block follows its block of this number (`at_after_th_dis_block`).
     pub d_after_block: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
+    /// The networks of G and D, as the authors' models/*.py write them.
     pub architecture: Architecture,
+    /// How G and D use the class label.
     pub conditioning: Conditioning,
+    /// Classes of the data set (the labels are 0..num_classes).
     pub num_classes: usize,
+    /// Length of G's latent z.
     pub z_dim: usize,
     /// BigGAN's shared class embedding.
     #[serde(default = "default_shared_dim")]
     pub shared_dim: usize,
     /// Width multipliers (ignored by dcgan32, whose widths are fixed).
     pub g_conv_dim: usize,
+    /// D's width multiplier (ignored by dcgan32).
     pub d_conv_dim: usize,
     /// ContraGAN's embedding size.
     #[serde(default = "default_hyper_dim")]
     pub hyper_dim: usize,
+    /// ContraGAN's embedding head as two linear layers with an activation between
+    /// them, rather than one.
     #[serde(default)]
     pub nonlinear_embed: bool,
+    /// ContraGAN's image and class embeddings scaled to unit length before the 2C loss.
     #[serde(default = "yes")]
     pub normalize_embed: bool,
+    /// Spectral normalization of G's weights.
     pub g_spectral_norm: bool,
+    /// Spectral normalization of D's weights.
     pub d_spectral_norm: bool,
+    /// Self-attention blocks in G and D (BigGAN's), after the given blocks.
     #[serde(default)]
     pub attention: Option<Attention>,
+    /// LeakyReLU (slope 0.1) instead of ReLU in G and D.
     #[serde(default)]
     pub leaky_relu: bool,
+    /// How G's weights start.
     #[serde(default)]
     pub g_init: Scheme,
+    /// How D's weights start.
     #[serde(default)]
     pub d_init: Scheme,
     /// Images smaller than the architecture's own, by halvings: each one drops the
@@ -138,6 +156,7 @@ pub struct ModelConfig {
     /// architecture, for quick runs on small images).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_size: Option<usize>,
+    /// ADCGAN's dual classifier on D's class head (v0.4's `aux_cls_type`).
     #[serde(default, skip_serializing_if = "AuxClassifier::is_none")]
     pub aux_cls_type: AuxClassifier,
 }
@@ -268,20 +287,24 @@ impl ModelConfig {
 }
 
 /// The adversarial loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Explain)]
 pub enum AdvLoss {
+    /// Hinge (the paper's): D minimizes mean relu(1 − D(x)) + mean relu(1 + D(G(z))), G
+    /// minimizes −mean D(G(z)).
     Hinge,
     /// Non-saturating (the reference's "dcgan" loss).
     Vanilla,
+    /// Least squares (LSGAN).
     LeastSquares,
     /// Wasserstein; use with `weight_clipping`.
     Wasserstein,
 }
 
 /// An exponential moving average of the generator.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct Ema {
+    /// Each step the average moves by (1 − decay) toward G.
     pub decay: f64,
     /// Before this step the average is a plain copy.
     pub start: u64,
@@ -289,20 +312,22 @@ pub struct Ema {
 
 /// LeCam regularization, with StudioGAN's `lecam_lambda`, `lecam_ema_start_iter` and
 /// `lecam_ema_decay`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct LeCamConfig {
+    /// The penalty's weight λ.
     pub lambda: f64,
     /// Before this G step the averages are plain copies, and the penalty applies only
     /// after it.
     pub ema_start_iter: u64,
+    /// The decay of the running averages of D's logits on real and fake images.
     pub ema_decay: f64,
 }
 
 /// LOGAN's latent optimization, with the seed's `latent_op_rate`, `latent_op_alpha`,
 /// `latent_op_beta` and `latent_norm_reg_weight`. The seed moves z once whatever its
 /// `latent_op_step` (its loop returns in the first pass), so there is no step count.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct LatentOpConfig {
     /// The share of samples whose z moves (each kept with this probability).
@@ -318,31 +343,46 @@ pub struct LatentOpConfig {
     pub norm_reg_weight: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
+    /// Real images (and as many fakes) per pass.
     pub batch_size: usize,
+    /// Passes of `batch_size` images whose gradients one D or G step sums: a step sees
+    /// `batch_size × accumulation_steps` images (the paper's Tiny ImageNet runs: 64 × 4).
     #[serde(default = "one")]
     pub accumulation_steps: usize,
     /// Generator steps (0 with `init` on the Train stage: the imported networks as they
     /// are, e.g. to sample the authors' checkpoints).
     pub total_steps: u64,
+    /// D steps per iteration, each on a fresh real batch with fresh z and fake labels.
     pub d_steps_per_iter: usize,
+    /// G steps per iteration.
     #[serde(default = "one")]
     pub g_steps_per_iter: usize,
+    /// G's Adam learning rate.
     pub g_lr: f64,
+    /// D's Adam learning rate.
     pub d_lr: f64,
+    /// Adam's β₁ (both networks).
     pub beta1: f64,
+    /// Adam's β₂ (both networks).
     pub beta2: f64,
+    /// Adam's ε, added to the root of the second moment as PyTorch does.
     #[serde(default = "default_adam_eps")]
     pub adam_eps: f64,
+    /// The adversarial loss of D and G.
     pub adv_loss: AdvLoss,
     /// ContraGAN: weight λ of the 2C loss, its temperature, and whether the other
     /// samples of the same class count as positives in the numerator.
     #[serde(default = "unit")]
     pub contrastive_lambda: f64,
+    /// The temperature t of the 2C loss (and of ReACGAN's D2D-CE): similarities are
+    /// divided by it.
     #[serde(default = "unit")]
     pub temperature: f64,
+    /// The 2C loss counts the other samples of the same class as positives in its
+    /// numerator, as the paper writes it (false: only the class embedding).
     #[serde(default = "yes")]
     pub positives_in_numerator: bool,
     /// ReACGAN's positive margin (StudioGAN's `m_p`); its loss weight is
@@ -350,6 +390,8 @@ pub struct TrainConfig {
     /// cross-entropy with ADC (v0.4's; the seed's ACGAN has no weight).
     #[serde(default = "default_m_p", skip_serializing_if = "is_default_m_p")]
     pub m_p: f64,
+    /// After each D step, every D parameter clamped to [−c, c] (the WGAN of Arjovsky
+    /// et al., with `adv_loss: Wasserstein`).
     #[serde(default)]
     pub weight_clipping: Option<f64>,
     /// WGAN-GP's gradient penalty with this λ (the seed's `gradient_penalty_for_dis`
@@ -370,6 +412,7 @@ pub struct TrainConfig {
     /// real images, the gradient of D's pass over them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r1_lambda: Option<f64>,
+    /// An exponential moving average of G (parameters and buffers), sampled by default.
     #[serde(default)]
     pub ema: Option<Ema>,
     /// Random horizontal flips of the real images.
@@ -380,6 +423,7 @@ pub struct TrainConfig {
     /// real images and on their augmented copies from the loader.
     #[serde(default, skip_serializing_if = "is_false")]
     pub consistency_reg: bool,
+    /// The weight of consistency regularization's term.
     #[serde(
         default = "default_consistency_lambda",
         skip_serializing_if = "is_default_consistency_lambda"

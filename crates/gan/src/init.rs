@@ -2,12 +2,13 @@
 //! convolutions, linear layers and embeddings by the configured scheme, biases zero,
 //! BatchNorm at identity, spectral-norm vectors random unit vectors.
 
+use explain::Explain;
 use serde::{Deserialize, Serialize};
 
 use rng::Rng;
 
 /// How weights start.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, Explain)]
 pub enum Scheme {
     /// Orthogonal (rows or columns, whichever are fewer, orthonormal).
     #[default]

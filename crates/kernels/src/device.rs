@@ -4,13 +4,17 @@
 //! path: work is written once, generic over the backend, and dispatched here.
 
 use crate::Kernels;
+use explain::Explain;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, Explain)]
 pub enum Device {
+    /// A GPU of the run when it has one, else the CPU.
     #[default]
     Auto,
+    /// The CPU, even when the run has GPUs.
     Cpu,
+    /// CUDA device n: the run must have it.
     Cuda(usize),
 }
 

@@ -8,9 +8,10 @@
 use burn::prelude::*;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use explain::Explain;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, Explain)]
 pub enum Resizer {
     /// pytorch-fid's: bilinear, `align_corners = false`, no antialiasing (StudioGAN's
     /// `legacy`, and what the paper measured with).

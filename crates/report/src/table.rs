@@ -1,6 +1,7 @@
 //! The tables of a report: metrics of a group of stages laid out by the stages'
 //! `ForEach` variables, the variables on neither axis (usually the seed) aggregated.
 
+use explain::Explain;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -10,7 +11,7 @@ use super::protocol::Protocols;
 use super::series::mean_sd;
 
 /// How the values of one cell (one per seed, say) become one number.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, Explain)]
 pub enum Aggregate {
     /// Mean ± sample standard deviation, as the paper's Table 1.
     #[default]
@@ -21,12 +22,14 @@ pub enum Aggregate {
     Max,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct TableSpec {
+    /// The table's heading.
     pub title: String,
     /// A `ForEach` group (or a pattern with `*`) of stages whose metrics fill the table.
     pub stages: String,
+    /// The record metrics to show (`fid`, `is_mean`, `accuracy`, …).
     pub metrics: Vec<String>,
     /// Variables whose values label the rows, in order.
     #[serde(default)]
@@ -35,8 +38,10 @@ pub struct TableSpec {
     /// metrics are the columns.
     #[serde(default)]
     pub columns: Option<String>,
+    /// How the runs of one cell (the variables on neither axis, the seed) combine.
     #[serde(default)]
     pub aggregate: Aggregate,
+    /// Digits after the decimal point.
     #[serde(default = "default_digits")]
     pub digits: usize,
 }

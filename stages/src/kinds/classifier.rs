@@ -20,6 +20,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use explain::Explain;
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts;
@@ -34,21 +35,32 @@ use metrics::extract::Extraction;
 
 pub struct Classifier;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A classifier trained on a data set, to measure FID and IS in its features where the
+/// FID Inception weights are not at hand, and to check that generated images show the
+/// class they were generated for (`Score`'s `accuracy`).
+#[derive(Debug, Clone, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
+    /// A `Dataset` stage to train on.
     pub data: String,
     /// A `Dataset` stage to measure accuracy on.
     #[serde(default)]
     pub test: Option<String>,
+    /// A discriminator configuration with `conditioning: Acgan`: its pooled features
+    /// are the features, its class head the logits.
     pub model: ModelConfig,
+    /// Training steps (Adam, β = (0.9, 0.999), cross-entropy, flipped images).
     pub steps: u64,
+    /// Images per step.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Adam's learning rate.
     #[serde(default = "default_lr")]
     pub lr: f64,
+    /// Seeds the initialization and the data order.
     #[serde(default)]
     pub seed: u64,
+    /// Where it trains: a GPU of the run when it has one (`Auto`), the CPU, or GPU n.
     #[serde(default)]
     pub device: Device,
 }

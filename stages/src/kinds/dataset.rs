@@ -16,6 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
+use explain::Explain;
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts;
@@ -27,31 +28,45 @@ use data::{self, Filter, Images, Location, Split, folder, imagenet, tiny};
 
 pub struct Dataset;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Packs a data set's images and labels into `images.pack` (u8 NHWC pixels, u32 labels,
+/// a JSON header with the class names), which training and evaluation memory-map, and
+/// a `preview.png` with a row of images per class.
+#[derive(Debug, Clone, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
+    /// Where the images come from.
     pub source: Source,
+    /// Which part of the data set.
     pub split: Split,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Explain)]
 pub enum Source {
+    /// CIFAR-10: the binary or python archive, or the folder extracted from it.
     Cifar10(Place),
+    /// CIFAR-100, as CIFAR-10 (its 100 fine labels).
     Cifar100(Place),
+    /// Tiny ImageNet: the zip or its folder; the validation images labelled by
+    /// `val_annotations.txt`.
     TinyImageNet(Place),
     /// ILSVRC2012's `train/` and `val/` folders, preprocessed as the seed does (centre
     /// crop, nearest-neighbour resize to `size`; see `data::imagenet`).
     ImageNet(Place),
+    /// One sub-folder per class of PNG or JPEG images, classes in sorted order.
     ImageFolder(Place),
+    /// Ten classes of coloured shapes, made from a seed: for tests and the quickstart.
     Synthetic(Synthetic),
 }
 
 /// Where the files are: a local path or an upstream stage's output.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct Place {
+    /// A local archive or folder, relative to the pipeline file's folder; its content is
+    /// hashed into the key. One of `path` and `stage` is needed.
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// An upstream stage whose output holds the archive (a `Download`).
     #[serde(default)]
     pub stage: Option<String>,
     /// Image folders only: bring every image to `size × size`.
@@ -62,10 +77,12 @@ pub struct Place {
     pub size: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct Resize {
+    /// The side of the square images, in pixels.
     pub size: u32,
+    /// How pixels are resampled.
     pub filter: Filter,
 }
 

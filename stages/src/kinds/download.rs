@@ -11,6 +11,7 @@
 //! broken transfer resumes (within the run, and in the next run from the stage's work
 //! folder); offline, the error says where to put a copy fetched elsewhere.
 
+use explain::Explain;
 use serde::{Deserialize, Serialize};
 
 use crate::error::KindError;
@@ -19,13 +20,17 @@ use data::download::{Checksum, Meter, fetch};
 
 pub struct Download;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Downloads one file, resumably, and checks it against its checksum before anything
+/// uses it. Offline, the error says where to place a copy fetched elsewhere.
+#[derive(Debug, Clone, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
+    /// Where the file is (http or https).
     pub url: String,
     /// The file's name; by default the URL's last path segment.
     #[serde(default)]
     pub file: Option<String>,
+    /// The file's md5, as 32 hex digits. At least one of `md5` and `sha256` is needed.
     #[serde(default)]
     pub md5: Option<String>,
     /// The sha256, or a prefix of it of at least 8 hex digits.

@@ -16,6 +16,7 @@
 //! FID. The record's protocol names the data, the number of images, the network and
 //! the resizer.
 
+use explain::Explain;
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{self, Extractor};
@@ -29,17 +30,29 @@ use metrics::resize::Resizer;
 
 pub struct InceptionStats;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The mean and covariance (f64) of the FID Inception features of a set of images, as
+/// pytorch-fid's `stats.npz`; FID, KID and precision/recall are measured against them.
+#[derive(Debug, Clone, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
+    /// A stage whose output holds `images.pack`: a `Dataset`, or a `Sample`.
     pub data: String,
+    /// A `Weights` stage, or a `Classifier` stage whose features and logits then take
+    /// the place of Inception's.
     pub weights: String,
+    /// Also every image's features (`pool3.npy`), logits (`logits.npy`) and labels
+    /// (`labels.npy`): what KID, precision/recall and intra-class FID need.
     #[serde(default)]
     pub features: bool,
+    /// How images are brought to 299×299: pytorch-fid's bilinear, or clean-fid's
+    /// bicubic. Everything scored against these statistics is resized the same way.
     #[serde(default, skip_serializing_if = "Resizer::is_legacy")]
     pub resizer: Resizer,
+    /// Images per forward pass: memory and speed.
     #[serde(default = "default_batch")]
     pub batch: usize,
+    /// Where the network runs: a GPU of the run when it has one (`Auto`), the CPU, or
+    /// GPU n (`Cuda(n)`).
     #[serde(default)]
     pub device: Device,
 }

@@ -30,6 +30,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
+use explain::Explain;
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts;
@@ -45,13 +46,18 @@ use report::table::{Measured, Table, TableSpec};
 
 pub struct Report;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Tables of other stages' metrics over their `ForEach` variables, charts of trainings'
+/// losses and FID, and sample grids: `report.md`, `table-N.csv`, `report.json` and
+/// `index.html`, the charts and grids as SVG files beside it.
+#[derive(Debug, Clone, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
+    /// The report's heading.
     pub title: String,
     /// A paragraph under the title (say what the numbers are measured in).
     #[serde(default)]
     pub note: Option<String>,
+    /// The tables, in order.
     pub tables: Vec<TableSpec>,
     /// `Train` stages (or groups) whose loss and FID curves to plot.
     #[serde(default)]
@@ -64,7 +70,7 @@ pub struct Params {
     pub grids: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields, default)]
 pub struct Charts {
     /// The `ForEach` variable whose values are a chart's lines; by default the last

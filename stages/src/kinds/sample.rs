@@ -13,6 +13,7 @@
 
 use std::io::Write;
 
+use explain::Explain;
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts::{self, Generator};
@@ -29,22 +30,34 @@ use kernels::device::{Device, OnBackend};
 
 pub struct Sample;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Images from a trained generator, with uniform labels, packed as a data set is
+/// (`images.pack`, `preview.png`), so that `InceptionStats` and `pipe metric` read
+/// them as they read real images.
+#[derive(Debug, Clone, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     /// A `Train` stage.
     pub model: String,
+    /// How many images.
     pub count: usize,
+    /// Which of the training's generators.
     #[serde(default)]
     pub generator: Generator,
+    /// Seeds the latents and labels: the same seed, the same images.
     #[serde(default)]
     pub seed: u64,
+    /// Images per forward pass; with batch statistics (`running_stats: false`) it is
+    /// the batch BatchNorm normalizes over, so it changes the images.
     #[serde(default = "default_batch")]
     pub batch: usize,
+    /// BatchNorm on its running statistics, not each batch's (the paper samples with
+    /// batch statistics).
     #[serde(default)]
     pub running_stats: bool,
+    /// z ~ N(0, 1) divided by this (the reference's `truncated_factor`).
     #[serde(default = "default_truncation")]
     pub truncation: f64,
+    /// Where G runs: a GPU of the run when it has one (`Auto`), the CPU, or GPU n.
     #[serde(default)]
     pub device: Device,
 }

@@ -20,6 +20,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use explain::Explain;
 use serde::{Deserialize, Serialize};
 
 use super::sample::Task;
@@ -38,7 +39,10 @@ use metrics::{Features, fid::fid, ifid::intra_class_fid, kid::kid};
 
 pub struct Score;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// FID and IS of generated images against a reference's statistics (with KID,
+/// precision/recall/density/coverage, intra-class FID and, in a classifier's features,
+/// accuracy, when asked), as the record's metrics and `scores.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     /// A stage whose output holds `images.pack` (usually a `Sample`), or a `Train`
@@ -57,8 +61,11 @@ pub struct Params {
     /// Which generator of a `Train` stage to sample.
     #[serde(default, skip_serializing_if = "is_ema")]
     pub generator: Generator,
+    /// KID (100 subsets of 1,000 images, polynomial kernel): `kid_mean`, `kid_std`.
+    /// Needs the reference's features (`InceptionStats(features: true)`).
     #[serde(default)]
     pub kid: bool,
+    /// Precision, recall, density and coverage (k = 5). Needs the reference's features.
     #[serde(default)]
     pub prdc: bool,
     /// Intra-class FID (`ifid`), and each class's FID in `scores.json`.
@@ -67,8 +74,11 @@ pub struct Params {
     /// KID's subsets, and the latents when sampling here.
     #[serde(default)]
     pub seed: u64,
+    /// Images per forward pass of the feature network (and of G, sampling here).
     #[serde(default = "default_batch")]
     pub batch: usize,
+    /// Where the networks run: a GPU of the run when it has one (`Auto`), the CPU, or
+    /// GPU n.
     #[serde(default)]
     pub device: Device,
 }

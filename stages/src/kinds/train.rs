@@ -24,6 +24,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use explain::Explain;
 use kernels::Kernels;
 use serde::{Deserialize, Serialize};
 
@@ -43,14 +44,25 @@ use metrics::extract::FeatureNetwork;
 
 pub struct Train;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Trains a GAN of the paper (or of StudioGAN v0.4) on a data set with the reference's
+/// training loop, writing G, its EMA and D as safetensors, and the losses of every
+/// iteration in `metrics.jsonl`. Interrupted, it resumes from its last checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
+    /// A `Dataset` stage: the real images.
     pub data: String,
+    /// The networks: architecture, width, conditioning (usually `Include`d from
+    /// `configs/`).
     pub model: ModelConfig,
+    /// The training: batch, steps, losses, optimizer and methods (usually `Include`d).
     pub train: TrainConfig,
+    /// Seeds the initialization, the data order, z, the fake labels and every other
+    /// random draw: the same seed, the same training.
     #[serde(default)]
     pub seed: u64,
+    /// Iterations between checkpoints (G, D, EMA, both Adam states) in the stage's work
+    /// folder; a rerun resumes from the newest. Interrupting also writes one.
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u64,
     /// Iterations between reads of the losses from the device: their lines in
@@ -62,6 +74,7 @@ pub struct Params {
         skip_serializing_if = "is_default_log_every"
     )]
     pub log_every: u64,
+    /// Where it trains: a GPU of the run when it has one (`Auto`), the CPU, or GPU n.
     #[serde(default)]
     pub device: Device,
     /// Devices one training is split over, data parallel (the reference's
@@ -70,6 +83,7 @@ pub struct Params {
     /// the shards take turns on its cores.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub devices: u32,
+    /// Start from the authors' checkpoints instead of fresh networks.
     #[serde(default)]
     pub init: Option<Checkpoints>,
     /// FID during training, keeping the best generator.
@@ -80,14 +94,17 @@ pub struct Params {
 /// The paper's evaluation during training: every `every` iterations (and at the end),
 /// `count` images of the generator (the EMA one where there is one) against reference
 /// statistics.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct Eval {
     /// An `InceptionStats` stage of the real images.
     pub reference: String,
     /// A `Weights` stage (or a `Classifier` stage, as `Score` takes).
     pub weights: String,
+    /// Iterations between measurements; each is a line of `fid.jsonl`, and the best
+    /// generator so far is kept (`G_best.safetensors`).
     pub every: u64,
+    /// Images generated for each measurement.
     #[serde(default = "default_eval_count")]
     pub count: usize,
 }
@@ -97,11 +114,16 @@ fn default_eval_count() -> usize {
 }
 
 /// The authors' checkpoint files to start from.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct Checkpoints {
+    /// The authors' generator checkpoint (`model=G-….pth`), relative to the pipeline
+    /// file's folder.
     pub g: PathBuf,
+    /// The authors' discriminator checkpoint (`model=D-….pth`).
     pub d: PathBuf,
+    /// The authors' EMA generator (`model=G_ema-….pth`); without it the EMA starts
+    /// from `g`.
     #[serde(default)]
     pub g_ema: Option<PathBuf>,
 }

@@ -14,6 +14,7 @@
 
 use std::path::PathBuf;
 
+use explain::Explain;
 use serde::{Deserialize, Serialize};
 
 use crate::error::KindError;
@@ -23,13 +24,21 @@ use metrics::inception::FidInception;
 
 pub struct Weights;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// pytorch-fid's FID Inception-v3 weights, downloaded or from a local file, checked to
+/// load as the network (a missing or mis-shaped tensor is named) before anything uses
+/// them.
+#[derive(Debug, Clone, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
+    /// Where to download the file; one of `url` and `path` is needed.
     #[serde(default)]
     pub url: Option<String>,
+    /// A local copy of the file, relative to the pipeline file's folder; its content is
+    /// hashed into the key.
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// The file's sha256 or a prefix of it (8 hex digits at least); by default the hex
+    /// digits the file name carries before its extension (`…-6726825d.pth`).
     #[serde(default)]
     pub sha256: Option<String>,
 }
