@@ -58,11 +58,7 @@ fn json(pipeline: &Pipeline, order: &[usize], states: Option<&[State]>) {
                 .deps
                 .iter()
                 .map(|dep| {
-                    let names: Vec<&str> = dep
-                        .stages
-                        .iter()
-                        .map(|&u| pipeline.stages[u].name.as_str())
-                        .collect();
+                    let names = pipeline.names(&dep.stages);
                     json!({"role": dep.role, "stages": names})
                 })
                 .collect();
@@ -89,11 +85,7 @@ fn text(pipeline: &Pipeline, order: &[usize]) {
         let stage = &pipeline.stages[i];
         out(format!("{} ({})", stage.name, stage.kind));
         for dep in &stage.deps {
-            let names: Vec<&str> = dep
-                .stages
-                .iter()
-                .map(|&u| pipeline.stages[u].name.as_str())
-                .collect();
+            let names = pipeline.names(&dep.stages);
             out(format!("  <- {}: {}", dep.role, names.join(", ")));
         }
         for file in &stage.files {

@@ -60,11 +60,7 @@ fn stage(pipeline: &Pipeline, stage: &Stage) -> Result<String, CliError> {
         comments.push(format!("--set {set}"));
     }
     for dep in &stage.deps {
-        let names: Vec<&str> = dep
-            .stages
-            .iter()
-            .map(|&u| pipeline.stages[u].name.as_str())
-            .collect();
+        let names = pipeline.names(&dep.stages);
         comments.push(format!("{} ← {}", dep.role, names.join(", ")));
     }
     for file in &stage.files {

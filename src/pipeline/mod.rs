@@ -118,6 +118,14 @@ impl Pipeline {
     }
 
     /// A stage by name, or a diagnostic suggesting the closest name.
+    /// The names of the stages at these indices (a dependency's upstreams).
+    pub fn names(&self, indices: &[usize]) -> Vec<&str> {
+        indices
+            .iter()
+            .map(|&i| self.stages[i].name.as_str())
+            .collect()
+    }
+
     pub fn find(&self, name: &str) -> Result<usize, Diagnostic> {
         self.index(name).ok_or_else(|| {
             Diagnostic::new(
