@@ -122,13 +122,13 @@ fn dot(pipeline: &Pipeline, order: &[usize], states: Option<&[State]>) {
                 ""
             }
         ));
-        for dep in &stage.deps {
-            for &u in &dep.stages {
+        for (u, roles) in pipeline.graph.reads(i) {
+            for role in roles {
                 out(format!(
                     "  {} -> {} [label={}];",
                     quote(&pipeline.stages[u].name),
                     quote(&stage.name),
-                    quote(&dep.role)
+                    quote(role)
                 ));
             }
         }

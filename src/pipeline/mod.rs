@@ -25,10 +25,12 @@ mod overrides;
 mod resolve;
 mod resources;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use contract::{Declaration, Registry};
+
+use crate::graph::StageGraph;
 use ronspan::{Sources, Span, Value, ValueKind};
 
 pub use diagnostic::{Diagnostic, display_path};
@@ -45,6 +47,30 @@ pub struct Pipeline {
     pub stages: Vec<Stage>,
     /// Indices of `stages` in an order where every stage follows its upstreams.
     pub order: Vec<usize>,
+    /// Which stage reads which.
+    pub graph: StageGraph,
+    /// Stages by name and `ForEach` groups' members, for references and selections.
+    lookup: Lookup,
+}
+
+/// Stage indices by name, and each `ForEach` group's members in written order.
+#[derive(Default)]
+struct Lookup {
+    by_name: HashMap<String, usize>,
+    groups: HashMap<String, Vec<usize>>,
+}
+
+impl Lookup {
+    fn new(stages: &[Stage]) -> Lookup {
+        let mut lookup = Lookup::default();
+        for (i, stage) in stages.iter().enumerate() {
+            lookup.by_name.insert(stage.name.clone(), i);
+            if let Some(group) = &stage.group {
+                lookup.groups.entry(group.clone()).or_default().push(i);
+            }
+        }
+        lookup
+    }
 }
 
 pub struct Stage {
@@ -114,10 +140,14 @@ impl Pipeline {
     }
 
     pub fn index(&self, name: &str) -> Option<usize> {
-        self.stages.iter().position(|s| s.name == name)
+        self.lookup.by_name.get(name).copied()
     }
 
-    /// A stage by name, or a diagnostic suggesting the closest name.
+    /// The members of a `ForEach` group, in written order (none for another name).
+    pub fn members(&self, group: &str) -> &[usize] {
+        self.lookup.groups.get(group).map_or(&[], Vec::as_slice)
+    }
+
     /// The names of the stages at these indices (a dependency's upstreams).
     pub fn names(&self, indices: &[usize]) -> Vec<&str> {
         indices
@@ -126,6 +156,7 @@ impl Pipeline {
             .collect()
     }
 
+    /// A stage by name, or a diagnostic suggesting the closest name.
     pub fn find(&self, name: &str) -> Result<usize, Diagnostic> {
         self.index(name).ok_or_else(|| {
             Diagnostic::new(
@@ -270,6 +301,7 @@ fn load(
     if let Some(unmatched) = overrides.iter().find_map(|o| o.unmatched(names())) {
         return Err(unmatched);
     }
+    let lookup = Lookup::new(&stages);
     let mut pipeline = Pipeline {
         name,
         path: path.to_path_buf(),
@@ -277,9 +309,12 @@ fn load(
         sources: Sources::default(),
         stages,
         order: Vec::new(),
+        graph: StageGraph::default(),
+        lookup,
     };
     resolve::resolve(&mut pipeline)?;
-    pipeline.order = crate::graph::order(&pipeline)?;
+    pipeline.graph = StageGraph::new(&pipeline);
+    pipeline.order = crate::graph::order(&pipeline, &pipeline.graph)?;
     resources::apply(&mut pipeline, resources)?;
     Ok(pipeline)
 }

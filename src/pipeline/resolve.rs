@@ -4,14 +4,18 @@
 //! resolves to the stages with the same values (`score[seed=1]` reads `train[seed=1]`);
 //! anywhere else, to all of them. Patterns match stage and group names, e.g. `"*_fid"`.
 
+use std::collections::HashMap;
+
 use super::{Diagnostic, Pipeline};
 
 pub fn resolve(pipeline: &mut Pipeline) -> Result<(), Diagnostic> {
+    let mut cache = Cache::default();
     for i in 0..pipeline.stages.len() {
         for r in 0..pipeline.stages[i].deps.len() {
             let target = pipeline.stages[i].declaration.stages[r].target.clone();
             let span = pipeline.stages[i].deps[r].span;
-            let resolved = targets(pipeline, Some(i), &target)
+            let resolved = cache
+                .targets(pipeline, Some(i), &target)
                 .map_err(|d| d.in_stage(&pipeline.stages[i].name))
                 .map_err(|d| Diagnostic {
                     span: Some(span),
@@ -28,67 +32,139 @@ pub fn resolve(pipeline: &mut Pipeline) -> Result<(), Diagnostic> {
     Ok(())
 }
 
+/// The stages a reference from stage `from` (or from the command line) means.
 pub fn targets(
     pipeline: &Pipeline,
     from: Option<usize>,
     target: &str,
 ) -> Result<Vec<usize>, Diagnostic> {
-    if let Some(i) = pipeline.index(target) {
-        return Ok(vec![i]);
-    }
-    if target.contains('*') {
-        let found: Vec<usize> = (0..pipeline.stages.len())
-            .filter(|&i| {
-                let s = &pipeline.stages[i];
-                glob(target, &s.name) || s.group.as_deref().is_some_and(|g| glob(target, g))
-            })
-            .filter(|&i| Some(i) != from)
-            .collect();
-        if found.is_empty() {
-            return Err(Diagnostic::new(
-                format!("no stage matches `{target}`"),
-                None,
-            ));
+    Cache::default().targets(pipeline, from, target)
+}
+
+/// What resolving every reference of a sweep would otherwise recompute for each of its
+/// stages: the stages a pattern matches, and a group's members by the values of the
+/// variables its referrers share with it (100,000 members referenced by 100,000 stages
+/// of another `ForEach` are then found by hash, not by comparing every pair).
+#[derive(Default)]
+struct Cache {
+    patterns: HashMap<String, Vec<usize>>,
+    by_values: HashMap<(String, Vec<String>), HashMap<Vec<String>, Vec<usize>>>,
+}
+
+impl Cache {
+    fn targets(
+        &mut self,
+        pipeline: &Pipeline,
+        from: Option<usize>,
+        target: &str,
+    ) -> Result<Vec<usize>, Diagnostic> {
+        if let Some(i) = pipeline.index(target) {
+            return Ok(vec![i]);
         }
-        let matching: Vec<usize> = found
-            .iter()
-            .copied()
-            .filter(|&m| from.is_none_or(|f| agree(pipeline, f, m)))
+        let pattern = target.contains('*');
+        let candidates: Vec<usize> = if pattern {
+            self.patterns
+                .entry(target.to_string())
+                .or_insert_with(|| {
+                    (0..pipeline.stages.len())
+                        .filter(|&i| {
+                            let s = &pipeline.stages[i];
+                            glob(target, &s.name)
+                                || s.group.as_deref().is_some_and(|g| glob(target, g))
+                        })
+                        .collect()
+                })
+                .clone()
+        } else {
+            pipeline.members(target).to_vec()
+        };
+        // A pattern never means the stage it is written in.
+        let itself = |i: &usize| !pattern || Some(*i) != from;
+        if !candidates.iter().any(itself) {
+            return Err(if pattern {
+                Diagnostic::new(format!("no stage matches `{target}`"), None)
+            } else {
+                Diagnostic::new(format!("no stage named `{target}`"), None)
+                    .maybe_help(suggest(target, pipeline))
+            });
+        }
+        let Some(from) = from else {
+            return Ok(candidates);
+        };
+        let matching: Vec<usize> = self
+            .matching(pipeline, from, target, &candidates)
+            .into_iter()
+            .filter(|&i| !pattern || i != from)
             .collect();
         if matching.is_empty() {
+            let what = if pattern {
+                format!("no stage matching `{target}`")
+            } else {
+                format!("no member of `{target}`")
+            };
             return Err(Diagnostic::new(
                 format!(
-                    "no stage matching `{target}` has the same values as `{}`",
-                    pipeline.stages[from.expect("filtered only with a referrer")].name
+                    "{what} has the same values as `{}`",
+                    pipeline.stages[from].name
                 ),
                 None,
             ));
         }
-        return Ok(matching);
+        Ok(matching)
     }
-    let members: Vec<usize> = (0..pipeline.stages.len())
-        .filter(|&i| pipeline.stages[i].group.as_deref() == Some(target))
-        .collect();
-    if members.is_empty() {
-        return Err(Diagnostic::new(format!("no stage named `{target}`"), None)
-            .maybe_help(suggest(target, pipeline)));
+
+    /// The stages of `found` with the same value as `from` for every variable they
+    /// share. Indexed when every stage of `found` has the same variables (a group's
+    /// members do); compared one by one otherwise.
+    fn matching(
+        &mut self,
+        pipeline: &Pipeline,
+        from: usize,
+        target: &str,
+        found: &[usize],
+    ) -> Vec<usize> {
+        let names = |i: usize| -> Vec<&str> {
+            pipeline.stages[i]
+                .vars
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect()
+        };
+        let theirs = names(found[0]);
+        if found.iter().any(|&m| names(m) != theirs) {
+            return found
+                .iter()
+                .copied()
+                .filter(|&m| agree(pipeline, from, m))
+                .collect();
+        }
+        let shared: Vec<String> = pipeline.stages[from]
+            .vars
+            .iter()
+            .map(|(k, _)| k.clone())
+            .filter(|k| theirs.contains(&k.as_str()))
+            .collect();
+        let value = |i: usize, name: &str| -> String {
+            let vars = &pipeline.stages[i].vars;
+            vars.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let index = self
+            .by_values
+            .entry((target.to_string(), shared.clone()))
+            .or_insert_with(|| {
+                let mut index: HashMap<Vec<String>, Vec<usize>> = HashMap::new();
+                for &m in found {
+                    let key = shared.iter().map(|k| value(m, k)).collect();
+                    index.entry(key).or_default().push(m);
+                }
+                index
+            });
+        let key: Vec<String> = shared.iter().map(|k| value(from, k)).collect();
+        index.get(&key).cloned().unwrap_or_default()
     }
-    let Some(from) = from else { return Ok(members) };
-    let matching: Vec<usize> = members
-        .iter()
-        .copied()
-        .filter(|&m| agree(pipeline, from, m))
-        .collect();
-    if matching.is_empty() {
-        return Err(Diagnostic::new(
-            format!(
-                "no member of `{target}` has the same values as `{}`",
-                pipeline.stages[from].name
-            ),
-            None,
-        ));
-    }
-    Ok(matching)
 }
 
 /// Whether stages `a` and `b` have the same value for every variable they share.

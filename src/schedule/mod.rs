@@ -220,7 +220,7 @@ impl Run<'_> {
         if ups.iter().any(|&u| self.records[u].is_none()) {
             return Ok(Slot::Pending);
         }
-        let planned = match plan(self.pipeline, self.store, i, &|u| self.records[u].clone()) {
+        let planned = match plan(self.pipeline, self.store, i, &self.records) {
             Ok(planned) => planned,
             Err(PlanError::Store(e)) => return Err(e),
             Err(PlanError::Input(d)) => {

@@ -296,6 +296,9 @@ impl<'a> Parser<'a> {
     fn map(&mut self) -> Result<Vec<(Value, Value)>, Error> {
         self.expect('{', "")?;
         let mut entries: Vec<(Value, Value)> = Vec::new();
+        // String keys (stage names: a pipeline may have 100,000) found by hash; other
+        // keys, rare, compared with each entry.
+        let mut strings = std::collections::HashSet::new();
         loop {
             self.skip_trivia()?;
             if self.peek() == Some('}') {
@@ -303,7 +306,11 @@ impl<'a> Parser<'a> {
                 return Ok(entries);
             }
             let key = self.value()?;
-            if entries.iter().any(|(k, _)| k.kind == key.kind) {
+            let duplicate = match &key.kind {
+                ValueKind::Str(s) => !strings.insert(s.clone()),
+                kind => entries.iter().any(|(k, _)| k.kind == *kind),
+            };
+            if duplicate {
                 let label = key.label().map_or_else(String::new, |l| format!(" `{l}`"));
                 return Err(Error::new(format!("duplicate key{label}"), key.span)
                     .with_help("each key of a map may appear once"));
