@@ -48,8 +48,12 @@ pub fn targets(
 #[derive(Default)]
 struct Cache {
     patterns: HashMap<String, Vec<usize>>,
-    by_values: HashMap<(String, Vec<String>), HashMap<Vec<String>, Vec<usize>>>,
+    /// By target and the variables shared with it: the target's stages by their values.
+    by_values: HashMap<(String, Vec<String>), ByValues>,
 }
+
+/// Stages by the values of some of their variables, in that order.
+type ByValues = HashMap<Vec<String>, Vec<usize>>;
 
 impl Cache {
     fn targets(
@@ -155,7 +159,7 @@ impl Cache {
             .by_values
             .entry((target.to_string(), shared.clone()))
             .or_insert_with(|| {
-                let mut index: HashMap<Vec<String>, Vec<usize>> = HashMap::new();
+                let mut index = ByValues::new();
                 for &m in found {
                     let key = shared.iter().map(|k| value(m, k)).collect();
                     index.entry(key).or_default().push(m);
