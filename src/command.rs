@@ -13,7 +13,9 @@
 //! folder or an external file), `{gpus}` (the given GPU ids, comma-separated); `{{` and
 //! `}}` stand for braces. A role that resolves to several stages (a `ForEach` group)
 //! gives one argument per stage where `{in.NAME}` is a whole argument, and the paths
-//! separated by spaces inside a longer one. The program runs in the pipeline file's folder, with
+//! separated by spaces inside a longer one; `{in.NAME.list}` is a file listing them, one
+//! per line, for a group too large for a command line (the system limits its arguments
+//! to a few MiB, and each to 128 KiB). The program runs in the pipeline file's folder, with
 //! `CUDA_VISIBLE_DEVICES` set to its GPU ids when it asks for GPUs; only declared files
 //! are hashed. If it writes `metrics.json` (an object of numbers) at the top of `{out}`,
 //! those numbers become the stage's metrics; `protocol.json` (an object of strings),
@@ -37,7 +39,9 @@ pub struct Command;
 ///
 /// Its arguments may hold placeholders: `{out}` (the output folder),
 /// `{work}` (a work folder kept across interruptions), `{in.ROLE}` (an upstream's output
-/// folder or an external file), `{gpus}` (the GPU ids it got); `{{` and `}}` for braces.
+/// folder or an external file; a group's, one argument each), `{in.ROLE.list}` (a file
+/// of those paths, one per line: for groups too large for a command line), `{gpus}`
+/// (the GPU ids it got); `{{` and `}}` for braces.
 /// A `metrics.json` object of numbers written at the top of `{out}` becomes the stage's
 /// metrics, a `protocol.json` object of strings the conditions they were measured under.
 /// It runs in the pipeline file's folder.
@@ -97,7 +101,12 @@ impl TypedKind for Command {
             let at: Vec<&str> = at.iter().map(String::as_str).collect();
             for name in placeholders(template).map_err(|e| Invalid::new(e.to_string(), &at))? {
                 let known = match name.strip_prefix("in.") {
-                    Some(role) => roles.contains(&role),
+                    Some(role) => {
+                        roles.contains(&role)
+                            || role
+                                .strip_suffix(".list")
+                                .is_some_and(|r| roles.contains(&r))
+                    }
                     None => matches!(name, "out" | "work" | "gpus"),
                 };
                 if !known {
@@ -189,9 +198,18 @@ impl TypedKind for Command {
             process.env(key, fill(value)?);
         }
         isolate(&mut process);
-        let child = process
-            .spawn()
-            .map_err(|e| StageError::failed(format!("cannot run `{}`: {e}", argv[0])))?;
+        let child = process.spawn().map_err(|e| {
+            let mut message = format!("cannot run `{}`: {e}", argv[0]);
+            if e.raw_os_error() == Some(libc::E2BIG) {
+                let bytes: usize = argv.iter().map(|a| a.len() + 1).sum();
+                message.push_str(&format!(
+                    " ({} arguments, {bytes} bytes)\n  = help: pass a large group as a file of \
+                     its paths, one per line: `{{in.ROLE.list}}` in place of `{{in.ROLE}}`",
+                    argv.len()
+                ));
+            }
+            StageError::failed(message)
+        })?;
         let status = wait(child, ctx)?;
         if !status.success() {
             return Err(StageError::failed(format!(
@@ -255,6 +273,9 @@ fn expand(template: &str, ctx: &Context) -> Result<String, StageError> {
             "out" => ctx.out.display().to_string(),
             "work" => ctx.work.display().to_string(),
             "gpus" => join_gpus(ctx.gpus),
+            _ if list_role(ctx, name).is_some() => {
+                input_list(ctx, list_role(ctx, name).expect("checked"))?
+            }
             _ => {
                 let role = name.strip_prefix("in.").unwrap_or(name);
                 let paths: Vec<String> = inputs(ctx, role)?
@@ -273,7 +294,33 @@ fn expand(template: &str, ctx: &Context) -> Result<String, StageError> {
 
 /// The role of an argument that is exactly `{in.NAME}`.
 fn whole_input(arg: &str) -> Option<&str> {
-    arg.strip_prefix("{in.")?.strip_suffix('}')
+    arg.strip_prefix("{in.")?
+        .strip_suffix('}')
+        .filter(|role| !role.ends_with(".list"))
+}
+
+/// The role of `in.ROLE.list` (unless `ROLE.list` is itself a role).
+fn list_role<'a>(ctx: &Context, name: &'a str) -> Option<&'a str> {
+    let role = name.strip_prefix("in.")?;
+    if ctx.inputs.contains_key(role) {
+        return None;
+    }
+    role.strip_suffix(".list")
+}
+
+/// Writes the paths of a role's inputs, one per line, to a file of the work folder's,
+/// and gives its path.
+fn input_list(ctx: &Context, role: &str) -> Result<String, StageError> {
+    let dir = ctx.work.join(".pipe-inputs");
+    std::fs::create_dir_all(&dir).map_err(StageError::io("cannot make the input lists' folder"))?;
+    let path = dir.join(format!("{role}.list"));
+    let mut text = String::new();
+    for input in inputs(ctx, role)? {
+        text.push_str(&input.display().to_string());
+        text.push('\n');
+    }
+    std::fs::write(&path, text).map_err(StageError::io("cannot write an input list"))?;
+    Ok(path.display().to_string())
 }
 
 fn inputs<'a>(ctx: &'a Context, role: &str) -> Result<Vec<&'a std::path::Path>, StageError> {

@@ -523,3 +523,55 @@ fn downstream_until_only_and_force_everything() {
         "{dag}"
     );
 }
+
+/// A group of `n` Command stages, `part[i=…]`, and `all` reading it through `template`.
+fn sweep(n: usize, template: &str) -> String {
+    let values: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    format!(
+        r#"Pipeline(name: "sweep", stages: {{
+    "part": ForEach(i: [{}], stage: Command(argv: ["sh", "-c", "echo {{i}} > {{out}}/n"])),
+    "all": Command(argv: ["sh", "-c", "{template}"], deps: {{"parts": "part"}}),
+}})"#,
+        values.join(", ")
+    )
+}
+
+#[test]
+fn a_group_reaches_a_program_as_a_file_of_its_paths() {
+    let p = Project::new();
+    p.write(
+        "p.ron",
+        &sweep(
+            3,
+            r#"while read d; do cat \"$d/n\"; done < {in.parts.list} > {out}/all"#,
+        ),
+    );
+    let report = p.run("p.ron", &[], 0);
+    let out = stage(&report, "all")["output"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        std::fs::read_to_string(format!("{out}/all")).unwrap(),
+        "0\n1\n2\n"
+    );
+}
+
+#[test]
+fn a_command_line_too_long_says_to_pass_the_group_as_a_list() {
+    // One argument over Linux's 128 KiB limit for a single argument: 1,000 paths of
+    // ~90 bytes, twice, inside `sh -c "…"`.
+    let p = Project::new();
+    p.write(
+        "p.ron",
+        &sweep(1000, "echo {in.parts} {in.parts} | wc -w > {out}/n"),
+    );
+    let out = p.pipe(&["run", "p.ron", "-q"]);
+    assert!(!out.status.success());
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(said.contains("Argument list too long"), "{said}");
+    assert!(
+        said.contains("`{in.ROLE.list}` in place of `{in.ROLE}`"),
+        "{said}"
+    );
+}
