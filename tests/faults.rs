@@ -245,3 +245,29 @@ unsafe extern "C" {
 fn blake3_hex(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
 }
+
+#[test]
+fn a_failure_the_store_cannot_record_is_still_named_first() {
+    let p = Project::new();
+    p.write(
+        "p.ron",
+        r#"Pipeline(name: "f", stages: {
+            "bad": Command(argv: ["sh", "-c", "exit 7"]),
+        })"#,
+    );
+    let first = p.run("p.ron", &[], 1);
+    let key = stage(&first, "bad")["key"].as_str().unwrap().to_string();
+    // Where the failure record goes, something the store cannot replace (as a full
+    // disk would refuse it).
+    let record = p.path(&format!("cache/failures/{key}.json"));
+    std::fs::remove_file(&record).unwrap();
+    std::fs::create_dir(&record).unwrap();
+    let second = p.run("p.ron", &[], 1);
+    let error = stage(&second, "bad")["error"].as_str().unwrap().to_string();
+    let own = error.find("exit status: 7").expect("the stage's own error");
+    let note = error
+        .find("the failure could not be recorded either")
+        .expect("the store's error, as a note");
+    assert!(own < note, "{error}");
+    assert_eq!(len(&p.json(&["cache", "verify"], 0)["corrupt"]), 0);
+}

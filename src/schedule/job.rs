@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime};
 
-use contract::{Context, Input, Progress, StageError};
+use contract::{Context, Input, Outcome, Progress, StageError};
 use serde::{Deserialize, Serialize};
 
 use super::executor::InProcess;
@@ -233,69 +233,98 @@ fn run_in(
     let result = kind.run(&job.inputs.params, &ctx);
     let duration = clock.elapsed();
     drop(log);
-    match result {
+    let error = match result {
         Ok(outcome) => {
-            let (output, tree) = store.commit_tree(&out)?;
-            let log = store.commit_file(&log_path)?;
-            // JSON has no NaN or infinity: such metrics are named in the summary instead.
-            let (metrics, odd): (BTreeMap<String, f64>, BTreeMap<String, f64>) = outcome
-                .metrics
-                .into_iter()
-                .partition(|(_, v)| v.is_finite());
-            let summary = if odd.is_empty() {
-                outcome.summary
-            } else {
-                let odd: Vec<String> = odd.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-                let note = format!("not finite: {}", odd.join(", "));
-                Some(match outcome.summary {
-                    Some(summary) => format!("{summary} ({note})"),
-                    None => note,
-                })
-            };
-            let record = Record {
-                schema: crate::key::SCHEMA,
-                key: job.key,
-                pipeline: job.pipeline.clone(),
-                stage: job.stage.clone(),
-                inputs: job.inputs.clone(),
-                sources: job.sources.clone(),
-                files: job.files.clone(),
-                output,
-                output_files: tree.entries.len(),
-                output_bytes: tree.size(),
-                metrics,
-                protocol: outcome.protocol,
-                summary,
-                started: humantime::format_rfc3339_seconds(started).to_string(),
-                duration_s: duration.as_secs_f64(),
-                device: device(gpus),
-                host: hostname(),
-                // A cluster's job that ran it, for lineage (Slurm sets this in its jobs).
-                cluster_job: std::env::var("SLURM_JOB_ID").ok(),
-                log: Some(log),
-            };
-            store.write_record(&record)?;
-            crate::store::make_writable(&work);
-            let _ = std::fs::remove_dir_all(&work);
-            Ok(Executed::Ran(Box::new(record)))
+            let committed = commit(
+                store, job, outcome, &out, &log_path, gpus, started, duration,
+            );
+            match committed {
+                Ok(record) => {
+                    crate::store::make_writable(&work);
+                    let _ = std::fs::remove_dir_all(&work);
+                    return Ok(Executed::Ran(Box::new(record)));
+                }
+                // A full disk, most often: the stage did its work, the store could not
+                // take it.
+                Err(e) => format!("its output could not be stored: {e}"),
+            }
         }
-        Err(StageError::Cancelled) => Err(ExecError::Cancelled),
-        Err(error) => {
-            let kept_log = keep_failure_log(store, job, &log_path);
-            store.write_failure(&Failure {
-                key: job.key,
-                pipeline: job.pipeline.clone(),
-                stage: job.stage.clone(),
-                error: error.chain(),
-                when: humantime::format_rfc3339_seconds(started).to_string(),
-                log: kept_log.clone(),
-            })?;
-            Err(ExecError::Failed {
-                message: error.chain(),
-                log: kept_log,
-            })
-        }
-    }
+        Err(StageError::Cancelled) => return Err(ExecError::Cancelled),
+        Err(error) => error.chain(),
+    };
+    // The stage's own error comes first, whether or not the store can record it.
+    let kept_log = keep_failure_log(store, job, &log_path);
+    let recorded = store.write_failure(&Failure {
+        key: job.key,
+        pipeline: job.pipeline.clone(),
+        stage: job.stage.clone(),
+        error: error.clone(),
+        when: humantime::format_rfc3339_seconds(started).to_string(),
+        log: kept_log.clone(),
+    });
+    let message = match recorded {
+        Ok(()) => error,
+        Err(e) => format!("{error}\n  = note: the failure could not be recorded either: {e}"),
+    };
+    Err(ExecError::Failed {
+        message,
+        log: kept_log,
+    })
+}
+
+/// Moves a finished stage's output and log into the store and writes its record, last.
+#[allow(clippy::too_many_arguments)]
+fn commit(
+    store: &Store,
+    job: &Job,
+    outcome: Outcome,
+    out: &Path,
+    log_path: &Path,
+    gpus: &[u32],
+    started: SystemTime,
+    duration: Duration,
+) -> Result<Record, StoreError> {
+    let (output, tree) = store.commit_tree(out)?;
+    let log = store.commit_file(log_path)?;
+    // JSON has no NaN or infinity: such metrics are named in the summary instead.
+    let (metrics, odd): (BTreeMap<String, f64>, BTreeMap<String, f64>) = outcome
+        .metrics
+        .into_iter()
+        .partition(|(_, v)| v.is_finite());
+    let summary = if odd.is_empty() {
+        outcome.summary
+    } else {
+        let odd: Vec<String> = odd.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        let note = format!("not finite: {}", odd.join(", "));
+        Some(match outcome.summary {
+            Some(summary) => format!("{summary} ({note})"),
+            None => note,
+        })
+    };
+    let record = Record {
+        schema: crate::key::SCHEMA,
+        key: job.key,
+        pipeline: job.pipeline.clone(),
+        stage: job.stage.clone(),
+        inputs: job.inputs.clone(),
+        sources: job.sources.clone(),
+        files: job.files.clone(),
+        output,
+        output_files: tree.entries.len(),
+        output_bytes: tree.size(),
+        metrics,
+        protocol: outcome.protocol,
+        summary,
+        started: humantime::format_rfc3339_seconds(started).to_string(),
+        duration_s: duration.as_secs_f64(),
+        device: device(gpus),
+        host: hostname(),
+        // A cluster's job that ran it, for lineage (Slurm sets this in its jobs).
+        cluster_job: std::env::var("SLURM_JOB_ID").ok(),
+        log: Some(log),
+    };
+    store.write_record(&record)?;
+    Ok(record)
 }
 
 fn keep_failure_log(store: &Store, job: &Job, log: &Path) -> Option<PathBuf> {
