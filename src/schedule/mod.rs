@@ -174,8 +174,7 @@ pub fn run(
             // At once, not at the end: a run killed later (OOM, a reboot) must not leave
             // finished stages unreferenced, for `cache gc` keeps what refs name.
             if let (true, Some(key)) = (report.action.succeeded(), report.key) {
-                let update = BTreeMap::from([(report.stage.clone(), key)]);
-                store.update_refs(&pipeline.name, &update)?;
+                store.append_ref(&pipeline.name, &report.stage, &key)?;
             }
             observer.finished(&report);
             run.slots[index] = Slot::Done(Box::new(report));
