@@ -3,7 +3,6 @@ use std::process::ExitCode;
 
 use pipe::pipeline::Pipeline;
 use pipe::plan::{State, states};
-use serde_json::json;
 
 use super::{CliError, Ctx, Selection, Sets, load, out, pipeline_file, print_json};
 
@@ -49,35 +48,70 @@ pub fn dag(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `pipe dag --json`, serialized as it is built (fields in the order `json!` gave them).
+#[derive(serde::Serialize)]
+struct Dag<'a> {
+    pipeline: &'a str,
+    schema: u32,
+    stages: Vec<DagStage<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct DagStage<'a> {
+    deps: Vec<DagDep<'a>>,
+    files: Vec<DagFile<'a>>,
+    group: Option<&'a str>,
+    kind: &'a str,
+    name: &'a str,
+    state: Option<&'static str>,
+}
+
+#[derive(serde::Serialize)]
+struct DagDep<'a> {
+    role: &'a str,
+    stages: Vec<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct DagFile<'a> {
+    path: &'a std::path::Path,
+    role: &'a str,
+}
+
 fn json(pipeline: &Pipeline, order: &[usize], states: Option<&[State]>) {
-    let stages: Vec<_> = order
+    let stages = order
         .iter()
         .map(|&i| {
             let stage = &pipeline.stages[i];
-            let deps: Vec<_> = stage
-                .deps
-                .iter()
-                .map(|dep| {
-                    let names = pipeline.names(&dep.stages);
-                    json!({"role": dep.role, "stages": names})
-                })
-                .collect();
-            let files: Vec<_> = stage
-                .files
-                .iter()
-                .map(|f| json!({"role": f.role, "path": f.written}))
-                .collect();
-            json!({
-                "name": stage.name,
-                "kind": stage.kind,
-                "group": stage.group,
-                "deps": deps,
-                "files": files,
-                "state": states.map(|s| s[i].label()),
-            })
+            DagStage {
+                deps: stage
+                    .deps
+                    .iter()
+                    .map(|dep| DagDep {
+                        role: &dep.role,
+                        stages: pipeline.names(&dep.stages),
+                    })
+                    .collect(),
+                files: stage
+                    .files
+                    .iter()
+                    .map(|f| DagFile {
+                        path: &f.written,
+                        role: &f.role,
+                    })
+                    .collect(),
+                group: stage.group.as_deref(),
+                kind: stage.kind,
+                name: &stage.name,
+                state: states.map(|s| s[i].label()),
+            }
         })
         .collect();
-    print_json(&json!({"schema": 1, "pipeline": pipeline.name, "stages": stages}));
+    print_json(&Dag {
+        pipeline: &pipeline.name,
+        schema: 1,
+        stages,
+    });
 }
 
 fn text(pipeline: &Pipeline, order: &[usize]) {

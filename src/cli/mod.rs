@@ -304,11 +304,13 @@ fn file_and_stages(mut args: Vec<String>) -> Result<(PathBuf, Vec<String>), CliE
     Ok((pipeline_file(file)?, args))
 }
 
-/// Prints JSON on stdout; a closed pipe (`| head`) is not an error.
+/// Prints JSON on stdout; a closed pipe (`| head`) is not an error. Buffered: stdout
+/// flushes at every line, and a pretty document of 100,000 stages has millions.
 fn print_json(value: &impl serde::Serialize) {
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let _ = serde_json::to_writer_pretty(&mut out, value);
     let _ = writeln!(out);
+    let _ = out.flush();
 }
 
 /// Prints a line on stdout, ending quietly if stdout was closed.
