@@ -525,4 +525,13 @@ fn explain_lists_the_kinds_and_explains_a_field() {
         "{}",
         text(&wrong.stderr)
     );
+
+    // A variant holding a struct leads into its fields (a build with the stage kinds).
+    if text(&kinds.stdout).contains("  Dataset ") {
+        let variant = text(&p.pipe(&["explain", "Dataset.source.Cifar10.path"]).stdout);
+        assert!(
+            variant.starts_with("Dataset.source.Cifar10.path: Option<PathBuf>"),
+            "{variant}"
+        );
+    }
 }

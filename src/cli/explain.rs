@@ -132,13 +132,23 @@ impl Place {
                         let names: Vec<&str> = e.variants.iter().map(|v| v.name).collect();
                         not_found(walked, "value", segment, &names)
                     })?;
-                Ok(match &variant.fields {
-                    VariantFields::Struct(fields) => Place::Struct(Struct {
+                // `Cifar10(path: …)` and `Cifar10((path: …))` alike: a variant holding
+                // one struct leads into that struct's fields.
+                let fields = match &variant.fields {
+                    VariantFields::Struct(fields) => Some(fields.clone()),
+                    VariantFields::Tuple(items) if items.len() == 1 => match items[0]() {
+                        Shape::Struct(inner) => Some(inner.fields),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                Ok(match fields {
+                    Some(fields) => Place::Struct(Struct {
                         name: variant.name,
                         doc: variant.doc,
-                        fields: fields.clone(),
+                        fields,
                     }),
-                    _ => Place::Unit {
+                    None => Place::Unit {
                         name: variant.name,
                         doc: variant.doc,
                     },
