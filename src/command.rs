@@ -273,17 +273,17 @@ fn expand(template: &str, ctx: &Context) -> Result<String, StageError> {
             "out" => ctx.out.display().to_string(),
             "work" => ctx.work.display().to_string(),
             "gpus" => join_gpus(ctx.gpus),
-            _ if list_role(ctx, name).is_some() => {
-                input_list(ctx, list_role(ctx, name).expect("checked"))?
-            }
-            _ => {
-                let role = name.strip_prefix("in.").unwrap_or(name);
-                let paths: Vec<String> = inputs(ctx, role)?
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect();
-                paths.join(" ")
-            }
+            _ => match list_role(ctx, name) {
+                Some(role) => input_list(ctx, role)?,
+                None => {
+                    let role = name.strip_prefix("in.").unwrap_or(name);
+                    let paths: Vec<String> = inputs(ctx, role)?
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect();
+                    paths.join(" ")
+                }
+            },
         };
         out.push_str(&value);
         rest = after.get(end + 1..).unwrap_or("");

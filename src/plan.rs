@@ -178,11 +178,17 @@ pub fn states(pipeline: &Pipeline, store: &Store) -> Result<Vec<State>, StoreErr
             .upstream(i)
             .into_iter()
             .find(|&u| current[u].is_none());
+        // The record to compare with, read once; only a stage waiting on an upstream
+        // needs it here (the others are looked up by their key).
+        let before = match pending {
+            Some(_) => previous(store, &refs, stage)?,
+            None => None,
+        };
         // Never run, waiting on an upstream, its inputs present: nothing to compare
         // (in a sweep's first dry run, nearly every stage).
         if let Some(u) = pending
+            && before.is_none()
             && pipeline.stages[i].files.iter().all(|f| f.path.exists())
-            && previous(store, &refs, stage)?.is_none()
         {
             states[i] = Some(State::NeverRun {
                 key: None,
@@ -208,7 +214,7 @@ pub fn states(pipeline: &Pipeline, store: &Store) -> Result<Vec<State>, StoreErr
                 let waiting = Reason::UpstreamPending {
                     stage: pipeline.stages[u].name.clone(),
                 };
-                match previous(store, &refs, stage)? {
+                match before {
                     Some(old) => {
                         let mut planned = planned;
                         for role in &planned.pending {

@@ -2,7 +2,6 @@
 //! comments of the parameter types (`#[derive(Explain)]`), and the guide's reference
 //! pages written from the same source.
 
-use std::collections::{BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -76,19 +75,19 @@ fn lookup(registry: &Registry, path: &str) -> Result<String, CliError> {
             "{first}'s parameters are not a struct"
         )));
     };
-    let mut text = format!("{first} (stage kind, version {})\n\n", kind.version());
     let mut at = Place::Struct(params.clone());
     let mut walked = first.to_string();
     for segment in segments {
         at = at.step(segment, &walked)?;
         walked = format!("{walked}.{segment}");
-        text = String::new();
     }
     Ok(match at {
-        Place::Struct(s) if text.is_empty() => {
-            format!("{walked}: {}\n\n{}", s.name, describe_struct(&s))
-        }
-        Place::Struct(s) => format!("{text}{}", describe_struct(&s)),
+        Place::Struct(s) if walked == first => format!(
+            "{first} (stage kind, version {})\n\n{}",
+            kind.version(),
+            describe_struct(&s)
+        ),
+        Place::Struct(s) => format!("{walked}: {}\n\n{}", s.name, describe_struct(&s)),
         Place::Field(field) => describe_field(&walked, &field),
         Place::Unit { name, doc } => format!("{walked}: the value `{name}`\n\n{}\n", indent(doc)),
     })
@@ -132,16 +131,8 @@ impl Place {
                         let names: Vec<&str> = e.variants.iter().map(|v| v.name).collect();
                         not_found(walked, "value", segment, &names)
                     })?;
-                // `Cifar10(path: …)` and `Cifar10((path: …))` alike: a variant holding
-                // one struct leads into that struct's fields.
-                let fields = match &variant.fields {
-                    VariantFields::Struct(fields) => Some(fields.clone()),
-                    VariantFields::Tuple(items) if items.len() == 1 => match items[0]() {
-                        Shape::Struct(inner) => Some(inner.fields),
-                        _ => None,
-                    },
-                    _ => None,
-                };
+                // `Cifar10(path: …)` and `Cifar10((path: …))` alike.
+                let fields = variant.fields();
                 Ok(match fields {
                     Some(fields) => Place::Struct(Struct {
                         name: variant.name,
@@ -282,25 +273,17 @@ fn kind_pages(registry: &Registry) -> Vec<(&'static str, String)> {
                 page.push_str("\n\n");
             }
             page.push_str(&markdown_fields(&params.fields));
-            let mut seen = BTreeSet::new();
-            // Breadth first, in the order of the fields: a type's section follows its
-            // first mention.
-            let mut queue: VecDeque<Shape> = params.fields.iter().map(|f| (f.shape)()).collect();
-            while let Some(shape) = queue.pop_front() {
+            // A type's section follows its first mention.
+            for shape in explain::reachable(&params.fields) {
                 match shape {
-                    Shape::Option(inner) | Shape::List(inner) | Shape::Map(inner) => {
-                        queue.push_back(*inner)
-                    }
-                    Shape::Tuple(items) => queue.extend(items),
-                    Shape::Struct(s) if seen.insert(s.name) => {
+                    Shape::Struct(s) => {
                         page.push_str(&format!("\n## {}\n\n", s.name));
                         if !s.doc.is_empty() {
                             page.push_str(&format!("{}\n\n", s.doc));
                         }
                         page.push_str(&markdown_fields(&s.fields));
-                        queue.extend(s.fields.iter().map(|f| (f.shape)()));
                     }
-                    Shape::Enum(e) if seen.insert(e.name) => {
+                    Shape::Enum(e) => {
                         page.push_str(&format!("\n## {}\n\n", e.name));
                         if !e.doc.is_empty() {
                             page.push_str(&format!("{}\n\n", e.doc));
@@ -308,15 +291,6 @@ fn kind_pages(registry: &Registry) -> Vec<(&'static str, String)> {
                         page.push_str("| value | meaning |\n|---|---|\n");
                         for v in &e.variants {
                             page.push_str(&format!("| `{}` | {} |\n", v.written(), cell(v.doc)));
-                            match &v.fields {
-                                VariantFields::Struct(fields) => {
-                                    queue.extend(fields.iter().map(|f| (f.shape)()));
-                                }
-                                VariantFields::Tuple(items) => {
-                                    queue.extend(items.iter().map(|s| s()))
-                                }
-                                VariantFields::Unit => {}
-                            }
                         }
                         for v in &e.variants {
                             if let VariantFields::Struct(fields) = &v.fields {
@@ -325,7 +299,7 @@ fn kind_pages(registry: &Registry) -> Vec<(&'static str, String)> {
                             }
                         }
                     }
-                    _ => {}
+                    _ => unreachable!("reachable gives structs and enums"),
                 }
             }
             (name, page)
@@ -368,6 +342,8 @@ fn cell(doc: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     /// The guide's reference pages are what the code's doc comments say now (every
@@ -406,57 +382,40 @@ mod tests {
     fn every_field_of_every_kind_has_a_doc_comment() {
         let registry = registry();
         let mut missing = Vec::new();
+        let undocumented = |missing: &mut Vec<String>, owner: &str, fields: &[Field]| {
+            for f in fields.iter().filter(|f| f.doc.is_empty()) {
+                missing.push(format!("field `{}` of {owner}", f.name));
+            }
+        };
         for name in registry.names() {
-            // By name within a kind: each kind's parameters are a `Params` of its own.
-            let mut seen = BTreeSet::new();
             let Shape::Struct(params) = registry.get(name).unwrap().explain() else {
                 panic!("{name}: parameters are not a struct");
             };
             if params.doc.is_empty() {
                 missing.push(format!("{name} (its parameters' type {})", params.name));
             }
-            let mut queue: Vec<(String, Shape)> = vec![(name.to_string(), Shape::Struct(params))];
-            while let Some((path, shape)) = queue.pop() {
+            undocumented(
+                &mut missing,
+                &format!("{name}'s {}", params.name),
+                &params.fields,
+            );
+            for shape in explain::reachable(&params.fields) {
                 match shape {
-                    Shape::Option(inner) | Shape::List(inner) | Shape::Map(inner) => {
-                        queue.push((path, *inner));
+                    Shape::Struct(s) => {
+                        undocumented(&mut missing, &format!("{name}: {}", s.name), &s.fields)
                     }
-                    Shape::Struct(s) if seen.insert(s.name) => {
-                        for f in &s.fields {
-                            let at = format!("{path}.{}", f.name);
-                            if f.doc.is_empty() {
-                                missing.push(format!("{at} (field `{}` of {})", f.name, s.name));
-                            }
-                            queue.push((at, (f.shape)()));
-                        }
-                    }
-                    Shape::Tuple(items) => {
-                        queue.extend(items.into_iter().map(|s| (path.clone(), s)))
-                    }
-                    Shape::Enum(e) if seen.insert(e.name) => {
+                    Shape::Enum(e) => {
                         for v in &e.variants {
-                            match &v.fields {
-                                VariantFields::Struct(fields) => {
-                                    for f in fields {
-                                        let at = format!("{path}.{}.{}", v.name, f.name);
-                                        if f.doc.is_empty() {
-                                            missing.push(format!(
-                                                "{at} (field `{}` of {}::{})",
-                                                f.name, e.name, v.name
-                                            ));
-                                        }
-                                        queue.push((at, (f.shape)()));
-                                    }
-                                }
-                                VariantFields::Tuple(items) => {
-                                    let at = format!("{path}.{}", v.name);
-                                    queue.extend(items.iter().map(|s| (at.clone(), s())));
-                                }
-                                VariantFields::Unit => {}
+                            if let VariantFields::Struct(fields) = &v.fields {
+                                undocumented(
+                                    &mut missing,
+                                    &format!("{name}: {}::{}", e.name, v.name),
+                                    fields,
+                                );
                             }
                         }
                     }
-                    _ => {}
+                    _ => unreachable!("reachable gives structs and enums"),
                 }
             }
         }

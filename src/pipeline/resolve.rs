@@ -5,6 +5,7 @@
 //! anywhere else, to all of them. Patterns match stage and group names, e.g. `"*_fid"`.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use super::{Diagnostic, Pipeline};
 
@@ -47,7 +48,9 @@ pub fn targets(
 /// of another `ForEach` are then found by hash, not by comparing every pair).
 #[derive(Default)]
 struct Cache {
-    patterns: HashMap<String, Vec<usize>>,
+    patterns: HashMap<String, Rc<[usize]>>,
+    /// By target: the variables all its stages have, or `None` when they differ.
+    variables: HashMap<String, Option<Vec<String>>>,
     /// By target and the variables shared with it: the target's stages by their values.
     by_values: HashMap<(String, Vec<String>), ByValues>,
 }
@@ -66,21 +69,20 @@ impl Cache {
             return Ok(vec![i]);
         }
         let pattern = target.contains('*');
-        let candidates: Vec<usize> = if pattern {
-            self.patterns
-                .entry(target.to_string())
-                .or_insert_with(|| {
-                    (0..pipeline.stages.len())
-                        .filter(|&i| {
-                            let s = &pipeline.stages[i];
-                            glob(target, &s.name)
-                                || s.group.as_deref().is_some_and(|g| glob(target, g))
-                        })
-                        .collect()
-                })
-                .clone()
+        // Borrowed, not copied: a group of 100,000 is the target of as many references.
+        let matched;
+        let candidates: &[usize] = if pattern {
+            matched = Rc::clone(self.patterns.entry(target.to_string()).or_insert_with(|| {
+                (0..pipeline.stages.len())
+                    .filter(|&i| {
+                        let s = &pipeline.stages[i];
+                        glob(target, &s.name) || s.group.as_deref().is_some_and(|g| glob(target, g))
+                    })
+                    .collect()
+            }));
+            &matched
         } else {
-            pipeline.members(target).to_vec()
+            pipeline.members(target)
         };
         // A pattern never means the stage it is written in.
         let itself = |i: &usize| !pattern || Some(*i) != from;
@@ -93,10 +95,10 @@ impl Cache {
             });
         }
         let Some(from) = from else {
-            return Ok(candidates);
+            return Ok(candidates.to_vec());
         };
         let matching: Vec<usize> = self
-            .matching(pipeline, from, target, &candidates)
+            .matching(pipeline, from, target, candidates)
             .into_iter()
             .filter(|&i| !pattern || i != from)
             .collect();
@@ -127,26 +129,33 @@ impl Cache {
         target: &str,
         found: &[usize],
     ) -> Vec<usize> {
-        let names = |i: usize| -> Vec<&str> {
-            pipeline.stages[i]
-                .vars
-                .iter()
-                .map(|(k, _)| k.as_str())
-                .collect()
-        };
-        let theirs = names(found[0]);
-        if found.iter().any(|&m| names(m) != theirs) {
+        let theirs = self
+            .variables
+            .entry(target.to_string())
+            .or_insert_with(|| {
+                let names = |i: usize| -> Vec<String> {
+                    pipeline.stages[i]
+                        .vars
+                        .iter()
+                        .map(|(k, _)| k.clone())
+                        .collect()
+                };
+                let first = names(found[0]);
+                found.iter().all(|&m| names(m) == first).then_some(first)
+            })
+            .clone();
+        let Some(theirs) = theirs else {
             return found
                 .iter()
                 .copied()
                 .filter(|&m| agree(pipeline, from, m))
                 .collect();
-        }
+        };
         let shared: Vec<String> = pipeline.stages[from]
             .vars
             .iter()
             .map(|(k, _)| k.clone())
-            .filter(|k| theirs.contains(&k.as_str()))
+            .filter(|k| theirs.contains(k))
             .collect();
         let value = |i: usize, name: &str| -> String {
             let vars = &pipeline.stages[i].vars;

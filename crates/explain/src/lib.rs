@@ -118,6 +118,56 @@ impl Variant {
             _ => format!("{}(…)", self.name),
         }
     }
+
+    /// The fields the variant is written with: its own (`Adc { weight }`), or those of
+    /// the one struct it holds (`Cifar10(Place)`); `None` for other variants.
+    pub fn fields(&self) -> Option<Vec<Field>> {
+        match &self.fields {
+            VariantFields::Struct(fields) => Some(fields.clone()),
+            VariantFields::Tuple(items) if items.len() == 1 => match items[0]() {
+                Shape::Struct(inner) => Some(inner.fields),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The shapes of what the variant holds.
+    fn contents(&self) -> Vec<Shape> {
+        match &self.fields {
+            VariantFields::Unit => Vec::new(),
+            VariantFields::Tuple(items) => items.iter().map(|s| s()).collect(),
+            VariantFields::Struct(fields) => fields.iter().map(|f| (f.shape)()).collect(),
+        }
+    }
+}
+
+/// Every struct and enum the fields reach, through options, lists, maps, tuples,
+/// fields and variants: breadth first in the order of the fields (a type after its
+/// first mention), each name once.
+pub fn reachable(fields: &[Field]) -> Vec<Shape> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut queue: std::collections::VecDeque<Shape> = fields.iter().map(|f| (f.shape)()).collect();
+    let mut found = Vec::new();
+    while let Some(shape) = queue.pop_front() {
+        match shape {
+            Shape::Option(inner) | Shape::List(inner) | Shape::Map(inner) => {
+                queue.push_back(*inner)
+            }
+            Shape::Tuple(items) => queue.extend(items),
+            Shape::Leaf(_) => {}
+            Shape::Struct(ref s) if seen.insert(s.name) => {
+                queue.extend(s.fields.iter().map(|f| (f.shape)()));
+                found.push(shape);
+            }
+            Shape::Enum(ref e) if seen.insert(e.name) => {
+                queue.extend(e.variants.iter().flat_map(Variant::contents));
+                found.push(shape);
+            }
+            Shape::Struct(_) | Shape::Enum(_) => {}
+        }
+    }
+    found
 }
 
 /// A field's first paragraph: what a listing shows of it.
