@@ -15,6 +15,8 @@
 //! - [`plan`] computes keys and says where each stage stands; [`reason`] says why.
 //! - [`schedule`] runs what is stale, in parallel, through an executor.
 //! - [`summary`] is what a run reports, as text or JSON.
+//! - [`remote`] shares records and outputs with other stores through a remote cache
+//!   (S3, WebDAV), verified by their digests.
 //!
 //! The engine knows stage kinds only through the `contract` crate ([`contract::Kind`]):
 //! it never names what a stage does. Its one kind of its own is [`command::Command`],
@@ -27,6 +29,7 @@ pub mod key;
 pub mod pipeline;
 pub mod plan;
 pub mod reason;
+pub mod remote;
 pub mod schedule;
 pub mod store;
 pub mod summary;

@@ -131,6 +131,14 @@ pub enum State {
         reasons: Vec<Reason>,
         failure: Failure,
     },
+    /// Not in the store, but a remote cache has its record (`pipe status --remote`);
+    /// the stages below are planned with the output that record names.
+    OnRemote {
+        key: Digest<StageKey>,
+        record: Box<Record>,
+        /// Why it is not up to date here.
+        reasons: Vec<Reason>,
+    },
     /// The stage cannot be planned (e.g. a missing input file).
     Broken { message: String },
 }
@@ -142,6 +150,7 @@ impl State {
             State::Stale { .. } => "stale",
             State::NeverRun { .. } => "never run",
             State::Failed { .. } => "failed",
+            State::OnRemote { .. } => "on remote",
             State::Broken { .. } => "broken",
         }
     }
@@ -149,7 +158,9 @@ impl State {
     /// The key the stage has now, where it can be computed.
     pub fn key(&self) -> Option<Digest<StageKey>> {
         match self {
-            State::UpToDate { key, .. } | State::Failed { key, .. } => Some(*key),
+            State::UpToDate { key, .. }
+            | State::Failed { key, .. }
+            | State::OnRemote { key, .. } => Some(*key),
             State::Stale { key, .. } | State::NeverRun { key, .. } => *key,
             State::Broken { .. } => None,
         }
@@ -159,7 +170,8 @@ impl State {
         match self {
             State::Stale { reasons, .. }
             | State::NeverRun { reasons, .. }
-            | State::Failed { reasons, .. } => reasons,
+            | State::Failed { reasons, .. }
+            | State::OnRemote { reasons, .. } => reasons,
             _ => &[],
         }
     }
@@ -169,6 +181,20 @@ impl State {
 /// Stages after one that must run cannot know their key yet; they say which upstream
 /// has to run first.
 pub fn states(pipeline: &Pipeline, store: &Store) -> Result<Vec<State>, StoreError> {
+    states_with(pipeline, store, &mut |_, _| Ok(None))
+}
+
+/// Asked for the record of a stage (by index and key) that the store lacks.
+pub type Elsewhere<'a, E> = dyn FnMut(usize, &Digest<StageKey>) -> Result<Option<Record>, E> + 'a;
+
+/// As [`states`], asking `elsewhere` (a remote cache) for the record of every stage
+/// whose key is known but which is not up to date here: a record it gives makes the
+/// stage [`State::OnRemote`], and the stages below are planned with its output.
+pub fn states_with<E: From<StoreError>>(
+    pipeline: &Pipeline,
+    store: &Store,
+    elsewhere: &mut Elsewhere<'_, E>,
+) -> Result<Vec<State>, E> {
     let refs = store.refs(&pipeline.name)?;
     let mut current: Vec<Option<Record>> = vec![None; pipeline.stages.len()];
     let mut states: Vec<Option<State>> = vec![None; pipeline.stages.len()];
@@ -199,7 +225,7 @@ pub fn states(pipeline: &Pipeline, store: &Store) -> Result<Vec<State>, StoreErr
             continue;
         }
         let planned = match plan(pipeline, store, i, &current) {
-            Err(PlanError::Store(e)) => return Err(e),
+            Err(PlanError::Store(e)) => return Err(e.into()),
             Err(PlanError::Input(d)) => {
                 states[i] = Some(State::Broken { message: d.message });
                 continue;
@@ -237,7 +263,18 @@ pub fn states(pipeline: &Pipeline, store: &Store) -> Result<Vec<State>, StoreErr
                 }
             }
         };
-        if let State::UpToDate { record, .. } = &state {
+        let state = match state.key() {
+            Some(key) if !matches!(state, State::UpToDate { .. }) => match elsewhere(i, &key)? {
+                Some(record) => State::OnRemote {
+                    key,
+                    record: Box::new(record),
+                    reasons: state.reasons().to_vec(),
+                },
+                None => state,
+            },
+            _ => state,
+        };
+        if let State::UpToDate { record, .. } | State::OnRemote { record, .. } = &state {
             current[i] = Some((**record).clone());
         }
         states[i] = Some(state);

@@ -19,6 +19,8 @@ pub enum Action {
     Ran,
     /// Another process ran the same key while this run waited for it.
     Reused,
+    /// Downloaded from a remote cache (`--remote`) instead of computed.
+    Pulled,
     Failed,
     /// Not run because an upstream failed.
     Skipped,
@@ -36,6 +38,7 @@ impl Action {
             Action::Cached => "cached",
             Action::Ran => "ran",
             Action::Reused => "reused",
+            Action::Pulled => "pulled",
             Action::Failed => "failed",
             Action::Skipped => "skipped",
             Action::Interrupted => "interrupted",
@@ -45,7 +48,10 @@ impl Action {
     }
 
     pub fn succeeded(self) -> bool {
-        matches!(self, Action::Cached | Action::Ran | Action::Reused)
+        matches!(
+            self,
+            Action::Cached | Action::Ran | Action::Reused | Action::Pulled
+        )
     }
 }
 
@@ -92,7 +98,9 @@ impl StageReport {
     /// One line, as `pipe run` prints it.
     pub fn line(&self) -> String {
         let detail = match self.action {
-            Action::Ran | Action::Reused => format!("{:.2}s", self.duration_s.unwrap_or_default()),
+            Action::Ran | Action::Reused | Action::Pulled => {
+                format!("{:.2}s", self.duration_s.unwrap_or_default())
+            }
             Action::Cached => self.key.map(|k| k.short()).unwrap_or_default(),
             Action::WouldRun => self
                 .reasons
@@ -164,6 +172,7 @@ impl RunReport {
     pub fn summary_line(&self) -> String {
         let order = [
             Action::Ran,
+            Action::Pulled,
             Action::Reused,
             Action::Cached,
             Action::Failed,

@@ -113,6 +113,7 @@ pub fn exec(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
     let (action, code, detail) = match &result {
         Ok(Executed::Ran(r)) => ("ran", ExitCode::SUCCESS, format!("{:.2}s", r.duration_s)),
         Ok(Executed::Reused(_)) => ("reused", ExitCode::SUCCESS, String::new()),
+        Ok(Executed::Pulled(_)) => ("pulled", ExitCode::SUCCESS, String::new()),
         Err(ExecError::Cancelled) => ("interrupted", ExitCode::from(130), String::new()),
         Err(ExecError::Stopped { message, .. }) => {
             ("interrupted", ExitCode::from(130), message.clone())

@@ -342,8 +342,6 @@ fn cell(doc: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     use super::*;
 
     /// The guide's reference pages are what the code's doc comments say now (every
@@ -364,11 +362,12 @@ mod tests {
                 path.display()
             );
         }
-        let files: BTreeSet<String> = std::fs::read_dir(&dir)
+        let files: std::collections::BTreeSet<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        let expected: BTreeSet<String> = pages.into_iter().map(|(file, _)| file).collect();
+        let expected: std::collections::BTreeSet<String> =
+            pages.into_iter().map(|(file, _)| file).collect();
         assert_eq!(
             files,
             expected,

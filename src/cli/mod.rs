@@ -11,6 +11,7 @@ mod lineage;
 #[cfg(feature = "kinds")]
 mod metric;
 mod metrics;
+mod remote;
 mod run;
 mod show;
 mod status;
@@ -83,6 +84,16 @@ PIPE_PROGRESS_SECS seconds (default 30). Finished stages: one line each on stdou
     /// Inspect and maintain the store.
     #[command(subcommand)]
     Cache(cache::Command),
+    /// Name the remote caches that `push`, `pull` and `run --remote` use (S3-compatible
+    /// object stores, HTTP caches that take PUT); kept in `.pipe/remotes.ron`.
+    #[command(subcommand)]
+    Remote(remote::Command),
+    /// Send stages' current records and their outputs to a remote (what it has already
+    /// is not sent again).
+    Push(remote::TransferArgs),
+    /// Fetch stages' current records and their outputs from a remote, each object
+    /// checked against its digest; a stage's key is known once its upstreams are here.
+    Pull(remote::TransferArgs),
     /// Execute one planned stage from the store alone (used by executors and clusters).
     Exec(exec::Args),
     /// Print a completion script for a shell, e.g. `pipe completions bash >
@@ -104,9 +115,21 @@ pub enum CliError {
     Load(#[from] LoadError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{}", remote_error(.0))]
+    Remote(#[from] pipe::remote::RemoteError),
+    #[error(transparent)]
+    RemoteConfig(#[from] pipe::remote::ConfigError),
     /// Already rendered (e.g. a diagnostic), or a plain message.
     #[error("{0}")]
     Message(String),
+}
+
+/// A remote's error, with what to do about it.
+fn remote_error(error: &pipe::remote::RemoteError) -> String {
+    match pipe::remote::Remote::help(error) {
+        Some(help) => format!("{error}\n  = help: {help}"),
+        None => error.to_string(),
+    }
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
@@ -127,6 +150,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Diff(args) => diff::diff(&ctx, args),
         Command::Metrics(args) => metrics::metrics(&ctx, args),
         Command::Cache(command) => cache::cache(&ctx, command),
+        Command::Remote(command) => remote::remote(command),
+        Command::Push(args) => remote::push(&ctx, args),
+        Command::Pull(args) => remote::pull(&ctx, args),
         Command::Exec(args) => exec::exec(&ctx, args),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();

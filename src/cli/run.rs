@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pipe::pipeline::Pipeline;
 use pipe::pipeline::Resources;
 use pipe::plan::{State, states};
+use pipe::remote::RemoteFirst;
 use pipe::schedule::{self, Executor, Gpus, InProcess, Options, SlurmExecutor, Subprocess};
 use pipe::store::Store;
 use pipe::summary::{Action, RunReport, StageReport};
@@ -54,6 +55,13 @@ pub struct Args {
     /// compute nodes share).
     #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
     executor: ExecutorKind,
+    /// Before computing a stage, look its key up on this remote cache and pull the
+    /// result if it is there (`--remote=NAME`; alone, the default remote).
+    #[arg(long, value_name = "NAME", num_args = 0..=1, require_equals = true)]
+    remote: Option<Option<String>>,
+    /// Push every result computed in this run to the remote as soon as it is done.
+    #[arg(long, requires = "remote")]
+    push: bool,
     /// Print the run summary as JSON on stdout (schema in `schema`).
     #[arg(long)]
     json: bool,
@@ -178,6 +186,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
     let force: BTreeSet<usize> = select(&pipeline, &args.force)?.into_iter().collect();
 
     if args.dry_run {
+        if args.remote.is_some() {
+            return Err(CliError::Message(
+                "`--dry-run` does not ask the remote\n  = help: `pipe status --remote` says which stages the remote has".into(),
+            ));
+        }
         let report = dry_run(
             &pipeline,
             &store,
@@ -258,10 +271,32 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
         keep_going: args.keep_going,
         force,
     };
+    let remote = match &args.remote {
+        Some(name) => Some(super::remote::connect(name.as_deref())?),
+        None => None,
+    };
+    let remote_first = remote
+        .as_ref()
+        .map(|remote| RemoteFirst::new(remote, &store, executor, args.push));
+    let executor = match &remote_first {
+        Some(remote_first) => remote_first,
+        None => executor,
+    };
     let report = schedule::run(
         &pipeline, &store, executor, &options, &selected, &display, &CANCEL,
     )?;
-    Ok(finish(&report, args.json, ctx.quiet))
+    let code = finish(&report, args.json, ctx.quiet);
+    let failures = remote_first.map(|r| r.push_failures.into_inner().expect("not poisoned"));
+    match failures.unwrap_or_default().as_slice() {
+        [] => Ok(code),
+        failures => {
+            for (stage, error) in failures {
+                eprintln!("error: `{stage}` was not pushed: {error}");
+            }
+            eprintln!("  = help: `pipe push` sends what is missing once the remote answers");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 /// This machine's GPUs: those given, or every one the build sees.
@@ -391,6 +426,10 @@ fn dry_run(
             }
             State::Stale { key, reasons } | State::NeverRun { key, reasons } => {
                 report.key = *key;
+                report.reasons = reasons.clone();
+            }
+            State::OnRemote { key, reasons, .. } => {
+                report.key = Some(*key);
                 report.reasons = reasons.clone();
             }
             State::Failed {

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use pipe::digest::{Digest, StageKey};
-use pipe::plan::{State, states};
+use pipe::plan::{State, states, states_with};
 use serde_json::json;
 
 use super::{CliError, Ctx, Selection, Sets, find_stage, load, out, pipeline_file, print_json};
@@ -15,6 +15,11 @@ pub struct StatusArgs {
     /// Only these stages (and what they need), as `pipe run` selects them.
     #[command(flatten)]
     selection: Selection,
+    /// Also ask this remote cache (`--remote=NAME`; alone, the default remote) for the
+    /// stages not up to date here: those it has are `on remote` (`pipe pull` fetches
+    /// them), and the stages below them are planned with their outputs.
+    #[arg(long, value_name = "NAME", num_args = 0..=1, require_equals = true)]
+    remote: Option<Option<String>>,
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -40,7 +45,13 @@ pub fn status(ctx: &Ctx, args: StatusArgs) -> Result<ExitCode, CliError> {
     let pipeline = load(&pipeline_file(args.file)?, &args.sets)?;
     let selected = args.selection.resolve(&pipeline, &[])?.stages;
     let store = ctx.store()?;
-    let states = states(&pipeline, &store)?;
+    let states = match &args.remote {
+        None => states(&pipeline, &store)?,
+        Some(name) => {
+            let remote = super::remote::connect(name.as_deref())?;
+            states_with(&pipeline, &store, &mut |_, key| remote.record(key))?
+        }
+    };
     let queued = cluster_jobs(&store, &states)?;
     // The selected stages, in the pipeline's order of definition.
     let shown: Vec<(&pipe::pipeline::Stage, &State, Option<&ClusterJob>)> = pipeline
@@ -82,6 +93,10 @@ pub fn status(ctx: &Ctx, args: StatusArgs) -> Result<ExitCode, CliError> {
             }
             let detail = match state {
                 State::UpToDate { key, .. } => key.short(),
+                State::OnRemote { key, reasons, .. } => std::iter::once(key.short())
+                    .chain(reasons.iter().map(ToString::to_string))
+                    .collect::<Vec<_>>()
+                    .join("; "),
                 State::Failed { failure, .. } => {
                     let log = failure
                         .log

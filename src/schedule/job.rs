@@ -13,7 +13,7 @@ use super::executor::InProcess;
 use crate::digest::{Digest, StageKey};
 use crate::key::KeyInputs;
 use crate::plan::Planned;
-use crate::store::{Failure, Lock, Lookup, Record, Source, Store, StoreError, TreeState};
+use crate::store::{Failure, Lock, Lookup, Record, Scratch, Source, Store, StoreError, TreeState};
 
 pub const JOB_SCHEMA: u32 = 1;
 
@@ -64,6 +64,8 @@ pub enum Executed {
     Ran(Box<Record>),
     /// Another process completed the same key while this one waited for its lock.
     Reused(Box<Record>),
+    /// A remote cache had the key's result (`pipe run --remote`).
+    Pulled(Box<Record>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +104,7 @@ pub fn execute(
     {
         return Ok(Executed::Reused(record));
     }
-    let run = RunDir::create(store)?;
+    let run = Scratch::create(store)?;
     let result = run_in(env, job, gpus, progress, &run);
     run.remove();
     result
@@ -126,39 +128,12 @@ fn wait_for_lock(
     }
 }
 
-/// `tmp/<id>/` with `out/` and `log`, locked so that cleanup skips it while it lives.
-struct RunDir {
-    dir: PathBuf,
-    lock_path: PathBuf,
-    _lock: Lock,
-}
-
-impl RunDir {
-    fn create(store: &Store) -> Result<RunDir, StoreError> {
-        let dir = store.root().join("tmp").join(crate::store::unique_suffix());
-        let lock_path = dir.with_extension("lock");
-        let lock = Lock::exclusive(&lock_path)?;
-        std::fs::create_dir_all(dir.join("out")).map_err(StoreError::io("create", &dir))?;
-        Ok(RunDir {
-            dir,
-            lock_path,
-            _lock: lock,
-        })
-    }
-
-    fn remove(self) {
-        crate::store::make_writable(&self.dir);
-        let _ = std::fs::remove_dir_all(&self.dir);
-        let _ = std::fs::remove_file(&self.lock_path);
-    }
-}
-
 fn run_in(
     env: &InProcess,
     job: &Job,
     gpus: &[u32],
     progress: &dyn Progress,
-    run: &RunDir,
+    run: &Scratch,
 ) -> Result<Executed, ExecError> {
     let InProcess {
         store,
@@ -212,8 +187,9 @@ fn run_in(
     }
     let work = store.work_path(&job.key);
     std::fs::create_dir_all(&work).map_err(StoreError::io("create", &work))?;
-    let out = run.dir.join("out");
-    let log_path = run.dir.join("log");
+    let out = run.dir().join("out");
+    std::fs::create_dir_all(&out).map_err(StoreError::io("create", &out))?;
+    let log_path = run.dir().join("log");
     let log = File::create(&log_path).map_err(StoreError::io("create", &log_path))?;
     let ctx = Context {
         stage: &job.stage,

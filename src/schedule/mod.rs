@@ -313,6 +313,10 @@ impl Run<'_> {
                 report.action = Action::Reused;
                 record
             }
+            Ok(Executed::Pulled(record)) => {
+                report.action = Action::Pulled;
+                record
+            }
             Err(ExecError::Cancelled) => {
                 report.action = Action::Interrupted;
                 return report;

@@ -11,7 +11,7 @@
 //!   refs/<pipeline>.json      stage name → key of its latest successful record
 //!   pins/abcd…                keys kept by `cache gc` whatever the pipelines say
 //!   work/abcd…/               resumable state of a key, kept across interruptions
-//!   tmp/<run>/                where stages run; committed only after success
+//!   tmp/<run>/                where stages run and downloads land; committed only after success
 //!   locks/                    flock files, released by the kernel when a process dies
 //!   stat-cache.json           (device, inode, size, mtime) → digest
 //! ```
@@ -24,6 +24,7 @@ mod maintenance;
 mod objects;
 mod record;
 mod refs;
+mod scratch;
 mod statcache;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub use maintenance::{CorruptObject, GcPlan, Usage};
 pub use objects::{Tree, TreeEntry, TreeState};
 pub use record::{Failure, Lookup, Record, Source};
 pub use refs::Refs;
+pub use scratch::Scratch;
 pub use statcache::StatCache;
 
 use crate::digest::{Digest, Object, StageKey};
@@ -119,11 +121,12 @@ impl Store {
         self.root.join("trees").join(digest.hex())
     }
 
-    fn tree_manifest_path(&self, digest: &Digest<Object>) -> PathBuf {
+    /// A tree's manifest, the JSON a remote cache holds for it too.
+    pub fn tree_manifest_path(&self, digest: &Digest<Object>) -> PathBuf {
         self.root.join("trees").join(format!("{digest}.json"))
     }
 
-    fn record_path(&self, key: &Digest<StageKey>) -> PathBuf {
+    pub fn record_path(&self, key: &Digest<StageKey>) -> PathBuf {
         let hex = key.hex();
         self.root
             .join("records")

@@ -112,24 +112,53 @@ impl Store {
     pub fn commit_file(&self, file: &Path) -> Result<Digest<Object>> {
         let meta = std::fs::metadata(file).map_err(StoreError::io("stat", file))?;
         let digest = hash_file(file, meta.size())?;
-        let object = self.object_path(&digest);
-        let mut stat = self.stat.lock().expect("stat cache poisoned");
-        let intact = match std::fs::metadata(&object) {
-            Ok(meta) => stat.digest(&object, &meta)? == digest,
-            Err(_) => false,
-        };
-        if intact {
-            std::fs::remove_file(file).map_err(StoreError::io("remove", file))?;
-        } else {
-            let dir = object.parent().expect("objects have a parent");
-            std::fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
-            let read_only = std::fs::Permissions::from_mode(0o444);
-            std::fs::set_permissions(file, read_only).map_err(StoreError::io("protect", file))?;
-            std::fs::rename(file, &object).map_err(StoreError::io("store", &object))?;
-            let meta = std::fs::metadata(&object).map_err(StoreError::io("stat", &object))?;
-            stat.remember(&object, &meta, digest);
-        }
+        self.place(file, &digest)?;
         Ok(digest)
+    }
+
+    /// Moves a file that should hold `expected` (e.g. one downloaded) into the objects
+    /// if its content has that digest; otherwise leaves it where it is and returns the
+    /// digest it has.
+    pub fn adopt_object(
+        &self,
+        file: &Path,
+        expected: &Digest<Object>,
+    ) -> Result<Result<(), Digest<Object>>> {
+        let meta = std::fs::metadata(file).map_err(StoreError::io("stat", file))?;
+        let actual = hash_file(file, meta.size())?;
+        if actual != *expected {
+            return Ok(Err(actual));
+        }
+        self.place(file, expected)?;
+        Ok(Ok(()))
+    }
+
+    /// Whether the object is present and unchanged (rehashed only if its stat changed).
+    pub fn has_object(&self, digest: &Digest<Object>) -> Result<bool> {
+        let object = self.object_path(digest);
+        let Ok(meta) = std::fs::metadata(&object) else {
+            return Ok(false);
+        };
+        let mut stat = self.stat.lock().expect("stat cache poisoned");
+        Ok(stat.digest(&object, &meta)? == *digest)
+    }
+
+    /// Moves `file`, whose content has `digest`, into the objects, read-only; if an
+    /// intact copy is there already, removes `file` instead.
+    fn place(&self, file: &Path, digest: &Digest<Object>) -> Result<()> {
+        if self.has_object(digest)? {
+            return std::fs::remove_file(file).map_err(StoreError::io("remove", file));
+        }
+        let object = self.object_path(digest);
+        let dir = object.parent().expect("objects have a parent");
+        std::fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
+        let read_only = std::fs::Permissions::from_mode(0o444);
+        std::fs::set_permissions(file, read_only).map_err(StoreError::io("protect", file))?;
+        std::fs::rename(file, &object).map_err(StoreError::io("store", &object))?;
+        let meta = std::fs::metadata(&object).map_err(StoreError::io("stat", &object))?;
+        let mut stat = self.stat.lock().expect("stat cache poisoned");
+        stat.remember(&object, &meta, *digest);
+        Ok(())
     }
 
     /// Moves every file under `dir` into the store and materializes the folder under
@@ -145,13 +174,20 @@ impl Store {
             });
         }
         let tree = Tree { entries };
-        let digest = tree.digest();
-        write_json(&self.tree_manifest_path(&digest), &tree)?;
-        let folder = self.tree_path(&digest);
-        if !self.links_intact(&tree, &folder) {
-            self.materialize(&tree, &folder)?;
-        }
+        let digest = self.adopt_tree(&tree)?;
         Ok((digest, tree))
+    }
+
+    /// Writes a tree's manifest and materializes its folder; every object it names must
+    /// be in the store already.
+    pub fn adopt_tree(&self, tree: &Tree) -> Result<Digest<Object>> {
+        let digest = tree.digest();
+        write_json(&self.tree_manifest_path(&digest), tree)?;
+        let folder = self.tree_path(&digest);
+        if !self.links_intact(tree, &folder) {
+            self.materialize(tree, &folder)?;
+        }
+        Ok(digest)
     }
 
     pub fn tree(&self, digest: &Digest<Object>) -> Result<Option<Tree>> {

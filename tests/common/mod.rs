@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod http;
+pub mod servers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
