@@ -259,9 +259,9 @@ mod tests {
         let back = Remotes::load(&path).unwrap();
         assert_eq!(back, remotes);
         assert_eq!(back.get(None, &path).unwrap(), ("lab".to_string(), &lab));
-        let err = back.get(Some("lba"), &path).unwrap_err().to_string();
+        let err = back.get(Some("laab"), &path).unwrap_err().to_string();
         assert!(
-            err.contains("no remote named `lba`") && err.contains("did you mean `lab`?"),
+            err.contains("no remote named `laab`") && err.contains("did you mean `lab`?"),
             "{err}"
         );
         let err = remotes
