@@ -10,7 +10,7 @@ use crate::digest::{Digest, StageKey};
 use crate::key::KeyInputs;
 use crate::pipeline::{Diagnostic, Pipeline};
 use crate::reason::{Reason, diff};
-use crate::store::{Failure, Lookup, Record, Refs, Source, Store, StoreError};
+use crate::store::{Failure, Lookahead, Lookup, Record, Refs, Source, Store, StoreError};
 
 /// A stage ready to execute: its key and everything the key came from.
 #[derive(Debug, Clone)]
@@ -196,6 +196,7 @@ pub fn states_with<E: From<StoreError>>(
     elsewhere: &mut Elsewhere<'_, E>,
 ) -> Result<Vec<State>, E> {
     let refs = store.refs(&pipeline.name)?;
+    let mut ahead = store.look_ahead(refs.stages.values().copied().collect());
     let mut current: Vec<Option<Record>> = vec![None; pipeline.stages.len()];
     let mut states: Vec<Option<State>> = vec![None; pipeline.stages.len()];
     for &i in &pipeline.order {
@@ -233,7 +234,7 @@ pub fn states_with<E: From<StoreError>>(
             Ok(planned) => planned,
         };
         let state = match pending {
-            None => state_of(store, &refs, stage, &planned)?,
+            None => state_of(store, &mut ahead, &refs, stage, &planned)?,
             // The key is unknown until the upstream runs; what the stage's own
             // parameters and files changed is known already.
             Some(u) => {
@@ -286,14 +287,15 @@ pub fn states_with<E: From<StoreError>>(
 }
 
 /// Where a planned stage stands against the store.
-pub fn state_of(
+fn state_of(
     store: &Store,
+    ahead: &mut Lookahead,
     refs: &Refs,
     stage: &str,
     planned: &Planned,
 ) -> Result<State, StoreError> {
     let key = planned.key;
-    match store.lookup(&key)? {
+    match ahead.lookup(store, &key)? {
         Lookup::Hit(record) => return Ok(State::UpToDate { key, record }),
         Lookup::Damaged { why, .. } => {
             return Ok(State::Stale {

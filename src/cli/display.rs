@@ -18,6 +18,35 @@ pub struct Display {
     counts: Mutex<Counts>,
     /// Print finished stages (off for `--json`).
     lines: bool,
+    /// Where finished stages' lines go when stdout is a file or a pipe: a buffer
+    /// flushed every second and at the end (a no-op rerun of 100,000 stages made
+    /// 100,000 writes). On a terminal, each line at once.
+    buffered: Option<Mutex<Buffered>>,
+}
+
+struct Buffered {
+    out: std::io::BufWriter<std::io::Stdout>,
+    flushed: Instant,
+}
+
+impl Buffered {
+    fn line(&mut self, line: &str) {
+        use std::io::Write;
+        if writeln!(self.out, "{line}").is_err() {
+            std::process::exit(0);
+        }
+        if self.flushed.elapsed() > Duration::from_secs(1) {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        use std::io::Write;
+        if self.out.flush().is_err() {
+            std::process::exit(0);
+        }
+        self.flushed = Instant::now();
+    }
 }
 
 enum Mode {
@@ -106,6 +135,13 @@ impl Display {
                 stages: Mutex::new(HashMap::new()),
             },
         };
+        let buffered = (!matches!(mode, Mode::Terminal { .. }) && !std::io::stdout().is_terminal())
+            .then(|| {
+                Mutex::new(Buffered {
+                    out: std::io::BufWriter::new(std::io::stdout()),
+                    flushed: Instant::now(),
+                })
+            });
         let display = Display {
             mode,
             counts: Mutex::new(Counts {
@@ -113,6 +149,7 @@ impl Display {
                 ..Counts::default()
             }),
             lines,
+            buffered,
         };
         display.update(|_| {});
         display
@@ -120,11 +157,19 @@ impl Display {
 
     /// Prints above the bars.
     pub fn println(&self, line: &str) {
-        match &self.mode {
-            Mode::Terminal { multi, .. } => {
+        match (&self.mode, &self.buffered) {
+            (Mode::Terminal { multi, .. }, _) => {
                 let _ = multi.println(line);
             }
-            _ => super::out(line),
+            (_, Some(buffered)) => buffered.lock().expect("display poisoned").line(line),
+            (_, None) => super::out(line),
+        }
+    }
+
+    /// Writes out buffered lines: before anything else is printed (and when dropped).
+    pub fn flush(&self) {
+        if let Some(buffered) = &self.buffered {
+            buffered.lock().expect("display poisoned").flush();
         }
     }
 
@@ -276,6 +321,7 @@ impl Drop for Display {
         if let Mode::Terminal { run, .. } = &self.mode {
             run.finish_and_clear();
         }
+        self.flush();
     }
 }
 

@@ -285,6 +285,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
     let report = schedule::run(
         &pipeline, &store, executor, &options, &selected, &display, &CANCEL,
     )?;
+    display.flush();
     let code = finish(&report, args.json, ctx.quiet);
     let failures = remote_first.map(|r| r.push_failures.into_inner().expect("not poisoned"));
     match failures.unwrap_or_default().as_slice() {

@@ -32,7 +32,7 @@ use crate::digest::{Digest, StageKey};
 use crate::pipeline::Pipeline;
 use crate::plan::{PlanError, Planned, plan, previous};
 use crate::reason::{Reason, diff};
-use crate::store::{Lookup, Record, Store, StoreError, write_json};
+use crate::store::{Lookahead, Lookup, Record, Store, StoreError, write_json};
 use crate::summary::{Action, RunReport, StageReport};
 
 pub struct Options {
@@ -92,11 +92,17 @@ pub fn run(
     let _shared = store.hold_shared()?;
     store.clean_tmp()?;
     let order = pipeline.ordered(selected);
+    let refs = store.refs(&pipeline.name)?;
+    let last_keys = order
+        .iter()
+        .filter_map(|&i| refs.stages.get(&pipeline.stages[i].name).copied())
+        .collect();
     let mut run = Run {
         pipeline,
         store,
         options,
-        refs: store.refs(&pipeline.name)?,
+        ahead: store.look_ahead(last_keys),
+        refs,
         slots: (0..pipeline.stages.len()).map(|_| Slot::Pending).collect(),
         records: vec![None; pipeline.stages.len()],
         gpus: Slots::new(&options.gpus),
@@ -192,6 +198,8 @@ struct Run<'a> {
     options: &'a Options,
     /// The stages' last keys before this run, for reasons.
     refs: crate::store::Refs,
+    /// Their records, read ahead.
+    ahead: Lookahead,
     slots: Vec<Slot>,
     /// What each stage completed with in this run.
     records: Vec<Option<Record>>,
@@ -231,7 +239,7 @@ impl Run<'_> {
         let reasons = if self.options.force.contains(&i) {
             vec![Reason::Forced]
         } else {
-            match self.store.lookup(&planned.key)? {
+            match self.ahead.lookup(self.store, &planned.key)? {
                 Lookup::Hit(record) => {
                     let mut report = StageReport::new(&stage.name, Action::Cached);
                     fill_from_record(&mut report, &record, self.store);

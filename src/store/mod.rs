@@ -20,6 +20,7 @@
 //! killed process leaves either the old file or the new one.
 
 mod lock;
+mod lookahead;
 mod maintenance;
 mod objects;
 mod record;
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub use lock::Lock;
+pub use lookahead::Lookahead;
 pub(crate) use maintenance::make_writable;
 pub use maintenance::{CorruptObject, GcPlan, Usage};
 pub use objects::{Tree, TreeEntry, TreeState};

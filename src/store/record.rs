@@ -98,10 +98,19 @@ impl Store {
 
     /// The record of `key` if its output is intact (checked through the stat cache).
     pub fn lookup(&self, key: &Digest<StageKey>) -> Result<Lookup> {
+        self.lookup_with(key, &|tree| self.check_tree(tree))
+    }
+
+    /// [`Store::lookup`], with outputs checked by `check`.
+    pub(super) fn lookup_with(
+        &self,
+        key: &Digest<StageKey>,
+        check: &dyn Fn(&Digest<Object>) -> Result<TreeState>,
+    ) -> Result<Lookup> {
         let Some(record) = self.record(key)? else {
             return Ok(Lookup::Miss);
         };
-        Ok(match self.check_tree(&record.output)? {
+        Ok(match check(&record.output)? {
             TreeState::Intact => Lookup::Hit(Box::new(record)),
             TreeState::Missing => Lookup::Damaged {
                 record: Box::new(record),
