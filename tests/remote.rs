@@ -116,7 +116,7 @@ fn push_then_pull_into_an_empty_store_and_verify_clean() {
         assert_eq!(again["pushed"]["bytes_sent"], 0, "{again}");
 
         laptop.add_remote("lab", &server, server.port);
-        let status = laptop.pipe(&["status", "p.ron", "--remote"]);
+        let status = laptop.pipe(&["status", "p.ron", "--remote", "lab"]);
         assert_eq!(status.status.code(), Some(1));
         let lines = text(&status.stdout);
         assert!(
@@ -180,7 +180,7 @@ fn a_corrupted_object_on_the_remote_is_refused_on_pull() {
         );
         laptop.verify_clean();
         // The same with `run --remote`: the stage fails, saying why, and nothing runs.
-        let out = laptop.pipe(&["run", "p.ron", "--remote"]);
+        let out = laptop.pipe(&["run", "p.ron", "--remote", "lab"]);
         assert_eq!(out.status.code(), Some(1));
         assert!(
             text(&out.stdout).contains("refused"),
@@ -199,14 +199,14 @@ fn a_run_with_remote_on_a_second_store_computes_nothing() {
         gpu.add_remote("lab", &server, server.port);
         laptop.add_remote("lab", &server, server.port);
         // The first machine computes and pushes as it goes.
-        let first = gpu.json(&["run", "p.ron", "--remote", "--push"]);
+        let first = gpu.json(&["run", "p.ron", "--remote", "lab", "--push"]);
         assert_eq!(
             with_action(&first, "ran"),
             ["a", "b"],
             "{:?}: {first}",
             server.kind
         );
-        let second = laptop.json(&["run", "p.ron", "--remote=lab"]);
+        let second = laptop.json(&["run", "p.ron", "--remote", "lab"]);
         assert_eq!(with_action(&second, "pulled"), ["a", "b"], "{second}");
         assert_eq!(laptop.runs(), "", "nothing computed on the second store");
         laptop.verify_clean();
@@ -224,7 +224,7 @@ fn a_run_with_remote_on_a_second_store_computes_nothing() {
                 "cat {in.a}/small {in.a}/part2",
             ),
         );
-        let report = third.json(&["run", "p.ron", "--remote"]);
+        let report = third.json(&["run", "p.ron", "--remote", "lab"]);
         assert_eq!(with_action(&report, "pulled"), ["a"], "{report}");
         assert_eq!(with_action(&report, "ran"), ["b"], "{report}");
     }

@@ -56,9 +56,9 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
     executor: ExecutorKind,
     /// Before computing a stage, look its key up on this remote cache and pull the
-    /// result if it is there (`--remote=NAME`; alone, the default remote).
-    #[arg(long, value_name = "NAME", num_args = 0..=1, require_equals = true)]
-    remote: Option<Option<String>>,
+    /// result if it is there.
+    #[arg(long, value_name = "NAME")]
+    remote: Option<String>,
     /// Push every result computed in this run to the remote as soon as it is done.
     #[arg(long, requires = "remote")]
     push: bool,
@@ -188,7 +188,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
     if args.dry_run {
         if args.remote.is_some() {
             return Err(CliError::Message(
-                "`--dry-run` does not ask the remote\n  = help: `pipe status --remote` says which stages the remote has".into(),
+                "`--dry-run` does not ask the remote\n  = help: `pipe status --remote NAME` says which stages the remote has".into(),
             ));
         }
         let report = dry_run(
@@ -272,7 +272,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
         force,
     };
     let remote = match &args.remote {
-        Some(name) => Some(super::remote::connect(name.as_deref())?),
+        Some(name) => Some(super::remote::connect(Some(name))?),
         None => None,
     };
     let remote_first = remote

@@ -15,11 +15,11 @@ pub struct StatusArgs {
     /// Only these stages (and what they need), as `pipe run` selects them.
     #[command(flatten)]
     selection: Selection,
-    /// Also ask this remote cache (`--remote=NAME`; alone, the default remote) for the
+    /// Also ask this remote cache for the
     /// stages not up to date here: those it has are `on remote` (`pipe pull` fetches
     /// them), and the stages below them are planned with their outputs.
-    #[arg(long, value_name = "NAME", num_args = 0..=1, require_equals = true)]
-    remote: Option<Option<String>>,
+    #[arg(long, value_name = "NAME")]
+    remote: Option<String>,
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -48,7 +48,7 @@ pub fn status(ctx: &Ctx, args: StatusArgs) -> Result<ExitCode, CliError> {
     let states = match &args.remote {
         None => states(&pipeline, &store)?,
         Some(name) => {
-            let remote = super::remote::connect(name.as_deref())?;
+            let remote = super::remote::connect(Some(name))?;
             states_with(&pipeline, &store, &mut |_, key| remote.record(key))?
         }
     };
