@@ -38,7 +38,9 @@ fn a_failing_command_skips_downstream_and_is_shown_by_status() {
     assert_eq!(status["stages"][1]["status"]["state"], "never_run");
     let text = text(&p.pipe(&["status", "p.ron"]).stdout);
     assert!(
-        text.contains("failed     bad    `sh` exited with exit status: 7 (log: "),
+        text.contains(
+            "failed     bad    `sh` exited with exit status: 7\n  = log ends: something broke (log: "
+        ),
         "{text}"
     );
 
@@ -270,4 +272,72 @@ fn a_failure_the_store_cannot_record_is_still_named_first() {
         .expect("the store's error, as a note");
     assert!(own < note, "{error}");
     assert_eq!(len(&p.json(&["cache", "verify"], 0)["corrupt"]), 0);
+}
+
+/// A small tmpfs mounted over a folder, unmounted when dropped: a disk that fills.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("mount runs");
+        assert!(
+            out.status.success(),
+            "this test fills a real disk: it mounts a {size} tmpfs, which needs root (CI \
+             runs as root): {}",
+            text(&out.stderr)
+        );
+        SmallDisk(dir.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_stage_with_its_own_error_and_leaves_the_store_consistent() {
+    let p = Project::new();
+    let _disk = SmallDisk::mount(&p.path("cache"), "2m");
+    p.write(
+        "p.ron",
+        r#"Pipeline(name: "full", stages: {
+            "small": Command(argv: ["sh", "-c", "echo fits > {out}/o"]),
+            "big": Command(argv: ["sh", "-c", "head -c 4000000 /dev/zero > {out}/big"]),
+        })"#,
+    );
+    let report = p.run("p.ron", &["--keep-going", "-j", "1"], 1);
+    assert_eq!(stage(&report, "small")["action"], "ran", "{report}");
+    let big = stage(&report, "big");
+    assert_eq!(big["action"], "failed", "{report}");
+    let error = big["error"].as_str().unwrap();
+    // The stage's own failure comes first (its log could take nothing more), then
+    // what is wrong with the disk, whatever the store could or could not write after.
+    let own = error
+        .find("exited with exit status: 1")
+        .unwrap_or_else(|| panic!("{error}"));
+    let disk = error
+        .find("the store's disk is full")
+        .unwrap_or_else(|| panic!("{error}"));
+    assert!(own < disk, "{error}");
+    if let Some(note) = error.find("the failure could not be recorded either") {
+        assert!(own < note, "{error}");
+    }
+    assert_eq!(len(&p.json(&["cache", "verify"], 0)["corrupt"]), 0);
+    let status = p.pipe(&["status", "p.ron"]);
+    let status = text(&status.stdout);
+    assert!(status.contains("up to date small"), "{status}");
+    assert!(!status.contains("up to date big"), "{status}");
+    // Nothing half-written is left behind in the store's scratch space.
+    let tmp = std::fs::read_dir(p.path("cache/tmp")).unwrap().count();
+    assert_eq!(tmp, 0, "leftovers in cache/tmp");
 }

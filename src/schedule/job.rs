@@ -226,7 +226,21 @@ fn run_in(
             }
         }
         Err(StageError::Cancelled) => return Err(ExecError::Cancelled),
-        Err(error) => error.chain(),
+        Err(error) => {
+            let mut message = error.chain();
+            // What the stage said last, often the cause.
+            if let Some(line) = last_line(&log_path) {
+                message.push_str(&format!("\n  = log ends: {line}"));
+            }
+            // A full disk takes the stage's own words about it too.
+            if let Some(free) = full_disk(store.root()) {
+                message.push_str(&format!(
+                    "\n  = note: the store's disk is full ({free} bytes free under {})",
+                    store.root().display()
+                ));
+            }
+            message
+        }
     };
     // The stage's own error comes first, whether or not the store can record it.
     let kept_log = keep_failure_log(store, job, &log_path);
@@ -301,6 +315,36 @@ fn commit(
     };
     store.write_record(&record)?;
     Ok(record)
+}
+
+/// The bytes left to us on the file system of `path`, if that is less than a megabyte.
+fn full_disk(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs fills the struct it is given from a NUL-terminated path.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    let free = stat.f_bavail as u64 * stat.f_frsize as u64;
+    (free < 1 << 20).then_some(free)
+}
+
+/// The last non-blank line of a log, cut to a line's width.
+fn last_line(log: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(log).ok()?;
+    let length = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(length.saturating_sub(4096)))
+        .ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).ok()?;
+    let tail = String::from_utf8_lossy(&tail);
+    let line = tail.lines().rev().map(str::trim).find(|l| !l.is_empty())?;
+    Some(match line.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_string(),
+    })
 }
 
 fn keep_failure_log(store: &Store, job: &Job, log: &Path) -> Option<PathBuf> {
