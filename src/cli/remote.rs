@@ -122,13 +122,37 @@ pub fn connect(name: Option<&str>) -> Result<Remote, CliError> {
     Ok(Remote::connect(&name, &entry.location())?)
 }
 
+/// What `push` and `pull` work on.
+struct Transfer {
+    pipeline: std::mem::ManuallyDrop<pipe::pipeline::Pipeline>,
+    stages: std::collections::BTreeSet<usize>,
+    remote: Remote,
+    store: pipe::store::Store,
+}
+
+impl Transfer {
+    fn open(ctx: &Ctx, args: TransferArgs) -> Result<Transfer, CliError> {
+        let (file, named) = file_and_stages(args.targets)?;
+        let pipeline = load(&file, &args.sets)?;
+        let Selected { stages, .. } = args.selection.resolve(&pipeline, &named)?;
+        Ok(Transfer {
+            remote: connect(args.remote.as_deref())?,
+            store: ctx.store()?,
+            pipeline,
+            stages,
+        })
+    }
+}
+
 /// `pipe push`: the selected stages' current records, with their outputs.
 pub fn push(ctx: &Ctx, args: TransferArgs) -> Result<ExitCode, CliError> {
-    let (file, named) = file_and_stages(args.targets)?;
-    let pipeline = load(&file, &args.sets)?;
-    let Selected { stages, .. } = args.selection.resolve(&pipeline, &named)?;
-    let remote = connect(args.remote.as_deref())?;
-    let store = ctx.store()?;
+    let json = args.json;
+    let Transfer {
+        pipeline,
+        stages,
+        remote,
+        store,
+    } = Transfer::open(ctx, args)?;
     let _shared = store.hold_shared()?;
     let states = states(&pipeline, &store)?;
     let mut records: Vec<Record> = Vec::new();
@@ -139,11 +163,11 @@ pub fn push(ctx: &Ctx, args: TransferArgs) -> Result<ExitCode, CliError> {
             other => left.push((pipeline.stages[i].name.as_str(), other.label())),
         }
     }
-    let bar = BytesBar::new(ctx.quiet || args.json, "pushing");
+    let bar = BytesBar::new(ctx.quiet || json, "pushing");
     let pushed = remote.push(&store, &records, &bar)?;
     bar.0.finish_and_clear();
     store.save()?;
-    if args.json {
+    if json {
         let left: Vec<_> = left
             .iter()
             .map(|(stage, state)| json!({"stage": stage, "status": state}))
@@ -175,13 +199,15 @@ pub fn push(ctx: &Ctx, args: TransferArgs) -> Result<ExitCode, CliError> {
 /// a stage's key is known once its upstreams are here (or pulled), so the pull walks
 /// the pipeline from its sources down.
 pub fn pull(ctx: &Ctx, args: TransferArgs) -> Result<ExitCode, CliError> {
-    let (file, named) = file_and_stages(args.targets)?;
-    let pipeline = load(&file, &args.sets)?;
-    let Selected { stages, .. } = args.selection.resolve(&pipeline, &named)?;
-    let remote = connect(args.remote.as_deref())?;
-    let store = ctx.store()?;
+    let json = args.json;
+    let Transfer {
+        pipeline,
+        stages,
+        remote,
+        store,
+    } = Transfer::open(ctx, args)?;
     let _shared = store.hold_shared()?;
-    let bar = BytesBar::new(ctx.quiet || args.json, "pulling");
+    let bar = BytesBar::new(ctx.quiet || json, "pulling");
     let states = states_with(&pipeline, &store, &mut |i, key| {
         if !stages.contains(&i) {
             return Ok(None);
@@ -215,7 +241,7 @@ pub fn pull(ctx: &Ctx, args: TransferArgs) -> Result<ExitCode, CliError> {
     store.update_refs(&pipeline.name, &refs)?;
     store.save()?;
     let bytes = bar.0.position();
-    if args.json {
+    if json {
         let stages: Vec<_> = rows
             .iter()
             .map(|(stage, result, key, _)| json!({"stage": stage, "result": result, "key": key}))
