@@ -8,6 +8,7 @@
 //! over a channel.
 
 mod executor;
+mod frontier;
 mod job;
 mod slots;
 mod slurm;
@@ -23,6 +24,7 @@ pub use executor::{
     ExecOutcome, Executor, InProcess, ProgressLine, ProgressReport, Subprocess, cores, exec_args,
     share_of_cores,
 };
+use frontier::Frontier;
 pub use job::{ExecError, Executed, JOB_SCHEMA, Job};
 pub use slots::Gpus;
 use slots::Slots;
@@ -125,6 +127,7 @@ pub fn run(
     }
     let (tx, rx) = mpsc::channel::<Finished>();
     let mut running = 0usize;
+    let mut frontier = Frontier::new(pipeline, &order);
 
     std::thread::scope(|scope| -> Result<(), StoreError> {
         loop {
@@ -133,21 +136,35 @@ pub fn run(
             let mut progressed = true;
             while progressed && !run.stopping && !cancel.load(Ordering::Relaxed) {
                 progressed = false;
-                for &i in &order {
-                    if matches!(run.slots[i], Slot::Pending) {
-                        let next = run.prepare(i)?;
-                        progressed |= !matches!(next, Slot::Pending);
-                        if let Slot::Done(report) = &next {
-                            observer.finished(report);
-                        }
-                        run.slots[i] = next;
-                    }
-                    if running >= options.jobs {
+                for i in frontier.take_unprepared() {
+                    if !matches!(run.slots[i], Slot::Pending) {
                         continue;
                     }
+                    let next = run.prepare(i)?;
+                    match &next {
+                        Slot::Done(report) => {
+                            observer.finished(report);
+                            frontier.finished(i, report.action.succeeded());
+                            progressed = true;
+                        }
+                        Slot::Ready(_) => {
+                            frontier.prepared(i);
+                            progressed = true;
+                        }
+                        // Waits on an upstream outside the run that has no record.
+                        _ => {}
+                    }
+                    run.slots[i] = next;
+                }
+                let mut from = 0;
+                while running < options.jobs
+                    && let Some((position, i)) = frontier.next_ready(from)
+                {
+                    from = position + 1;
                     let Some((job, ids, report)) = run.start(i)? else {
                         continue;
                     };
+                    frontier.started(i);
                     observer.started(&job.stage);
                     run.slots[i] = Slot::Running(Box::new(report));
                     running += 1;
@@ -177,6 +194,7 @@ pub fn run(
             running -= 1;
             let index = done.index;
             let report = run.finish(done);
+            frontier.finished(index, report.action.succeeded());
             // At once, not at the end: a run killed later (OOM, a reboot) must not leave
             // finished stages unreferenced, for `cache gc` keeps what refs name.
             if let (true, Some(key)) = (report.action.succeeded(), report.key) {
