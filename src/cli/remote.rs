@@ -128,6 +128,9 @@ struct Transfer {
     stages: std::collections::BTreeSet<usize>,
     remote: Remote,
     store: pipe::store::Store,
+    /// Keeps `cache gc` out while objects move.
+    _shared: pipe::store::Lock,
+    json: bool,
 }
 
 impl Transfer {
@@ -135,25 +138,28 @@ impl Transfer {
         let (file, named) = file_and_stages(args.targets)?;
         let pipeline = load(&file, &args.sets)?;
         let Selected { stages, .. } = args.selection.resolve(&pipeline, &named)?;
+        let store = ctx.store()?;
         Ok(Transfer {
             remote: connect(args.remote.as_deref())?,
-            store: ctx.store()?,
+            _shared: store.hold_shared()?,
+            store,
             pipeline,
             stages,
+            json: args.json,
         })
     }
 }
 
 /// `pipe push`: the selected stages' current records, with their outputs.
 pub fn push(ctx: &Ctx, args: TransferArgs) -> Result<ExitCode, CliError> {
-    let json = args.json;
     let Transfer {
         pipeline,
         stages,
         remote,
         store,
+        json,
+        _shared,
     } = Transfer::open(ctx, args)?;
-    let _shared = store.hold_shared()?;
     let states = states(&pipeline, &store)?;
     let mut records: Vec<Record> = Vec::new();
     let mut left = Vec::new();
@@ -199,14 +205,14 @@ pub fn push(ctx: &Ctx, args: TransferArgs) -> Result<ExitCode, CliError> {
 /// a stage's key is known once its upstreams are here (or pulled), so the pull walks
 /// the pipeline from its sources down.
 pub fn pull(ctx: &Ctx, args: TransferArgs) -> Result<ExitCode, CliError> {
-    let json = args.json;
     let Transfer {
         pipeline,
         stages,
         remote,
         store,
+        json,
+        _shared,
     } = Transfer::open(ctx, args)?;
-    let _shared = store.hold_shared()?;
     let bar = BytesBar::new(ctx.quiet || json, "pulling");
     let states = states_with(&pipeline, &store, &mut |i, key| {
         if !stages.contains(&i) {

@@ -90,7 +90,7 @@ impl Remote {
 
     /// `remote `NAME` (URL)`, as messages name a remote.
     fn label(&self) -> String {
-        format!("remote `{}` ({})", self.name, self.transport.url())
+        self.transport.label().to_string()
     }
 
     /// What to do about an error of this remote, for the command line.

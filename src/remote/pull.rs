@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::{Meter, Remote, RemoteError, Result, object_path, parallel, record_path, tree_path};
 use crate::digest::{Digest, Object, StageKey};
-use crate::store::{Lookup, Record, Scratch, Store, Tree};
+use crate::store::{Record, Scratch, Store, Tree};
 
 impl Remote {
     /// The remote's record of `key`, without its output (enough to know the keys of
@@ -27,8 +27,8 @@ impl Remote {
         Ok(Some(record))
     }
 
-    /// Brings `key`'s record and output into the store (what the store has intact is
-    /// not downloaded again); `None` if the remote has no record of it. Every object
+    /// Brings `key`'s record and output into the store, for a key the store has no
+    /// intact record of (objects it has are not downloaded again); `None` if the remote has no record of it. Every object
     /// and the tree are checked against their digests before they enter the store, and
     /// the record is written last.
     pub fn pull(
@@ -40,9 +40,6 @@ impl Remote {
         let Some(record) = self.record(key)? else {
             return Ok(None);
         };
-        if let Lookup::Hit(local) = store.lookup(key)? {
-            return Ok(Some(*local));
-        }
         let path = tree_path(&record.output);
         let invalid = |what, why: String| RemoteError::Invalid {
             remote: self.label(),

@@ -160,6 +160,11 @@ impl Transport {
         self
     }
 
+    /// How errors name the remote.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
     pub fn url(&self) -> &str {
         &self.url
     }
