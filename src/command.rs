@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command as Process, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use explain::Explain;
@@ -169,9 +169,8 @@ impl TypedKind for Command {
                 None => argv.push(fill(arg)?),
             }
         }
-        let mut process = Process::new(&argv[0]);
+        let mut process = crate::launch::isolated(&argv);
         process
-            .args(&argv[1..])
             .current_dir(ctx.base_dir)
             .stdin(Stdio::null())
             .stdout(
@@ -197,7 +196,6 @@ impl TypedKind for Command {
         for (key, value) in &params.env {
             process.env(key, fill(value)?);
         }
-        isolate(&mut process);
         let child = process.spawn().map_err(|e| {
             let mut message = format!("cannot run `{}`: {e}", argv[0]);
             if e.raw_os_error() == Some(libc::E2BIG) {
@@ -212,10 +210,11 @@ impl TypedKind for Command {
         })?;
         let status = wait(child, ctx)?;
         if !status.success() {
-            return Err(StageError::failed(format!(
-                "`{}` exited with {status}",
-                argv[0]
-            )));
+            let mut message = format!("`{}` exited with {status}", argv[0]);
+            if status.code() == Some(crate::launch::CANNOT_EXEC) {
+                message.push_str(" (the program was not found or could not be started)");
+            }
+            return Err(StageError::failed(message));
         }
         Ok(Outcome {
             metrics: read_object(ctx, "metrics.json", "numbers")?,
@@ -410,26 +409,9 @@ fn stopped_with_us(status: &ExitStatus, ctx: &Context) -> bool {
 }
 
 fn signal_group(child: &Child, signal: libc::c_int) {
-    // SAFETY: kill(2) on the process group our child leads (see `isolate`).
+    // SAFETY: kill(2) on the process group our child leads (see `launch`).
     unsafe {
         libc::kill(-(child.id() as libc::pid_t), signal);
-    }
-}
-
-/// Puts the child in a process group of its own (so that it and what it starts can be
-/// stopped together) and makes it die with us, so that `kill -9 pipe` leaves no orphan
-/// writing into a folder that will never be committed.
-fn isolate(process: &mut Process) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: setpgid and prctl are async-signal-safe; nothing else runs between fork
-    // and exec.
-    unsafe {
-        process.pre_exec(|| {
-            libc::setpgid(0, 0);
-            #[cfg(target_os = "linux")]
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
     }
 }
 

@@ -26,6 +26,7 @@ pub mod command;
 pub mod digest;
 pub mod graph;
 pub mod key;
+pub mod launch;
 pub mod pipeline;
 pub mod plan;
 pub mod reason;

@@ -6,6 +6,7 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    pipe::launch::init();
     // Training and metrics free large buffers every step: keep them for the next.
     #[cfg(feature = "kinds")]
     stages::kernels::memory::keep_freed_memory();

@@ -121,6 +121,59 @@ fn kill_9_in_the_middle_of_a_stage_leaves_no_record_and_the_next_run_redoes_it()
 }
 
 #[test]
+fn a_program_dies_with_a_killed_run_and_one_that_cannot_start_is_named() {
+    let p = Project::new();
+    // `exec`: the stage's own process is the sleep, whose pid the file names.
+    p.write(
+        "p.ron",
+        r#"Pipeline(name: "k", stages: {
+            "sleeps": Command(argv: ["sh", "-c", "echo $$ > pid.tmp; mv pid.tmp pid; exec sleep 60"]),
+        })"#,
+    );
+    let mut run = p
+        .command(&["run", "p.ron"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&p.path("pid"));
+    let pid = p.read("pid").trim().to_string();
+    run.kill().unwrap(); // SIGKILL: no handler of ours runs
+    run.wait().unwrap();
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.contains(") Z "))
+    };
+    let start = std::time::Instant::now();
+    while alive() {
+        assert!(
+            start.elapsed().as_secs() < 5,
+            "the stage's program {pid} outlived the run"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+
+    p.write(
+        "p.ron",
+        r#"Pipeline(name: "k", stages: {"absent": Command(argv: ["no-such-program-here", "x"])})"#,
+    );
+    let report = p.run("p.ron", &[], 1);
+    let absent = stage(&report, "absent");
+    assert!(
+        absent["error"]
+            .as_str()
+            .unwrap()
+            .contains("exit status: 127 (the program was not found"),
+        "{absent}"
+    );
+    let log = std::fs::read_to_string(absent["log"].as_str().unwrap()).unwrap();
+    assert!(
+        log.contains("cannot run `no-such-program-here`: No such file"),
+        "{log}"
+    );
+}
+
+#[test]
 fn two_runs_at_once_execute_every_key_once_and_both_finish() {
     let p = Project::new();
     p.write("run/p.ron", SLOW);
