@@ -7,6 +7,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
+use stages::gan::config::Architecture;
 use stages::gan::tensors::Snapshot;
 
 const MODEL: &str = r#"(
@@ -404,6 +405,49 @@ fn a_latent_step_out_of_range_is_refused_where_it_is_written() {
     assert!(err.contains("configs/train.ron:10:"), "{err}");
 }
 
+/// A field the architecture ignores would change the key and retrain the same network:
+/// refused at the field, with what the architecture does instead.
+#[test]
+fn a_field_the_architecture_ignores_is_refused_where_it_is_written() {
+    let p = project();
+    for (architecture, message) in [
+        (
+            "Dcgan32",
+            "Dcgan32 does not use `g_conv_dim` (its widths are fixed: 512/256/128 in G, 64/128/256 in D); leave it out",
+        ),
+        (
+            "Resgan32",
+            "Resgan32 does not use `shared_dim` (only BigGAN's generators have a shared class embedding); leave it out",
+        ),
+    ] {
+        let model = MODEL.replace("Biggan32", architecture).replace(
+            "    attention: Some((g_after_block: 2, d_after_block: 1)),\n",
+            "",
+        );
+        p.write("configs/model.ron", &model);
+        let err = error_for(&p);
+        assert!(err.contains(message), "{architecture}: {err}");
+        let line = if architecture == "Dcgan32" { 7 } else { 6 };
+        assert!(
+            err.contains(&format!("configs/model.ron:{line}:")),
+            "{architecture}: {err}"
+        );
+    }
+    // Left out, they take their defaults: the network trains.
+    let model = MODEL
+        .replace("Biggan32", "Dcgan32")
+        .replace(
+            "    shared_dim: 8,\n    g_conv_dim: 4,\n    d_conv_dim: 4,\n",
+            "",
+        )
+        .replace(
+            "    attention: Some((g_after_block: 2, d_after_block: 1)),\n",
+            "",
+        );
+    p.write("configs/model.ron", &model);
+    assert_eq!(stage(&p.run("p.ron", &["gan"], 0), "gan")["action"], "ran");
+}
+
 #[test]
 fn zero_steps_need_networks_to_start_from() {
     let p = project();
@@ -431,7 +475,7 @@ fn a_z_dim_biggan_cannot_split_points_into_the_model_config() {
 fn case_model(case: &str, c: &serde_json::Value) -> String {
     let text = |k: &str| c[k].as_str().unwrap_or_else(|| panic!("{case}: no `{k}`"));
     let num = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{case}: no `{k}`"));
-    let architecture = stages::gan::config::Architecture::from_reference_name(text("architecture"))
+    let architecture = Architecture::from_reference_name(text("architecture"))
         .unwrap_or_else(|| panic!("{case}: unknown architecture {}", text("architecture")));
     let conditioning = match text("conditioning") {
         "contra" => "Contrastive",
@@ -450,12 +494,17 @@ fn case_model(case: &str, c: &serde_json::Value) -> String {
         "None".into()
     };
     let mut ron = format!(
-        "(\n    architecture: {architecture:?},\n    conditioning: {conditioning},\n    num_classes: {},\n    z_dim: {},\n    g_conv_dim: {},\n    d_conv_dim: {},\n    attention: {attention},\n",
+        "(\n    architecture: {architecture:?},\n    conditioning: {conditioning},\n    num_classes: {},\n    z_dim: {},\n    attention: {attention},\n",
         num("num_classes"),
         num("z_dim"),
-        num("g_conv_dim"),
-        num("d_conv_dim"),
     );
+    // Fields the architecture ignores are refused: the authors' dcgan32 configs write
+    // "N/A" for its fixed widths, and only BigGAN has a shared embedding.
+    if !architecture.fixed_widths() {
+        for width in ["g_conv_dim", "d_conv_dim"] {
+            ron.push_str(&format!("    {width}: {},\n", num(width)));
+        }
+    }
     for flag in [
         "g_spectral_norm",
         "d_spectral_norm",
@@ -468,6 +517,9 @@ fn case_model(case: &str, c: &serde_json::Value) -> String {
         }
     }
     for size in ["shared_dim", "hyper_dim"] {
+        if size == "shared_dim" && !architecture.shares_embedding() {
+            continue;
+        }
         if let Some(value) = c[size].as_u64() {
             ron.push_str(&format!("    {size}: {value},\n"));
         }
@@ -547,28 +599,60 @@ fn training_goes_on_from_the_authors_checkpoints() {
             Snapshot::load(&std::path::Path::new(imported).join("G.safetensors")).unwrap();
         assert_eq!(snapshot.metadata["step"], "0", "{case}");
         let show = p.json(&["show", "p.ron", "gan"], 0);
-        for (metric, count) in [("g_params", "g_params"), ("d_params", "d_params")] {
+        let architecture =
+            Architecture::from_reference_name(c["architecture"].as_str().unwrap()).unwrap();
+        // The authors' BigGAN generators hold their class embedding even unconditional,
+        // unused: it is left out of ours, and the summary says so.
+        let unconditional = matches!(c["conditioning"].as_str(), Some("no" | "none"));
+        let unused = match architecture.shares_embedding() && unconditional {
+            true => c["num_classes"].as_f64().unwrap() * c["shared_dim"].as_f64().unwrap_or(128.0),
+            false => 0.0,
+        };
+        let summary = show["record"]["summary"].as_str().unwrap();
+        assert_eq!(
+            summary.contains("`shared.weight` of init_g"),
+            unused > 0.0,
+            "{case}: {summary}"
+        );
+        for (metric, count, unused) in [
+            ("g_params", "g_params", unused),
+            ("d_params", "d_params", 0.0),
+        ] {
             if let Some(expected) = c[count].as_f64() {
                 assert_eq!(
-                    show["record"]["metrics"][metric], expected,
+                    show["record"]["metrics"][metric],
+                    expected - unused,
                     "{case}: {metric}"
                 );
             }
         }
 
-        // A config that does not match the checkpoint is named with the mismatch.
-        let width = c["d_conv_dim"].as_u64().unwrap();
+        // A config that does not match the checkpoint is named with the mismatch: D's
+        // width, or where the widths are fixed, G's z.
+        let (field, value, checkpoint) = match architecture.fixed_widths() {
+            false => ("d_conv_dim", c["d_conv_dim"].as_u64().unwrap(), &d),
+            true => ("z_dim", c["z_dim"].as_u64().unwrap(), &g),
+        };
+        let changed = if field == "z_dim" {
+            value * 2
+        } else {
+            value / 2
+        };
         p.write(
             "configs/model.ron",
             &model.replace(
-                &format!("d_conv_dim: {width},"),
-                &format!("d_conv_dim: {},", width / 2),
+                &format!("{field}: {value},"),
+                &format!("{field}: {changed},"),
             ),
         );
         let out = p.pipe(&["run", "p.ron"]);
         assert_eq!(out.status.code(), Some(1), "{case}");
         let err = text(&out.stderr) + &text(&out.stdout);
-        let file = d.file_name().unwrap().to_string_lossy().into_owned();
+        let file = checkpoint
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         assert!(
             err.contains(&format!("{file}: tensor `")) && err.contains("the network needs ["),
             "{case}: {err}"

@@ -34,6 +34,21 @@ impl Architecture {
         })
     }
 
+    /// Whether the widths are the architecture's own (the authors' dcgan32: 512/256/128
+    /// in G, 64/128/256 in D, their configs' `g_conv_dim` "N/A"), so that `g_conv_dim`
+    /// and `d_conv_dim` change nothing.
+    pub fn fixed_widths(self) -> bool {
+        self == Architecture::Dcgan32
+    }
+
+    /// Whether G has BigGAN's shared class embedding (`shared_dim`).
+    pub fn shares_embedding(self) -> bool {
+        matches!(
+            self,
+            Architecture::Biggan32 | Architecture::Biggan64 | Architecture::Biggan128
+        )
+    }
+
     pub fn image_size(self) -> usize {
         match self {
             Architecture::Dcgan32 | Architecture::Resgan32 | Architecture::Biggan32 => 32,
@@ -118,12 +133,16 @@ pub struct ModelConfig {
     pub num_classes: usize,
     /// Length of G's latent z.
     pub z_dim: usize,
-    /// BigGAN's shared class embedding.
+    /// Width of BigGAN's shared class embedding (Biggan32, Biggan64, Biggan128 only;
+    /// elsewhere it must keep its default, 128).
     #[serde(default = "default_shared_dim")]
     pub shared_dim: usize,
-    /// Width multipliers (ignored by dcgan32, whose widths are fixed).
+    /// G's width multiplier (every architecture but Dcgan32, whose widths are fixed:
+    /// leave it out there, or at its default, 64).
+    #[serde(default = "default_conv_dim")]
     pub g_conv_dim: usize,
-    /// D's width multiplier (ignored by dcgan32).
+    /// D's width multiplier (as `g_conv_dim`: not for Dcgan32).
+    #[serde(default = "default_conv_dim")]
     pub d_conv_dim: usize,
     /// ContraGAN's embedding size.
     #[serde(default = "default_hyper_dim")]
@@ -163,6 +182,13 @@ pub struct ModelConfig {
 
 fn default_shared_dim() -> usize {
     128
+}
+
+/// `g_conv_dim` and `d_conv_dim` where a config leaves them out.
+pub const DEFAULT_CONV_DIM: usize = 64;
+
+fn default_conv_dim() -> usize {
+    DEFAULT_CONV_DIM
 }
 
 fn default_hyper_dim() -> usize {
@@ -205,10 +231,7 @@ impl ModelConfig {
 
     /// Problems with the configuration, as (field, message).
     pub fn check(&self) -> Result<(), (&'static str, String)> {
-        let big = matches!(
-            self.architecture,
-            Architecture::Biggan32 | Architecture::Biggan64 | Architecture::Biggan128
-        );
+        let big = self.architecture.shares_embedding();
         let native = self.architecture.image_size();
         if let Some(size) = self.image_size {
             let halvings = (native / size.max(1)).trailing_zeros() as usize;
@@ -252,6 +275,36 @@ impl ModelConfig {
                 format!(
                     "ADC needs a class head: conditioning Acgan, Contrastive or D2DCE, not {:?}",
                     self.conditioning
+                ),
+            ));
+        }
+        // A field the architecture ignores would change the key and retrain the same
+        // network: only its default is taken.
+        let ignored = [
+            (
+                "g_conv_dim",
+                self.architecture.fixed_widths() && self.g_conv_dim != default_conv_dim(),
+            ),
+            (
+                "d_conv_dim",
+                self.architecture.fixed_widths() && self.d_conv_dim != default_conv_dim(),
+            ),
+            (
+                "shared_dim",
+                !big && self.shared_dim != default_shared_dim(),
+            ),
+        ];
+        if let Some((field, _)) = ignored.iter().find(|(_, ignored)| *ignored) {
+            return Err((
+                field,
+                format!(
+                    "{:?} does not use `{field}` ({}); leave it out",
+                    self.architecture,
+                    if *field == "shared_dim" {
+                        "only BigGAN's generators have a shared class embedding"
+                    } else {
+                        "its widths are fixed: 512/256/128 in G, 64/128/256 in D"
+                    }
                 ),
             ));
         }

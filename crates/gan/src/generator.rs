@@ -91,10 +91,7 @@ pub fn forward<B: Kernels>(
     let leaky = config.leaky_relu;
     let (ins, outs) = widths(config);
     let n = z.dims()[0];
-    let shared = matches!(
-        config.architecture,
-        Architecture::Biggan32 | Architecture::Biggan64 | Architecture::Biggan128
-    );
+    let shared = config.architecture.shares_embedding();
     // BigGAN: the first chunk of z feeds the linear layer, the others one block each.
     let (z0, conditions) = if shared {
         let chunk = config.z_dim / (ins.len() + 1);

@@ -22,13 +22,32 @@ pub enum Network {
     Discriminator,
 }
 
+/// A network read from a checkpoint.
+pub struct Imported<B: Backend> {
+    pub tensors: Tensors<B>,
+    /// Tensors of the checkpoint the authors' network holds but never uses in this
+    /// configuration, left out (see [`unused_by_reference`]), with their sizes.
+    pub ignored: Vec<(String, usize)>,
+}
+
+/// What the authors' code builds but never uses, for a configuration: their BigGAN
+/// generators create the class embedding `shared` even when unconditional.
+pub fn unused_by_reference(config: &ModelConfig, network: Network) -> &'static [&'static str] {
+    match network {
+        Network::Generator if config.architecture.shares_embedding() && !config.conditional_g() => {
+            &["shared.weight"]
+        }
+        _ => &[],
+    }
+}
+
 /// The network in `path`, as configured by `config`.
 pub fn import<B: Kernels>(
     path: &Path,
     network: Network,
     config: &ModelConfig,
     device: &B::Device,
-) -> Result<Tensors<B>, GanError> {
+) -> Result<Imported<B>, GanError> {
     // A checkpoint dict holds the network under `state_dict`; a bare state dict is
     // the network itself.
     let file = TorchFile::open_at(path, Some("state_dict"))
@@ -46,9 +65,19 @@ pub fn import<B: Kernels>(
         Network::Discriminator => discriminator::build::<B>(&skeleton, 0, device),
     };
     let found = file.shapes();
+    let unused = unused_by_reference(config, network);
+    let ignored: Vec<(String, usize)> = found
+        .iter()
+        .filter(|(k, _)| unused.contains(&k.as_str()) && tensors.get(k).is_none())
+        .map(|(k, shape)| (k.clone(), shape.iter().product()))
+        .collect();
     let unexpected: Vec<&str> = found
         .keys()
-        .filter(|k| !k.ends_with("num_batches_tracked") && tensors.get(k).is_none())
+        .filter(|k| {
+            !k.ends_with("num_batches_tracked")
+                && tensors.get(k).is_none()
+                && !unused.contains(&k.as_str())
+        })
         .map(String::as_str)
         .collect();
     if !unexpected.is_empty() {
@@ -76,5 +105,5 @@ pub fn import<B: Kernels>(
             Tensor::from_data(TensorData::new(values, [n]), device),
         );
     }
-    Ok(tensors)
+    Ok(Imported { tensors, ignored })
 }

@@ -282,9 +282,12 @@ impl TypedKind for Train {
         let data = Arc::new(artifacts::images(ctx.input("data")?)?);
         let classes = data.header().classes.clone();
         // A resumed run continues from its checkpoint: nothing to import then.
-        let start = match &params.init {
-            Some(_) if !train::resumes(ctx.work) => Some(imported(&params.model, ctx)?),
-            _ => None,
+        let (start, ignored) = match &params.init {
+            Some(_) if !train::resumes(ctx.work) => {
+                let (start, ignored) = imported(&params.model, ctx)?;
+                (Some(start), ignored)
+            }
+            _ => (None, Vec::new()),
         };
         let device = params.device.in_slot(ctx.gpus);
         let log_every = (params.train.total_steps / 100).max(1);
@@ -388,8 +391,15 @@ impl TypedKind for Train {
             .resumed_from
             .map(|s| format!(", resumed from step {s}"))
             .unwrap_or_default();
+        let ignored = match ignored.is_empty() {
+            true => String::new(),
+            false => format!(
+                "; left out of the checkpoints (held, never used, by the authors' network): {}",
+                ignored.join(", ")
+            ),
+        };
         let summary = format!(
-            "{:?} {:?}, {} steps on {used}, {:.2} s/it{resumed}",
+            "{:?} {:?}, {} steps on {used}, {:.2} s/it{resumed}{ignored}",
             params.model.architecture,
             params.model.conditioning,
             params.train.total_steps,
@@ -414,25 +424,35 @@ impl OnDevices for Training<'_, '_> {
     }
 }
 
-/// The authors' networks named in `init`, as snapshots.
-fn imported(model: &ModelConfig, ctx: &Context) -> Result<Start, GanError> {
+/// The authors' networks named in `init`, as snapshots, and the tensors left out of
+/// their checkpoints (`` `NAME` of ROLE ``).
+fn imported(model: &ModelConfig, ctx: &Context) -> Result<(Start, Vec<String>), GanError> {
     let device = Default::default();
-    let load = |role: &str, network| -> Result<Snapshot, GanError> {
+    let mut ignored = Vec::new();
+    let mut load = |role: &str, network| -> Result<Snapshot, GanError> {
         let path = ctx
             .input(role)
             .map_err(|e| GanError::format(role, e.to_string()))?;
-        Ok(import::<burn::backend::Flex>(path, network, model, &device)?.to_snapshot())
+        let imported = import::<burn::backend::Flex>(path, network, model, &device)?;
+        ignored.extend(
+            imported
+                .ignored
+                .iter()
+                .map(|(name, _)| format!("`{name}` of {role}")),
+        );
+        Ok(imported.tensors.to_snapshot())
     };
     let g_ema = if ctx.inputs.contains_key("init_g_ema") {
         Some(load("init_g_ema", Network::Generator)?)
     } else {
         None
     };
-    Ok(Start {
+    let start = Start {
         g: load("init_g", Network::Generator)?,
         d: load("init_d", Network::Discriminator)?,
         g_ema,
-    })
+    };
+    Ok((start, ignored))
 }
 
 fn parameter_count(snapshot: &Snapshot) -> usize {
