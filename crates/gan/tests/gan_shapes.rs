@@ -5,7 +5,7 @@
 
 use burn::backend::Flex;
 use burn::prelude::*;
-use gan::config::{Architecture, Attention, Conditioning, ModelConfig};
+use gan::config::{Architecture, Attention, Conditioning, DEFAULT_CONV_DIM, ModelConfig};
 use gan::init::Scheme;
 use gan::layers::Mode;
 use gan::{discriminator, generator};
@@ -79,8 +79,17 @@ fn paper_config(
         num_classes: 10,
         z_dim,
         shared_dim: 128,
-        g_conv_dim: width,
-        d_conv_dim: width,
+        // Dcgan32's widths are its own: the field keeps its default there.
+        g_conv_dim: if architecture.fixed_widths() {
+            DEFAULT_CONV_DIM
+        } else {
+            width
+        },
+        d_conv_dim: if architecture.fixed_widths() {
+            DEFAULT_CONV_DIM
+        } else {
+            width
+        },
         hyper_dim: 512,
         nonlinear_embed: false,
         normalize_embed: true,

@@ -56,13 +56,12 @@ const ROWS: &[(&str, &str, usize, &str, usize)] = &[
 ];
 
 const DCGAN: &str = "(architecture: Dcgan32, conditioning: Contrastive, num_classes: 4, \
-    z_dim: 16, g_conv_dim: 8, d_conv_dim: 8, hyper_dim: 16, g_spectral_norm: false, \
+    z_dim: 16, hyper_dim: 16, g_spectral_norm: false, \
     d_spectral_norm: true)";
 const DCGAN_PROJECTION: &str = "(architecture: Dcgan32, conditioning: Projection, \
-    num_classes: 4, z_dim: 16, g_conv_dim: 8, d_conv_dim: 8, g_spectral_norm: false, \
-    d_spectral_norm: true)";
+    num_classes: 4, z_dim: 16, g_spectral_norm: false, d_spectral_norm: true)";
 const DCGAN_ACGAN: &str = "(architecture: Dcgan32, conditioning: Acgan, num_classes: 4, \
-    z_dim: 16, g_conv_dim: 8, d_conv_dim: 8, g_spectral_norm: false, d_spectral_norm: true)";
+    z_dim: 16, g_spectral_norm: false, d_spectral_norm: true)";
 const RESGAN: &str = "(architecture: Resgan32, conditioning: Contrastive, num_classes: 4, \
     z_dim: 16, g_conv_dim: 8, d_conv_dim: 8, hyper_dim: 16, g_spectral_norm: false, \
     d_spectral_norm: true)";
