@@ -10,7 +10,7 @@ use crate::digest::{Digest, StageKey};
 use crate::key::KeyInputs;
 use crate::pipeline::{Diagnostic, Pipeline};
 use crate::reason::{Reason, diff};
-use crate::store::{Failure, Lookahead, Lookup, Record, Refs, Source, Store, StoreError};
+use crate::store::{Ahead, Completed, Failure, Lookahead, Record, Refs, Source, Store, StoreError};
 
 /// A stage ready to execute: its key and everything the key came from.
 #[derive(Debug, Clone)]
@@ -35,14 +35,14 @@ pub enum PlanError {
     Store(#[from] StoreError),
 }
 
-/// Computes the key of stage `index`, given the records the pipeline's stages completed
-/// with, by index (`None` for a stage that has not: a role reading one is then listed
-/// in `pending`).
+/// Computes the key of stage `index`, given what the pipeline's stages completed with,
+/// by index (`None` for a stage that has not: a role reading one is then listed in
+/// `pending`).
 pub fn plan(
     pipeline: &Pipeline,
     store: &Store,
     index: usize,
-    completed: &[Option<Record>],
+    completed: &[Option<Completed>],
 ) -> Result<Planned, PlanError> {
     let stage = &pipeline.stages[index];
     let mut inputs = KeyInputs {
@@ -57,16 +57,16 @@ pub fn plan(
     for dep in &stage.deps {
         let mut digests = Vec::new();
         for &u in &dep.stages {
-            let Some(record) = &completed[u] else {
+            let Some(done) = &completed[u] else {
                 pending.push(dep.role.clone());
                 break;
             };
-            digests.push(record.output);
+            digests.push(done.output);
             sources.push(Source {
                 role: dep.role.clone(),
                 stage: pipeline.stages[u].name.clone(),
-                key: record.key,
-                output: record.output,
+                key: done.key,
+                output: done.output,
             });
         }
         inputs.upstream.insert(dep.role.clone(), digests);
@@ -116,7 +116,8 @@ pub fn plan(
 pub enum State {
     UpToDate {
         key: Digest<StageKey>,
-        record: Box<Record>,
+        /// Its output and metrics; [`latest_record`] reads the whole record.
+        completed: Completed,
     },
     Stale {
         key: Option<Digest<StageKey>>,
@@ -196,8 +197,8 @@ pub fn states_with<E: From<StoreError>>(
     elsewhere: &mut Elsewhere<'_, E>,
 ) -> Result<Vec<State>, E> {
     let refs = store.refs(&pipeline.name)?;
-    let mut ahead = store.look_ahead(refs.stages.values().copied().collect());
-    let mut current: Vec<Option<Record>> = vec![None; pipeline.stages.len()];
+    let mut ahead = store.look_ahead(&pipeline.name, refs.stages.values().copied().collect());
+    let mut current: Vec<Option<Completed>> = vec![None; pipeline.stages.len()];
     let mut states: Vec<Option<State>> = vec![None; pipeline.stages.len()];
     for &i in &pipeline.order {
         let stage = &pipeline.stages[i].name;
@@ -275,8 +276,10 @@ pub fn states_with<E: From<StoreError>>(
             },
             _ => state,
         };
-        if let State::UpToDate { record, .. } | State::OnRemote { record, .. } = &state {
-            current[i] = Some((**record).clone());
+        match &state {
+            State::UpToDate { completed, .. } => current[i] = Some(completed.clone()),
+            State::OnRemote { record, .. } => current[i] = Some(Completed::from(&**record)),
+            _ => {}
         }
         states[i] = Some(state);
     }
@@ -296,14 +299,14 @@ fn state_of(
 ) -> Result<State, StoreError> {
     let key = planned.key;
     match ahead.lookup(store, &key)? {
-        Lookup::Hit(record) => return Ok(State::UpToDate { key, record }),
-        Lookup::Damaged { why, .. } => {
+        Ahead::Hit(completed) => return Ok(State::UpToDate { key, completed }),
+        Ahead::Damaged(why) => {
             return Ok(State::Stale {
                 key: Some(key),
                 reasons: vec![Reason::OutputDamaged { detail: why }],
             });
         }
-        Lookup::Miss => {}
+        Ahead::Miss => {}
     }
     let reasons = match previous(store, refs, stage)? {
         Some(old) => diff(&old, planned),
@@ -324,6 +327,20 @@ fn state_of(
             reasons,
         },
     })
+}
+
+/// The record a stage stands on: its current one where it is up to date, else the last
+/// one it completed with, if the store still has it.
+pub fn latest_record(
+    store: &Store,
+    refs: &Refs,
+    stage: &str,
+    state: &State,
+) -> Result<Option<Record>, StoreError> {
+    match state {
+        State::UpToDate { key, .. } => store.record(key),
+        _ => previous(store, refs, stage),
+    }
 }
 
 /// The last record this stage completed with, if the store still has it.

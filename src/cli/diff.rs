@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use pipe::plan::{State, previous, states};
+use pipe::plan::{latest_record, states};
 use pipe::reason::diff_fields;
 use pipe::store::{Record, Store};
 use serde_json::json;
@@ -38,10 +38,7 @@ pub fn diff(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
     // The stage's current record, or its last one when it is not up to date.
     let latest = |name: &str| -> Result<Record, CliError> {
         let i = find_stage(&pipeline, name)?;
-        let record = match &states[i] {
-            State::UpToDate { record, .. } => Some((**record).clone()),
-            _ => previous(&store, &refs, name)?,
-        };
+        let record = latest_record(&store, &refs, name, &states[i])?;
         record.ok_or_else(|| CliError::Message(format!("`{name}` has no record in this store")))
     };
     let new = latest(stage)?;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use pipe::digest::{Digest, Object, StageKey};
 use pipe::pipeline::Pipeline;
-use pipe::plan::{State, previous, states};
+use pipe::plan::{latest_record, states};
 use pipe::store::{Record, Store};
 use serde_json::{Value, json};
 
@@ -70,10 +70,7 @@ pub fn lineage(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
 fn target_record(pipeline: &Pipeline, store: &Store, target: &str) -> Result<Record, CliError> {
     if let Some(index) = pipeline.index(target) {
         let state = states(pipeline, store)?.swap_remove(index);
-        let record = match state {
-            State::UpToDate { record, .. } => Some(*record),
-            _ => previous(store, &store.refs(&pipeline.name)?, target)?,
-        };
+        let record = latest_record(store, &store.refs(&pipeline.name)?, target, &state)?;
         return record.ok_or_else(|| {
             CliError::Message(format!(
                 "stage `{target}` has no record in this store yet; run it first"

@@ -63,17 +63,20 @@ pub fn metrics(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
     let mut rows = Vec::new();
     for i in chosen {
         let stage = &pipeline.stages[i];
-        let (record, current) = match &states[i] {
-            State::UpToDate { record, .. } => (Some((**record).clone()), true),
-            _ => (previous(&store, &refs, &stage.name)?, false),
+        let (metrics, current) = match &states[i] {
+            State::UpToDate { completed, .. } => (Some(completed.metrics.clone()), true),
+            _ => (
+                previous(&store, &refs, &stage.name)?.map(|r| r.metrics),
+                false,
+            ),
         };
-        let Some(record) = record.filter(|r| !r.metrics.is_empty()) else {
+        let Some(metrics) = metrics.filter(|m| !m.is_empty()) else {
             continue;
         };
         rows.push(Row {
             stage: stage.name.clone(),
             vars: stage.vars.iter().cloned().collect(),
-            metrics: record.metrics,
+            metrics,
             current,
         });
     }

@@ -165,7 +165,11 @@ pub fn push(ctx: &Ctx, args: TransferArgs) -> Result<ExitCode, CliError> {
     let mut left = Vec::new();
     for &i in &stages {
         match &states[i] {
-            State::UpToDate { record, .. } => records.push((**record).clone()),
+            State::UpToDate { key, .. } => match store.record(key)? {
+                Some(record) => records.push(record),
+                // Removed since (a `cache gc` running beside us).
+                None => left.push((pipeline.stages[i].name.as_str(), "never run")),
+            },
             other => left.push((pipeline.stages[i].name.as_str(), other.label())),
         }
     }

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use pipe::plan::{State, previous, states};
+use pipe::plan::{State, latest_record, states};
 use pipe::store::Record;
 use serde_json::json;
 
@@ -40,10 +40,7 @@ pub fn show(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
         );
     }
     let state = states(&pipeline, &store)?.swap_remove(index);
-    let record = match &state {
-        State::UpToDate { record, .. } => Some((**record).clone()),
-        _ => previous(&store, &store.refs(&pipeline.name)?, &args.stage)?,
-    };
+    let record = latest_record(&store, &store.refs(&pipeline.name)?, &args.stage, &state)?;
     let Some(record) = record else {
         if let State::Failed { failure, .. } = &state {
             return print_failure(&args, failure, args.json);

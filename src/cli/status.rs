@@ -139,12 +139,17 @@ pub fn why(ctx: &Ctx, args: WhyArgs) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::SUCCESS);
     }
     match &state {
-        State::UpToDate { key, record } => out(format!(
-            "`{}` is up to date: key {} recorded {}",
-            args.stage,
-            key.short(),
-            record.started
-        )),
+        State::UpToDate { key, .. } => {
+            let recorded = store
+                .record(key)?
+                .map(|r| format!(" recorded {}", r.started))
+                .unwrap_or_default();
+            out(format!(
+                "`{}` is up to date: key {}{recorded}",
+                args.stage,
+                key.short()
+            ))
+        }
         State::Broken { message } => out(format!("`{}` cannot be planned: {message}", args.stage)),
         _ => {
             let headline = match &state {

@@ -34,7 +34,7 @@ use crate::digest::{Digest, StageKey};
 use crate::pipeline::Pipeline;
 use crate::plan::{PlanError, Planned, plan, previous};
 use crate::reason::{Reason, diff};
-use crate::store::{Lookahead, Lookup, Record, Store, StoreError, write_json};
+use crate::store::{Ahead, Completed, Lookahead, Store, StoreError, write_json};
 use crate::summary::{Action, RunReport, StageReport};
 
 pub struct Options {
@@ -103,7 +103,8 @@ pub fn run(
         pipeline,
         store,
         options,
-        ahead: store.look_ahead(last_keys),
+        ahead: store.look_ahead(&pipeline.name, last_keys),
+        computed: false,
         refs,
         slots: (0..pipeline.stages.len()).map(|_| Slot::Pending).collect(),
         records: vec![None; pipeline.stages.len()],
@@ -120,8 +121,8 @@ pub fn run(
     if !outside.is_empty() {
         let states = crate::plan::states(pipeline, store)?;
         for u in outside {
-            if let crate::plan::State::UpToDate { record, .. } = &states[u] {
-                run.records[u] = Some((**record).clone());
+            if let crate::plan::State::UpToDate { completed, .. } = &states[u] {
+                run.records[u] = Some(completed.clone());
             }
         }
     }
@@ -216,11 +217,13 @@ struct Run<'a> {
     options: &'a Options,
     /// The stages' last keys before this run, for reasons.
     refs: crate::store::Refs,
-    /// Their records, read ahead.
+    /// Their lookups, done ahead.
     ahead: Lookahead,
+    /// Whether a stage completed with a result the lookahead did not give.
+    computed: bool,
     slots: Vec<Slot>,
     /// What each stage completed with in this run.
-    records: Vec<Option<Record>>,
+    records: Vec<Option<Completed>>,
     gpus: Slots,
     stopping: bool,
 }
@@ -258,14 +261,14 @@ impl Run<'_> {
             vec![Reason::Forced]
         } else {
             match self.ahead.lookup(self.store, &planned.key)? {
-                Lookup::Hit(record) => {
+                Ahead::Hit(completed) => {
                     let mut report = StageReport::new(&stage.name, Action::Cached);
-                    fill_from_record(&mut report, &record, self.store);
-                    self.records[i] = Some(*record);
+                    fill_from(&mut report, &completed, self.store);
+                    self.records[i] = Some(completed);
                     return Ok(Slot::Done(Box::new(report)));
                 }
-                Lookup::Damaged { why, .. } => vec![Reason::OutputDamaged { detail: why }],
-                Lookup::Miss => match previous(self.store, &self.refs, &stage.name)? {
+                Ahead::Damaged(why) => vec![Reason::OutputDamaged { detail: why }],
+                Ahead::Miss => match previous(self.store, &self.refs, &stage.name)? {
                     Some(old) => diff(&old, &planned),
                     None => vec![Reason::NeverRun],
                 },
@@ -361,8 +364,10 @@ impl Run<'_> {
                 return self.fail(report, &e.to_string());
             }
         };
-        fill_from_record(&mut report, &record, self.store);
-        self.records[done.index] = Some(*record);
+        let completed = Completed::from(&*record);
+        fill_from(&mut report, &completed, self.store);
+        self.records[done.index] = Some(completed);
+        self.computed = true;
         report
     }
 
@@ -415,6 +420,10 @@ impl Run<'_> {
             reports.push(report);
         }
         self.store.update_refs(&self.pipeline.name, &refs_update)?;
+        if self.computed || self.ahead.index_lacked_a_hit() {
+            let completed = order.iter().filter_map(|&i| self.records[i].as_ref());
+            self.store.write_index(&self.pipeline.name, completed)?;
+        }
         self.store.save()?;
         Ok(RunReport::new(
             &self.pipeline.name,
@@ -425,8 +434,8 @@ impl Run<'_> {
     }
 }
 
-fn fill_from_record(report: &mut StageReport, record: &Record, store: &Store) {
-    report.key = Some(record.key);
-    report.output = Some(store.tree_path(&record.output));
-    report.metrics = record.metrics.clone();
+fn fill_from(report: &mut StageReport, completed: &Completed, store: &Store) {
+    report.key = Some(completed.key);
+    report.output = Some(store.tree_path(&completed.output));
+    report.metrics = completed.metrics.clone();
 }

@@ -1,47 +1,94 @@
 //! Lookups done ahead, in parallel, for the keys a pipeline's stages had last time.
 //!
-//! A stage's key is known only once its upstreams' records are read, so a run or a
-//! status reads records one stage after another. But where little changed, nearly every
-//! stage's key is the one its ref names: those records (and the checks of their
-//! outputs) are read first, on every core, and the walk down the graph then finds them
-//! in memory. A key that changed is looked up when it is known, as before.
+//! A stage's key is known only once its upstreams' outputs are, so a run or a status
+//! looks stages up one after another. But where little changed, nearly every stage's
+//! key is the one its ref names: those (and the checks of their outputs) are looked up
+//! first, on every core, from the pipeline's index where it has them (else from their
+//! records), and the walk down the graph then finds them in memory. A key that changed
+//! is looked up when it is known, as before.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{Lookup, Result, Store, TreeState};
+use super::index::Entry;
+use super::{Completed, Lookup, Result, Store, TreeState};
 use crate::digest::{Digest, Object, StageKey};
 
+/// Whether a key's result can be reused, as a walk down the graph needs to know it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ahead {
+    Hit(Completed),
+    Miss,
+    /// There is a record but its output is damaged or gone: the stage must run again.
+    Damaged(String),
+}
+
+impl From<Lookup> for Ahead {
+    fn from(lookup: Lookup) -> Ahead {
+        match lookup {
+            Lookup::Hit(record) => Ahead::Hit(Completed::from(&*record)),
+            Lookup::Miss => Ahead::Miss,
+            Lookup::Damaged { why, .. } => Ahead::Damaged(why),
+        }
+    }
+}
+
 pub struct Lookahead {
-    found: HashMap<Digest<StageKey>, Lookup>,
+    /// Each lookup, and whether the index answered it.
+    found: HashMap<Digest<StageKey>, (Ahead, bool)>,
+    /// Hits handed out that the index did not answer.
+    unindexed_hits: usize,
 }
 
 impl Store {
-    /// Looks up `keys` on every core. A key whose lookup fails is left out: it is
-    /// looked up again, and its error reported, when it is needed.
-    pub fn look_ahead(&self, keys: Vec<Digest<StageKey>>) -> Lookahead {
+    /// Looks up `keys`, of `pipeline`'s stages, on every core. A key whose lookup fails
+    /// is left out: it is looked up again, and its error reported, when it is needed.
+    pub fn look_ahead(&self, pipeline: &str, keys: Vec<Digest<StageKey>>) -> Lookahead {
+        let mut index = self.read_index(pipeline);
+        let mut keys: Vec<(Digest<StageKey>, Option<Entry>)> =
+            keys.into_iter().map(|k| (k, index.remove(&k))).collect();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let chunk = keys.len().div_ceil(threads).max(1);
         // Stages of a sweep often share one output (a hundred thousand empty ones):
         // each tree is checked once here.
         let checked: Mutex<HashMap<Digest<Object>, TreeState>> = Mutex::default();
-        let check = |tree: &Digest<Object>| {
+        let check_with = |tree: &Digest<Object>, check: &dyn Fn() -> Result<TreeState>| {
             if let Some(state) = checked.lock().expect("not poisoned").get(tree) {
                 return Ok(state.clone());
             }
-            let state = self.check_tree(tree)?;
+            let state = check()?;
             let mut checked = checked.lock().expect("not poisoned");
             checked.insert(*tree, state.clone());
             Ok(state)
         };
+        let lookup = |key: &Digest<StageKey>, entry: Option<Entry>| -> Result<(Ahead, bool)> {
+            match entry {
+                Some(entry) if self.record_path(key).exists() => {
+                    let output = entry.completed.output;
+                    let state =
+                        check_with(&output, &|| self.check_known_tree(&output, &entry.tree))?;
+                    let ahead = match super::record::damage(state) {
+                        None => Ahead::Hit(entry.completed),
+                        Some(why) => Ahead::Damaged(why),
+                    };
+                    Ok((ahead, true))
+                }
+                _ => {
+                    let check = |tree: &Digest<Object>| check_with(tree, &|| self.check_tree(tree));
+                    Ok((self.lookup_with(key, &check)?.into(), false))
+                }
+            }
+        };
         let found = std::thread::scope(|scope| {
             let workers: Vec<_> = keys
-                .chunks(chunk)
+                .chunks_mut(chunk)
                 .map(|keys| {
-                    let check = &check;
+                    let lookup = &lookup;
                     scope.spawn(move || {
-                        keys.iter()
-                            .filter_map(|key| Some((*key, self.lookup_with(key, check).ok()?)))
+                        keys.iter_mut()
+                            .filter_map(|(key, entry)| {
+                                Some((*key, lookup(key, entry.take()).ok()?))
+                            })
                             .collect::<Vec<_>>()
                     })
                 })
@@ -51,24 +98,29 @@ impl Store {
                 .flat_map(|w| w.join().expect("lookups do not panic"))
                 .collect()
         });
-        Lookahead { found }
+        Lookahead {
+            found,
+            unindexed_hits: 0,
+        }
     }
 }
 
 impl Lookahead {
-    /// No lookups done ahead.
-    pub fn none() -> Lookahead {
-        Lookahead {
-            found: HashMap::new(),
+    /// The lookup of `key`: the one done ahead, if any (once), else one done now.
+    pub fn lookup(&mut self, store: &Store, key: &Digest<StageKey>) -> Result<Ahead> {
+        let (ahead, indexed) = match self.found.remove(key) {
+            Some(found) => found,
+            None => (store.lookup(key)?.into(), false),
+        };
+        if !indexed && matches!(ahead, Ahead::Hit(_)) {
+            self.unindexed_hits += 1;
         }
+        Ok(ahead)
     }
 
-    /// The lookup of `key`: the one done ahead, if any (once), else one done now.
-    pub fn lookup(&mut self, store: &Store, key: &Digest<StageKey>) -> Result<Lookup> {
-        match self.found.remove(key) {
-            Some(found) => Ok(found),
-            None => store.lookup(key),
-        }
+    /// Whether a hit was handed out that the index lacked: it is worth rewriting.
+    pub fn index_lacked_a_hit(&self) -> bool {
+        self.unindexed_hits > 0
     }
 }
 
@@ -112,35 +164,57 @@ mod tests {
     }
 
     #[test]
-    fn answers_as_lookups_do_and_looks_up_what_it_was_not_given() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("cache")).unwrap();
-        let keys: Vec<Digest<StageKey>> = (0..5u8).map(|i| Digest::of(&[i])).collect();
-        for (i, key) in keys.iter().enumerate().take(4) {
-            let out = dir.path().join(format!("out{i}"));
-            std::fs::create_dir_all(&out).unwrap();
-            // Two records share one output, as a sweep's stages do.
-            std::fs::write(out.join("f"), format!("{}", i.min(2))).unwrap();
-            store.write_record(&record(&store, *key, &out)).unwrap();
-        }
-        // The output of the last record loses its object: damaged.
-        let damaged = store.record(&keys[3]).unwrap().unwrap();
-        let tree = store.tree(&damaged.output).unwrap().unwrap();
-        std::fs::remove_file(store.object_path(&tree.entries[0].digest)).unwrap();
+    fn answers_as_lookups_do_from_records_or_the_index() {
+        for indexed in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(&dir.path().join("cache")).unwrap();
+            let keys: Vec<Digest<StageKey>> = (0..5u8).map(|i| Digest::of(&[i])).collect();
+            for (i, key) in keys.iter().enumerate().take(4) {
+                let out = dir.path().join(format!("out{i}"));
+                std::fs::create_dir_all(&out).unwrap();
+                // Two records share one output, as a sweep's stages do.
+                std::fs::write(out.join("f"), format!("{}", i.min(2))).unwrap();
+                store.write_record(&record(&store, *key, &out)).unwrap();
+            }
+            if indexed {
+                let refs = keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| (format!("s{i}"), *k))
+                    .collect();
+                store.update_refs("p", &refs).unwrap();
+                let completed: Vec<Completed> = keys[..4]
+                    .iter()
+                    .map(|k| Completed::from(&store.record(k).unwrap().unwrap()))
+                    .collect();
+                store.write_index("p", &completed).unwrap();
+                // A record removed since (by gc): the index's copy is not used.
+                std::fs::remove_file(store.record_path(&keys[1])).unwrap();
+            }
+            // The output of the last record loses its object: damaged.
+            let damaged = store.record(&keys[3]).unwrap().unwrap();
+            let tree = store.tree(&damaged.output).unwrap().unwrap();
+            std::fs::remove_file(store.object_path(&tree.entries[0].digest)).unwrap();
 
-        let mut ahead = store.look_ahead(keys[1..].to_vec());
-        for key in &keys {
-            let expected = store.lookup(key).unwrap();
-            assert_eq!(ahead.lookup(&store, key).unwrap(), expected);
+            let mut ahead = store.look_ahead("p", keys[1..].to_vec());
+            for key in &keys[1..] {
+                let expected = Ahead::from(store.lookup(key).unwrap());
+                assert_eq!(ahead.lookup(&store, key).unwrap(), expected, "{indexed}");
+            }
+            assert!(!ahead.index_lacked_a_hit() || !indexed);
+            assert!(matches!(
+                ahead.lookup(&store, &keys[0]).unwrap(),
+                Ahead::Hit(_)
+            ));
+            assert!(ahead.index_lacked_a_hit(), "looked up now, not ahead");
+            assert!(matches!(
+                ahead.lookup(&store, &keys[3]).unwrap(),
+                Ahead::Damaged(_)
+            ));
+            if indexed {
+                assert_eq!(store.lookup(&keys[1]).unwrap(), Lookup::Miss);
+            }
+            assert_eq!(ahead.lookup(&store, &keys[4]).unwrap(), Ahead::Miss);
         }
-        assert!(matches!(
-            ahead.lookup(&store, &keys[0]).unwrap(),
-            Lookup::Hit(_)
-        ));
-        assert!(matches!(
-            ahead.lookup(&store, &keys[3]).unwrap(),
-            Lookup::Damaged { .. }
-        ));
-        assert_eq!(ahead.lookup(&store, &keys[4]).unwrap(), Lookup::Miss);
     }
 }

@@ -9,6 +9,7 @@
 //!   failures/abcd….json       the last failure of a key (never used as a cached result)
 //!   jobs/abcd….json           a stage ready to execute, for `pipe exec KEY`
 //!   refs/<pipeline>.json      stage name → key of its latest successful record
+//!   refs/<pipeline>.index     those keys' outputs, metrics and manifests, for reruns
 //!   pins/abcd…                keys kept by `cache gc` whatever the pipelines say
 //!   work/abcd…/               resumable state of a key, kept across interruptions
 //!   tmp/<run>/                where stages run and downloads land; committed only after success
@@ -19,6 +20,7 @@
 //! Every file that is read as a whole is written to a temporary name and renamed, so a
 //! killed process leaves either the old file or the new one.
 
+mod index;
 mod lock;
 mod lookahead;
 mod maintenance;
@@ -32,11 +34,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub use lock::Lock;
-pub use lookahead::Lookahead;
+pub use lookahead::{Ahead, Lookahead};
 pub(crate) use maintenance::make_writable;
 pub use maintenance::{CorruptObject, GcPlan, Usage};
 pub use objects::{Tree, TreeEntry, TreeState};
-pub use record::{Failure, Lookup, Record, Source};
+pub use record::{Completed, Failure, Lookup, Record, Source};
 pub use refs::Refs;
 pub use scratch::Scratch;
 pub use statcache::StatCache;

@@ -198,9 +198,26 @@ impl Store {
     /// unchanged (rehashed only when its stat changed), every link in place (relinked if
     /// not). A corrupt object is moved to `corrupt/` so that nothing uses it again.
     pub fn check_tree(&self, digest: &Digest<Object>) -> Result<TreeState> {
-        let Some(tree) = self.tree(digest)? else {
-            return Ok(TreeState::Missing);
-        };
+        match self.tree(digest)? {
+            Some(tree) => self.check_entries(digest, &tree),
+            None => Ok(TreeState::Missing),
+        }
+    }
+
+    /// [`Store::check_tree`] with the manifest known already (a copy in an index):
+    /// trusted if it hashes to `digest` and the manifest is still in the store.
+    pub(super) fn check_known_tree(
+        &self,
+        digest: &Digest<Object>,
+        tree: &Tree,
+    ) -> Result<TreeState> {
+        if tree.digest() != *digest || !self.tree_manifest_path(digest).exists() {
+            return self.check_tree(digest);
+        }
+        self.check_entries(digest, tree)
+    }
+
+    fn check_entries(&self, digest: &Digest<Object>, tree: &Tree) -> Result<TreeState> {
         for entry in &tree.entries {
             let object = self.object_path(&entry.digest);
             let Ok(meta) = std::fs::metadata(&object) else {
@@ -221,8 +238,8 @@ impl Store {
             }
         }
         let folder = self.tree_path(digest);
-        if !self.links_intact(&tree, &folder) {
-            self.materialize(&tree, &folder)?;
+        if !self.links_intact(tree, &folder) {
+            self.materialize(tree, &folder)?;
         }
         Ok(TreeState::Intact)
     }

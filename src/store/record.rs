@@ -10,6 +10,15 @@ use super::{Result, Store, list_json_stems, read_json, write_json};
 use crate::digest::{Digest, Object, StageKey};
 use crate::key::KeyInputs;
 
+/// Why an output in `state` cannot be reused, if it cannot.
+pub(super) fn damage(state: TreeState) -> Option<String> {
+    match state {
+        TreeState::Intact => None,
+        TreeState::Missing => Some("its cached output is gone".into()),
+        TreeState::Corrupt { path } => Some(format!("its cached output `{path}` is corrupt")),
+    }
+}
+
 /// What a successful execution of a key produced, and from what.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -56,6 +65,26 @@ impl Record {
                 self.inputs.files.get(role).copied(),
             )
         })
+    }
+}
+
+/// What later stages and reports need of a stage that completed: its key, output and
+/// metrics. A run or a status holds this for every stage, not whole records (whose
+/// parameters and sources are most of their bytes, and of a rerun's time to read).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Completed {
+    pub key: Digest<StageKey>,
+    pub output: Digest<Object>,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+impl From<&Record> for Completed {
+    fn from(record: &Record) -> Completed {
+        Completed {
+            key: record.key,
+            output: record.output,
+            metrics: record.metrics.clone(),
+        }
     }
 }
 
@@ -110,15 +139,11 @@ impl Store {
         let Some(record) = self.record(key)? else {
             return Ok(Lookup::Miss);
         };
-        Ok(match check(&record.output)? {
-            TreeState::Intact => Lookup::Hit(Box::new(record)),
-            TreeState::Missing => Lookup::Damaged {
+        Ok(match damage(check(&record.output)?) {
+            None => Lookup::Hit(Box::new(record)),
+            Some(why) => Lookup::Damaged {
                 record: Box::new(record),
-                why: "its cached output is gone".into(),
-            },
-            TreeState::Corrupt { path } => Lookup::Damaged {
-                record: Box::new(record),
-                why: format!("its cached output `{path}` is corrupt"),
+                why,
             },
         })
     }

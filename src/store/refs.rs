@@ -22,7 +22,7 @@ pub struct Refs {
 }
 
 impl Store {
-    fn refs_path(&self, pipeline: &str) -> PathBuf {
+    pub(super) fn refs_path(&self, pipeline: &str) -> PathBuf {
         let safe: String = pipeline
             .chars()
             .map(|c| {
@@ -40,7 +40,7 @@ impl Store {
         self.refs_path(pipeline).with_extension("journal")
     }
 
-    fn refs_lock(&self) -> Result<Lock> {
+    pub(super) fn refs_lock(&self) -> Result<Lock> {
         Lock::exclusive(&self.root.join("locks").join("refs.lock"))
     }
 
