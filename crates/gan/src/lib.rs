@@ -20,6 +20,7 @@ pub mod loss;
 pub mod sample;
 pub mod tensors;
 pub mod train;
+pub mod upfirdn2d;
 
 use std::path::Path;
 
