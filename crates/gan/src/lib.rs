@@ -8,6 +8,7 @@
 //! on any burn backend.
 
 pub mod adam;
+pub mod bias_act;
 pub mod classifier;
 pub mod config;
 pub mod discriminator;

@@ -1,0 +1,59 @@
+//! What the parity tests of StyleGAN2's operations share: the cases of a fixture folder
+//! and how a result is compared with the reference's.
+
+use std::collections::BTreeMap;
+
+use burn::prelude::*;
+use metrics::npy;
+
+/// Every case of `fixtures/<folder>/`: its name, its entry in `cases.json` and its
+/// arrays (`<name>.npz`).
+pub fn cases(folder: &str) -> Vec<(String, serde_json::Value, BTreeMap<String, npy::Array>)> {
+    let dir = fixtures::ours(folder);
+    let path = dir.join("cases.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let cases: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    assert!(!cases.is_empty(), "no cases in {}", path.display());
+    cases
+        .into_iter()
+        .map(|(case, c)| {
+            let arrays = npy::read_npz(&dir.join(format!("{case}.npz")))
+                .unwrap_or_else(|e| panic!("{case}: {e}"));
+            (case, c, arrays)
+        })
+        .collect()
+}
+
+/// An array as a float tensor of rank `D`.
+pub fn tensor<B: Backend, const D: usize>(a: &npy::Array) -> Tensor<B, D> {
+    let v: Vec<f32> = a.data.iter().map(|&v| v as f32).collect();
+    let shape: [usize; D] = a.shape.clone().try_into().expect("the rank asked for");
+    Tensor::from_data(TensorData::new(v, shape), &Default::default())
+}
+
+pub fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+    t.into_data().convert::<f64>().to_vec::<f64>().unwrap()
+}
+
+/// The largest difference from `expected`, as a share of a tolerance of
+/// 1e-5 × max|expected| + 1e-6 (float32 against the reference's float64).
+pub fn worst_share(got: &[f64], expected: &npy::Array) -> f64 {
+    assert_eq!(got.len(), expected.data.len(), "size");
+    let scale = expected.data.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let tolerance = 1e-5 * scale + 1e-6;
+    got.iter()
+        .zip(&expected.data)
+        .fold(0f64, |m, (a, b)| m.max((a - b).abs() / tolerance))
+}
+
+/// Checks each `(what, got, expected)` of `case`, printing its worst share of the
+/// tolerance; failures are added to `failures`.
+pub fn check(case: &str, results: &[(&str, Vec<f64>, &npy::Array)], failures: &mut Vec<String>) {
+    for (what, got, expected) in results {
+        let share = worst_share(got, expected);
+        println!("{case} {what}: worst error {share:.3} of its tolerance");
+        if share > 1.0 {
+            failures.push(format!("{case} {what}: {share:.2} tolerances off"));
+        }
+    }
+}
