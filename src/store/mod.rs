@@ -14,7 +14,7 @@
 //!   work/abcd…/               resumable state of a key, kept across interruptions
 //!   tmp/<run>/                where stages run and downloads land; committed only after success
 //!   locks/                    flock files, released by the kernel when a process dies
-//!   stat-cache.json           (device, inode, size, mtime) → digest
+//!   stat-cache                (device, inode, size, mtime) → digest, binary
 //! ```
 //!
 //! Every file that is read as a whole is written to a temporary name and renamed, so a
@@ -104,7 +104,7 @@ impl Store {
             let path = root.join(dir);
             std::fs::create_dir_all(&path).map_err(StoreError::io("create", &path))?;
         }
-        let stat = StatCache::load(&root.join("stat-cache.json"));
+        let stat = StatCache::load(&root.join("stat-cache"));
         Ok(Store {
             root,
             stat: Mutex::new(stat),
@@ -154,7 +154,10 @@ impl Store {
     pub fn save(&self) -> Result<()> {
         let _lock = Lock::exclusive(&self.root.join("locks").join("stat-cache.lock"))?;
         let mut stat = self.stat.lock().expect("stat cache poisoned");
-        stat.save(&self.root.join("stat-cache.json"))
+        stat.save(&self.root.join("stat-cache"))?;
+        // The JSON form earlier versions wrote, ignored since.
+        let _ = std::fs::remove_file(self.root.join("stat-cache.json"));
+        Ok(())
     }
 
     /// Resolves a unique key prefix (as users type them) to a full key.

@@ -218,11 +218,13 @@ impl Store {
     }
 
     fn check_entries(&self, digest: &Digest<Object>, tree: &Tree) -> Result<TreeState> {
+        let mut objects = Vec::with_capacity(tree.entries.len());
         for entry in &tree.entries {
             let object = self.object_path(&entry.digest);
             let Ok(meta) = std::fs::metadata(&object) else {
                 return Ok(TreeState::Missing);
             };
+            objects.push((meta.dev(), meta.ino()));
             let actual = self
                 .stat
                 .lock()
@@ -238,7 +240,7 @@ impl Store {
             }
         }
         let folder = self.tree_path(digest);
-        if !self.links_intact(tree, &folder) {
+        if !self.links_to(tree, &folder, &objects) {
             self.materialize(tree, &folder)?;
         }
         Ok(TreeState::Intact)
@@ -259,10 +261,23 @@ impl Store {
     }
 
     fn links_intact(&self, tree: &Tree, folder: &Path) -> bool {
-        tree.entries.iter().all(|e| {
-            let linked = std::fs::symlink_metadata(folder.join(&e.path));
-            let object = std::fs::metadata(self.object_path(&e.digest));
-            matches!((linked, object), (Ok(a), Ok(b)) if a.ino() == b.ino() && a.dev() == b.dev())
+        let objects: Option<Vec<(u64, u64)>> = tree
+            .entries
+            .iter()
+            .map(|e| {
+                let meta = std::fs::metadata(self.object_path(&e.digest)).ok()?;
+                Some((meta.dev(), meta.ino()))
+            })
+            .collect();
+        objects.is_some_and(|objects| self.links_to(tree, folder, &objects))
+    }
+
+    /// Whether each file of the tree in `folder` is a hard link to its object, whose
+    /// (device, inode) `objects` gives in the order of the entries.
+    fn links_to(&self, tree: &Tree, folder: &Path, objects: &[(u64, u64)]) -> bool {
+        tree.entries.iter().zip(objects).all(|(e, &(dev, ino))| {
+            std::fs::symlink_metadata(folder.join(&e.path))
+                .is_ok_and(|linked| linked.dev() == dev && linked.ino() == ino)
         })
     }
 

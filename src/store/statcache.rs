@@ -6,9 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
-use super::{Result, StoreError, read_json, write_json};
+use super::{Result, StoreError, write_atomic};
 use crate::digest::{Digest, Object};
 
 /// A file modified less than this long before it was hashed may change again within the
@@ -18,7 +16,7 @@ const RACY_WINDOW_NS: i128 = 2_000_000_000;
 /// Files at least this large are hashed through a memory map, sparing a copy.
 const MMAP_THRESHOLD: u64 = 1 << 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stat {
     dev: u64,
     ino: u64,
@@ -37,7 +35,7 @@ impl Stat {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 struct Entry {
     stat: Stat,
     digest: Digest<Object>,
@@ -50,23 +48,28 @@ pub struct StatCache {
     dirty: bool,
 }
 
-#[derive(Serialize, Deserialize)]
-struct OnDisk {
-    version: u32,
-    entries: HashMap<PathBuf, Entry>,
-}
-
 impl StatCache {
     /// Loads the cache; a missing or unreadable one starts empty (it is only a hint).
     pub fn load(path: &Path) -> StatCache {
-        match read_json::<OnDisk>(path) {
-            Ok(Some(disk)) if disk.version == 1 => StatCache {
-                entries: disk.entries,
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!("ignoring the stat cache `{}`: {e}", path.display());
+                }
+                return StatCache::default();
+            }
+        };
+        match decode(&bytes) {
+            Some(entries) => StatCache {
+                entries,
                 dirty: false,
             },
-            Ok(_) => StatCache::default(),
-            Err(e) => {
-                tracing::warn!("ignoring the stat cache: {e}");
+            None => {
+                tracing::warn!(
+                    "ignoring the stat cache `{}`: not in this version's format",
+                    path.display()
+                );
                 StatCache::default()
             }
         }
@@ -78,13 +81,8 @@ impl StatCache {
         }
         let mut merged = StatCache::load(path).entries;
         merged.extend(self.entries.drain());
-        write_json(
-            path,
-            &OnDisk {
-                version: 1,
-                entries: merged,
-            },
-        )?;
+        write_atomic(path, &encode(&merged))?;
+        self.entries = merged;
         self.dirty = false;
         Ok(())
     }
@@ -128,6 +126,68 @@ fn now_ns() -> i128 {
         .map_or(0, |d| d.as_nanos() as i128)
 }
 
+/// The file's first bytes: its format and version.
+const MAGIC: &[u8] = b"pipe stat cache 2\n";
+
+/// Each entry as its path's length (u32) and bytes, then device, inode, size (u64),
+/// mtime (i128, ns), digest (32 bytes) and when it was hashed (i128, ns), little-endian.
+/// A binary file, for a store of 100,000 objects: read as JSON it took a tenth of a
+/// no-op rerun.
+fn encode(entries: &HashMap<PathBuf, Entry>) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = MAGIC.to_vec();
+    for (path, e) in entries {
+        let path = path.as_os_str().as_bytes();
+        out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+        out.extend_from_slice(path);
+        out.extend_from_slice(&e.stat.dev.to_le_bytes());
+        out.extend_from_slice(&e.stat.ino.to_le_bytes());
+        out.extend_from_slice(&e.stat.size.to_le_bytes());
+        out.extend_from_slice(&e.stat.mtime_ns.to_le_bytes());
+        out.extend_from_slice(e.digest.as_bytes());
+        out.extend_from_slice(&e.hashed_at_ns.to_le_bytes());
+    }
+    out
+}
+
+/// The entries of an encoded cache; `None` if it is not one, or cut short.
+fn decode(bytes: &[u8]) -> Option<HashMap<PathBuf, Entry>> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut rest = bytes.strip_prefix(MAGIC)?;
+    let mut entries = HashMap::new();
+    while !rest.is_empty() {
+        let len = u32::from_le_bytes(take(&mut rest, 4)?.try_into().ok()?) as usize;
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(take(&mut rest, len)?));
+        let mut u64_at = || Some(u64::from_le_bytes(take(&mut rest, 8)?.try_into().ok()?));
+        let (dev, ino, size) = (u64_at()?, u64_at()?, u64_at()?);
+        let mtime_ns = i128::from_le_bytes(take(&mut rest, 16)?.try_into().ok()?);
+        let digest = Digest::from_bytes(take(&mut rest, 32)?.try_into().ok()?);
+        let hashed_at_ns = i128::from_le_bytes(take(&mut rest, 16)?.try_into().ok()?);
+        let stat = Stat {
+            dev,
+            ino,
+            size,
+            mtime_ns,
+        };
+        entries.insert(
+            path,
+            Entry {
+                stat,
+                digest,
+                hashed_at_ns,
+            },
+        );
+    }
+    Some(entries)
+}
+
+/// The next `n` bytes of `rest`, if it has them.
+fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    let (head, tail) = rest.split_at_checked(n)?;
+    *rest = tail;
+    Some(head)
+}
+
 /// blake3 of a file's bytes.
 pub fn hash_file(path: &Path, size: u64) -> Result<Digest<Object>> {
     let mut hasher = blake3::Hasher::new();
@@ -140,4 +200,32 @@ pub fn hash_file(path: &Path, size: u64) -> Result<Digest<Object>> {
         hasher.update(&bytes);
     }
     Ok(Digest::from_hash(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_survive_a_save_and_a_damaged_file_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"contents").unwrap();
+        let meta = std::fs::metadata(&file).unwrap();
+        let mut cache = StatCache::default();
+        let digest = cache.digest(&file, &meta).unwrap();
+        assert_eq!(digest, Digest::of(b"contents"));
+        let path = dir.path().join("stat-cache");
+        cache.save(&path).unwrap();
+        let loaded = StatCache::load(&path);
+        assert_eq!(loaded.entries, cache.entries);
+        assert_eq!(loaded.entries.len(), 1);
+
+        // Cut short, or another format (the JSON of earlier versions): empty.
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(StatCache::load(&path).entries.is_empty());
+        std::fs::write(&path, b"{\"version\": 1, \"entries\": {}}").unwrap();
+        assert!(StatCache::load(&path).entries.is_empty());
+    }
 }
