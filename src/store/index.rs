@@ -25,7 +25,7 @@ pub(super) struct Entry {
 }
 
 impl Store {
-    fn index_path(&self, pipeline: &str) -> PathBuf {
+    pub(super) fn index_path(&self, pipeline: &str) -> PathBuf {
         self.refs_path(pipeline).with_extension("index")
     }
 
@@ -74,7 +74,9 @@ impl Store {
         let mut old = self.read_index(pipeline);
         let fresh: HashMap<_, _> = fresh.into_iter().map(|c| (c.key, c)).collect();
         let mut text = Vec::new();
-        for key in refs.stages.values() {
+        let mut written = std::collections::HashSet::new();
+        // Two stages may share a key: its entry is written once.
+        for key in refs.stages.values().filter(|k| written.insert(**k)) {
             let entry = match (old.remove(key), fresh.get(key)) {
                 (Some(entry), _) => Some(entry),
                 (None, Some(completed)) => self.tree(&completed.output)?.map(|tree| Entry {

@@ -45,8 +45,13 @@ impl Store {
     /// is left out: it is looked up again, and its error reported, when it is needed.
     pub fn look_ahead(&self, pipeline: &str, keys: Vec<Digest<StageKey>>) -> Lookahead {
         let mut index = self.read_index(pipeline);
-        let mut keys: Vec<(Digest<StageKey>, Option<Entry>)> =
-            keys.into_iter().map(|k| (k, index.remove(&k))).collect();
+        // Each key once, though stages may share it.
+        let mut seen = std::collections::HashSet::new();
+        let mut keys: Vec<(Digest<StageKey>, Option<Entry>)> = keys
+            .into_iter()
+            .filter(|k| seen.insert(*k))
+            .map(|k| (k, index.remove(&k)))
+            .collect();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let chunk = keys.len().div_ceil(threads).max(1);
         // Stages of a sweep often share one output (a hundred thousand empty ones):
@@ -106,9 +111,15 @@ impl Store {
 }
 
 impl Lookahead {
-    /// The lookup of `key`: the one done ahead, if any (once), else one done now.
+    /// The lookup of `key`: the one done ahead, if any, else one done now.
     pub fn lookup(&mut self, store: &Store, key: &Digest<StageKey>) -> Result<Ahead> {
-        let (ahead, indexed) = match self.found.remove(key) {
+        // A hit is kept for another stage of the same key; a miss is looked up again
+        // next time, the key's result may have been computed since.
+        let found = match self.found.get(key) {
+            Some((Ahead::Hit(_), _)) => self.found.get(key).cloned(),
+            _ => self.found.remove(key),
+        };
+        let (ahead, indexed) = match found {
             Some(found) => found,
             None => (store.lookup(key)?.into(), false),
         };
@@ -216,5 +227,34 @@ mod tests {
             }
             assert_eq!(ahead.lookup(&store, &keys[4]).unwrap(), Ahead::Miss);
         }
+    }
+
+    #[test]
+    fn two_stages_of_one_key_are_both_answered_from_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("cache")).unwrap();
+        let key: Digest<StageKey> = Digest::of(b"shared");
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("f"), "x").unwrap();
+        store.write_record(&record(&store, key, &out)).unwrap();
+        let refs = [("a".to_string(), key), ("b".to_string(), key)].into();
+        store.update_refs("p", &refs).unwrap();
+        let completed = Completed::from(&store.record(&key).unwrap().unwrap());
+        store.write_index("p", [&completed]).unwrap();
+        let lines = std::fs::read_to_string(store.index_path("p")).unwrap();
+        assert_eq!(lines.lines().count(), 1, "written once");
+
+        let mut ahead = store.look_ahead("p", vec![key, key]);
+        for _ in 0..2 {
+            assert_eq!(
+                ahead.lookup(&store, &key).unwrap(),
+                Ahead::Hit(completed.clone())
+            );
+        }
+        assert!(
+            !ahead.index_lacked_a_hit(),
+            "both from the index: nothing to rewrite"
+        );
     }
 }
