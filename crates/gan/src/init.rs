@@ -29,6 +29,11 @@ pub enum Init {
     Ones,
     /// A random unit vector (spectral-norm u and v).
     UnitNormal,
+    /// N(0, std²) whatever the scheme: StyleGAN2's layers, whose weights are drawn from
+    /// N(0, 1/lr_multiplier²) and scaled at run time (equalized learning rate).
+    Normal {
+        std: f64,
+    },
 }
 
 /// Draws initial values from one seeded stream, in the order tensors are created.
@@ -50,6 +55,7 @@ impl Initializer {
         match init {
             Init::Zeros => vec![0.0; n],
             Init::Ones => vec![1.0; n],
+            Init::Normal { std } => (0..n).map(|_| (std * self.normal()) as f32).collect(),
             Init::UnitNormal => {
                 let v: Vec<f64> = (0..n).map(|_| self.normal()).collect();
                 let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);

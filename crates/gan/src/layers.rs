@@ -202,7 +202,7 @@ impl<'a, B: Kernels> Scope<'a, B> {
     }
 
     /// Stores a buffer's new value (detached: state never carries gradients).
-    fn store(&mut self, name: &str, value: Tensor<B, 1>) {
+    pub(crate) fn store(&mut self, name: &str, value: Tensor<B, 1>) {
         let full = self.join(name);
         self.tensors.set(&full, value.detach());
     }

@@ -18,6 +18,7 @@ pub mod import;
 pub mod init;
 pub mod layers;
 pub mod loss;
+pub mod mapping;
 pub mod sample;
 pub mod tensors;
 pub mod train;
