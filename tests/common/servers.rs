@@ -32,6 +32,25 @@ pub struct Server {
 }
 
 impl Server {
+    /// The bytes of the whole objects the server holds (files in its `cas` folders;
+    /// both servers keep an upload elsewhere until it is complete).
+    pub fn cas_bytes(&self) -> u64 {
+        fn walk(dir: &std::path::Path, in_cas: bool) -> u64 {
+            std::fs::read_dir(dir).map_or(0, |entries| {
+                entries
+                    .map(|e| e.unwrap())
+                    .map(|e| match e.file_type().unwrap().is_dir() {
+                        true => walk(&e.path(), e.file_name() == "cas"),
+                        // Named by their digest; a server's partial upload is not.
+                        false if in_cas && e.file_name().len() == 64 => e.metadata().unwrap().len(),
+                        false => 0,
+                    })
+                    .sum()
+            })
+        }
+        walk(self.dir.path(), false)
+    }
+
     pub fn start(kind: Kind) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
