@@ -36,9 +36,11 @@ pub fn init() {
         launch(args.collect());
     }
     // Resolved in the child, whose image this still is when it execs: right even if
-    // the binary was replaced since we started.
-    if cfg!(target_os = "linux") {
-        LAUNCHER.get_or_init(|| "/proc/self/exe".into());
+    // the binary was replaced since we started. Without /proc (a bare container), the
+    // fork of `isolated` starts programs instead.
+    let launcher = std::path::Path::new("/proc/self/exe");
+    if cfg!(target_os = "linux") && launcher.exists() {
+        LAUNCHER.get_or_init(|| launcher.into());
     }
 }
 
