@@ -41,24 +41,15 @@ impl Store {
                 return HashMap::new();
             }
         };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = split_lines(&text, threads)
-                .into_iter()
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.split(|&b| b == b'\n')
-                            .filter_map(|line| serde_json::from_slice::<Entry>(line).ok())
-                            .map(|entry| (entry.completed.key, entry))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().expect("parsing does not panic"))
+        let parts = split_lines(&text, crate::schedule::cores());
+        super::on_every_core(parts, |part| {
+            part.split(|&b| b == b'\n')
+                .filter_map(|line| serde_json::from_slice::<Entry>(line).ok())
+                .map(|entry| (entry.completed.key, entry))
                 .collect()
         })
+        .into_iter()
+        .collect()
     }
 
     /// Rewrites the index for the keys the refs name now: the entries of `fresh` (what

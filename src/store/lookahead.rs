@@ -52,8 +52,7 @@ impl Store {
             .filter(|k| seen.insert(*k))
             .map(|k| (k, index.remove(&k)))
             .collect();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = keys.len().div_ceil(threads).max(1);
+        let chunk = keys.len().div_ceil(crate::schedule::cores()).max(1);
         // Stages of a sweep often share one output (a hundred thousand empty ones):
         // each tree is checked once here.
         let checked: Mutex<HashMap<Digest<Object>, TreeState>> = Mutex::default();
@@ -84,25 +83,14 @@ impl Store {
                 }
             }
         };
-        let found = std::thread::scope(|scope| {
-            let workers: Vec<_> = keys
-                .chunks_mut(chunk)
-                .map(|keys| {
-                    let lookup = &lookup;
-                    scope.spawn(move || {
-                        keys.iter_mut()
-                            .filter_map(|(key, entry)| {
-                                Some((*key, lookup(key, entry.take()).ok()?))
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().expect("lookups do not panic"))
+        let parts: Vec<_> = keys.chunks_mut(chunk).collect();
+        let found = super::on_every_core(parts, |keys| {
+            keys.iter_mut()
+                .filter_map(|(key, entry)| Some((*key, lookup(key, entry.take()).ok()?)))
                 .collect()
-        });
+        })
+        .into_iter()
+        .collect();
         Lookahead {
             found,
             unindexed_hits: 0,
@@ -116,7 +104,7 @@ impl Lookahead {
         // A hit is kept for another stage of the same key; a miss is looked up again
         // next time, the key's result may have been computed since.
         let found = match self.found.get(key) {
-            Some((Ahead::Hit(_), _)) => self.found.get(key).cloned(),
+            Some(hit @ (Ahead::Hit(_), _)) => Some(hit.clone()),
             _ => self.found.remove(key),
         };
         let (ahead, indexed) = match found {

@@ -240,6 +240,25 @@ fn list_json_stems<T>(dir: &Path) -> Result<Vec<Digest<T>>> {
     Ok(out)
 }
 
+/// `work` on each of `parts`, each on a thread of its own, the results in order: what
+/// the store reads for a whole pipeline at once (its index, the lookups ahead) is cut
+/// into a part per core.
+fn on_every_core<P: Send, R: Send>(parts: Vec<P>, work: impl Fn(P) -> Vec<R> + Sync) -> Vec<R> {
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                let work = &work;
+                scope.spawn(move || work(part))
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("the store's workers do not panic"))
+            .collect()
+    })
+}
+
 /// A name no other process or thread will pick: pid, time and a counter.
 pub(crate) fn unique_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -391,12 +391,13 @@ impl TypedKind for Train {
             .resumed_from
             .map(|s| format!(", resumed from step {s}"))
             .unwrap_or_default();
-        let ignored = match ignored.is_empty() {
-            true => String::new(),
-            false => format!(
+        let ignored = if ignored.is_empty() {
+            String::new()
+        } else {
+            format!(
                 "; left out of the checkpoints (held, never used, by the authors' network): {}",
                 ignored.join(", ")
-            ),
+            )
         };
         let summary = format!(
             "{:?} {:?}, {} steps on {used}, {:.2} s/it{resumed}{ignored}",
