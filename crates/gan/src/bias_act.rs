@@ -92,6 +92,18 @@ pub struct BiasAct {
     pub clamp: Option<f64>,
 }
 
+impl BiasAct {
+    /// `act` with its default alpha and gain, unclamped.
+    pub fn default_for(act: Activation) -> BiasAct {
+        BiasAct {
+            act,
+            alpha: None,
+            gain: None,
+            clamp: None,
+        }
+    }
+}
+
 /// `bias_act(x, b, dim, act, alpha, gain, clamp)`.
 pub fn bias_act<B: Backend, const D: usize>(
     x: Tensor<B, D>,

@@ -18,6 +18,16 @@ pub enum Filter {
     Full(Vec<Vec<f64>>),
 }
 
+impl Filter {
+    /// Its taps along x and along y.
+    pub fn size(&self) -> (usize, usize) {
+        match self {
+            Filter::Separable(taps) => (taps.len(), taps.len()),
+            Filter::Full(rows) => (rows.first().map_or(0, Vec::len), rows.len()),
+        }
+    }
+}
+
 /// How [`upfirdn2d`] resamples, per axis as `(x, y)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Resampling {
@@ -93,6 +103,49 @@ pub fn upfirdn2d<B: Backend>(x: Tensor<B, 4>, filter: &Filter, r: &Resampling) -
         }
     };
     downsample(x, r.down)
+}
+
+/// `upsample2d(x, f, up)`: `up`× larger, padded so that the output is exactly that.
+pub fn upsample2d<B: Backend>(x: Tensor<B, 4>, filter: &Filter, up: usize) -> Tensor<B, 4> {
+    let (fw, fh) = filter.size();
+    let ((x0, x1), (y0, y1)) = (up_padding(fw, up), up_padding(fh, up));
+    let r = Resampling {
+        up: (up, up),
+        down: (1, 1),
+        padding: (x0, x1, y0, y1),
+        flip_filter: false,
+        gain: (up * up) as f64,
+    };
+    upfirdn2d(x, filter, &r)
+}
+
+/// `downsample2d(x, f, down)`: `down`× smaller, padded so that the output is exactly
+/// that.
+pub fn downsample2d<B: Backend>(x: Tensor<B, 4>, filter: &Filter, down: usize) -> Tensor<B, 4> {
+    let (fw, fh) = filter.size();
+    let ((x0, x1), (y0, y1)) = (down_padding(fw, down), down_padding(fh, down));
+    let r = Resampling {
+        up: (1, 1),
+        down: (down, down),
+        padding: (x0, x1, y0, y1),
+        flip_filter: false,
+        gain: 1.0,
+    };
+    upfirdn2d(x, filter, &r)
+}
+
+/// The padding before and after, along an axis of `taps` filter taps, that makes
+/// upsampling by `up` give exactly `up` times the pixels.
+pub fn up_padding(taps: usize, up: usize) -> (isize, isize) {
+    let (taps, up) = (taps as isize, up as isize);
+    ((taps + up - 1).div_euclid(2), (taps - up).div_euclid(2))
+}
+
+/// The padding before and after, along an axis of `taps` filter taps, that makes
+/// downsampling by `down` give exactly a `down`-th of the pixels.
+pub fn down_padding(taps: usize, down: usize) -> (isize, isize) {
+    let (taps, down) = (taps as isize, down as isize);
+    ((taps - down + 1).div_euclid(2), (taps - down).div_euclid(2))
 }
 
 /// Every `down`-th pixel from the first, per axis.

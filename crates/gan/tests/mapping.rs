@@ -8,22 +8,13 @@ mod common;
 use burn::backend::Autodiff;
 use burn::prelude::*;
 use gan::layers::{Mode, Scope};
-use gan::mapping::{Mapping, Truncation, forward};
-use gan::tensors::{Entry, Role, Tensors};
+use gan::stylegan2::mapping::{Mapping, Truncation, forward};
+use gan::tensors::Tensors;
 use kernels::TestBackend as Inner;
-use metrics::npy;
 
-use common::{cases, check, tensor, values};
+use common::{cases, check, gradients, state, tensor, values};
 
 type Ad = Autodiff<Inner>;
-
-/// An array flattened to one dimension, as network state is stored.
-fn flat(a: &npy::Array) -> npy::Array {
-    npy::Array {
-        shape: vec![a.data.len()],
-        data: a.data.clone(),
-    }
-}
 
 #[test]
 fn the_mapping_network_matches_the_reference_for_every_case() {
@@ -43,26 +34,8 @@ fn the_mapping_network_matches_the_reference_for_every_case() {
             psi: c["truncation_psi"].as_f64().unwrap(),
             cutoff: c["truncation_cutoff"].as_u64().map(|v| v as usize),
         };
-        // The authors' state, name for name.
         let device = Default::default();
-        let mut state = Tensors::<Inner>::new(&device);
-        for (key, array) in &arrays {
-            if let Some(name) = key.strip_prefix("state__") {
-                let role = if name == "w_avg" {
-                    Role::Buffer
-                } else {
-                    Role::Param
-                };
-                state.insert(
-                    name.to_string(),
-                    Entry {
-                        shape: array.shape.clone(),
-                        role,
-                        value: tensor::<Inner, 1>(&flat(array)),
-                    },
-                );
-            }
-        }
+        let state = state(&arrays, &["w_avg"]);
         let mut tensors = Tensors::<Ad>::from_inner(state, true);
         let z = tensor::<Ad, 2>(&arrays["z"]);
         let classes = (m.c_dim > 0).then(|| {
@@ -87,14 +60,7 @@ fn the_mapping_network_matches_the_reference_for_every_case() {
             ("ws".to_string(), values(ws.inner()), &arrays["ws"]),
             ("w_avg".to_string(), values(w_avg.inner()), &arrays["w_avg"]),
         ];
-        for (key, expected) in &arrays {
-            if let Some(name) = key.strip_prefix("grad__") {
-                let got = grads
-                    .get(name)
-                    .unwrap_or_else(|| panic!("{case}: no gradient for `{name}`"));
-                results.push((key.clone(), values(got.clone()), expected));
-            }
-        }
+        results.extend(gradients(&arrays, &grads));
         let results: Vec<_> = results
             .iter()
             .map(|(k, g, e)| (k.as_str(), g.clone(), *e))

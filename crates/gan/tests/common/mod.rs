@@ -1,9 +1,14 @@
 //! What the parity tests of StyleGAN2's operations share: the cases of a fixture folder
 //! and how a result is compared with the reference's.
 
+// Each test binary compiles this module and uses a part of it.
+#![allow(dead_code)]
+
 use std::collections::BTreeMap;
 
 use burn::prelude::*;
+use gan::tensors::{Entry, Role, Tensors};
+use kernels::TestBackend;
 use metrics::npy;
 
 /// Every case of `fixtures/<folder>/`: its name, its entry in `cases.json` and its
@@ -56,4 +61,50 @@ pub fn check(case: &str, results: &[(&str, Vec<f64>, &npy::Array)], failures: &m
             failures.push(format!("{case} {what}: {share:.2} tolerances off"));
         }
     }
+}
+
+/// The network state a case holds (`state__<name>` arrays), name for name; a tensor
+/// whose last name segment is one of `buffers` is a buffer, the others parameters.
+pub fn state(arrays: &BTreeMap<String, npy::Array>, buffers: &[&str]) -> Tensors<TestBackend> {
+    let mut state = Tensors::new(&Default::default());
+    for (key, array) in arrays {
+        let Some(name) = key.strip_prefix("state__") else {
+            continue;
+        };
+        let last = name.rsplit('.').next().unwrap_or(name);
+        let role = match buffers.contains(&last) {
+            true => Role::Buffer,
+            false => Role::Param,
+        };
+        let flat = npy::Array {
+            shape: vec![array.data.len()],
+            data: array.data.clone(),
+        };
+        let entry = Entry {
+            shape: array.shape.clone(),
+            role,
+            value: tensor::<TestBackend, 1>(&flat),
+        };
+        state.insert(name.to_string(), entry);
+    }
+    state
+}
+
+/// The `grad__<name>` arrays of a case, each with the gradient `grads` holds for it
+/// (zeros where it holds none: a parameter that took no part).
+pub fn gradients<'a>(
+    arrays: &'a BTreeMap<String, npy::Array>,
+    grads: &BTreeMap<String, Tensor<TestBackend, 1>>,
+) -> Vec<(String, Vec<f64>, &'a npy::Array)> {
+    arrays
+        .iter()
+        .filter_map(|(key, expected)| {
+            let name = key.strip_prefix("grad__")?;
+            let got = grads
+                .get(name)
+                .map(|g| values(g.clone()))
+                .unwrap_or_else(|| vec![0.0; expected.data.len()]);
+            Some((key.clone(), got, expected))
+        })
+        .collect()
 }

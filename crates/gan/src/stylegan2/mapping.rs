@@ -4,18 +4,17 @@
 //! `cAdaIN` for StyleGAN2), LeakyReLU layers with equalized learning rate and the lr
 //! multiplier, the average w tracked, w broadcast to every layer of the synthesis
 //! network, and truncation toward the average. Part of the StyleGAN2 family (issue 29).
+//! The discriminator's label mappings (`SPD`, `2C`, `D2D-CE`) are the same network
+//! without z, broadcast or average ([`features`]).
 //!
-//! Equalized learning rate: a weight is stored as drawn, N(0, 1/lr_multiplier²), and
-//! scaled by lr_multiplier/√fan_in when used; a bias is scaled by lr_multiplier. Adam
-//! then moves each layer as if its learning rate were multiplied, which is what the
-//! authors' checkpoints hold and import name for name (`mapping.fc0.weight`).
 //! The network runs in value mode only: the path-length penalty differentiates the
 //! synthesis network with respect to w, never this one.
 
 use burn::prelude::*;
 use kernels::Kernels;
 
-use crate::bias_act::{Activation, BiasAct, bias_act};
+use super::layers::{fully_connected, normalize_2nd_moment};
+use crate::bias_act::Activation;
 use crate::init::Init;
 use crate::layers::Scope;
 use crate::tensors::Role;
@@ -50,39 +49,36 @@ impl Truncation {
     };
 }
 
-/// `FullyConnectedLayer(in, out, activation, lr_multiplier)`.
-pub fn fully_connected<B: Kernels>(
+/// The mapped features, `[n, w_dim]`, of latents `z` (`None` for a network without
+/// them) and one-hot classes `c` (`None` when unconditional), before any average,
+/// broadcast or truncation.
+pub fn features<B: Kernels>(
     s: &mut Scope<B>,
-    name: &str,
-    x: Tensor<B, 2>,
-    out: usize,
-    act: Activation,
-    lr_multiplier: f64,
+    m: &Mapping,
+    z: Option<Tensor<B, 2>>,
+    c: Option<Tensor<B, 2>>,
 ) -> Tensor<B, 2> {
-    let mut s = s.at(name);
-    let inp = x.dims()[1];
-    let init = Init::Normal {
-        std: 1.0 / lr_multiplier,
-    };
-    let w = s
-        .tensor("weight", &[out, inp], Role::Param, init)
-        .reshape([out, inp]);
-    let w = w * (lr_multiplier / (inp as f64).sqrt());
-    let b = s.tensor("bias", &[out], Role::Param, Init::Zeros) * lr_multiplier;
-    let spec = BiasAct {
-        act,
-        alpha: None,
-        gain: None,
-        clamp: None,
-    };
-    bias_act(x.matmul(w.transpose()), Some(b), 1, &spec)
+    let mut x = z.map(normalize_2nd_moment);
+    if m.c_dim > 0 {
+        let c = c.expect("a conditional mapping network takes classes");
+        let embed = fully_connected(s, "embed", c, m.w_dim, Activation::Linear, 1.0, BIAS);
+        let y = normalize_2nd_moment(embed);
+        x = Some(match x {
+            Some(x) => Tensor::cat(vec![x, y], 1),
+            None => y,
+        });
+    }
+    let mut x = x.expect("a mapping network maps latents, classes or both");
+    for i in 0..m.num_layers {
+        let name = format!("fc{i}");
+        let (act, lr) = (Activation::Lrelu, m.lr_multiplier);
+        x = fully_connected(s, &name, x, m.w_dim, act, lr, BIAS);
+    }
+    x
 }
 
-/// Each row scaled to unit mean square (`normalize_2nd_moment`, eps 1e-8).
-pub fn normalize_2nd_moment<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
-    let scale = (x.clone().powi_scalar(2).mean_dim(1) + 1e-8).sqrt().recip();
-    x * scale
-}
+/// The mapping layers' biases start at zero.
+const BIAS: Option<Init> = Some(Init::Zeros);
 
 /// The ws, `[n, num_ws, w_dim]`, for latents `z` and one-hot classes `c` (`None` when
 /// unconditional). `update_w_avg` moves the tracked average toward this batch's mean
@@ -95,16 +91,7 @@ pub fn forward<B: Kernels>(
     truncation: Truncation,
     update_w_avg: bool,
 ) -> Tensor<B, 3> {
-    let mut x = normalize_2nd_moment(z);
-    if m.c_dim > 0 {
-        let c = c.expect("a conditional mapping network takes classes");
-        let y = fully_connected(s, "embed", c, m.w_dim, Activation::Linear, 1.0);
-        x = Tensor::cat(vec![x, normalize_2nd_moment(y)], 1);
-    }
-    for i in 0..m.num_layers {
-        let name = format!("fc{i}");
-        x = fully_connected(s, &name, x, m.w_dim, Activation::Lrelu, m.lr_multiplier);
-    }
+    let x = features(s, m, Some(z), c);
     let mut w_avg = s.tensor("w_avg", &[m.w_dim], Role::Buffer, Init::Zeros);
     if update_w_avg {
         // mean.lerp(w_avg, beta): mean + beta · (w_avg − mean).
