@@ -8,7 +8,7 @@ mod common;
 use burn::backend::Autodiff;
 use burn::prelude::*;
 use gan::layers::{Mode, Scope};
-use gan::stylegan2::mapping::{Mapping, Truncation, forward};
+use gan::stylegan2::mapping::{Layers, Mapping, Truncation, forward};
 use gan::tensors::Tensors;
 use kernels::TestBackend as Inner;
 
@@ -23,11 +23,13 @@ fn the_mapping_network_matches_the_reference_for_every_case() {
         let num = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{case}: no `{k}`")) as usize;
         let m = Mapping {
             z_dim: num("z_dim"),
-            c_dim: num("c_dim"),
-            w_dim: num("w_dim"),
+            layers: Layers {
+                c_dim: num("c_dim"),
+                w_dim: num("w_dim"),
+                num_layers: num("num_layers"),
+                lr_multiplier: c["lr_multiplier"].as_f64().unwrap(),
+            },
             num_ws: num("num_ws"),
-            num_layers: num("num_layers"),
-            lr_multiplier: c["lr_multiplier"].as_f64().unwrap(),
             w_avg_beta: c["w_avg_beta"].as_f64().unwrap(),
         };
         let truncation = Truncation {
@@ -38,11 +40,11 @@ fn the_mapping_network_matches_the_reference_for_every_case() {
         let state = state(&arrays, &["w_avg"]);
         let mut tensors = Tensors::<Ad>::from_inner(state, true);
         let z = tensor::<Ad, 2>(&arrays["z"]);
-        let classes = (m.c_dim > 0).then(|| {
+        let classes = (m.layers.c_dim > 0).then(|| {
             let labels: Vec<i64> = arrays["labels"].data.iter().map(|&v| v as i64).collect();
             let n = labels.len();
             let labels = Tensor::<Ad, 1, Int>::from_data(TensorData::new(labels, [n]), &device);
-            labels.one_hot(m.c_dim).float()
+            labels.one_hot(m.layers.c_dim).float()
         });
         let update = c["update_emas"].as_bool().unwrap();
         let ws = {

@@ -19,17 +19,23 @@ use crate::init::Init;
 use crate::layers::Scope;
 use crate::tensors::Role;
 
-/// The reference's `MappingNetwork` arguments (embedding and layer widths are w's).
+/// The layers of a `MappingNetwork` (embedding and layer widths are w's).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Mapping {
-    pub z_dim: usize,
+pub struct Layers {
     /// Classes (a one-hot c); 0 for an unconditional network.
     pub c_dim: usize,
     pub w_dim: usize,
-    /// How many copies of w the synthesis network takes.
-    pub num_ws: usize,
     pub num_layers: usize,
     pub lr_multiplier: f64,
+}
+
+/// The reference's `MappingNetwork` arguments for G's network.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mapping {
+    pub z_dim: usize,
+    pub layers: Layers,
+    /// How many copies of w the synthesis network takes.
+    pub num_ws: usize,
     /// Decay of the tracked average of w.
     pub w_avg_beta: f64,
 }
@@ -54,7 +60,7 @@ impl Truncation {
 /// broadcast or truncation.
 pub fn features<B: Kernels>(
     s: &mut Scope<B>,
-    m: &Mapping,
+    m: &Layers,
     z: Option<Tensor<B, 2>>,
     c: Option<Tensor<B, 2>>,
 ) -> Tensor<B, 2> {
@@ -91,11 +97,12 @@ pub fn forward<B: Kernels>(
     truncation: Truncation,
     update_w_avg: bool,
 ) -> Tensor<B, 3> {
-    let x = features(s, m, Some(z), c);
-    let mut w_avg = s.tensor("w_avg", &[m.w_dim], Role::Buffer, Init::Zeros);
+    let x = features(s, &m.layers, Some(z), c);
+    let w_dim = m.layers.w_dim;
+    let mut w_avg = s.tensor("w_avg", &[w_dim], Role::Buffer, Init::Zeros);
     if update_w_avg {
         // mean.lerp(w_avg, beta): mean + beta · (w_avg − mean).
-        let mean = x.clone().detach().mean_dim(0).reshape([m.w_dim]);
+        let mean = x.clone().detach().mean_dim(0).reshape([w_dim]);
         w_avg = mean.clone() + (w_avg - mean) * m.w_avg_beta;
         s.store("w_avg", w_avg.clone());
     }

@@ -4,6 +4,7 @@
 //! activation of [`crate::bias_act`]. Tensors carry the names of the authors' state
 //! dicts (`mapping.fc0.weight`, `synthesis.b8.conv0.affine.bias`, `b4.mbstd`…).
 
+pub mod discriminator;
 pub mod layers;
 pub mod mapping;
 pub mod synthesis;
