@@ -215,6 +215,13 @@ impl<T: Explain> Explain for Option<T> {
     }
 }
 
+/// A boxed value reads as the value.
+impl<T: Explain> Explain for Box<T> {
+    fn shape() -> Shape {
+        T::shape()
+    }
+}
+
 impl<T: Explain> Explain for Vec<T> {
     fn shape() -> Shape {
         Shape::List(Box::new(T::shape()))

@@ -146,6 +146,7 @@ fn config(row: &Row, iterations: u64) -> (ModelConfig, TrainConfig) {
         d_init: Default::default(),
         image_size: None,
         aux_cls_type: Default::default(),
+        stylegan2: None,
     };
     let train = TrainConfig {
         batch_size: row.batch,
@@ -174,6 +175,7 @@ fn config(row: &Row, iterations: u64) -> (ModelConfig, TrainConfig) {
         }),
         flip: true,
         sync_bn: false,
+        stylegan2: None,
         apply_diffaug: row.diffaug,
         lecam: None,
         latent_op: row.latent_op.then_some(LatentOpConfig {

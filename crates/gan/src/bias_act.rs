@@ -82,6 +82,42 @@ impl Activation {
     }
 }
 
+impl Activation {
+    /// The derivative at `x` (inputs, the bias added).
+    fn derivative<B: Backend, const D: usize>(self, x: Tensor<B, D>, alpha: f64) -> Tensor<B, D> {
+        const SELU_ALPHA: f64 = 1.673_263_242_354_377_2;
+        const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
+        let positive = |x: Tensor<B, D>| x.greater_elem(0.0).float();
+        match self {
+            Activation::Linear => x.ones_like(),
+            Activation::Relu => positive(x),
+            Activation::Lrelu => positive(x) * (1.0 - alpha) + alpha,
+            Activation::Tanh => activation::tanh(x).powi_scalar(2).neg() + 1.0,
+            Activation::Sigmoid => {
+                let y = activation::sigmoid(x);
+                y.clone() * (y.neg() + 1.0)
+            }
+            Activation::Elu => {
+                let p = positive(x.clone());
+                p.clone() + (p.neg() + 1.0) * x.clamp_max(0.0).exp()
+            }
+            Activation::Selu => {
+                let p = positive(x.clone());
+                (p.clone() + (p.neg() + 1.0) * x.clamp_max(0.0).exp() * SELU_ALPHA) * SELU_SCALE
+            }
+            // Above 20, where PyTorch's softplus is x itself, the slope is 1.
+            Activation::Softplus => {
+                let above = x.clone().greater_elem(20.0);
+                activation::sigmoid(x.clone()).mask_fill(above, 1.0)
+            }
+            Activation::Swish => {
+                let y = activation::sigmoid(x.clone());
+                y.clone() * (x * (y.neg() + 1.0) + 1.0)
+            }
+        }
+    }
+}
+
 /// What [`bias_act`] does after the bias: `None` takes the activation's default.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BiasAct {
@@ -126,5 +162,87 @@ pub fn bias_act<B: Backend, const D: usize>(
     match spec.clamp {
         Some(c) => x.clamp(-c, c),
         None => x,
+    }
+}
+
+/// The tangents of [`bias_act`] at `x`: `tangents` (of x; the bias is a constant)
+/// times the activation's slope at x + bias, times the gain, zero where the output is
+/// clamped.
+pub fn bias_act_tangent<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    tangents: Tensor<B, D>,
+    bias: Option<Tensor<B, 1>>,
+    dim: usize,
+    spec: &BiasAct,
+) -> Tensor<B, D> {
+    let x = match bias {
+        Some(b) => {
+            let mut shape = [1; D];
+            shape[dim] = b.dims()[0];
+            x + b.reshape(shape)
+        }
+        None => x,
+    };
+    let alpha = spec.alpha.unwrap_or(spec.act.default_alpha());
+    let gain = spec.gain.unwrap_or(spec.act.default_gain());
+    let slope = spec.act.derivative(x.clone(), alpha) * gain;
+    let slope = match spec.clamp {
+        Some(c) => {
+            let inside = (spec.act.apply(x, alpha) * gain).abs().lower_equal_elem(c);
+            slope * inside.float()
+        }
+        None => slope,
+    };
+    tangents * slope
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+
+    /// Every activation's tangent rule against autodiff's gradient of the sum, with a
+    /// bias, a gain and a clamp that cuts some outputs.
+    #[test]
+    fn tangents_are_the_slopes_autodiff_finds() {
+        let device = Default::default();
+        let values: Vec<f32> = (0..24).map(|i| (i as f32 - 11.5) * 0.37).collect();
+        let x = Tensor::<Flex, 1>::from_floats(values.as_slice(), &device).reshape([2, 3, 4]);
+        let bias = Tensor::<Flex, 1>::from_floats([0.3, -0.2, 0.1], &device);
+        for act in [
+            Activation::Linear,
+            Activation::Relu,
+            Activation::Lrelu,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Activation::Elu,
+            Activation::Selu,
+            Activation::Softplus,
+            Activation::Swish,
+        ] {
+            let spec = BiasAct {
+                gain: Some(1.3),
+                clamp: Some(2.0),
+                ..BiasAct::default_for(act)
+            };
+            let ones = x.ones_like();
+            let slopes = bias_act_tangent(x.clone(), ones, Some(bias.clone()), 1, &spec);
+            let leaf = Tensor::<Autodiff<Flex>, 3>::from_inner(x.clone()).require_grad();
+            let y = bias_act(
+                leaf.clone(),
+                Some(Tensor::from_inner(bias.clone())),
+                1,
+                &spec,
+            );
+            let grad = leaf.grad(&y.sum().backward()).unwrap();
+            let got = slopes.into_data().to_vec::<f32>().unwrap();
+            let want = grad.into_data().to_vec::<f32>().unwrap();
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - b).abs() < 1e-5,
+                    "{act:?} at {i}: tangent {a}, autodiff {b}"
+                );
+            }
+        }
     }
 }

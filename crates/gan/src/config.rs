@@ -16,6 +16,9 @@ pub enum Architecture {
     Biggan32,
     Biggan64,
     Biggan128,
+    /// StyleGAN2 as StudioGAN v0.4 builds it, at the resolution and widths of the
+    /// model's `stylegan2` section.
+    Stylegan2,
 }
 
 impl Architecture {
@@ -30,6 +33,7 @@ impl Architecture {
             "biggan32" => Architecture::Biggan32,
             "biggan64" => Architecture::Biggan64,
             "biggan128" => Architecture::Biggan128,
+            "stylegan2" => Architecture::Stylegan2,
             _ => return None,
         })
     }
@@ -49,14 +53,60 @@ impl Architecture {
         )
     }
 
-    pub fn image_size(self) -> usize {
+    /// The size of the images it makes, where the architecture fixes it (StyleGAN2's
+    /// is its section's `resolution`).
+    pub fn native_size(self) -> Option<usize> {
         match self {
-            Architecture::Dcgan32 | Architecture::Resgan32 | Architecture::Biggan32 => 32,
-            Architecture::Resgan64 | Architecture::Biggan64 => 64,
-            Architecture::Resgan128 | Architecture::Biggan128 => 128,
+            Architecture::Dcgan32 | Architecture::Resgan32 | Architecture::Biggan32 => Some(32),
+            Architecture::Resgan64 | Architecture::Biggan64 => Some(64),
+            Architecture::Resgan128 | Architecture::Biggan128 => Some(128),
+            Architecture::Stylegan2 => None,
         }
     }
 }
+
+/// StyleGAN2's discriminator blocks (v0.4's `d_architecture`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Explain)]
+pub enum DBlocks {
+    /// Two convolutions, the second downsampling (v0.4's CIFAR-10 configs).
+    Orig,
+    /// With a downsampled 1×1 skip path, both paths scaled by √½ (v0.4's default).
+    Resnet,
+}
+
+/// StyleGAN2's networks (v0.4's `MODEL.w_dim` and `STYLEGAN` section, and the widths
+/// its `models/model.py` chooses).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Explain)]
+#[serde(deny_unknown_fields)]
+pub struct Stylegan2Model {
+    /// The images' width and height: a power of two, at least 8.
+    pub resolution: usize,
+    /// Length of the intermediate latent w.
+    pub w_dim: usize,
+    /// Layers of G's mapping network (v0.4: 2 for CIFAR-10, 8 elsewhere).
+    pub mapping_network: usize,
+    /// Channels at resolution r are min(channel_base / r, channel_max) in G and D (v0.4:
+    /// 32768 for CIFAR-10 and 512 pixels or more, 16384 elsewhere).
+    pub channel_base: usize,
+    #[serde(default = "default_channel_max")]
+    pub channel_max: usize,
+    /// D's blocks.
+    pub d_architecture: DBlocks,
+    /// Images per group of D's minibatch standard deviation; the batch (per device)
+    /// must be a multiple of it, or smaller.
+    pub d_epilogue_mbstd_group_size: usize,
+    /// The probability that a training pass of G mixes two latents' ws at a random
+    /// layer (v0.4: 0 for CIFAR-10, 0.9 elsewhere).
+    #[serde(default)]
+    pub style_mixing_p: f64,
+}
+
+fn default_channel_max() -> usize {
+    512
+}
+
+/// D's class mapping network in `SPD` conditioning has v0.4's default depth.
+pub const D_MAPPING_LAYERS: usize = 8;
 
 /// How the discriminator (and the generator's BatchNorm) use the class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Explain)]
@@ -178,6 +228,9 @@ pub struct ModelConfig {
     /// ADCGAN's dual classifier on D's class head (v0.4's `aux_cls_type`).
     #[serde(default, skip_serializing_if = "AuxClassifier::is_none")]
     pub aux_cls_type: AuxClassifier,
+    /// StyleGAN2's networks (with `architecture: Stylegan2`, and only there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stylegan2: Option<Box<Stylegan2Model>>,
 }
 
 fn default_shared_dim() -> usize {
@@ -201,13 +254,15 @@ fn yes() -> bool {
 
 impl ModelConfig {
     pub fn image_size(&self) -> usize {
-        self.image_size
-            .unwrap_or_else(|| self.architecture.image_size())
+        match (self.architecture.native_size(), &self.stylegan2) {
+            (None, Some(style)) => style.resolution,
+            (native, _) => self.image_size.or(native).unwrap_or(0),
+        }
     }
 
     /// How many blocks the reduced image size drops from each network.
     pub fn dropped_blocks(&self) -> usize {
-        let native = self.architecture.image_size();
+        let native = self.architecture.native_size().unwrap_or(self.image_size());
         (native / self.image_size().max(1)).trailing_zeros() as usize
     }
 
@@ -231,8 +286,24 @@ impl ModelConfig {
 
     /// Problems with the configuration, as (field, message).
     pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.architecture == Architecture::Stylegan2 {
+            return self.check_stylegan2();
+        }
+        if self.stylegan2.is_some() {
+            return Err((
+                "stylegan2",
+                format!(
+                    "{:?} is not StyleGAN2; leave the section out",
+                    self.architecture
+                ),
+            ));
+        }
         let big = self.architecture.shares_embedding();
-        let native = self.architecture.image_size();
+        let native = self.image_size.map_or(self.image_size(), |_| {
+            self.architecture
+                .native_size()
+                .expect("the other architectures fix their size")
+        });
         if let Some(size) = self.image_size {
             let halvings = (native / size.max(1)).trailing_zeros() as usize;
             let fits = size > 0 && size <= native && native == size << halvings;
@@ -339,6 +410,101 @@ impl ModelConfig {
     }
 }
 
+impl ModelConfig {
+    /// StyleGAN2's own checks: its section is there and sound, and no field of the
+    /// other architectures is set (it would change the key and train the same network).
+    fn check_stylegan2(&self) -> Result<(), (&'static str, String)> {
+        let Some(style) = &self.stylegan2 else {
+            return Err((
+                "stylegan2",
+                "Stylegan2 needs its section: `stylegan2: Some((resolution: 32, w_dim: 512, \
+                 mapping_network: 2, channel_base: 32768, d_architecture: Orig, \
+                 d_epilogue_mbstd_group_size: 32))`, as configs/stylegan2/ write it"
+                    .into(),
+            ));
+        };
+        let r = style.resolution;
+        if r < 8 || !r.is_power_of_two() {
+            return Err((
+                "stylegan2",
+                format!("resolution {r}: StyleGAN2 makes images of a power of two, 8 or more"),
+            ));
+        }
+        for (field, value) in [
+            ("w_dim", style.w_dim),
+            ("mapping_network", style.mapping_network),
+            ("channel_max", style.channel_max),
+            (
+                "d_epilogue_mbstd_group_size",
+                style.d_epilogue_mbstd_group_size,
+            ),
+        ] {
+            if value == 0 {
+                return Err(("stylegan2", format!("{field} must be at least 1")));
+            }
+        }
+        if style.channel_base < r {
+            return Err((
+                "stylegan2",
+                format!(
+                    "channel_base {}: the {r}×{r} layers would have no channels \
+                     (channel_base / {r})",
+                    style.channel_base
+                ),
+            ));
+        }
+        if !(0.0..=1.0).contains(&style.style_mixing_p) {
+            return Err((
+                "stylegan2",
+                format!(
+                    "style_mixing_p {} is not a probability",
+                    style.style_mixing_p
+                ),
+            ));
+        }
+        if self.num_classes == 0 {
+            return Err(("num_classes", "must be at least 1".into()));
+        }
+        if self.aux_cls_type == AuxClassifier::Adc
+            && !self.conditioning.embeds()
+            && self.conditioning != Conditioning::Acgan
+        {
+            return Err((
+                "aux_cls_type",
+                format!(
+                    "ADC needs a class head: conditioning Acgan, Contrastive or D2DCE, not {:?}",
+                    self.conditioning
+                ),
+            ));
+        }
+        let ignored = [
+            ("g_conv_dim", self.g_conv_dim != default_conv_dim()),
+            ("d_conv_dim", self.d_conv_dim != default_conv_dim()),
+            ("shared_dim", self.shared_dim != default_shared_dim()),
+            ("nonlinear_embed", self.nonlinear_embed),
+            ("g_spectral_norm", self.g_spectral_norm),
+            ("d_spectral_norm", self.d_spectral_norm),
+            ("attention", self.attention.is_some()),
+            ("leaky_relu", self.leaky_relu),
+            ("g_init", self.g_init != Scheme::default()),
+            ("d_init", self.d_init != Scheme::default()),
+            ("image_size", self.image_size.is_some()),
+        ];
+        match ignored.iter().find(|(_, set)| *set) {
+            Some((field, _)) => Err((
+                field,
+                format!(
+                    "Stylegan2 does not use `{field}` (its widths are the section's \
+                     channel_base and channel_max, its size its resolution; its layers \
+                     are equalized-learning-rate ones without spectral norm, drawn from \
+                     N(0, 1)); leave it out, or false"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The adversarial loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Explain)]
 pub enum AdvLoss {
@@ -351,6 +517,9 @@ pub enum AdvLoss {
     LeastSquares,
     /// Wasserstein; use with `weight_clipping`.
     Wasserstein,
+    /// StyleGAN2's (v0.4's `logistic`): softplus(−D(x)) + softplus(D(G(z))) for D,
+    /// softplus(−D(G(z))) for G; the same values as `Vanilla`, under v0.4's name.
+    Logistic,
 }
 
 /// An exponential moving average of the generator.
@@ -504,6 +673,54 @@ pub struct TrainConfig {
     /// `synchronized_bn`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub sync_bn: bool,
+    /// StyleGAN2's training (with a Stylegan2 model, and only there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stylegan2: Option<Stylegan2Training>,
+}
+
+/// How StyleGAN2 trains (v0.4's `STYLEGAN` section and the StyleGAN2 branches of its
+/// worker and `config.py`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Explain)]
+#[serde(deny_unknown_fields)]
+pub struct Stylegan2Training {
+    /// G's lazy regularization interval. As v0.4's `config.py` does, G's Adam learning
+    /// rate is multiplied by k/(k + 1) and its betas raised to that power (k this
+    /// interval; 1 leaves them), whether or not path length regularization runs.
+    pub g_reg_interval: u64,
+    /// R1 (`r1_lambda`) as a D step of its own after every this many D steps, on the
+    /// last real batches, weighted by the interval (v0.4's `d_reg_interval`,
+    /// `r1_place: "outside_loop"`); D's learning rate and betas rescaled as G's.
+    pub d_reg_interval: u64,
+    /// The EMA of G (v0.4's `apply_g_ema` with `g_ema_kimg`): its half-life in
+    /// thousands of images; `None`, no EMA.
+    #[serde(default)]
+    pub g_ema_kimg: Option<f64>,
+    /// The EMA's ramp-up: its half-life is at most this share of the images seen so
+    /// far (v0.4's `g_ema_rampup`; `None`, no ramp-up).
+    #[serde(default)]
+    pub g_ema_rampup: Option<f64>,
+}
+
+impl Stylegan2Training {
+    /// The factor k/(k + 1) of lazy regularization every k steps (1 for k = 1).
+    pub fn lazy_ratio(interval: u64) -> f64 {
+        if interval <= 1 {
+            1.0
+        } else {
+            interval as f64 / (interval + 1) as f64
+        }
+    }
+
+    /// The EMA's decay after `step` G steps of `batch` images:
+    /// 0.5^(batch / half-life), the half-life min(kimg·1000, images seen · rampup).
+    pub fn ema_beta(&self, step: u64, batch: usize) -> Option<f64> {
+        let kimg = self.g_ema_kimg?;
+        let mut nimg = kimg * 1000.0;
+        if let Some(rampup) = self.g_ema_rampup {
+            nimg = nimg.min((batch as u64 * step) as f64 * rampup);
+        }
+        Some(0.5f64.powf(batch as f64 / nimg.max(1e-8)))
+    }
 }
 
 fn is_false(value: &bool) -> bool {
@@ -589,6 +806,79 @@ impl TrainConfig {
         }
         if self.batch_size < 2 {
             return Err(("batch_size", "BatchNorm needs at least 2 samples".into()));
+        }
+        Ok(())
+    }
+
+    /// Problems of this training with `model`, as (field of this config, message).
+    pub fn check_with(&self, model: &ModelConfig) -> Result<(), (&'static str, String)> {
+        let Some(model_style) = &model.stylegan2 else {
+            return match self.stylegan2 {
+                Some(_) => Err((
+                    "stylegan2",
+                    format!(
+                        "{:?} is not StyleGAN2; leave the section out",
+                        model.architecture
+                    ),
+                )),
+                None => Ok(()),
+            };
+        };
+        let Some(style) = &self.stylegan2 else {
+            return Err((
+                "stylegan2",
+                "a Stylegan2 model trains with its section: `stylegan2: Some((g_reg_interval: \
+                 4, d_reg_interval: 16, g_ema_kimg: Some(500.0), g_ema_rampup: Some(0.05)))`, \
+                 as configs/stylegan2/ write it"
+                    .into(),
+            ));
+        };
+        if style.g_reg_interval == 0 || style.d_reg_interval == 0 {
+            return Err((
+                "stylegan2",
+                "the regularization intervals are at least 1".into(),
+            ));
+        }
+        for (field, value) in [
+            ("g_ema_kimg", style.g_ema_kimg),
+            ("g_ema_rampup", style.g_ema_rampup),
+        ] {
+            if let Some(v) = value.filter(|v| !(v.is_finite() && *v > 0.0)) {
+                return Err(("stylegan2", format!("{field} {v} must be positive")));
+            }
+        }
+        if style.g_ema_rampup.is_some() && style.g_ema_kimg.is_none() {
+            return Err((
+                "stylegan2",
+                "g_ema_rampup ramps up the EMA of g_ema_kimg, which is not set".into(),
+            ));
+        }
+        if self.ema.is_some() {
+            return Err((
+                "ema",
+                "StyleGAN2's EMA is set by `stylegan2.g_ema_kimg` and `g_ema_rampup` (as v0.4 \
+                 asks); leave `ema` out"
+                    .into(),
+            ));
+        }
+        if self.latent_op.is_some() {
+            return Err((
+                "latent_op",
+                "LOGAN differentiates through G's forward mode, which StyleGAN2's G does not \
+                 have here"
+                    .into(),
+            ));
+        }
+        let group = model_style.d_epilogue_mbstd_group_size.min(self.batch_size);
+        if !self.batch_size.is_multiple_of(group) {
+            return Err((
+                "batch_size",
+                format!(
+                    "{}: D's minibatch standard deviation takes groups of {group} images \
+                     (the model's d_epilogue_mbstd_group_size); use a multiple of it",
+                    self.batch_size
+                ),
+            ));
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ use burn::prelude::*;
 use kernels::Kernels;
 
 use super::config::{Architecture, Conditioning, ModelConfig};
+use super::generator::STYLEGAN2;
 use super::init::Initializer;
 use super::layers::{self, BN, Mode, Scope, SumShards};
 use super::tensors::Tensors;
@@ -54,6 +55,7 @@ fn blocks(config: &ModelConfig) -> Vec<(usize, usize, bool)> {
             (8 * d, 16 * d, true),
             (16 * d, 16 * d, false),
         ],
+        Architecture::Stylegan2 => unreachable!("{STYLEGAN2}"),
     };
     blocks.truncate(blocks.len() - config.dropped_blocks());
     blocks
@@ -65,6 +67,7 @@ pub fn block_count(architecture: Architecture) -> usize {
         Architecture::Resgan32 | Architecture::Biggan32 => 4,
         Architecture::Resgan64 | Architecture::Biggan64 => 5,
         Architecture::Resgan128 | Architecture::Biggan128 => 6,
+        Architecture::Stylegan2 => unreachable!("{STYLEGAN2}"),
     }
 }
 
@@ -77,6 +80,7 @@ fn head_names(architecture: Architecture) -> [&'static str; 3] {
         | Architecture::Biggan64
         | Architecture::Resgan128
         | Architecture::Biggan128 => ["linear6", "linear7", "linear8"],
+        Architecture::Stylegan2 => unreachable!("{STYLEGAN2}"),
     }
 }
 
@@ -86,6 +90,9 @@ pub fn forward<B: Kernels>(
     x: Tensor<B, 4>,
     y: Tensor<B, 1, Int>,
 ) -> Output<B> {
+    if config.architecture == Architecture::Stylegan2 {
+        return crate::stylegan2::judge(s, config, x, y);
+    }
     let sn = config.d_spectral_norm;
     let leaky = config.leaky_relu;
     let mut h = x;

@@ -28,6 +28,7 @@ fn widths(config: &ModelConfig) -> (Vec<usize>, Vec<usize>) {
             vec![16 * g, 16 * g, 8 * g, 4 * g, 2 * g],
             vec![16 * g, 8 * g, 4 * g, 2 * g, g],
         ),
+        Architecture::Stylegan2 => unreachable!("{STYLEGAN2}"),
     };
     let dropped = config.dropped_blocks();
     ins.drain(..dropped);
@@ -37,6 +38,7 @@ fn widths(config: &ModelConfig) -> (Vec<usize>, Vec<usize>) {
 
 pub fn block_count(architecture: Architecture) -> usize {
     match architecture {
+        Architecture::Stylegan2 => unreachable!("{STYLEGAN2}"),
         Architecture::Resgan64 | Architecture::Biggan64 => 4,
         Architecture::Resgan128 | Architecture::Biggan128 => 5,
         _ => 3,
@@ -52,6 +54,7 @@ fn tail_names(architecture: Architecture) -> (Option<&'static str>, &'static str
         | Architecture::Biggan64
         | Architecture::Resgan128
         | Architecture::Biggan128 => (Some("bn6"), "conv2d7"),
+        Architecture::Stylegan2 => unreachable!("{STYLEGAN2}"),
     }
 }
 
@@ -80,13 +83,19 @@ fn norm<B: Kernels>(
     }
 }
 
-/// G(z, y): images in [-1, 1], `[n, 3, size, size]`.
+/// StyleGAN2's networks are its module's; the seed's architectures are this one's.
+pub(crate) const STYLEGAN2: &str = "StyleGAN2's networks are built by gan::stylegan2";
+
+/// G(z, y): images in [-1, 1] (StyleGAN2's are not squashed), `[n, 3, size, size]`.
 pub fn forward<B: Kernels>(
     s: &mut Scope<B>,
     config: &ModelConfig,
     z: Tensor<B, 2>,
     y: Tensor<B, 1, Int>,
 ) -> Tensor<B, 4> {
+    if config.architecture == Architecture::Stylegan2 {
+        return crate::stylegan2::generate(s, config, z, y);
+    }
     let sn = config.g_spectral_norm;
     let leaky = config.leaky_relu;
     let (ins, outs) = widths(config);

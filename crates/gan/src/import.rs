@@ -10,7 +10,7 @@ use burn::prelude::*;
 
 use kernels::Kernels;
 
-use super::config::ModelConfig;
+use super::config::{Architecture, ModelConfig};
 use super::init::Scheme;
 use super::tensors::Tensors;
 use super::{GanError, discriminator, generator};
@@ -41,6 +41,21 @@ pub fn unused_by_reference(config: &ModelConfig, network: Network) -> &'static [
     }
 }
 
+/// The fixed filters StyleGAN2's layers keep as buffers (`…resample_filter`,
+/// `upfirdn2d.setup_filter([1, 3, 3, 1])`: the 4×4 outer product over 64), which the
+/// layers here apply as constants: a checkpoint's must hold exactly these values.
+fn fixed_filter(config: &ModelConfig, name: &str) -> Option<Vec<f64>> {
+    if config.architecture != Architecture::Stylegan2 || !name.ends_with("resample_filter") {
+        return None;
+    }
+    let taps = [1.0, 3.0, 3.0, 1.0];
+    Some(
+        taps.iter()
+            .flat_map(|a| taps.iter().map(move |b| a * b / 64.0))
+            .collect(),
+    )
+}
+
 /// The network in `path`, as configured by `config`.
 pub fn import<B: Kernels>(
     path: &Path,
@@ -64,7 +79,34 @@ pub fn import<B: Kernels>(
         Network::Generator => generator::build::<B>(&skeleton, 0, device),
         Network::Discriminator => discriminator::build::<B>(&skeleton, 0, device),
     };
-    let found = file.shapes();
+    let mut found = file.shapes();
+    let filters: Vec<String> = found
+        .keys()
+        .filter(|k| fixed_filter(config, k).is_some())
+        .cloned()
+        .collect();
+    for name in filters {
+        let expected = fixed_filter(config, &name).expect("a filter's name");
+        let values = file
+            .take(&name, &found[&name])
+            .map_err(|e| GanError::format(e.file, e.message))?;
+        if values.len() != expected.len()
+            || values
+                .iter()
+                .zip(&expected)
+                .any(|(a, b)| (a - b).abs() > 1e-6)
+        {
+            return Err(GanError::format(
+                path.display(),
+                format!(
+                    "`{name}` is not StyleGAN2's [1, 3, 3, 1] filter (shape {:?}), which \
+                     every layer here uses",
+                    found[&name]
+                ),
+            ));
+        }
+        found.remove(&name);
+    }
     let unused = unused_by_reference(config, network);
     let ignored: Vec<(String, usize)> = found
         .iter()

@@ -148,10 +148,30 @@ impl<'a, B: Kernels> Scope<'a, B> {
         }
     }
 
+    /// Whether the batch is values stacked over tangents.
+    pub fn is_tangent(&self) -> bool {
+        self.tangent
+    }
+
+    /// This scope for a quantity of the labels alone, used as a factor of the images'
+    /// quantities (a class projection): no tangents, so a stacked batch's two halves
+    /// (the same labels) both map as values, the factor the tangents are multiplied by.
+    pub fn label_only(&mut self) -> Scope<'_, B> {
+        Scope {
+            tangent: false,
+            ..self.at_path(self.path.clone())
+        }
+    }
+
     /// The scope of a submodule.
     pub fn at(&mut self, name: impl std::fmt::Display) -> Scope<'_, B> {
+        let path = self.join(&name.to_string());
+        self.at_path(path)
+    }
+
+    fn at_path(&mut self, path: String) -> Scope<'_, B> {
         Scope {
-            path: self.join(&name.to_string()),
+            path,
             tensors: self.tensors,
             builder: self.builder.as_deref_mut(),
             mode: self.mode,
@@ -263,12 +283,12 @@ fn weight<B: Kernels>(s: &mut Scope<B>, shape: &[usize], sn: bool, rows: Rows) -
 }
 
 /// The values and the tangents of a stacked batch.
-fn halves<B: Backend, const D: usize>(x: Tensor<B, D>) -> (Tensor<B, D>, Tensor<B, D>) {
+pub(crate) fn halves<B: Backend, const D: usize>(x: Tensor<B, D>) -> (Tensor<B, D>, Tensor<B, D>) {
     let n = x.dims()[0] / 2;
     (x.clone().narrow(0, 0, n), x.narrow(0, n, n))
 }
 
-fn stacked<B: Backend, const D: usize>(
+pub(crate) fn stacked<B: Backend, const D: usize>(
     values: Tensor<B, D>,
     tangents: Tensor<B, D>,
 ) -> Tensor<B, D> {

@@ -14,7 +14,7 @@ impl AdvLoss {
             AdvLoss::Hinge => {
                 activation::relu(-real + 1.0).mean() + activation::relu(fake + 1.0).mean()
             }
-            AdvLoss::Vanilla => {
+            AdvLoss::Vanilla | AdvLoss::Logistic => {
                 -(activation::log_sigmoid(real).mean() + activation::log_sigmoid(-fake).mean())
             }
             AdvLoss::LeastSquares => {
@@ -28,7 +28,7 @@ impl AdvLoss {
     pub fn generator<B: Backend>(self, fake: Tensor<B, 1>) -> Tensor<B, 1> {
         match self {
             AdvLoss::Hinge | AdvLoss::Wasserstein => -fake.mean(),
-            AdvLoss::Vanilla => -activation::log_sigmoid(fake).mean(),
+            AdvLoss::Vanilla | AdvLoss::Logistic => -activation::log_sigmoid(fake).mean(),
             AdvLoss::LeastSquares => (fake - 1.0).powi_scalar(2).mean() * 0.5,
         }
     }

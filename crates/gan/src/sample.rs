@@ -148,6 +148,7 @@ mod tests {
             d_init: Default::default(),
             image_size: None,
             aux_cls_type: Default::default(),
+            stylegan2: None,
         };
         let cancel = AtomicBool::new(false);
         let run = |labels: Option<&[u32]>, latent: Option<&LatentMove<Flex>>| {

@@ -71,6 +71,7 @@ fn every_network_has_the_authors_names_and_shapes() {
             d_init: Scheme::N02,
             image_size: None,
             aux_cls_type: Default::default(),
+            stylegan2: None,
         };
         config
             .check()

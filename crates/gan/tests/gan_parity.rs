@@ -71,6 +71,7 @@ fn model(case: &str, c: &serde_json::Value) -> ModelConfig {
         d_init: Default::default(),
         image_size: None,
         aux_cls_type: Default::default(),
+        stylegan2: None,
     };
     assert_eq!(config.image_size(), num("img_size"), "{case}: image size");
     config

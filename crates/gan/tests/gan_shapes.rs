@@ -105,6 +105,7 @@ fn paper_config(
         d_init: Scheme::N02,
         image_size: None,
         aux_cls_type: Default::default(),
+        stylegan2: None,
     }
 }
 
@@ -180,7 +181,7 @@ fn every_architecture_and_head_at_the_paper_widths() {
 fn every_architecture_at_half_size_drops_a_block_from_each_network() {
     let device = Default::default();
     for paper in PAPER {
-        let native = paper.architecture.image_size();
+        let native = paper.architecture.native_size().unwrap();
         let full = paper_config(
             paper.architecture,
             Conditioning::Contrastive,
@@ -258,6 +259,7 @@ fn image_sizes_that_are_not_halvings_are_refused() {
         let config = ModelConfig {
             image_size: Some(size),
             aux_cls_type: Default::default(),
+            stylegan2: None,
             z_dim: 60,
             ..config.clone()
         };

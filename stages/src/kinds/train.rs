@@ -162,6 +162,7 @@ impl TypedKind for Train {
         params
             .train
             .check()
+            .and_then(|()| params.train.check_with(&params.model))
             .map_err(|(field, message)| Invalid::new(message, &["train", field]))?;
         if params.devices == 0
             || !params

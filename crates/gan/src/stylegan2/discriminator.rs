@@ -15,7 +15,7 @@ use super::mapping::{Layers, features};
 use crate::bias_act::Activation;
 use crate::discriminator::Output;
 use crate::init::Init;
-use crate::layers::{Scope, normalize_rows, without_tangent};
+use crate::layers::{Scope, halves, normalize_rows, stacked};
 
 /// Whether D's blocks add a downsampled skip path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +70,8 @@ impl Discriminator {
 }
 
 /// The class `y` mapped to `dim` by D's mapping network `name` of `num_layers` (no
-/// latent, no average; the reference's default lr multiplier, 0.01). Labels carry no
-/// tangent.
+/// latent, no average; the reference's default lr multiplier, 0.01): a factor of the
+/// images' quantities, the same for values and tangents ([`Scope::label_only`]).
 fn class_map<B: Kernels>(
     s: &mut Scope<B>,
     name: &str,
@@ -80,14 +80,14 @@ fn class_map<B: Kernels>(
     dim: usize,
     num_layers: usize,
 ) -> Tensor<B, 2> {
-    let c = without_tangent(s, y.one_hot(classes).float());
     let layers = Layers {
         c_dim: classes,
         w_dim: dim,
         num_layers,
         lr_multiplier: 0.01,
     };
-    features(&mut s.at(name), &layers, None, Some(c))
+    let c = y.one_hot(classes).float();
+    features(&mut s.label_only().at(name), &layers, None, Some(c))
 }
 
 /// D on images `x` (`[n, img_channels, r, r]`) with labels `y`.
@@ -192,7 +192,7 @@ fn body<B: Kernels>(s: &mut Scope<B>, net: &Discriminator, img: Tensor<B, 4>) ->
     }
     let mut s = s.at("b4");
     let c4 = net.channels(4);
-    let x = minibatch_std(x, net.mbstd_group_size, net.mbstd_num_channels);
+    let x = minibatch_std(&s, x, net.mbstd_group_size, net.mbstd_num_channels);
     let x = conv2d_layer(&mut s, "conv", x, c4, 3, true, lrelu, (1, 1), 1.0);
     let n = x.dims()[0];
     let x = x.reshape([n, c4 * 16]);
@@ -202,7 +202,10 @@ fn body<B: Kernels>(s: &mut Scope<B>, net: &Discriminator, img: Tensor<B, 4>) ->
 /// `MinibatchStdLayer`: the batch split into groups of `group_size` (the image i of
 /// n/G being in group i mod n/G), each group's standard deviation per feature, averaged
 /// over channels (in `num_channels` sets) and pixels, appended as `num_channels` maps.
-pub fn minibatch_std<B: Backend>(
+/// In forward mode the statistics are the values'; their tangents follow (d std =
+/// mean(c·ċ)/std over the group, c the centered values).
+pub fn minibatch_std<B: Kernels>(
+    s: &Scope<B>,
     x: Tensor<B, 4>,
     group_size: Option<usize>,
     num_channels: usize,
@@ -210,18 +213,129 @@ pub fn minibatch_std<B: Backend>(
     if num_channels == 0 {
         return x;
     }
-    let [big_n, c, h, w] = x.dims();
+    let (values, tangents) = if s.is_tangent() {
+        let (v, t) = halves(x);
+        (v, Some(t))
+    } else {
+        (x, None)
+    };
+    let [big_n, c, h, w] = values.dims();
     let g = group_size.map_or(big_n, |g| g.min(big_n));
     let (n, f) = (big_n / g, num_channels);
-    let y = x.clone().reshape([g, n, f, c / f, h * w]);
-    let centered = y.clone() - y.mean_dim(0);
-    let std = (centered.powi_scalar(2).mean_dim(0) + 1e-8).sqrt();
-    let std = std.reshape([n, f, (c / f) * h * w]).mean_dim(2);
-    let maps = std
-        .reshape([1, n, f, 1, 1])
-        .repeat_dim(0, g)
-        .reshape([big_n, f, 1, 1])
-        .repeat_dim(2, h)
-        .repeat_dim(3, w);
-    Tensor::cat(vec![x, maps], 1)
+    let grouped = |x: Tensor<B, 4>| x.reshape([g, n, f, c / f, h * w]);
+    let centered = |y: Tensor<B, 5>| y.clone() - y.mean_dim(0);
+    let cv = centered(grouped(values.clone()));
+    let std = (cv.clone().powi_scalar(2).mean_dim(0) + 1e-8).sqrt();
+    // [1, n, f, c/f, hw] to one value per group and set, as maps over the batch.
+    let maps = |per_pixel: Tensor<B, 5>| {
+        per_pixel
+            .reshape([n, f, (c / f) * h * w])
+            .mean_dim(2)
+            .reshape([1, n, f, 1, 1])
+            .repeat_dim(0, g)
+            .reshape([big_n, f, 1, 1])
+            .repeat_dim(2, h)
+            .repeat_dim(3, w)
+    };
+    let out = Tensor::cat(vec![values, maps(std.clone())], 1);
+    match tangents {
+        None => out,
+        Some(t) => {
+            let ct = centered(grouped(t.clone()));
+            let d_std = (cv * ct).mean_dim(0) / std;
+            stacked(out, Tensor::cat(vec![t, maps(d_std)], 1))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::{Initializer, Scheme};
+    use crate::layers::{Mode, tangent_inputs};
+    use crate::tensors::Tensors;
+    use burn::backend::{Autodiff, Flex};
+
+    fn draw(seed: u64, shape: [usize; 4]) -> Tensor<Flex, 4> {
+        let mut rng = rng::Rng::new(seed);
+        let n = shape.iter().product::<usize>();
+        let values: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+        Tensor::<Flex, 1>::from_floats(values.as_slice(), &Default::default()).reshape(shape)
+    }
+
+    /// D's forward mode against its reverse mode, ⟨J·d⟩ = ⟨Jᵀ·1, d⟩ for the adversarial
+    /// logits, for both kinds of blocks, a class projection and minibatch groups.
+    #[test]
+    fn forward_mode_agrees_with_reverse_mode() {
+        let device = Default::default();
+        let (n, r) = (4, 16);
+        for (blocks, head) in [
+            (Blocks::Orig, Head::Plain),
+            (
+                Blocks::Resnet,
+                Head::Projection {
+                    classes: 3,
+                    mapping_layers: 2,
+                },
+            ),
+        ] {
+            let net = Discriminator {
+                resolution: r,
+                img_channels: 3,
+                channel_base: 64,
+                channel_max: 8,
+                blocks,
+                mbstd_group_size: Some(2),
+                mbstd_num_channels: 1,
+            };
+            let y = Tensor::<Flex, 1, Int>::from_ints([0, 1, 2, 1], &device);
+            let mut tensors = Tensors::<Flex>::new(&device);
+            let mut init = Initializer::new(Scheme::N02, 7);
+            let x = draw(1, [n, 3, r, r]);
+            forward(
+                &mut Scope::building(&mut tensors, &mut init),
+                &net,
+                &head,
+                x.clone(),
+                y.clone(),
+            );
+            let biases: Vec<(String, usize)> = tensors
+                .iter()
+                .filter(|(name, _)| name.ends_with("bias"))
+                .map(|(name, e)| (name.clone(), e.shape.iter().product()))
+                .collect();
+            for (k, (name, len)) in biases.into_iter().enumerate() {
+                let b = draw(10 + k as u64, [1, 1, 1, len]).reshape([len]) * 0.3;
+                tensors.set(&name, b);
+            }
+            let direction = draw(2, [n, 3, r, r]);
+            let (stacked_x, stacked_y) = tangent_inputs(x.clone(), direction.clone(), y.clone());
+            let out = forward(
+                &mut Scope::tangent(&mut tensors, Mode::REPLAY),
+                &net,
+                &head,
+                stacked_x,
+                stacked_y,
+            );
+            let along = out.adv.narrow(0, n, n).sum().into_scalar();
+
+            let mut constant = Tensors::<Autodiff<Flex>>::from_inner(tensors.clone(), false);
+            let leaf = Tensor::<Autodiff<Flex>, 4>::from_inner(x).require_grad();
+            let y = Tensor::from_inner(y);
+            let out = forward(
+                &mut Scope::new(&mut constant, Mode::REPLAY),
+                &net,
+                &head,
+                leaf.clone(),
+                y,
+            );
+            let g = leaf.grad(&out.adv.sum().backward()).unwrap();
+            let reverse = (g * direction).sum().into_scalar();
+            let scale = along.abs().max(reverse.abs()).max(1e-3);
+            assert!(
+                (along - reverse).abs() / scale < 1e-4,
+                "{blocks:?} {head:?}: forward {along}, reverse {reverse}"
+            );
+        }
+    }
 }

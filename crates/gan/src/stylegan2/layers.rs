@@ -2,6 +2,10 @@
 //! `utils/style_ops/conv2d_resample.py` define them: fully connected and convolution
 //! layers with equalized learning rate, and convolution with FIR up- or downsampling.
 //!
+//! The layers are linear in their inputs but for the activations, which map tangents
+//! by their slope ([`activate`]), so D runs in forward mode as the seed's networks do
+//! (see [`crate::layers`]).
+//!
 //! Equalized learning rate: a weight is stored as drawn, N(0, 1/lr_multiplier²), and
 //! scaled by lr_multiplier/√fan_in when used; a bias is scaled by lr_multiplier. Adam
 //! then moves each layer as if its learning rate were multiplied, which is what the
@@ -12,9 +16,9 @@ use burn::tensor::module::conv_transpose2d;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use kernels::{Kernels, conv2d};
 
-use crate::bias_act::{Activation, BiasAct, bias_act};
+use crate::bias_act::{Activation, BiasAct, bias_act, bias_act_tangent};
 use crate::init::Init;
-use crate::layers::Scope;
+use crate::layers::{Scope, halves, stacked};
 use crate::tensors::Role;
 use crate::upfirdn2d::{Filter, Resampling, down_padding, up_padding, upfirdn2d};
 
@@ -46,7 +50,23 @@ pub fn fully_connected<B: Kernels>(
         .reshape([out, inp]);
     let w = w * (lr_multiplier / (inp as f64).sqrt());
     let b = bias.map(|init| s.tensor("bias", &[out], Role::Param, init) * lr_multiplier);
-    bias_act(x.matmul(w.transpose()), b, 1, &BiasAct::default_for(act))
+    activate(&s, x.matmul(w.transpose()), b, &BiasAct::default_for(act))
+}
+
+/// [`bias_act`] along the channels (dimension 1); in a [`Scope::tangent`] the values
+/// take it and the tangents its slope ([`bias_act_tangent`]).
+pub fn activate<B: Kernels, const D: usize>(
+    s: &Scope<B>,
+    x: Tensor<B, D>,
+    bias: Option<Tensor<B, 1>>,
+    spec: &BiasAct,
+) -> Tensor<B, D> {
+    if !s.is_tangent() {
+        return bias_act(x, bias, 1, spec);
+    }
+    let (values, tangents) = halves(x);
+    let tangents = bias_act_tangent(values.clone(), tangents, bias.clone(), 1, spec);
+    stacked(bias_act(values, bias, 1, spec), tangents)
 }
 
 /// Each row scaled to unit mean square (`normalize_2nd_moment`, eps 1e-8).
@@ -180,5 +200,5 @@ pub fn conv2d_layer<B: Kernels>(
         gain: Some(act.default_gain() * gain),
         ..BiasAct::default_for(act)
     };
-    bias_act(x, b, 1, &spec)
+    activate(&s, x, b, &spec)
 }

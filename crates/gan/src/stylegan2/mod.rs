@@ -2,9 +2,201 @@
 //! stylegan2-ada-pytorch): the mapping network, the synthesis network and the
 //! discriminator, on the FIR resampling of [`crate::upfirdn2d`] and the fused bias and
 //! activation of [`crate::bias_act`]. Tensors carry the names of the authors' state
-//! dicts (`mapping.fc0.weight`, `synthesis.b8.conv0.affine.bias`, `b4.mbstd`…).
+//! dicts (`mapping.fc0.weight`, `synthesis.b8.conv0.affine.bias`, `b4.fc.weight`…).
+//!
+//! [`generate`] and [`judge`] are G and D for a [`ModelConfig`] with
+//! `architecture: Stylegan2`, as [`crate::generator`] and [`crate::discriminator`]
+//! call them.
+//!
+//! Randomness inside G (the noise inputs, style mixing) comes from one stream per
+//! image, seeded by the bits of its latent z: G stays a function of its inputs, so
+//! that a data-parallel step (each device a part of the batch) and a replayed pass
+//! make the same images as one device and the first pass do. Style mixing is drawn
+//! per image (the reference draws one cutoff per batch).
 
 pub mod discriminator;
 pub mod layers;
 pub mod mapping;
 pub mod synthesis;
+
+use burn::prelude::*;
+use kernels::Kernels;
+use rng::Rng;
+
+use crate::config::{
+    AuxClassifier, Conditioning, D_MAPPING_LAYERS, DBlocks, ModelConfig, Stylegan2Model,
+};
+use crate::layers::Scope;
+use discriminator::{Blocks, Discriminator, Head};
+use mapping::{Layers, Mapping, Truncation};
+use synthesis::{Noise, Synthesis};
+
+/// The reference's decay of G's tracked average w.
+const W_AVG_BETA: f64 = 0.998;
+/// The reference's lr multiplier of G's mapping network.
+const MAPPING_LR: f64 = 0.01;
+
+fn section(config: &ModelConfig) -> &Stylegan2Model {
+    config
+        .stylegan2
+        .as_ref()
+        .expect("a Stylegan2 model has its section (ModelConfig::check)")
+}
+
+/// G's synthesis and mapping networks for `config`.
+pub fn g_networks(config: &ModelConfig) -> (Synthesis, Mapping) {
+    let style = section(config);
+    let synthesis = Synthesis {
+        w_dim: style.w_dim,
+        resolution: style.resolution,
+        img_channels: 3,
+        channel_base: style.channel_base,
+        channel_max: style.channel_max,
+    };
+    let mapping = Mapping {
+        z_dim: config.z_dim,
+        layers: Layers {
+            c_dim: if config.conditional_g() {
+                config.num_classes
+            } else {
+                0
+            },
+            w_dim: style.w_dim,
+            num_layers: style.mapping_network,
+            lr_multiplier: MAPPING_LR,
+        },
+        num_ws: synthesis.num_ws(),
+        w_avg_beta: W_AVG_BETA,
+    };
+    (synthesis, mapping)
+}
+
+/// D's body and head for `config`: `SPD` for projection, `AC` for ACGAN, `2C` and
+/// `D2DCE` embeddings (their size `hyper_dim`, normalized by `normalize_embed`).
+pub fn d_network(config: &ModelConfig) -> (Discriminator, Head) {
+    let style = section(config);
+    let body = Discriminator {
+        resolution: style.resolution,
+        img_channels: 3,
+        channel_base: style.channel_base,
+        channel_max: style.channel_max,
+        blocks: match style.d_architecture {
+            DBlocks::Orig => Blocks::Orig,
+            DBlocks::Resnet => Blocks::Resnet,
+        },
+        mbstd_group_size: Some(style.d_epilogue_mbstd_group_size),
+        mbstd_num_channels: 1,
+    };
+    let classes = config.d_classes();
+    let head = match config.conditioning {
+        Conditioning::None => Head::Plain,
+        Conditioning::Projection => Head::Projection {
+            classes: config.num_classes,
+            mapping_layers: D_MAPPING_LAYERS,
+        },
+        Conditioning::Acgan => Head::Classifier {
+            classes,
+            normalize: false,
+        },
+        Conditioning::Contrastive | Conditioning::D2dce => Head::Embedding {
+            classes,
+            dim: config.hyper_dim,
+            normalize: config.normalize_embed,
+        },
+    };
+    debug_assert!(config.aux_cls_type == AuxClassifier::None || head != Head::Plain);
+    (body, head)
+}
+
+/// G(z, y) for a Stylegan2 `config`: images `[n, 3, r, r]`. A train-mode pass
+/// (`batch_stats`) mixes styles with the section's probability; one that updates state
+/// moves the tracked average w.
+pub fn generate<B: Kernels>(
+    s: &mut Scope<B>,
+    config: &ModelConfig,
+    z: Tensor<B, 2>,
+    y: Tensor<B, 1, Int>,
+) -> Tensor<B, 4> {
+    assert!(
+        !s.is_tangent(),
+        "StyleGAN2's G has no forward mode here (LOGAN is refused with it)"
+    );
+    let (synthesis, mapping) = g_networks(config);
+    let mut streams = image_streams(&z);
+    let c = config
+        .conditional_g()
+        .then(|| y.one_hot(config.num_classes).float());
+    let update = s.mode.update;
+    let mut ws = mapping::forward(
+        &mut s.at("mapping"),
+        &mapping,
+        z.clone(),
+        c.clone(),
+        Truncation::NONE,
+        update,
+    );
+    let p = section(config).style_mixing_p;
+    if s.mode.batch_stats && p > 0.0 {
+        let [n, num_ws, w_dim] = ws.dims();
+        let (keep, other): (Vec<f32>, Vec<f32>) =
+            mixing_draws(&mut streams, num_ws, p, z.dims()[1]);
+        let device = z.device();
+        let keep = Tensor::<B, 3>::from_data(TensorData::new(keep, [n, num_ws, 1]), &device);
+        let other = Tensor::<B, 2>::from_data(TensorData::new(other, [n, z.dims()[1]]), &device);
+        let mixed = mapping::forward(
+            &mut s.at("mapping"),
+            &mapping,
+            other,
+            c,
+            Truncation::NONE,
+            false,
+        );
+        ws = ws * keep.clone() + mixed * (keep.neg() + 1.0);
+        debug_assert_eq!(ws.dims(), [n, num_ws, w_dim]);
+    }
+    let mut noise = Noise::Random(&mut streams);
+    synthesis::forward(&mut s.at("synthesis"), &synthesis, ws, &mut noise)
+}
+
+/// D(x, y) for a Stylegan2 `config`.
+pub fn judge<B: Kernels>(
+    s: &mut Scope<B>,
+    config: &ModelConfig,
+    x: Tensor<B, 4>,
+    y: Tensor<B, 1, Int>,
+) -> crate::discriminator::Output<B> {
+    let (body, head) = d_network(config);
+    discriminator::forward(s, &body, &head, x, y)
+}
+
+/// One stream per image, seeded by the bits of its latent.
+fn image_streams<B: Backend>(z: &Tensor<B, 2>) -> Vec<Rng> {
+    let [n, dim] = z.dims();
+    let values = z.clone().into_data().convert::<f32>();
+    let values = values.as_slice::<f32>().expect("f32 latents");
+    (0..n)
+        .map(|i| {
+            let seed = values[i * dim..(i + 1) * dim]
+                .iter()
+                .fold(0x5354_594C_4547_414Eu64, |h, v| {
+                    Rng::stream(h, v.to_bits() as u64).next_u64()
+                });
+            Rng::new(seed)
+        })
+        .collect()
+}
+
+/// Per image: whether each w is its own (1) or the second latent's (0), the layers
+/// from a cutoff drawn in 1..num_ws on with probability `p`; and the second latent,
+/// drawn whatever the outcome (as the reference does).
+fn mixing_draws(streams: &mut [Rng], num_ws: usize, p: f64, z_dim: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut keep = Vec::with_capacity(streams.len() * num_ws);
+    let mut other = Vec::with_capacity(streams.len() * z_dim);
+    for rng in streams {
+        let cutoff = 1 + rng.below(num_ws as u64 - 1) as usize;
+        let cutoff = if rng.f64() < p { cutoff } else { num_ws };
+        keep.extend((0..num_ws).map(|i| if i < cutoff { 1.0 } else { 0.0 }));
+        other.extend((0..z_dim).map(|_| rng.normal() as f32));
+    }
+    (keep, other)
+}

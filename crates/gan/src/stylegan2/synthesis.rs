@@ -13,8 +13,8 @@ use burn::prelude::*;
 use kernels::Kernels;
 use rng::Rng;
 
-use super::layers::{Resample, conv2d_resample, fully_connected, resample_filter};
-use crate::bias_act::{Activation, BiasAct, bias_act};
+use super::layers::{Resample, activate, conv2d_resample, fully_connected, resample_filter};
+use crate::bias_act::{Activation, BiasAct};
 use crate::init::Init;
 use crate::layers::Scope;
 use crate::tensors::Role;
@@ -58,8 +58,8 @@ fn convolutions(resolution: usize) -> usize {
 
 /// The noise added after each convolution (the reference's `noise_mode`).
 pub enum Noise<'a> {
-    /// Fresh N(0, 1) per image and pixel, drawn from the stream in layer order.
-    Random(&'a mut Rng),
+    /// Fresh N(0, 1) per pixel, drawn from each image's stream in layer order.
+    Random(&'a mut [Rng]),
     /// Each layer's stored `noise_const`.
     Const,
     Off,
@@ -146,8 +146,16 @@ fn layer<B: Kernels>(
         .tensor("noise_strength", &[], Role::Param, Init::Zeros)
         .reshape([1, 1, 1, 1]);
     let noise = match noise {
-        Noise::Random(rng) => {
-            let draws: Vec<f32> = (0..n * res * res).map(|_| rng.normal() as f32).collect();
+        Noise::Random(streams) => {
+            assert_eq!(streams.len(), n, "one noise stream per image");
+            let draws: Vec<f32> = streams
+                .iter_mut()
+                .flat_map(|rng| {
+                    (0..res * res)
+                        .map(|_| rng.normal() as f32)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
             let t =
                 Tensor::<B, 4>::from_data(TensorData::new(draws, [n, 1, res, res]), &s.device());
             Some(t * strength)
@@ -162,7 +170,7 @@ fn layer<B: Kernels>(
         None => x,
     };
     let bias = s.tensor("bias", &[out], Role::Param, Init::Zeros);
-    bias_act(x, Some(bias), 1, &BiasAct::default_for(Activation::Lrelu))
+    activate(&s, x, Some(bias), &BiasAct::default_for(Activation::Lrelu))
 }
 
 /// The style affines' biases start at one: every channel starts unscaled.
@@ -194,7 +202,7 @@ fn to_rgb<B: Kernels>(
     let resample = Resample::of_layer(1, 1, 1);
     let x = modulated_conv2d(x, weight, styles * gain, resample, false);
     let bias = s.tensor("bias", &[img_channels], Role::Param, Init::Zeros);
-    bias_act(x, Some(bias), 1, &BiasAct::default_for(Activation::Linear))
+    activate(&s, x, Some(bias), &BiasAct::default_for(Activation::Linear))
 }
 
 /// `modulated_conv2d` as its unfused path computes it.

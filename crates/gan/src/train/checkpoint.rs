@@ -9,6 +9,7 @@ use kernels::Kernels;
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
+use super::latent::Side;
 use super::state::{State, hyper};
 use crate::GanError;
 use crate::adam::Adam;
@@ -122,9 +123,9 @@ pub(super) fn load_checkpoint<B: Kernels>(
     .map_err(|e| GanError::format(info_path.display(), e.to_string()))?;
     let g = load("G")?.ok_or_else(|| missing("G"))?;
     let d = load("D")?.ok_or_else(|| missing("D"))?;
-    let adam = |name: &str, lr: f64| -> Result<Adam<B>, GanError> {
+    let adam = |name: &str, side: Side| -> Result<Adam<B>, GanError> {
         let snapshot = load(name)?.ok_or_else(|| missing(name))?;
-        Adam::from_snapshot(hyper(train, lr), &snapshot, device).ok_or_else(|| {
+        Adam::from_snapshot(hyper(train, side), &snapshot, device).ok_or_else(|| {
             GanError::format(
                 dir.display(),
                 format!("{name}.safetensors is not an optimizer state"),
@@ -136,8 +137,8 @@ pub(super) fn load_checkpoint<B: Kernels>(
         g: Tensors::from_snapshot(&g, device),
         d: Tensors::from_snapshot(&d, device),
         g_ema: load("G_ema")?.map(|s| Tensors::from_snapshot(&s, device)),
-        opt_g: adam("adam_G", train.g_lr)?,
-        opt_d: adam("adam_D", train.d_lr)?,
+        opt_g: adam("adam_G", Side::Generator)?,
+        opt_d: adam("adam_D", Side::Discriminator)?,
     };
     Ok((state, info.terms))
 }

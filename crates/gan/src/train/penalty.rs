@@ -54,13 +54,15 @@ pub struct Penalty {
 }
 
 impl Penalty {
-    /// The penalties a configuration asks for, in the order v0.4's worker adds them.
+    /// The penalties a configuration adds to D's loss, in the order v0.4's worker
+    /// adds them. StyleGAN2's R1 is a step of its own ([`lazy_r1`]), not among them.
     pub fn all(train: &TrainConfig) -> Vec<Penalty> {
+        let r1 = train.r1_lambda.filter(|_| train.stylegan2.is_none());
         [
             (Kind::Gp, train.gradient_penalty),
             (Kind::Dra, train.dra_lambda),
             (Kind::MaxGp, train.maxgp_lambda),
-            (Kind::R1, train.r1_lambda),
+            (Kind::R1, r1),
         ]
         .into_iter()
         .filter_map(|(kind, lambda)| lambda.map(|lambda| Penalty { kind, lambda }))

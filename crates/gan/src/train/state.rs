@@ -5,8 +5,9 @@ use kernels::Kernels;
 use rng::Rng;
 
 use super::Setup;
+use super::latent::Side;
 use crate::adam::{Adam, Hyper};
-use crate::config::TrainConfig;
+use crate::config::{Stylegan2Training, TrainConfig};
 use crate::tensors::Tensors;
 use crate::{discriminator, generator};
 
@@ -20,11 +21,19 @@ pub(super) struct State<B: Kernels> {
     pub opt_d: Adam<B>,
 }
 
-pub(super) fn hyper(train: &TrainConfig, lr: f64) -> Hyper {
+/// Adam's settings for `side`: the configuration's, with StyleGAN2's lazy
+/// regularization every k steps folded in as v0.4's `config.py` does (learning rate
+/// times k/(k + 1), betas to that power).
+pub(super) fn hyper(train: &TrainConfig, side: Side) -> Hyper {
+    let (lr, interval) = match side {
+        Side::Generator => (train.g_lr, train.stylegan2.map(|s| s.g_reg_interval)),
+        Side::Discriminator => (train.d_lr, train.stylegan2.map(|s| s.d_reg_interval)),
+    };
+    let ratio = interval.map_or(1.0, Stylegan2Training::lazy_ratio);
     Hyper {
-        lr,
-        beta1: train.beta1,
-        beta2: train.beta2,
+        lr: lr * ratio,
+        beta1: train.beta1.powf(ratio),
+        beta2: train.beta2.powf(ratio),
         eps: train.adam_eps,
     }
 }
@@ -47,13 +56,14 @@ pub(super) fn fresh<B: Kernels, N>(setup: &Setup<N>, device: &B::Device) -> Stat
         ),
     };
     // The average starts as a copy of G, as the reference's does.
-    let g_ema = train.ema.map(|_| g_ema.unwrap_or_else(|| g.clone()));
+    let averaged = train.ema.is_some() || train.stylegan2.is_some_and(|s| s.g_ema_kimg.is_some());
+    let g_ema = averaged.then(|| g_ema.unwrap_or_else(|| g.clone()));
     State {
         step: 0,
         g,
         d,
         g_ema,
-        opt_g: Adam::new(hyper(train, train.g_lr)),
-        opt_d: Adam::new(hyper(train, train.d_lr)),
+        opt_g: Adam::new(hyper(train, Side::Generator)),
+        opt_d: Adam::new(hyper(train, Side::Discriminator)),
     }
 }

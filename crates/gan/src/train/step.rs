@@ -17,7 +17,7 @@ use super::parallel::Shards;
 use super::penalty::{self, Kind, Penalty};
 use super::state::State;
 use super::term::{DPass, GPass};
-use crate::config::AuxClassifier;
+use crate::config::{Architecture, AuxClassifier};
 use crate::layers::Mode;
 use crate::tensors::{Role, Tensors, label_tensor};
 use crate::{discriminator, generator};
@@ -114,6 +114,8 @@ pub(super) fn d_step<B: Kernels, N>(
     let mut d = Tensors::<Autodiff<B>>::from_inner(state.d.clone(), true);
     let mut grads = None;
     let mut total = Tensor::zeros([1], &device);
+    let lazy_r1 = lazy_r1_due(setup, state.step, k);
+    let mut kept = Vec::new();
     for a in 0..accum {
         let batch = batches.next().expect("the loader never ends");
         let n = batch.len();
@@ -130,6 +132,9 @@ pub(super) fn d_step<B: Kernels, N>(
         // The penalties take D's gradient at points of the images before any
         // augmentation, as v0.4's do.
         let unaugmented = real.clone().inner();
+        if lazy_r1.is_some() {
+            kept.push((unaugmented.clone(), model.d_labels(&batch.labels, false)));
+        }
         let real = objective.augment(real, &mut rng);
         // G on every shard (its BatchNorm in train mode, as the reference's is), then
         // D on the real images and on the fakes: the reference's order for D. G's
@@ -246,7 +251,46 @@ pub(super) fn d_step<B: Kernels, N>(
         clip(&mut inner, bound);
     }
     state.d = inner;
+    if let Some(penalty) = lazy_r1 {
+        r1_step(state, model, &penalty, kept);
+    }
     total
+}
+
+/// StyleGAN2's R1 when it is due after D step `k` of iteration `step` (every
+/// `d_reg_interval` D steps, counted as v0.4 counts them), weighted by the interval.
+fn lazy_r1_due<N>(setup: &Setup<N>, step: u64, k: usize) -> Option<Penalty> {
+    let (train, style) = (setup.train, setup.train.stylegan2?);
+    let lambda = train.r1_lambda?;
+    let count = train.d_steps_per_iter as u64 * step + k as u64;
+    count
+        .is_multiple_of(style.d_reg_interval)
+        .then_some(Penalty {
+            kind: Kind::R1,
+            lambda: lambda * style.d_reg_interval as f64,
+        })
+}
+
+/// StyleGAN2's lazy R1 as a D step of its own (v0.4's `r1_place: "outside_loop"`): on
+/// the real images of the D step just done, each accumulated part weighted by its
+/// share, then D's Adam. On the first device (D's state is all parameters: the pass
+/// there is the pass anywhere).
+fn r1_step<B: Kernels>(
+    state: &mut State<B>,
+    model: &crate::config::ModelConfig,
+    penalty: &Penalty,
+    reals: Vec<(Tensor<B, 4>, Vec<u32>)>,
+) {
+    let parts = reals.len() as f64;
+    let mut d = Tensors::<Autodiff<B>>::from_inner(state.d.clone(), true);
+    let mut grads = None;
+    for (real, labels) in reals {
+        let value = penalty::addend(penalty, &mut d, model, real, &labels) / parts;
+        accumulate(&mut grads, d.gradients(&value.backward()));
+    }
+    let mut inner = d.inner();
+    state.opt_d.step(&mut inner, &grads.unwrap_or_default());
+    state.d = inner;
 }
 
 /// One G step (then the EMA update); returns its loss (summed over accumulation), on
@@ -262,6 +306,12 @@ pub(super) fn g_step<B: Kernels, N>(
     let device = shards.first().clone();
     let accum = train.accumulation_steps;
     let mut g = Tensors::<Autodiff<B>>::from_inner(state.g.clone(), true);
+    // StyleGAN2's average w moves in the D step's pass of G only (v0.4's
+    // `stylegan_update_emas`); the seed's BatchNorm statistics move in both.
+    let g_mode = match model.architecture {
+        Architecture::Stylegan2 => Mode::REPLAY,
+        _ => Mode::TRAIN,
+    };
     // D runs in train mode (its spectral norms iterate) but collects no gradients.
     let mut d = Tensors::<Autodiff<B>>::from_inner(state.d.clone(), false);
     let mut grads = None;
@@ -279,7 +329,7 @@ pub(super) fn g_step<B: Kernels, N>(
         );
         let made = shards.each(inputs, |shard, (mut g, z, labels)| {
             let y = label_tensor(&labels, shard.device);
-            let fake = generator::run_shard(&mut g, Mode::TRAIN, model, z, y, shard.sync());
+            let fake = generator::run_shard(&mut g, g_mode, model, z, y, shard.sync());
             (g, fake)
         });
         let (mut replicas, fakes): (Vec<_>, Vec<_>) = made.into_iter().unzip();
@@ -337,7 +387,12 @@ pub(super) fn g_step<B: Kernels, N>(
         } else {
             config.decay
         };
-        update_ema(ema, &state.g, decay);
+        update_ema(ema, &state.g, decay, false);
+    }
+    let images = train.batch_size * accum;
+    let stylegan2_beta = train.stylegan2.and_then(|s| s.ema_beta(state.step, images));
+    if let (Some(ema), Some(beta)) = (state.g_ema.as_mut(), stylegan2_beta) {
+        update_ema(ema, &state.g, beta, true);
     }
     total
 }
@@ -398,10 +453,21 @@ fn clip<B: Kernels>(d: &mut Tensors<B>, bound: f64) {
     }
 }
 
-/// target ← decay·target + (1 − decay)·source, over parameters and buffers.
-fn update_ema<B: Kernels>(target: &mut Tensors<B>, source: &Tensors<B>, decay: f64) {
+/// target ← decay·target + (1 − decay)·source over the parameters, and the buffers
+/// too unless `copy_buffers` (StyleGAN2's EMA copies them).
+fn update_ema<B: Kernels>(
+    target: &mut Tensors<B>,
+    source: &Tensors<B>,
+    decay: f64,
+    copy_buffers: bool,
+) {
     for (name, entry) in source.iter() {
-        let old = target.get(name).expect("EMA has G's tensors").value.clone();
-        target.set(name, old * decay + entry.value.clone() * (1.0 - decay));
+        let value = if copy_buffers && entry.role == Role::Buffer {
+            entry.value.clone()
+        } else {
+            let old = target.get(name).expect("EMA has G's tensors").value.clone();
+            old * decay + entry.value.clone() * (1.0 - decay)
+        };
+        target.set(name, value);
     }
 }

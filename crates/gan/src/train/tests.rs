@@ -44,6 +44,7 @@ pub(crate) fn configs() -> (ModelConfig, TrainConfig) {
         d_init: Default::default(),
         image_size: None,
         aux_cls_type: Default::default(),
+        stylegan2: None,
     };
     let train = TrainConfig {
         batch_size: 4,
@@ -72,6 +73,7 @@ pub(crate) fn configs() -> (ModelConfig, TrainConfig) {
         }),
         flip: true,
         sync_bn: false,
+        stylegan2: None,
         apply_diffaug: false,
         lecam: None,
         latent_op: None,
@@ -545,4 +547,96 @@ fn stateful_and_augmenting_terms_resume_bit_for_bit() {
     assert!(a.g == b.g && a.d == b.d, "resuming changed the run");
     let plain = train_sharded(&data, &plain, 1, false, None).unwrap();
     assert!(plain.d != a.d, "the terms changed nothing");
+}
+
+/// A StyleGAN2 at small widths with everything its loop adds: style mixing, the D
+/// step's update of the average w, lazy R1 every 2 D steps, the EMA with its ramp-up,
+/// Adam's lazy rescaling.
+fn stylegan2() -> (ModelConfig, impl Fn(&mut TrainConfig)) {
+    let (base, _) = configs();
+    let model = ModelConfig {
+        architecture: Architecture::Stylegan2,
+        conditioning: Conditioning::Projection,
+        shared_dim: 128,
+        g_conv_dim: crate::config::DEFAULT_CONV_DIM,
+        d_conv_dim: crate::config::DEFAULT_CONV_DIM,
+        g_spectral_norm: false,
+        d_spectral_norm: false,
+        attention: None,
+        stylegan2: Some(Box::new(crate::config::Stylegan2Model {
+            resolution: 32,
+            w_dim: 8,
+            mapping_network: 2,
+            channel_base: 64,
+            channel_max: 8,
+            d_architecture: crate::config::DBlocks::Orig,
+            d_epilogue_mbstd_group_size: 2,
+            style_mixing_p: 0.5,
+        })),
+        ..base
+    };
+    model.check().unwrap();
+    let change = |config: &mut TrainConfig| {
+        config.adv_loss = AdvLoss::Logistic;
+        config.ema = None;
+        config.r1_lambda = Some(0.5);
+        config.beta1 = 0.0;
+        config.beta2 = 0.99;
+        config.stylegan2 = Some(crate::config::Stylegan2Training {
+            g_reg_interval: 4,
+            d_reg_interval: 2,
+            g_ema_kimg: Some(0.01),
+            g_ema_rampup: Some(0.05),
+        });
+    };
+    (model, change)
+}
+
+/// (Two devices train, but not as one does: D's minibatch groups are drawn within each
+/// device's share of the batch, as under the reference's DistributedDataParallel.)
+#[test]
+fn stylegan2_trains_and_resumes_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(dir.path());
+    let [whole, parts, two, plain] = folders(dir.path(), ["whole", "parts", "two", "plain"]);
+    let (model, change) = stylegan2();
+    let mut config = configs().1;
+    change(&mut config);
+    config.check_with(&model).unwrap();
+    let a = train_model_with(&model, &data, &whole, 1, None, &change).unwrap();
+    train_model_with(&model, &data, &parts, 1, Some(2), &change)
+        .map(|_| ())
+        .unwrap_err();
+    let b = train_model_with(&model, &data, &parts, 1, None, &change).unwrap();
+    assert_eq!(b.resumed_from, Some(2));
+    assert!(
+        a.g == b.g && a.d == b.d && a.g_ema == b.g_ema,
+        "resuming changed the run"
+    );
+    let w_avg = &a.g.tensors["mapping.w_avg"].data;
+    assert!(w_avg.iter().any(|v| *v != 0.0), "the average w never moved");
+    let ema = a.g_ema.as_ref().expect("StyleGAN2's EMA");
+    assert!(*ema != a.g, "the EMA is G itself");
+    assert_eq!(
+        ema.tensors["mapping.w_avg"], a.g.tensors["mapping.w_avg"],
+        "buffers are copied"
+    );
+
+    let c = train_model_with(&model, &data, &two, 2, None, &change).unwrap();
+    assert!(
+        losses(&two)
+            .iter()
+            .all(|l| l.d_loss.is_finite() && l.g_loss.is_finite())
+    );
+    assert_eq!(
+        c.g.tensors.keys().collect::<Vec<_>>(),
+        a.g.tensors.keys().collect::<Vec<_>>()
+    );
+
+    let without_r1 = |config: &mut TrainConfig| {
+        change(config);
+        config.r1_lambda = None;
+    };
+    let d = train_model_with(&model, &data, &plain, 1, None, &without_r1).unwrap();
+    assert!(d.d != a.d, "lazy R1 changed nothing");
 }

@@ -1,0 +1,151 @@
+//! The authors' StyleGAN2 checkpoints imported name for name and run through G and D
+//! as training runs them, against the authors' code: every case of
+//! `fixtures/stylegan2/` (made by `tools/fixtures/stylegan2.py`; G's noise strengths
+//! zero there, so that its images are a function of z and the labels), G's images and
+//! every parameter's gradient (but the noise strengths'), D's outputs and every
+//! parameter's gradient.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use burn::backend::Autodiff;
+use burn::prelude::*;
+use gan::import::{Network, import};
+use gan::layers::Mode;
+use gan::tensors::Tensors;
+use gan::{ModelConfig, discriminator, generator};
+use kernels::TestBackend as Inner;
+use metrics::npy;
+
+use common::{check, tensor, values};
+
+type Ad = Autodiff<Inner>;
+
+/// The case's configuration as a pipeline writes it.
+fn model(case: &str, c: &serde_json::Value) -> ModelConfig {
+    let conditioning = match (c["g_cond_mtd"].as_str(), c["d_cond_mtd"].as_str()) {
+        (Some("W/O"), Some("W/O")) => "None",
+        (Some("cAdaIN"), Some("SPD")) => "Projection",
+        (Some("cAdaIN"), Some("2C")) => "Contrastive",
+        (Some("cAdaIN"), Some("D2DCE")) => "D2DCE",
+        other => panic!("{case}: conditioning {other:?}"),
+    };
+    let architecture = match c["d_architecture"].as_str() {
+        Some("orig") => "Orig",
+        Some("resnet") => "Resnet",
+        other => panic!("{case}: d_architecture {other:?}"),
+    };
+    let config = serde_json::json!({
+        "architecture": "Stylegan2",
+        "conditioning": conditioning,
+        "num_classes": c["num_classes"],
+        "z_dim": c["z_dim"],
+        "hyper_dim": c["d_embed_dim"],
+        "normalize_embed": c["normalize_d_embed"],
+        "g_spectral_norm": false,
+        "d_spectral_norm": false,
+        "stylegan2": {
+            "resolution": c["resolution"],
+            "w_dim": c["w_dim"],
+            "mapping_network": c["mapping_network"],
+            "channel_base": c["channel_base"],
+            "channel_max": c["channel_max"],
+            "d_architecture": architecture,
+            "d_epilogue_mbstd_group_size": c["d_epilogue_mbstd_group_size"],
+        },
+    });
+    let config: ModelConfig = serde_json::from_value(config).unwrap();
+    config.check().unwrap_or_else(|e| panic!("{case}: {e:?}"));
+    config
+}
+
+fn labels(a: &npy::Array) -> Tensor<Ad, 1, Int> {
+    let v: Vec<i64> = a.data.iter().map(|&v| v as i64).collect();
+    let n = v.len();
+    Tensor::from_data(TensorData::new(v, [n]), &Default::default())
+}
+
+/// The `<prefix><name>` arrays of a case with the gradients `grads` holds for them.
+fn gradients<'a>(
+    arrays: &'a BTreeMap<String, npy::Array>,
+    prefix: &str,
+    grads: &BTreeMap<String, Tensor<Inner, 1>>,
+) -> Vec<(String, Vec<f64>, &'a npy::Array)> {
+    arrays
+        .iter()
+        .filter_map(|(key, expected)| {
+            let name = key.strip_prefix(prefix)?;
+            let got = grads
+                .get(name)
+                .map(|g| values(g.clone()))
+                .unwrap_or_else(|| vec![0.0; expected.data.len()]);
+            Some((key.clone(), got, expected))
+        })
+        .collect()
+}
+
+#[test]
+fn imported_stylegan2_checkpoints_match_the_reference() {
+    let root = fixtures::ours("stylegan2");
+    let text = std::fs::read_to_string(root.join("cases.json")).unwrap();
+    let cases: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    assert!(!cases.is_empty(), "no cases in {}", root.display());
+    let device = Default::default();
+    let mut failures = Vec::new();
+    for (case, c) in &cases {
+        let config = model(case, c);
+        let dir = root.join(case);
+        let arrays = npy::read_npz(&dir.join("case.npz")).unwrap();
+        let g = import::<Inner>(&dir.join("G.pth"), Network::Generator, &config, &device)
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        let d = import::<Inner>(&dir.join("D.pth"), Network::Discriminator, &config, &device)
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert!(
+            g.ignored.is_empty() && d.ignored.is_empty(),
+            "{case}: nothing left out"
+        );
+
+        let mut g = Tensors::<Ad>::from_inner(g.tensors, true);
+        let z = tensor::<Ad, 2>(&arrays["z"]);
+        let y = labels(&arrays["labels"]);
+        let img = generator::run(&mut g, Mode::EVAL, &config, z, y.clone());
+        let loss = (img.clone() * tensor::<Ad, 4>(&arrays["w_img"])).sum();
+        let g_grads = g.gradients(&loss.backward());
+        let mut results = vec![(
+            "img".to_string(),
+            values(img.clone().inner()),
+            &arrays["img"],
+        )];
+        results.extend(gradients(&arrays, "grad_g__", &g_grads));
+
+        let mut d = Tensors::<Ad>::from_inner(d.tensors, true);
+        let out = discriminator::run(&mut d, Mode::TRAIN, &config, img.detach(), y);
+        let n = out.adv.dims()[0];
+        let mut outputs = vec![("adv", out.adv.reshape([n, 1]))];
+        if let Some((embed, proxy)) = out.contrastive {
+            outputs.extend([("embed", embed), ("proxy", proxy)]);
+        }
+        let mut loss = Tensor::<Ad, 1>::zeros([1], &device);
+        for (what, t) in outputs {
+            let w = &arrays[&format!("w_{what}")];
+            let w = npy::Array {
+                shape: t.dims().to_vec(),
+                data: w.data.clone(),
+            };
+            loss = loss + (t.clone() * tensor::<Ad, 2>(&w)).sum();
+            results.push((what.to_string(), values(t.inner()), &arrays[what]));
+        }
+        results.extend(gradients(
+            &arrays,
+            "grad_d__",
+            &d.gradients(&loss.backward()),
+        ));
+        let results: Vec<_> = results
+            .iter()
+            .map(|(k, g, e)| (k.as_str(), g.clone(), *e))
+            .collect();
+        check(case, &results, &mut failures);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
