@@ -458,3 +458,67 @@ fn every_imagenet_config_holds_the_seeds_values() {
         );
     }
 }
+
+/// configs/stylegan2/ against v0.4's src/configs/CIFAR10/StyleGAN2*.yaml (and the
+/// widths its models/model.py picks for CIFAR-10); its ContraGAN and ReACGAN are the
+/// configurations they name, unchanged.
+#[test]
+fn every_stylegan2_config_holds_studiogan_v04s_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let style = serde_json::json!({
+        "resolution": 32, "w_dim": 512, "mapping_network": 2, "channel_base": 32768,
+        "channel_max": 512, "d_architecture": "Orig", "d_epilogue_mbstd_group_size": 32,
+        "style_mixing_p": 0.0,
+    });
+    let lazy = serde_json::json!({
+        "g_reg_interval": 4, "d_reg_interval": 16, "g_ema_kimg": 500.0, "g_ema_rampup": 0.05,
+    });
+    // name, conditioning, D steps, cond_lambda, temperature, D embedding size.
+    let rows = [
+        ("stylegan2/stylegan2", "Projection", 1, 1.0, 1.0, 512),
+        ("stylegan2/stylegan2_d2dce", "D2DCE", 2, 0.25, 0.25, 512),
+    ];
+    for (name, cond, d_steps, lambda, temperature, embed) in rows {
+        let p = train_params(name, dir.path());
+        let (m, t) = (&p["model"], &p["train"]);
+        assert_fields(
+            name,
+            "model",
+            m,
+            serde_json::json!({
+                "architecture": "Stylegan2", "conditioning": cond, "num_classes": 10,
+                "z_dim": 512, "hyper_dim": embed, "normalize_embed": true,
+                "g_spectral_norm": false, "d_spectral_norm": false, "stylegan2": style,
+            }),
+        );
+        assert_fields(
+            name,
+            "train",
+            t,
+            serde_json::json!({
+                "batch_size": 64, "total_steps": 200_000, "d_steps_per_iter": d_steps,
+                "g_steps_per_iter": 1, "g_lr": 0.0025, "d_lr": 0.0025, "beta1": 0.0,
+                "beta2": 0.99, "adam_eps": 1e-8, "adv_loss": "Logistic", "r1_lambda": 0.01,
+                "ema": null, "flip": true, "contrastive_lambda": lambda,
+                "temperature": temperature, "stylegan2": lazy,
+            }),
+        );
+        let m_p = t.get("m_p").and_then(Value::as_f64).unwrap_or(0.98);
+        assert_eq!(m_p, 0.98, "{name}: m_p");
+    }
+    for (name, original) in [
+        ("stylegan2/contragan", "table1/contra_biggan32_cifar"),
+        ("stylegan2/reacgan", "extended/reacgan"),
+    ] {
+        assert_eq!(
+            train_params(name, dir.path()),
+            train_params(original, dir.path()),
+            "{name} is {original}"
+        );
+    }
+    assert_eq!(
+        config_files("stylegan2"),
+        rows.len() + 2,
+        "one file per config"
+    );
+}

@@ -321,6 +321,93 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
     }
 }
 
+/// Each StyleGAN2 configuration of configs/stylegan2/, as shipped but at the short
+/// run's scale (4 classes, widths of 8, 2 steps, R1 every D step): G and D train with
+/// lazy R1 and the EMA, under a key of their own, and the EMA generator samples.
+#[test]
+fn the_stylegan2_configs_train_end_to_end_at_a_small_scale() {
+    let p = project();
+    let root = env!("CARGO_MANIFEST_DIR");
+    for name in ["stylegan2", "stylegan2_d2dce"] {
+        let config = format!("{root}/configs/stylegan2/{name}.ron");
+        p.write(
+            "p.ron",
+            &PIPELINE
+                .replace(
+                    r#"Include("configs/model.ron")"#,
+                    &format!(r#"Include(file: "{config}", at: "model")"#),
+                )
+                .replace(
+                    r#"Include("configs/train.ron")"#,
+                    &format!(r#"Include(file: "{config}", at: "train")"#),
+                )
+                .replace(
+                    "Sample(model: \"gan\",",
+                    "Sample(model: \"gan\", generator: Ema,",
+                ),
+        );
+        let sets = [
+            "gan.model.num_classes=4",
+            "gan.model.z_dim=16",
+            "gan.model.hyper_dim=8",
+            "gan.model.stylegan2=Some((resolution: 32, w_dim: 8, mapping_network: 2, \
+             channel_base: 64, channel_max: 8, d_architecture: Orig, \
+             d_epilogue_mbstd_group_size: 2))",
+            "gan.train.batch_size=4",
+            "gan.train.total_steps=2",
+            "gan.train.stylegan2=Some((g_reg_interval: 4, d_reg_interval: 1, \
+             g_ema_kimg: Some(0.01), g_ema_rampup: Some(0.05)))",
+        ];
+        let report = p.run("p.ron", &with_sets(&[], &sets), 0);
+        let ran = with_action(&report, "ran");
+        assert!(
+            ran.ends_with(&["gan".into(), "samples".into()]),
+            "{name}: {report}"
+        );
+        let mut show = vec!["show", "p.ron", "gan"];
+        show.extend(with_sets(&[], &sets));
+        let show = p.json(&show, 0);
+        let metrics = &show["record"]["metrics"];
+        for loss in ["d_loss", "g_loss"] {
+            assert!(
+                metrics[loss].as_f64().unwrap().is_finite(),
+                "{name}: {metrics}"
+            );
+        }
+        let refused = [
+            (
+                "gan.train.stylegan2=None",
+                "a Stylegan2 model trains with its section",
+            ),
+            (
+                "gan.model.d_spectral_norm=true",
+                "Stylegan2 does not use `d_spectral_norm`",
+            ),
+            (
+                "gan.train.ema=Some((decay: 0.999, start: 0))",
+                "StyleGAN2's EMA is set by",
+            ),
+            (
+                "gan.train.batch_size=5",
+                "D's minibatch standard deviation takes groups of 2",
+            ),
+            (
+                "samples.truncation=2.0",
+                "StyleGAN2 moves w toward its average by ψ in (0, 1]",
+            ),
+        ];
+        for (set, message) in refused {
+            let mut args = with_sets(&["run", "p.ron"], &sets);
+            args.extend(["--set", set]);
+            let out = p.pipe(&args);
+            assert_eq!(out.status.code(), Some(1), "{set}");
+            // A refused configuration is named on stderr; a failed stage in its report.
+            let said = text(&out.stderr) + &text(&out.stdout);
+            assert!(said.contains(message), "{set}: {said}");
+        }
+    }
+}
+
 /// `head` followed by `--set` and each of `sets`.
 fn with_sets<'a>(head: &[&'a str], sets: &[&'a str]) -> Vec<&'a str> {
     let mut args = head.to_vec();

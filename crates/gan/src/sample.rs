@@ -1,5 +1,6 @@
 //! Images from a generator, as the paper's evaluation makes them: z ~ N(0, 1) divided
-//! by the truncation factor (the reference's `truncated_factor`), uniform labels, and
+//! by the truncation factor (the reference's `truncated_factor`; StyleGAN2's moves w
+//! toward its average instead, in eval mode), uniform labels, and
 //! the generator in train mode (BatchNorm normalizing with each batch's statistics,
 //! spectral norm iterating, as `Gen_copy.train()` does while sampling), or in eval mode
 //! with the running statistics. A LOGAN run's z are moved before G sees them, as the
@@ -9,11 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::prelude::*;
 
-use super::config::{LatentOpConfig, ModelConfig};
-use super::generator;
+use super::config::{Architecture, LatentOpConfig, ModelConfig};
 use super::layers::Mode;
 use super::tensors::Tensors;
 use super::train::latent;
+use super::{generator, stylegan2};
 use kernels::Kernels;
 use rng::Rng;
 
@@ -63,6 +64,9 @@ pub fn sample<B: Kernels, E>(
         );
     }
     let model = sampling.model;
+    // StyleGAN2 truncates w, not z (v0.4's `truncation_factor` for it).
+    let stylegan2 = model.architecture == Architecture::Stylegan2;
+    let z_scale = if stylegan2 { 1.0 } else { sampling.truncation };
     let device = g.device().clone();
     let size = model.image_size();
     let mut done = 0;
@@ -74,7 +78,7 @@ pub fn sample<B: Kernels, E>(
         let n = sampling.batch.min(sampling.count - done);
         let mut rng = Rng::stream(sampling.seed, index);
         let z: Vec<f32> = (0..n * model.z_dim)
-            .map(|_| (rng.normal() / sampling.truncation) as f32)
+            .map(|_| (rng.normal() / z_scale) as f32)
             .collect();
         let labels: Vec<u32> = match sampling.labels {
             Some(given) => given[done..done + n].to_vec(),
@@ -92,7 +96,11 @@ pub fn sample<B: Kernels, E>(
             z = shift.moved().inner();
         }
         let y = Tensor::from_data(TensorData::new(y, [n]), &device);
-        let images = generator::run(g, sampling.mode, model, z, y);
+        let images = if stylegan2 {
+            stylegan2::sample_images(g, model, z, y, sampling.truncation)
+        } else {
+            generator::run(g, sampling.mode, model, z, y)
+        };
         let values = images
             .into_data()
             .convert::<f32>()

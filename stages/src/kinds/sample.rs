@@ -21,7 +21,8 @@ use crate::error::KindError;
 use crate::protocol;
 use contract::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
 use data::PackWriter;
-use gan::config::LatentOpConfig;
+use gan::GanError;
+use gan::config::{Architecture, LatentOpConfig};
 use gan::layers::Mode;
 use gan::sample::{LatentMove, Sampling, Stopped, sample};
 use gan::tensors::{Snapshot, Tensors};
@@ -54,7 +55,8 @@ pub struct Params {
     /// batch statistics).
     #[serde(default)]
     pub running_stats: bool,
-    /// z ~ N(0, 1) divided by this (the reference's `truncated_factor`).
+    /// z ~ N(0, 1) divided by this (the reference's `truncated_factor`); for StyleGAN2,
+    /// ψ in (0, 1]: each w moved toward the average w, w_avg + ψ·(w − w_avg).
     #[serde(default = "default_truncation")]
     pub truncation: f64,
     /// Where G runs: a GPU of the run when it has one (`Auto`), the CPU, or GPU n.
@@ -103,6 +105,13 @@ impl TypedKind for Sample {
     fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
         let dir = ctx.input("model")?;
         let (model, classes, snapshot) = artifacts::generator(dir, params.generator)?;
+        if model.architecture == Architecture::Stylegan2 && params.truncation > 1.0 {
+            return Err(GanError::Unsuited(format!(
+                "truncation {}: StyleGAN2 moves w toward its average by ψ in (0, 1]",
+                params.truncation
+            ))
+            .into());
+        }
         let latent = artifacts::latent_move(dir, params.generator, &snapshot)?;
         let size = model.image_size() as u32;
         let moved = if latent.is_some() {

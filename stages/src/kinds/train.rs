@@ -179,6 +179,21 @@ impl TypedKind for Train {
             )
             .with_help("use a number of devices that divides `train.batch_size`"));
         }
+        if let Some(style) = &params.model.stylegan2 {
+            let shard = params.train.batch_size / params.devices as usize;
+            let group = style.d_epilogue_mbstd_group_size.min(shard);
+            if !shard.is_multiple_of(group) {
+                return Err(Invalid::new(
+                    format!(
+                        "{} devices: each takes {shard} images, which D's minibatch standard \
+                         deviation cannot split in groups of {group}",
+                        params.devices
+                    ),
+                    &["devices"],
+                )
+                .with_help("use a number of devices that leaves each a multiple of the group"));
+            }
+        }
         if params.log_every == 0 {
             return Err(Invalid::new(
                 "log_every: 0: the losses are read every so many iterations, at least one",

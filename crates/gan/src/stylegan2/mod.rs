@@ -26,7 +26,8 @@ use rng::Rng;
 use crate::config::{
     AuxClassifier, Conditioning, D_MAPPING_LAYERS, DBlocks, ModelConfig, Stylegan2Model,
 };
-use crate::layers::Scope;
+use crate::layers::{Mode, Scope};
+use crate::tensors::Tensors;
 use discriminator::{Blocks, Discriminator, Head};
 use mapping::{Layers, Mapping, Truncation};
 use synthesis::{Noise, Synthesis};
@@ -117,6 +118,29 @@ pub fn generate<B: Kernels>(
     z: Tensor<B, 2>,
     y: Tensor<B, 1, Int>,
 ) -> Tensor<B, 4> {
+    generate_truncated(s, config, z, y, Truncation::NONE)
+}
+
+/// Images of a trained G as v0.4's evaluation makes them (no style mixing, the average
+/// w as it is), every w moved toward the average by `psi` (1: not at all).
+pub fn sample_images<B: Kernels>(
+    g: &mut Tensors<B>,
+    config: &ModelConfig,
+    z: Tensor<B, 2>,
+    y: Tensor<B, 1, Int>,
+    psi: f64,
+) -> Tensor<B, 4> {
+    let truncation = Truncation { psi, cutoff: None };
+    generate_truncated(&mut Scope::new(g, Mode::EVAL), config, z, y, truncation)
+}
+
+fn generate_truncated<B: Kernels>(
+    s: &mut Scope<B>,
+    config: &ModelConfig,
+    z: Tensor<B, 2>,
+    y: Tensor<B, 1, Int>,
+    truncation: Truncation,
+) -> Tensor<B, 4> {
     assert!(
         !s.is_tangent(),
         "StyleGAN2's G has no forward mode here (LOGAN is refused with it)"
@@ -132,7 +156,7 @@ pub fn generate<B: Kernels>(
         &mapping,
         z.clone(),
         c.clone(),
-        Truncation::NONE,
+        truncation,
         update,
     );
     let p = section(config).style_mixing_p;
