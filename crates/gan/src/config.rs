@@ -88,6 +88,7 @@ pub struct Stylegan2Model {
     /// Channels at resolution r are min(channel_base / r, channel_max) in G and D (v0.4:
     /// 32768 for CIFAR-10 and 512 pixels or more, 16384 elsewhere).
     pub channel_base: usize,
+    /// The most channels of any layer.
     #[serde(default = "default_channel_max")]
     pub channel_max: usize,
     /// D's blocks.
@@ -629,9 +630,9 @@ pub struct TrainConfig {
     /// largest ‖∇ₓD(x̂)‖² over the interpolations x̂.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maxgp_lambda: Option<f64>,
-    /// R1 regularization with this λ (v0.4's `apply_r1_reg`, `r1_lambda`, as its
-    /// models other than StyleGAN take it): D's loss gains λ · ½ mean ‖∇ₓD(x)‖² at the
-    /// real images, the gradient of D's pass over them.
+    /// R1 regularization with this λ (v0.4's `apply_r1_reg`, `r1_lambda`): D's loss
+    /// gains λ · ½ mean ‖∇ₓD(x)‖² at the real images, the gradient of D's pass over
+    /// them; for StyleGAN2, a lazy step of its own (`stylegan2.d_reg_interval`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r1_lambda: Option<f64>,
     /// An exponential moving average of G (parameters and buffers), sampled by default.
