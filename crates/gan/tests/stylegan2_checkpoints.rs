@@ -149,3 +149,39 @@ fn imported_stylegan2_checkpoints_match_the_reference() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// StyleGAN2's R1 penalty (v0.4's `stylegan_cal_r1_reg`) through D's forward mode,
+/// against the authors' double backward: its value and every parameter's gradient.
+#[test]
+fn the_r1_penalty_of_stylegan2s_d_matches_the_reference_double_backward() {
+    use gan::train::penalty::{Kind, Penalty, addend};
+    let root = fixtures::ours("stylegan2");
+    let text = std::fs::read_to_string(root.join("cases.json")).unwrap();
+    let cases: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let device = Default::default();
+    let mut failures = Vec::new();
+    for (case, c) in &cases {
+        let config = model(case, c);
+        let dir = root.join(case);
+        let arrays = npy::read_npz(&dir.join("case.npz")).unwrap();
+        let d = import::<Inner>(&dir.join("D.pth"), Network::Discriminator, &config, &device)
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        let mut d = Tensors::<Ad>::from_inner(d.tensors, true);
+        let labels: Vec<u32> = arrays["labels"].data.iter().map(|&v| v as u32).collect();
+        let penalty = Penalty {
+            kind: Kind::R1,
+            lambda: 1.0,
+        };
+        let real = tensor::<Inner, 4>(&arrays["real"]);
+        let value = addend(&penalty, &mut d, &config, real, &labels);
+        let grads = d.gradients(&value.backward());
+        let mut results = vec![("r1".to_string(), values(value.inner()), &arrays["r1"])];
+        results.extend(gradients(&arrays, "grad_r1__", &grads));
+        let results: Vec<_> = results
+            .iter()
+            .map(|(k, g, e)| (k.as_str(), g.clone(), *e))
+            .collect();
+        check(case, &results, &mut failures);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
