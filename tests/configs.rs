@@ -473,12 +473,37 @@ fn every_stylegan2_config_holds_studiogan_v04s_values() {
     let lazy = serde_json::json!({
         "g_reg_interval": 4, "d_reg_interval": 16, "g_ema_kimg": 500.0, "g_ema_rampup": 0.05,
     });
-    // name, conditioning, D steps, cond_lambda, temperature, D embedding size.
+    // name, conditioning, D steps, cond_lambda, temperature, steps, DiffAugment.
     let rows = [
-        ("stylegan2/stylegan2", "Projection", 1, 1.0, 1.0, 512),
-        ("stylegan2/stylegan2_d2dce", "D2DCE", 2, 0.25, 0.25, 512),
+        (
+            "stylegan2/stylegan2",
+            "Projection",
+            1,
+            1.0,
+            1.0,
+            200_000,
+            false,
+        ),
+        (
+            "stylegan2/stylegan2_diffaug",
+            "Projection",
+            1,
+            1.0,
+            1.0,
+            1_000_000,
+            true,
+        ),
+        (
+            "stylegan2/stylegan2_d2dce",
+            "D2DCE",
+            2,
+            0.25,
+            0.25,
+            200_000,
+            false,
+        ),
     ];
-    for (name, cond, d_steps, lambda, temperature, embed) in rows {
+    for (name, cond, d_steps, lambda, temperature, steps, diffaug) in rows {
         let p = train_params(name, dir.path());
         let (m, t) = (&p["model"], &p["train"]);
         assert_fields(
@@ -487,7 +512,7 @@ fn every_stylegan2_config_holds_studiogan_v04s_values() {
             m,
             serde_json::json!({
                 "architecture": "Stylegan2", "conditioning": cond, "num_classes": 10,
-                "z_dim": 512, "hyper_dim": embed, "normalize_embed": true,
+                "z_dim": 512, "hyper_dim": 512, "normalize_embed": true,
                 "g_spectral_norm": false, "d_spectral_norm": false, "stylegan2": style,
             }),
         );
@@ -496,7 +521,7 @@ fn every_stylegan2_config_holds_studiogan_v04s_values() {
             "train",
             t,
             serde_json::json!({
-                "batch_size": 64, "total_steps": 200_000, "d_steps_per_iter": d_steps,
+                "batch_size": 64, "total_steps": steps, "d_steps_per_iter": d_steps,
                 "g_steps_per_iter": 1, "g_lr": 0.0025, "d_lr": 0.0025, "beta1": 0.0,
                 "beta2": 0.99, "adam_eps": 1e-8, "adv_loss": "Logistic", "r1_lambda": 0.01,
                 "ema": null, "flip": true, "contrastive_lambda": lambda,
@@ -505,6 +530,8 @@ fn every_stylegan2_config_holds_studiogan_v04s_values() {
         );
         let m_p = t.get("m_p").and_then(Value::as_f64).unwrap_or(0.98);
         assert_eq!(m_p, 0.98, "{name}: m_p");
+        let applied = t["apply_diffaug"].as_bool().unwrap_or(false);
+        assert_eq!(applied, diffaug, "{name}: apply_diffaug");
     }
     for (name, original) in [
         ("stylegan2/contragan", "table1/contra_biggan32_cifar"),

@@ -322,13 +322,14 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
 }
 
 /// Each StyleGAN2 configuration of configs/stylegan2/, as shipped but at the short
-/// run's scale (4 classes, widths of 8, 2 steps, R1 every D step): G and D train with
-/// lazy R1 and the EMA, under a key of their own, and the EMA generator samples.
+/// run's scale (4 classes, widths of 8, 2 steps, R1 every D step, through DiffAugment
+/// where it is on): G and D train with lazy R1 and the EMA, under a key of their own,
+/// and the EMA generator samples.
 #[test]
 fn the_stylegan2_configs_train_end_to_end_at_a_small_scale() {
     let p = project();
     let root = env!("CARGO_MANIFEST_DIR");
-    for name in ["stylegan2", "stylegan2_d2dce"] {
+    for name in ["stylegan2", "stylegan2_diffaug", "stylegan2_d2dce"] {
         let config = format!("{root}/configs/stylegan2/{name}.ron");
         p.write(
             "p.ron",

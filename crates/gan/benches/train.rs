@@ -34,7 +34,10 @@ use std::sync::atomic::AtomicBool;
 
 use data::Packed;
 use data::synthetic::Synthetic;
-use gan::config::{AdvLoss, Architecture, Attention, Conditioning, Ema, LatentOpConfig};
+use gan::config::{
+    AdvLoss, Architecture, Attention, Conditioning, DBlocks, Ema, LatentOpConfig, Stylegan2Model,
+    Stylegan2Training,
+};
 use gan::train::{self, Setup, StepLog};
 use gan::{ModelConfig, TrainConfig};
 use kernels::Kernels;
@@ -69,6 +72,7 @@ impl Row {
             Architecture::Resgan32 => "ResGAN32".to_string(),
             Architecture::Biggan64 => format!("BigGAN64 width {}", self.width),
             Architecture::Biggan32 => format!("BigGAN32 width {}", self.width),
+            Architecture::Stylegan2 => format!("StyleGAN2 channel_max {}", self.width),
             other => format!("{other:?}"),
         };
         let conditioning = match self.conditioning {
@@ -84,6 +88,7 @@ impl Row {
             "gp" => "WGAN-GP",
             "dra" => "DRA",
             "maxgp" => "max-GP",
+            _ if self.arch == Architecture::Stylegan2 => "R1 every D step",
             _ => "R1",
         });
         let methods = [
@@ -187,6 +192,52 @@ fn config(row: &Row, iterations: u64) -> (ModelConfig, TrainConfig) {
         consistency_reg: row.consistency,
         consistency_lambda: 10.0,
         make_positive_aug: false,
+    };
+    match row.arch {
+        Architecture::Stylegan2 => stylegan2(row, model, train),
+        _ => (model, train),
+    }
+}
+
+/// v0.4's CIFAR-10 StyleGAN2 (configs/stylegan2/stylegan2.ron) with `--width` as its
+/// `channel_max` (512 there) and, with `--penalty r1`, its lazy R1 after every D step
+/// (every 16th there), as `tools/bench/ref_stylegan2_bench.py` runs the authors'.
+fn stylegan2(row: &Row, model: ModelConfig, train: TrainConfig) -> (ModelConfig, TrainConfig) {
+    let model = ModelConfig {
+        z_dim: 512,
+        shared_dim: 128,
+        g_conv_dim: gan::config::DEFAULT_CONV_DIM,
+        d_conv_dim: gan::config::DEFAULT_CONV_DIM,
+        g_spectral_norm: false,
+        d_spectral_norm: false,
+        attention: None,
+        stylegan2: Some(Box::new(Stylegan2Model {
+            resolution: 32,
+            w_dim: 512,
+            mapping_network: 2,
+            channel_base: 32768,
+            channel_max: row.width,
+            d_architecture: DBlocks::Orig,
+            d_epilogue_mbstd_group_size: 32,
+            style_mixing_p: 0.0,
+        })),
+        ..model
+    };
+    let train = TrainConfig {
+        g_lr: 0.0025,
+        d_lr: 0.0025,
+        beta1: 0.0,
+        beta2: 0.99,
+        adv_loss: AdvLoss::Logistic,
+        r1_lambda: row.penalty.is_some().then_some(0.01),
+        ema: None,
+        stylegan2: Some(Stylegan2Training {
+            g_reg_interval: 4,
+            d_reg_interval: 1,
+            g_ema_kimg: Some(500.0),
+            g_ema_rampup: Some(0.05),
+        }),
+        ..train
     };
     (model, train)
 }
@@ -297,6 +348,7 @@ fn architecture(name: &str) -> Option<Architecture> {
         "resgan32" => Architecture::Resgan32,
         "biggan" | "biggan32" => Architecture::Biggan32,
         "biggan64" => Architecture::Biggan64,
+        "stylegan2" => Architecture::Stylegan2,
         _ => return None,
     })
 }
@@ -317,7 +369,7 @@ fn main() {
     let latent_op = flag("--latent-op");
     let cond: Option<String> = option(&args, "--cond");
     let conditioning = match cond.as_deref() {
-        None if latent_op || flag("--projection") => Conditioning::Projection,
+        None if latent_op || flag("--projection") || flag("stylegan2") => Conditioning::Projection,
         None | Some("contra") => Conditioning::Contrastive,
         Some("proj") => Conditioning::Projection,
         Some("ac") => Conditioning::Acgan,
@@ -351,6 +403,7 @@ fn main() {
             width: option(&args, "--width").unwrap_or(match arch {
                 Architecture::Biggan32 => 96,
                 Architecture::Biggan64 => 80,
+                Architecture::Stylegan2 => 512,
                 _ => 64,
             }),
             d_steps: option(&args, "--d-steps").unwrap_or(match arch {

@@ -150,8 +150,29 @@ fn imported_stylegan2_checkpoints_match_the_reference() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// DiffAugment's draws a case handed to the authors' code (`aug_<draw>`).
+fn augment_draws(arrays: &BTreeMap<String, npy::Array>) -> gan::train::diffaug::Draws {
+    let floats = |k: &str| arrays[k].data.iter().map(|&v| v as f32).collect::<Vec<_>>();
+    let ints = |k: &str| arrays[k].data.iter().map(|&v| v as i64).collect::<Vec<_>>();
+    gan::train::diffaug::Draws {
+        brightness: floats("aug_brightness"),
+        saturation: floats("aug_saturation"),
+        contrast: floats("aug_contrast"),
+        translation: ints("aug_translation_x")
+            .into_iter()
+            .zip(ints("aug_translation_y"))
+            .collect(),
+        cutout: ints("aug_cutout_x")
+            .into_iter()
+            .zip(ints("aug_cutout_y"))
+            .map(|(x, y)| (x as usize, y as usize))
+            .collect(),
+    }
+}
+
 /// StyleGAN2's R1 penalty (v0.4's `stylegan_cal_r1_reg`) through D's forward mode,
-/// against the authors' double backward: its value and every parameter's gradient.
+/// on the real images and through DiffAugment, against the authors' double backward:
+/// its value and every parameter's gradient.
 #[test]
 fn the_r1_penalty_of_stylegan2s_d_matches_the_reference_double_backward() {
     use gan::train::penalty::{Kind, Penalty, addend};
@@ -166,22 +187,25 @@ fn the_r1_penalty_of_stylegan2s_d_matches_the_reference_double_backward() {
         let arrays = npy::read_npz(&dir.join("case.npz")).unwrap();
         let d = import::<Inner>(&dir.join("D.pth"), Network::Discriminator, &config, &device)
             .unwrap_or_else(|e| panic!("{case}: {e}"));
-        let mut d = Tensors::<Ad>::from_inner(d.tensors, true);
         let labels: Vec<u32> = arrays["labels"].data.iter().map(|&v| v as u32).collect();
         let penalty = Penalty {
             kind: Kind::R1,
             lambda: 1.0,
         };
-        let real = tensor::<Inner, 4>(&arrays["real"]);
-        let value = addend(&penalty, &mut d, &config, real, &labels);
-        let grads = d.gradients(&value.backward());
-        let mut results = vec![("r1".to_string(), values(value.inner()), &arrays["r1"])];
-        results.extend(gradients(&arrays, "grad_r1__", &grads));
-        let results: Vec<_> = results
-            .iter()
-            .map(|(k, g, e)| (k.as_str(), g.clone(), *e))
-            .collect();
-        check(case, &results, &mut failures);
+        let draws = augment_draws(&arrays);
+        for (name, through) in [("r1", None), ("r1_aug", Some(&draws))] {
+            let mut d = Tensors::<Ad>::from_inner(d.tensors.clone(), true);
+            let real = tensor::<Inner, 4>(&arrays["real"]);
+            let value = addend(&penalty, &mut d, &config, real, &labels, through);
+            let grads = d.gradients(&value.backward());
+            let mut results = vec![(name.to_string(), values(value.inner()), &arrays[name])];
+            results.extend(gradients(&arrays, &format!("grad_{name}__"), &grads));
+            let results: Vec<_> = results
+                .iter()
+                .map(|(k, g, e)| (k.as_str(), g.clone(), *e))
+                .collect();
+            check(case, &results, &mut failures);
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -203,7 +203,10 @@ impl TypedKind for Train {
         }
         let penalties = Penalty::all(&params.train);
         let penalized = !penalties.is_empty();
-        if params.train.r1_lambda.is_some() && params.train.apply_diffaug {
+        if params.train.r1_lambda.is_some()
+            && params.train.apply_diffaug
+            && params.train.stylegan2.is_none()
+        {
             return Err(Invalid::new(
                 "R1 takes D's gradient at the real images before DiffAugment, through it in \
                  v0.4; the penalties' passes here run D on images without it",

@@ -15,6 +15,7 @@ use burn::prelude::*;
 use kernels::Kernels;
 use rng::Rng;
 
+use super::diffaug::{Draws, apply};
 use crate::config::{ModelConfig, TrainConfig};
 use crate::discriminator;
 use crate::layers::Mode;
@@ -153,12 +154,18 @@ impl Penalty {
 /// and its BatchNorm statistics update, as in the reference's penalty pass), then once
 /// more in forward mode, which changes no state. For R1, `d` is D as the step's pass
 /// over the real images left it, and that pass is replayed.
+///
+/// With `through`, D sees the points through DiffAugment with those draws and the
+/// gradient is taken at the points before it (StyleGAN2's lazy R1 as v0.4 takes it).
+/// DiffAugment is affine, A(x) = Lx + b, so the forward pass runs at A(x) along
+/// L·v = A(v) − A(0).
 pub fn addend<B: Kernels>(
     penalty: &Penalty,
     d: &mut Tensors<Autodiff<B>>,
     model: &ModelConfig,
     points: Tensor<B, 4>,
     labels: &[u32],
+    through: Option<&Draws>,
 ) -> Tensor<Autodiff<B>, 1> {
     let dims = points.dims();
     let device = points.device();
@@ -172,7 +179,8 @@ pub fn addend<B: Kernels>(
     } else {
         Mode::REPLAY
     };
-    let out = discriminator::run(&mut constant, first, model, x.clone(), y.clone());
+    let seen = augmented(x.clone(), through);
+    let out = discriminator::run(&mut constant, first, model, seen, y.clone());
     let g = x
         .grad(&out.adv.sum().backward())
         .expect("D's logits depend on its input");
@@ -186,15 +194,28 @@ pub fn addend<B: Kernels>(
     }
 
     let (value, direction) = penalty.of(g.reshape([dims[0], dims[1] * dims[2] * dims[3]]));
+    let direction = direction.reshape(dims);
+    let direction = match through {
+        Some(draws) => apply(direction, draws) - apply(points.zeros_like(), draws),
+        None => direction,
+    };
     let out = discriminator::tangent(
         d,
         Mode::REPLAY,
         model,
-        Tensor::from_inner(points),
-        Tensor::from_inner(direction.reshape(dims)),
+        Tensor::from_inner(augmented(points, through)),
+        Tensor::from_inner(direction),
         y,
     );
     // ⟨g, v⟩, whose gradient in θ is the penalty's; its value replaced by the penalty's.
     let along = out.adv.narrow(0, dims[0], dims[0]).sum();
     (along.clone() - along.detach() + Tensor::from_inner(value)) * penalty.lambda
+}
+
+/// `x` through DiffAugment with `draws`, where given.
+fn augmented<B: Backend>(x: Tensor<B, 4>, through: Option<&Draws>) -> Tensor<B, 4> {
+    match through {
+        Some(draws) => apply(x, draws),
+        None => x,
+    }
 }

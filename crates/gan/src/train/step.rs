@@ -10,6 +10,7 @@ use kernels::Kernels;
 use rng::Rng;
 
 use super::Setup;
+use super::diffaug::Draws;
 use super::grads::{Grads, accumulate};
 use super::latent::{self, Shift, Side};
 use super::objective::Objective;
@@ -206,7 +207,7 @@ pub(super) fn d_step<B: Kernels, N>(
                         Some(after_real) if p.kind == Kind::R1 => after_real,
                         _ => &mut j.d,
                     };
-                    penalty::addend(p, d, model, points, &j.real_labels)
+                    penalty::addend(p, d, model, points, &j.real_labels, None)
                 })
                 .collect();
             (j.d, real, fake, views, penalized)
@@ -252,7 +253,18 @@ pub(super) fn d_step<B: Kernels, N>(
     }
     state.d = inner;
     if let Some(penalty) = lazy_r1 {
-        r1_step(state, model, &penalty, kept);
+        let mut rng = Rng::stream(
+            setup.seed ^ 0x7171_0000_0000_0000,
+            (state.step << 20) | k as u64,
+        );
+        let draws: Vec<Option<Draws>> = kept
+            .iter()
+            .map(|(real, _)| {
+                let [n, _, h, w] = real.dims();
+                train.apply_diffaug.then(|| Draws::draw(n, h, w, &mut rng))
+            })
+            .collect();
+        r1_step(state, model, &penalty, kept, &draws);
     }
     total
 }
@@ -272,20 +284,22 @@ fn lazy_r1_due<N>(setup: &Setup<N>, step: u64, k: usize) -> Option<Penalty> {
 }
 
 /// StyleGAN2's lazy R1 as a D step of its own (v0.4's `r1_place: "outside_loop"`): on
-/// the real images of the D step just done, each accumulated part weighted by its
-/// share, then D's Adam. On the first device (D's state is all parameters: the pass
-/// there is the pass anywhere).
+/// the real images of the D step just done (through DiffAugment with fresh draws where
+/// it is on, as v0.4's `series_augment`), each accumulated part weighted by its share,
+/// then D's Adam. On the first device (D's state is all parameters: the pass there is
+/// the pass anywhere).
 fn r1_step<B: Kernels>(
     state: &mut State<B>,
     model: &crate::config::ModelConfig,
     penalty: &Penalty,
     reals: Vec<(Tensor<B, 4>, Vec<u32>)>,
+    draws: &[Option<Draws>],
 ) {
     let parts = reals.len() as f64;
     let mut d = Tensors::<Autodiff<B>>::from_inner(state.d.clone(), true);
     let mut grads = None;
-    for (real, labels) in reals {
-        let value = penalty::addend(penalty, &mut d, model, real, &labels) / parts;
+    for ((real, labels), draws) in reals.into_iter().zip(draws) {
+        let value = penalty::addend(penalty, &mut d, model, real, &labels, draws.as_ref()) / parts;
         accumulate(&mut grads, d.gradients(&value.backward()));
     }
     let mut inner = d.inner();

@@ -550,8 +550,8 @@ fn stateful_and_augmenting_terms_resume_bit_for_bit() {
 }
 
 /// A StyleGAN2 at small widths with everything its loop adds: style mixing, the D
-/// step's update of the average w, lazy R1 every 2 D steps, the EMA with its ramp-up,
-/// Adam's lazy rescaling.
+/// step's update of the average w, lazy R1 every 2 D steps through DiffAugment, the
+/// EMA with its ramp-up, Adam's lazy rescaling.
 fn stylegan2() -> (ModelConfig, impl Fn(&mut TrainConfig)) {
     let (base, _) = configs();
     let model = ModelConfig {
@@ -578,6 +578,7 @@ fn stylegan2() -> (ModelConfig, impl Fn(&mut TrainConfig)) {
     model.check().unwrap();
     let change = |config: &mut TrainConfig| {
         config.adv_loss = AdvLoss::Logistic;
+        config.apply_diffaug = true;
         config.ema = None;
         config.r1_lambda = Some(0.5);
         config.beta1 = 0.0;
