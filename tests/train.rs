@@ -323,8 +323,8 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
 
 /// Each StyleGAN2 configuration of configs/stylegan2/, as shipped but at the short
 /// run's scale (4 classes, widths of 8, 2 steps, R1 every D step, through DiffAugment
-/// where it is on): G and D train with lazy R1 and the EMA, under a key of their own,
-/// and the EMA generator samples.
+/// where it is on, path length regularization every G step): G and D train with their
+/// regularizers and the EMA, under a key of their own, and the EMA generator samples.
 #[test]
 fn the_stylegan2_configs_train_end_to_end_at_a_small_scale() {
     let p = project();
@@ -356,8 +356,8 @@ fn the_stylegan2_configs_train_end_to_end_at_a_small_scale() {
              d_epilogue_mbstd_group_size: 2))",
             "gan.train.batch_size=4",
             "gan.train.total_steps=2",
-            "gan.train.stylegan2=Some((g_reg_interval: 4, d_reg_interval: 1, \
-             g_ema_kimg: Some(0.01), g_ema_rampup: Some(0.05)))",
+            "gan.train.stylegan2=Some((g_reg_interval: 1, d_reg_interval: 1, \
+             g_ema_kimg: Some(0.01), g_ema_rampup: Some(0.05), pl_weight: Some(2.0)))",
         ];
         let report = p.run("p.ron", &with_sets(&[], &sets), 0);
         let ran = with_action(&report, "ran");

@@ -236,6 +236,7 @@ fn stylegan2(row: &Row, model: ModelConfig, train: TrainConfig) -> (ModelConfig,
             d_reg_interval: 1,
             g_ema_kimg: Some(500.0),
             g_ema_rampup: Some(0.05),
+            pl_weight: None,
         }),
         ..train
     };

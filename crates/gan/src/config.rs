@@ -700,6 +700,12 @@ pub struct Stylegan2Training {
     /// far (v0.4's `g_ema_rampup`; `None`, no ramp-up).
     #[serde(default)]
     pub g_ema_rampup: Option<f64>,
+    /// Path length regularization with this weight as a G step of its own after every
+    /// `g_reg_interval` G steps, on half a batch, weighted by the interval (v0.4's
+    /// `apply_pl_reg` and `pl_weight`: off in its CIFAR-10 configurations, 2
+    /// elsewhere); its running mean decays by 0.01 and is kept in checkpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pl_weight: Option<f64>,
 }
 
 impl Stylegan2Training {

@@ -209,3 +209,47 @@ fn the_r1_penalty_of_stylegan2s_d_matches_the_reference_double_backward() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// StyleGAN2's path length penalty (v0.4's `PathLengthRegularizer.cal_pl_reg`, weight
+/// 2) through the synthesis network's forward mode, against the authors' double
+/// backward with the same directions: its value, the running mean after it and every
+/// parameter's gradient (the noise strengths' apart: their noise is drawn).
+#[test]
+fn the_path_length_penalty_matches_the_reference_double_backward() {
+    use gan::stylegan2::PathLength;
+    let root = fixtures::ours("stylegan2");
+    let text = std::fs::read_to_string(root.join("cases.json")).unwrap();
+    let cases: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let device = Default::default();
+    let mut failures = Vec::new();
+    for (case, c) in &cases {
+        let config = model(case, c);
+        let dir = root.join(case);
+        let arrays = npy::read_npz(&dir.join("case.npz")).unwrap();
+        let g = import::<Inner>(&dir.join("G.pth"), Network::Generator, &config, &device)
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        let mut g = Tensors::<Ad>::from_inner(g.tensors, true);
+        let z = tensor::<Inner, 2>(&arrays["pl_z"]);
+        let y = labels(&arrays["pl_labels"]).inner();
+        let size = config.image_size() as f64;
+        let directions = tensor::<Inner, 4>(&arrays["pl_randn"]) / size;
+        let penalty = PathLength {
+            weight: 2.0,
+            decay: 0.01,
+        };
+        let before = arrays["pl_mean_before"].data[0];
+        let (value, mean) = penalty.addend(&mut g, &config, z, y, directions, before);
+        let grads = g.gradients(&value.backward());
+        let mut results = vec![
+            ("pl".to_string(), values(value.inner()), &arrays["pl"]),
+            ("pl_mean".to_string(), vec![mean], &arrays["pl_mean"]),
+        ];
+        results.extend(gradients(&arrays, "grad_pl__", &grads));
+        let results: Vec<_> = results
+            .iter()
+            .map(|(k, g, e)| (k.as_str(), g.clone(), *e))
+            .collect();
+        check(case, &results, &mut failures);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

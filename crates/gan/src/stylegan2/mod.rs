@@ -28,6 +28,7 @@ use crate::config::{
 };
 use crate::layers::{Mode, Scope};
 use crate::tensors::Tensors;
+use burn::backend::Autodiff;
 use discriminator::{Blocks, Discriminator, Head};
 use mapping::{Layers, Mapping, Truncation};
 use synthesis::{Noise, Synthesis};
@@ -143,15 +144,31 @@ fn generate_truncated<B: Kernels>(
 ) -> Tensor<B, 4> {
     assert!(
         !s.is_tangent(),
-        "StyleGAN2's G has no forward mode here (LOGAN is refused with it)"
+        "StyleGAN2's G runs in forward mode from its ws (PathLength), not from z"
     );
-    let (synthesis, mapping) = g_networks(config);
     let mut streams = image_streams(&z);
+    let ws = styles(s, config, z, y, truncation, &mut streams);
+    let (synthesis, _) = g_networks(config);
+    let mut noise = Noise::Random(&mut streams);
+    synthesis::forward(&mut s.at("synthesis"), &synthesis, ws, &mut noise)
+}
+
+/// The ws of latents `z` and labels `y`: the mapping network's, truncated, mixed with
+/// a second latent's in a train-mode pass (its draws from `streams`, one per image).
+fn styles<B: Kernels>(
+    s: &mut Scope<B>,
+    config: &ModelConfig,
+    z: Tensor<B, 2>,
+    y: Tensor<B, 1, Int>,
+    truncation: Truncation,
+    streams: &mut [Rng],
+) -> Tensor<B, 3> {
+    let (_, mapping) = g_networks(config);
     let c = config
         .conditional_g()
         .then(|| y.one_hot(config.num_classes).float());
     let update = s.mode.update;
-    let mut ws = mapping::forward(
+    let ws = mapping::forward(
         &mut s.at("mapping"),
         &mapping,
         z.clone(),
@@ -160,26 +177,98 @@ fn generate_truncated<B: Kernels>(
         update,
     );
     let p = section(config).style_mixing_p;
-    if s.mode.batch_stats && p > 0.0 {
-        let [n, num_ws, w_dim] = ws.dims();
-        let (keep, other): (Vec<f32>, Vec<f32>) =
-            mixing_draws(&mut streams, num_ws, p, z.dims()[1]);
-        let device = z.device();
-        let keep = Tensor::<B, 3>::from_data(TensorData::new(keep, [n, num_ws, 1]), &device);
-        let other = Tensor::<B, 2>::from_data(TensorData::new(other, [n, z.dims()[1]]), &device);
-        let mixed = mapping::forward(
-            &mut s.at("mapping"),
-            &mapping,
-            other,
-            c,
-            Truncation::NONE,
-            false,
-        );
-        ws = ws * keep.clone() + mixed * (keep.neg() + 1.0);
-        debug_assert_eq!(ws.dims(), [n, num_ws, w_dim]);
+    if !(s.mode.batch_stats && p > 0.0) {
+        return ws;
     }
-    let mut noise = Noise::Random(&mut streams);
-    synthesis::forward(&mut s.at("synthesis"), &synthesis, ws, &mut noise)
+    let [n, num_ws, _] = ws.dims();
+    let z_dim = z.dims()[1];
+    let (keep, other) = mixing_draws(streams, num_ws, p, z_dim);
+    let device = z.device();
+    let keep = Tensor::<B, 3>::from_data(TensorData::new(keep, [n, num_ws, 1]), &device);
+    let other = Tensor::<B, 2>::from_data(TensorData::new(other, [n, z_dim]), &device);
+    let none = Truncation::NONE;
+    let mixed = mapping::forward(&mut s.at("mapping"), &mapping, other, c, none, false);
+    ws * keep.clone() + mixed * (keep.neg() + 1.0)
+}
+
+/// StyleGAN2's path length regularization (v0.4's `PathLengthRegularizer.cal_pl_reg`):
+/// for images G(w) and directions y ~ N(0, 1)/√(h·w), the lengths ‖∇_w ⟨G(w), y⟩‖ (the
+/// root of the mean over the ws of the squared norms), their running mean moved by
+/// `decay` toward this batch's, and `weight` · mean (length − running mean)².
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PathLength {
+    pub weight: f64,
+    pub decay: f64,
+}
+
+impl PathLength {
+    /// The penalty for G's pass over latents `z` and labels `y` along `directions`
+    /// (`[n, 3, r, r]`), as an addend of G's loss whose gradient in G's parameters
+    /// (synthesis and, through w, mapping) is the penalty's; and the new running mean.
+    ///
+    /// The lengths' gradient in the parameters is a gradient of a gradient: ∂/∂θ of
+    /// ⟨∇_w⟨G(w), y⟩, v⟩ with v = ∂penalty/∂(∇_w…) held fixed, which is ⟨y, J·v⟩, the
+    /// synthesis network's derivative along v in forward mode.
+    pub fn addend<B: Kernels>(
+        &self,
+        g: &mut Tensors<Autodiff<B>>,
+        config: &ModelConfig,
+        z: Tensor<B, 2>,
+        y: Tensor<B, 1, Int>,
+        directions: Tensor<B, 4>,
+        mean: f64,
+    ) -> (Tensor<Autodiff<B>, 1>, f64) {
+        let (synthesis, _) = g_networks(config);
+        let mut streams = image_streams(&z);
+        let ws = styles(
+            &mut Scope::new(g, Mode::REPLAY),
+            config,
+            Tensor::from_inner(z),
+            Tensor::from_inner(y),
+            Truncation::NONE,
+            &mut streams,
+        );
+        let [n, num_ws, _] = ws.dims();
+        let directions = Tensor::<Autodiff<B>, 4>::from_inner(directions);
+
+        // ∇_w ⟨G(w), y⟩, G's parameters held constant.
+        let mut constant = Tensors::<Autodiff<B>>::from_inner(g.inner(), false);
+        let leaf = Tensor::<Autodiff<B>, 3>::from_inner(ws.clone().inner()).require_grad();
+        let img = synthesis::forward(
+            &mut Scope::new(&mut constant, Mode::REPLAY).at("synthesis"),
+            &synthesis,
+            leaf.clone(),
+            &mut Noise::Random(&mut streams.clone()),
+        );
+        let grad = leaf
+            .grad(&(img * directions.clone()).sum().backward())
+            .expect("the images depend on the ws");
+
+        // [n, 1, 1]
+        let lengths = grad.clone().powi_scalar(2).sum_dim(2).mean_dim(1).sqrt();
+        let batch_mean = lengths.clone().mean().into_scalar().elem::<f64>();
+        let mean = mean + self.decay * (batch_mean - mean);
+        let excess = lengths.clone() - mean;
+        let value = excess.clone().powi_scalar(2).mean() * self.weight;
+        // The penalty's derivative in each length, through the new mean too (the
+        // reference detaches the mean it keeps, not the one it uses):
+        // 2·weight/n · ((len − mean) − decay · mean(len − mean)); times ∇/(num_ws·len).
+        let shift = excess.clone().mean().into_scalar().elem::<f64>() * self.decay;
+        let slope = (excess - shift) * (2.0 * self.weight / n as f64);
+        let scale = slope / (lengths.clamp_min(1e-30) * num_ws as f64);
+        let v = grad * scale;
+
+        let stacked = Tensor::cat(vec![ws, Tensor::from_inner(v)], 0);
+        let img = synthesis::forward(
+            &mut Scope::tangent(g, Mode::REPLAY).at("synthesis"),
+            &synthesis,
+            stacked,
+            &mut Noise::Random(&mut streams),
+        );
+        let along = (img.narrow(0, n, n) * directions).sum();
+        let value = Tensor::from_inner(value.reshape([1]));
+        (along.clone() - along.detach() + value, mean)
+    }
 }
 
 /// D(x, y) for a Stylegan2 `config`.

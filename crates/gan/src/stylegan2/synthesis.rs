@@ -8,6 +8,11 @@
 //! `fused_modconv=False` path, the same numbers as the grouped one): the activations
 //! are scaled by the styles, convolved with the shared weight, then scaled by the
 //! demodulation coefficients 1/√(Σ (w·s)² + 1e-8).
+//!
+//! In a [`Scope::tangent`] the ws are stacked over their tangents and the images come
+//! with their derivatives along them (what path length regularization takes): the
+//! learned constant and the noise have none, the styles' follow the affine layers, and
+//! modulation and demodulation follow the product rule.
 
 use burn::prelude::*;
 use kernels::Kernels;
@@ -16,7 +21,7 @@ use rng::Rng;
 use super::layers::{Resample, activate, conv2d_resample, fully_connected, resample_filter};
 use crate::bias_act::{Activation, BiasAct};
 use crate::init::Init;
-use crate::layers::Scope;
+use crate::layers::{Scope, halves, stacked, without_tangent};
 use crate::tensors::Role;
 use crate::upfirdn2d::upsample2d;
 
@@ -91,6 +96,7 @@ pub fn forward<B: Kernels>(
                 let shape = [out, res, res];
                 let c = s.tensor("const", &shape, Role::Param, Init::Normal { std: 1.0 });
                 let c = c.reshape([1, out, res, res]).repeat_dim(0, n);
+                let c = without_tangent(&s, c);
                 layer(&mut s, "conv1", c, w(first_w), out, 1, noise)
             }
             Some(x) => {
@@ -145,8 +151,10 @@ fn layer<B: Kernels>(
     let strength = s
         .tensor("noise_strength", &[], Role::Param, Init::Zeros)
         .reshape([1, 1, 1, 1]);
+    let images = if s.is_tangent() { n / 2 } else { n };
     let noise = match noise {
         Noise::Random(streams) => {
+            let n = images;
             assert_eq!(streams.len(), n, "one noise stream per image");
             let draws: Vec<f32> = streams
                 .iter_mut()
@@ -164,8 +172,13 @@ fn layer<B: Kernels>(
         Noise::Off => None,
     };
     let resample = Resample::of_layer(3, up, 1);
-    let x = modulated_conv2d(x, weight, styles, resample, true);
+    let x = modulated_conv2d(&s, x, weight, styles, resample, true);
+    // Noise is added to the images, not to their tangents.
     let x = match noise {
+        Some(noise) if s.is_tangent() => {
+            let (values, tangents) = halves(x);
+            stacked(values + noise, tangents)
+        }
         Some(noise) => x + noise,
         None => x,
     };
@@ -200,34 +213,129 @@ fn to_rgb<B: Kernels>(
         .tensor("weight", &shape, Role::Param, Init::Normal { std: 1.0 })
         .reshape(shape);
     let resample = Resample::of_layer(1, 1, 1);
-    let x = modulated_conv2d(x, weight, styles * gain, resample, false);
+    let x = modulated_conv2d(&s, x, weight, styles * gain, resample, false);
     let bias = s.tensor("bias", &[img_channels], Role::Param, Init::Zeros);
     activate(&s, x, Some(bias), &BiasAct::default_for(Activation::Linear))
 }
 
-/// `modulated_conv2d` as its unfused path computes it.
+/// `modulated_conv2d` as its unfused path computes it; in forward mode, with its
+/// derivative by the product rule.
 fn modulated_conv2d<B: Kernels>(
+    s: &Scope<B>,
     x: Tensor<B, 4>,
     weight: Tensor<B, 4>,
     styles: Tensor<B, 2>,
     resample: Resample,
     demodulate: bool,
 ) -> Tensor<B, 4> {
-    let [n, inp] = styles.dims();
+    let [_, inp] = styles.dims();
     let [out, _, kh, kw] = weight.dims();
-    let x = x * styles.clone().reshape([n, inp, 1, 1]);
-    let x = conv2d_resample(x, weight.clone(), resample);
+    let per_channel = |t: Tensor<B, 2>| {
+        let [n, c] = t.dims();
+        t.reshape([n, c, 1, 1])
+    };
+    // The activations scaled by the styles: (x·s)' = ẋ·s + x·ṡ.
+    let (scaled, values) = if s.is_tangent() {
+        let ((x, dx), (st, dst)) = (halves(x), halves(styles.clone()));
+        let value = x.clone() * per_channel(st.clone());
+        let tangent = dx * per_channel(st.clone()) + x * per_channel(dst.clone());
+        (stacked(value, tangent), Some((st, dst)))
+    } else {
+        (x * per_channel(styles.clone()), None)
+    };
+    let y = conv2d_resample(scaled, weight.clone(), resample);
     if !demodulate {
-        return x;
+        return y;
     }
     // Σ_{i,k} (w[o,i,k]·s[n,i])² = (s² · (Σ_k w²)ᵀ)[n, o].
     let squares = weight
         .powi_scalar(2)
         .reshape([out, inp, kh * kw])
         .sum_dim(2)
-        .reshape([out, inp]);
-    let dcoefs = (styles.powi_scalar(2).matmul(squares.transpose()) + 1e-8)
-        .sqrt()
-        .recip();
-    x * dcoefs.reshape([n, out, 1, 1])
+        .reshape([out, inp])
+        .transpose();
+    let coefficients = |st: Tensor<B, 2>| {
+        (st.powi_scalar(2).matmul(squares.clone()) + 1e-8)
+            .sqrt()
+            .recip()
+    };
+    match values {
+        None => y * per_channel(coefficients(styles)),
+        Some((st, dst)) => {
+            // d' = −d³ · (s·ṡ) (Σ_k w²)ᵀ.
+            let d = coefficients(st.clone());
+            let dd = -(d.clone().powi_scalar(3)) * (st * dst).matmul(squares);
+            let (y, dy) = halves(y);
+            let value = y.clone() * per_channel(d.clone());
+            stacked(value, dy * per_channel(d) + y * per_channel(dd))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::{Initializer, Scheme};
+    use crate::layers::Mode;
+    use crate::tensors::Tensors;
+    use burn::backend::{Autodiff, Flex};
+
+    fn draw<const D: usize>(seed: u64, shape: [usize; D]) -> Tensor<Flex, D> {
+        let mut rng = Rng::new(seed);
+        let n = shape.iter().product::<usize>();
+        let values: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+        Tensor::<Flex, 1>::from_floats(values.as_slice(), &Default::default()).reshape(shape)
+    }
+
+    /// The synthesis network's forward mode in w against its reverse mode,
+    /// ⟨y, J·d⟩ = ⟨Jᵀ·y, d⟩, with biases and noise strengths that are not zero.
+    #[test]
+    fn forward_mode_agrees_with_reverse_mode() {
+        let device = Default::default();
+        let net = Synthesis {
+            w_dim: 6,
+            resolution: 16,
+            img_channels: 3,
+            channel_base: 64,
+            channel_max: 8,
+        };
+        let n = 2;
+        let ws = draw(1, [n, net.num_ws(), net.w_dim]);
+        let mut tensors = Tensors::<Flex>::new(&device);
+        let mut init = Initializer::new(Scheme::N02, 3);
+        forward(
+            &mut Scope::building(&mut tensors, &mut init),
+            &net,
+            ws.clone(),
+            &mut Noise::Const,
+        );
+        let shifted: Vec<(String, usize)> = tensors
+            .iter()
+            .filter(|(name, _)| name.ends_with("bias") || name.ends_with("noise_strength"))
+            .map(|(name, e)| (name.clone(), e.shape.iter().product::<usize>().max(1)))
+            .collect();
+        for (k, (name, len)) in shifted.into_iter().enumerate() {
+            tensors.set(&name, draw(10 + k as u64, [len]) * 0.3);
+        }
+        let direction = draw(2, [n, net.num_ws(), net.w_dim]);
+        let y = draw(3, [n, 3, 16, 16]);
+        let stacked = Tensor::cat(vec![ws.clone(), direction.clone()], 0);
+        let mut scope = Scope::tangent(&mut tensors, Mode::REPLAY);
+        let images = forward(&mut scope, &net, stacked, &mut Noise::Const);
+        let along = (images.narrow(0, n, n) * y.clone()).sum().into_scalar();
+
+        let mut constant = Tensors::<Autodiff<Flex>>::from_inner(tensors.clone(), false);
+        let leaf = Tensor::<Autodiff<Flex>, 3>::from_inner(ws).require_grad();
+        let mut scope = Scope::new(&mut constant, Mode::REPLAY);
+        let images = forward(&mut scope, &net, leaf.clone(), &mut Noise::Const);
+        let g = leaf
+            .grad(&(images * Tensor::from_inner(y)).sum().backward())
+            .unwrap();
+        let reverse = (g * direction).sum().into_scalar();
+        let scale = along.abs().max(reverse.abs()).max(1e-3);
+        assert!(
+            (along - reverse).abs() / scale < 1e-4,
+            "forward {along}, reverse {reverse}"
+        );
+    }
 }

@@ -23,6 +23,13 @@ struct CheckpointInfo {
     /// The objective's terms' state (LeCam's averages), by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     terms: BTreeMap<String, f64>,
+    /// StyleGAN2's running mean of the path lengths.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pl_mean: f64,
+}
+
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
 }
 
 pub(super) fn checkpoint_dir(work: &Path) -> PathBuf {
@@ -76,6 +83,7 @@ pub(super) fn save_checkpoint<B: Kernels>(
         step: state.step,
         seed,
         terms,
+        pl_mean: state.pl_mean,
     };
     let info_path = tmp.join("state.json");
     std::fs::write(&info_path, serde_json::to_vec_pretty(&info).unwrap())
@@ -139,6 +147,7 @@ pub(super) fn load_checkpoint<B: Kernels>(
         g_ema: load("G_ema")?.map(|s| Tensors::from_snapshot(&s, device)),
         opt_g: adam("adam_G", Side::Generator)?,
         opt_d: adam("adam_D", Side::Discriminator)?,
+        pl_mean: info.pl_mean,
     };
     Ok((state, info.terms))
 }

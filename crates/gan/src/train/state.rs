@@ -19,6 +19,9 @@ pub(super) struct State<B: Kernels> {
     pub g_ema: Option<Tensors<B>>,
     pub opt_g: Adam<B>,
     pub opt_d: Adam<B>,
+    /// StyleGAN2's running mean of the path lengths (0 until path length
+    /// regularization runs).
+    pub pl_mean: f64,
 }
 
 /// Adam's settings for `side`: the configuration's, with StyleGAN2's lazy
@@ -65,5 +68,6 @@ pub(super) fn fresh<B: Kernels, N>(setup: &Setup<N>, device: &B::Device) -> Stat
         g_ema,
         opt_g: Adam::new(hyper(train, Side::Generator)),
         opt_d: Adam::new(hyper(train, Side::Discriminator)),
+        pl_mean: 0.0,
     }
 }

@@ -20,6 +20,7 @@ use super::state::State;
 use super::term::{DPass, GPass};
 use crate::config::{Architecture, AuxClassifier};
 use crate::layers::Mode;
+use crate::stylegan2::PathLength;
 use crate::tensors::{Role, Tensors, label_tensor};
 use crate::{discriminator, generator};
 
@@ -394,6 +395,9 @@ pub(super) fn g_step<B: Kernels, N>(
     state.opt_g.step(&mut inner, &grads.unwrap_or_default());
     state.g = inner;
     state.d = d.inner();
+    if let Some((path_length, interval)) = path_length_due(setup, state.step, k) {
+        pl_step(state, setup, &path_length, interval, &device, k);
+    }
     if let (Some(ema), Some(config)) = (state.g_ema.as_mut(), train.ema) {
         // The reference's `if itr and itr < start` treats step 0 as past the start.
         let decay = if state.step > 0 && state.step < config.start {
@@ -409,6 +413,66 @@ pub(super) fn g_step<B: Kernels, N>(
         update_ema(ema, &state.g, beta, true);
     }
     total
+}
+
+/// StyleGAN2's path length regularization when it is due after G step `k` of
+/// iteration `step` (every `g_reg_interval` G steps, counted as v0.4 counts them), with
+/// the interval.
+fn path_length_due<N>(setup: &Setup<N>, step: u64, k: usize) -> Option<(PathLength, u64)> {
+    let style = setup.train.stylegan2?;
+    let weight = style.pl_weight?;
+    let count = setup.train.g_steps_per_iter as u64 * step + k as u64;
+    let path_length = PathLength {
+        weight,
+        decay: PL_DECAY,
+    };
+    count
+        .is_multiple_of(style.g_reg_interval)
+        .then_some((path_length, style.g_reg_interval))
+}
+
+/// v0.4's decay of the path lengths' running mean (`pl_decay`).
+const PL_DECAY: f64 = 0.01;
+
+/// StyleGAN2's path length regularization as a G step of its own (v0.4's, after the
+/// G step): on fresh latents and labels, half a batch for each accumulated part,
+/// weighted by the interval and the part's share, then G's Adam. On the first device.
+fn pl_step<B: Kernels, N>(
+    state: &mut State<B>,
+    setup: &Setup<N>,
+    path_length: &PathLength,
+    interval: u64,
+    device: &B::Device,
+    k: usize,
+) {
+    let (model, train) = (setup.model, setup.train);
+    let accum = train.accumulation_steps;
+    let n = (train.batch_size / 2).max(1);
+    let size = model.image_size();
+    let mut g = Tensors::<Autodiff<B>>::from_inner(state.g.clone(), true);
+    let mut grads = None;
+    for a in 0..accum {
+        let slot = (2 << 16) | (k * accum + a) as u64;
+        let (z, labels) = latents::<B, N>(setup, state.step, slot, device);
+        let z = z.narrow(0, 0, n);
+        let y = label_tensor::<B>(&labels[..n], device);
+        let mut rng = Rng::stream(
+            setup.seed ^ 0x9191_0000_0000_0000,
+            (state.step << 20) | slot,
+        );
+        let scale = 1.0 / size as f64;
+        let directions: Vec<f32> = (0..n * 3 * size * size)
+            .map(|_| (rng.normal() * scale) as f32)
+            .collect();
+        let directions = Tensor::from_data(TensorData::new(directions, [n, 3, size, size]), device);
+        let (value, mean) = path_length.addend(&mut g, model, z, y, directions, state.pl_mean);
+        state.pl_mean = mean;
+        let value = value * (interval as f64 / accum as f64);
+        accumulate(&mut grads, g.gradients(&value.backward()));
+    }
+    let mut inner = g.inner();
+    state.opt_g.step(&mut inner, &grads.unwrap_or_default());
+    state.g = inner;
 }
 
 /// For each penalty, its points for every shard: drawn for the whole batch from the

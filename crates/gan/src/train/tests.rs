@@ -550,8 +550,10 @@ fn stateful_and_augmenting_terms_resume_bit_for_bit() {
 }
 
 /// A StyleGAN2 at small widths with everything its loop adds: style mixing, the D
-/// step's update of the average w, lazy R1 every 2 D steps through DiffAugment, the
-/// EMA with its ramp-up, Adam's lazy rescaling.
+/// step's update of the average w, lazy R1 every 2 D steps through DiffAugment, path
+/// length regularization every 2 G steps (at steps 0 and 2: a run resumed at 2 takes
+/// the running mean from its checkpoint), the EMA with its ramp-up, Adam's lazy
+/// rescaling.
 fn stylegan2() -> (ModelConfig, impl Fn(&mut TrainConfig)) {
     let (base, _) = configs();
     let model = ModelConfig {
@@ -584,10 +586,11 @@ fn stylegan2() -> (ModelConfig, impl Fn(&mut TrainConfig)) {
         config.beta1 = 0.0;
         config.beta2 = 0.99;
         config.stylegan2 = Some(crate::config::Stylegan2Training {
-            g_reg_interval: 4,
+            g_reg_interval: 2,
             d_reg_interval: 2,
             g_ema_kimg: Some(0.01),
             g_ema_rampup: Some(0.05),
+            pl_weight: Some(2.0),
         });
     };
     (model, change)
@@ -640,4 +643,11 @@ fn stylegan2_trains_and_resumes_bit_for_bit() {
     };
     let d = train_model_with(&model, &data, &plain, 1, None, &without_r1).unwrap();
     assert!(d.d != a.d, "lazy R1 changed nothing");
+    let without_pl = |config: &mut TrainConfig| {
+        change(config);
+        config.stylegan2.as_mut().unwrap().pl_weight = None;
+    };
+    let [no_pl] = folders(dir.path(), ["no_pl"]);
+    let e = train_model_with(&model, &data, &no_pl, 1, None, &without_pl).unwrap();
+    assert!(e.g != a.g, "path length regularization changed nothing");
 }
