@@ -220,11 +220,22 @@ pub fn conv_transpose2d<B: Kernels>(
     stride: usize,
     padding: usize,
 ) -> Tensor<B, 4> {
-    let options = ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
-    let y = wrap::<B, 4>(B::deconv(unwrap(x), unwrap(weight), options));
+    let y = deconv2d(x, weight, stride, padding);
     let o = bias.dims()[0];
     let ones = Tensor::ones([1, o], &bias.device());
     channel_affine(y, ones, bias.reshape([1, o]))
+}
+
+/// The transposed convolution without bias (weight `[in, out, kh, kw]`, no output
+/// padding).
+pub fn deconv2d<B: Kernels>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    stride: usize,
+    padding: usize,
+) -> Tensor<B, 4> {
+    let options = ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
+    wrap::<B, 4>(B::deconv(unwrap(x), unwrap(weight), options))
 }
 
 /// 3×3 average pool, stride 1, padding 1, not counting the padding

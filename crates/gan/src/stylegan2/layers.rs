@@ -12,9 +12,8 @@
 //! authors' checkpoints hold and import name for name.
 
 use burn::prelude::*;
-use burn::tensor::module::conv_transpose2d;
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
-use kernels::{Kernels, conv2d};
+use burn::tensor::ops::ConvOptions;
+use kernels::{Kernels, channel_affine, conv2d, deconv2d};
 
 use crate::bias_act::{Activation, BiasAct, bias_act, bias_act_tangent};
 use crate::init::Init;
@@ -54,19 +53,40 @@ pub fn fully_connected<B: Kernels>(
 }
 
 /// [`bias_act`] along the channels (dimension 1); in a [`Scope::tangent`] the values
-/// take it and the tangents its slope ([`bias_act_tangent`]).
+/// take it and the tangents its slope ([`bias_act_tangent`]). The bias goes in through
+/// the per-channel kernel, not a broadcast addition (a strided loop on the CPU).
 pub fn activate<B: Kernels, const D: usize>(
     s: &Scope<B>,
     x: Tensor<B, D>,
     bias: Option<Tensor<B, 1>>,
     spec: &BiasAct,
 ) -> Tensor<B, D> {
+    let biased = |x: Tensor<B, D>| match bias.clone() {
+        Some(b) => add_channel_bias(x, b),
+        None => x,
+    };
     if !s.is_tangent() {
-        return bias_act(x, bias, 1, spec);
+        return bias_act(biased(x), None, 1, spec);
     }
     let (values, tangents) = halves(x);
-    let tangents = bias_act_tangent(values.clone(), tangents, bias.clone(), 1, spec);
-    stacked(bias_act(values, bias, 1, spec), tangents)
+    let values = biased(values);
+    let tangents = bias_act_tangent(values.clone(), tangents, None, 1, spec);
+    stacked(bias_act(values, None, 1, spec), tangents)
+}
+
+/// `x + b` along dimension 1 of `x` (`[n, c, …]`).
+fn add_channel_bias<B: Kernels, const D: usize>(x: Tensor<B, D>, b: Tensor<B, 1>) -> Tensor<B, D> {
+    let dims = x.dims();
+    let (n, c) = (dims[0], dims[1]);
+    let rest = dims[2..].iter().product::<usize>();
+    let b = b.reshape([1, c]);
+    let flat = x.reshape([n, c, rest, 1]);
+    channel_affine(flat, b.ones_like(), b).reshape(dims)
+}
+
+/// `x · s` per image and channel: x `[n, c, h, w]`, s `[n, c]`.
+pub fn scale_channels<B: Kernels>(x: Tensor<B, 4>, s: Tensor<B, 2>) -> Tensor<B, 4> {
+    channel_affine(x, s.clone(), s.zeros_like())
 }
 
 /// Each row scaled to unit mean square (`normalize_2nd_moment`, eps 1e-8).
@@ -161,8 +181,7 @@ pub fn conv2d_resample<B: Kernels>(x: Tensor<B, 4>, w: Tensor<B, 4>, r: Resample
         } else {
             w
         };
-        let options = ConvTransposeOptions::new([r.up; 2], [pt as usize; 2], [0, 0], [1, 1], 1);
-        let x = conv_transpose2d(x, w.swap_dims(0, 1), None, options);
+        let x = deconv2d(x, w.swap_dims(0, 1), r.up, pt as usize);
         let x = fir(x, 1, 1, (px0 + pt, px1 + pt), up_gain);
         return match r.down {
             1 => x,

@@ -18,7 +18,9 @@ use burn::prelude::*;
 use kernels::Kernels;
 use rng::Rng;
 
-use super::layers::{Resample, activate, conv2d_resample, fully_connected, resample_filter};
+use super::layers::{
+    Resample, activate, conv2d_resample, fully_connected, resample_filter, scale_channels,
+};
 use crate::bias_act::{Activation, BiasAct};
 use crate::init::Init;
 use crate::layers::{Scope, halves, stacked, without_tangent};
@@ -230,18 +232,15 @@ fn modulated_conv2d<B: Kernels>(
 ) -> Tensor<B, 4> {
     let [_, inp] = styles.dims();
     let [out, _, kh, kw] = weight.dims();
-    let per_channel = |t: Tensor<B, 2>| {
-        let [n, c] = t.dims();
-        t.reshape([n, c, 1, 1])
-    };
+    let per_channel = scale_channels::<B>;
     // The activations scaled by the styles: (x·s)' = ẋ·s + x·ṡ.
     let (scaled, values) = if s.is_tangent() {
         let ((x, dx), (st, dst)) = (halves(x), halves(styles.clone()));
-        let value = x.clone() * per_channel(st.clone());
-        let tangent = dx * per_channel(st.clone()) + x * per_channel(dst.clone());
+        let value = per_channel(x.clone(), st.clone());
+        let tangent = per_channel(dx, st.clone()) + per_channel(x, dst.clone());
         (stacked(value, tangent), Some((st, dst)))
     } else {
-        (x * per_channel(styles.clone()), None)
+        (per_channel(x, styles.clone()), None)
     };
     let y = conv2d_resample(scaled, weight.clone(), resample);
     if !demodulate {
@@ -260,14 +259,14 @@ fn modulated_conv2d<B: Kernels>(
             .recip()
     };
     match values {
-        None => y * per_channel(coefficients(styles)),
+        None => per_channel(y, coefficients(styles)),
         Some((st, dst)) => {
             // d' = −d³ · (s·ṡ) (Σ_k w²)ᵀ.
             let d = coefficients(st.clone());
             let dd = -(d.clone().powi_scalar(3)) * (st * dst).matmul(squares);
             let (y, dy) = halves(y);
-            let value = y.clone() * per_channel(d.clone());
-            stacked(value, dy * per_channel(d) + y * per_channel(dd))
+            let value = per_channel(y.clone(), d.clone());
+            stacked(value, per_channel(dy, d) + per_channel(y, dd))
         }
     }
 }
