@@ -18,6 +18,7 @@
 mod best;
 mod checkpoint;
 pub mod diffaug;
+pub mod ema;
 mod grads;
 pub mod latent;
 pub mod lecam;

@@ -11,6 +11,7 @@ use rng::Rng;
 
 use super::Setup;
 use super::diffaug::Draws;
+use super::ema;
 use super::grads::{Grads, accumulate};
 use super::latent::{self, Shift, Side};
 use super::objective::Objective;
@@ -405,12 +406,12 @@ pub(super) fn g_step<B: Kernels, N>(
         } else {
             config.decay
         };
-        update_ema(ema, &state.g, decay, false);
+        ema::update(ema, &state.g, decay, false);
     }
     let images = train.batch_size * accum;
     let stylegan2_beta = train.stylegan2.and_then(|s| s.ema_beta(state.step, images));
     if let (Some(ema), Some(beta)) = (state.g_ema.as_mut(), stylegan2_beta) {
-        update_ema(ema, &state.g, beta, true);
+        ema::update(ema, &state.g, beta, true);
     }
     total
 }
@@ -528,24 +529,5 @@ fn clip<B: Kernels>(d: &mut Tensors<B>, bound: f64) {
         .collect();
     for (name, value) in params {
         d.set(&name, value.clamp(-bound, bound));
-    }
-}
-
-/// target ← decay·target + (1 − decay)·source over the parameters, and the buffers
-/// too unless `copy_buffers` (StyleGAN2's EMA copies them).
-fn update_ema<B: Kernels>(
-    target: &mut Tensors<B>,
-    source: &Tensors<B>,
-    decay: f64,
-    copy_buffers: bool,
-) {
-    for (name, entry) in source.iter() {
-        let value = if copy_buffers && entry.role == Role::Buffer {
-            entry.value.clone()
-        } else {
-            let old = target.get(name).expect("EMA has G's tensors").value.clone();
-            old * decay + entry.value.clone() * (1.0 - decay)
-        };
-        target.set(name, value);
     }
 }
