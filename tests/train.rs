@@ -237,7 +237,8 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
     assert_eq!(with_action(&plain, "ran"), ["shapes", "gan"]);
     let logan =
         "gan.train.latent_op=Some((rate: 0.8, alpha: 0.9, beta: 0.1, norm_reg_weight: 0.1))";
-    let methods: [&[&str]; 13] = [
+    let apa = "gan.train.apa=Some((initial_p: 0.5, target: 0.6, kimg: 0.01, interval: 1))";
+    let methods: [&[&str]; 14] = [
         &["gan.train.apply_diffaug=true"],
         &[
             "gan.train.adv_loss=Wasserstein",
@@ -257,6 +258,7 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
         &["gan.model.conditioning=D2DCE", "gan.model.aux_cls_type=ADC"],
         &["gan.model.aux_cls_type=ADC"],
         &["gan.model.conditioning=Projection", logan],
+        &[apa],
     ];
     for sets in methods {
         let args = with_sets(&["gan"], sets);
@@ -304,6 +306,11 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
             ],
             "R1 takes D's gradient at the real images",
         ),
+        // APA's replaced images and the in-step penalties' points are not reconciled.
+        (
+            &[apa, "gan.train.r1_lambda=Some(0.5)"][..],
+            "APA with the gradient penalties of D's step is not built",
+        ),
         // ADC needs a class head to double.
         (
             &[
@@ -329,7 +336,12 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
 fn the_stylegan2_configs_train_end_to_end_at_a_small_scale() {
     let p = project();
     let root = env!("CARGO_MANIFEST_DIR");
-    for name in ["stylegan2", "stylegan2_diffaug", "stylegan2_d2dce"] {
+    for name in [
+        "stylegan2",
+        "stylegan2_diffaug",
+        "stylegan2_apa",
+        "stylegan2_d2dce",
+    ] {
         let config = format!("{root}/configs/stylegan2/{name}.ron");
         p.write(
             "p.ron",

@@ -180,6 +180,7 @@ fn config(row: &Row, iterations: u64) -> (ModelConfig, TrainConfig) {
         }),
         flip: true,
         sync_bn: false,
+        apa: None,
         stylegan2: None,
         apply_diffaug: row.diffaug,
         lecam: None,

@@ -677,6 +677,28 @@ pub struct TrainConfig {
     /// StyleGAN2's training (with a Stylegan2 model, and only there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stylegan2: Option<Stylegan2Training>,
+    /// APA (v0.4's `apply_apa` and its `apa_*` fields): in D's steps (and StyleGAN2's
+    /// R1 step) each real image is replaced by a fake with probability p, which adapts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apa: Option<AdaptiveP>,
+}
+
+/// An adaptive probability (v0.4's `*_initial_augment_p`, `*_target`, `*_kimg`,
+/// `*_interval` of ADA and APA): every `interval` iterations p moves by
+/// ±(images seen since) / (kimg · 1000), up where the mean sign of D's outputs on the
+/// real images exceeds `target`, down where it falls short, within [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Explain)]
+#[serde(deny_unknown_fields)]
+pub struct AdaptiveP {
+    /// p at the start.
+    #[serde(default)]
+    pub initial_p: f64,
+    /// The mean sign of D's outputs on real images p steers toward (v0.4: 0.6).
+    pub target: f64,
+    /// Thousands of images over which p may move by 1 (v0.4: 500).
+    pub kimg: f64,
+    /// Iterations between moves (v0.4: 4).
+    pub interval: u64,
 }
 
 /// How StyleGAN2 trains (v0.4's `STYLEGAN` section and the StyleGAN2 branches of its
@@ -814,11 +836,48 @@ impl TrainConfig {
         if self.batch_size < 2 {
             return Err(("batch_size", "BatchNorm needs at least 2 samples".into()));
         }
+        if let Some(apa) = &self.apa {
+            let problem = if !(0.0..=1.0).contains(&apa.initial_p) {
+                Some(format!("initial_p {} is not a probability", apa.initial_p))
+            } else if !(-1.0..=1.0).contains(&apa.target) {
+                Some(format!(
+                    "target {}: a mean sign is within [-1, 1]",
+                    apa.target
+                ))
+            } else if !(apa.kimg.is_finite() && apa.kimg > 0.0) {
+                Some(format!("kimg {} must be positive", apa.kimg))
+            } else if apa.interval == 0 {
+                Some("interval must be at least 1".into())
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(("apa", problem));
+            }
+        }
         Ok(())
     }
 
     /// Problems of this training with `model`, as (field of this config, message).
     pub fn check_with(&self, model: &ModelConfig) -> Result<(), (&'static str, String)> {
+        self.check_stylegan2_with(model)?;
+        let lazy_r1 = model.architecture == Architecture::Stylegan2;
+        let penalized = self.gradient_penalty.is_some()
+            || self.dra_lambda.is_some()
+            || self.maxgp_lambda.is_some()
+            || (self.r1_lambda.is_some() && !lazy_r1);
+        if self.apa.is_some() && penalized {
+            return Err((
+                "apa",
+                "APA with the gradient penalties of D's step is not built (StyleGAN2's lazy \
+                 R1 takes it)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_stylegan2_with(&self, model: &ModelConfig) -> Result<(), (&'static str, String)> {
         let Some(model_style) = &model.stylegan2 else {
             return match self.stylegan2 {
                 Some(_) => Err((

@@ -429,7 +429,7 @@ fn gradient_penalties_and_their_gradients_match_the_reference() {
         }
         let penalty = Penalty { kind, lambda: 1.0 };
         let points = penalty.points(images("x"), images("fake"), &draws);
-        let value = gan::train::penalty::addend(&penalty, &mut d, &config, points, &labels, None);
+        let value = gan::train::penalty::addend(&penalty, &mut d, &config, points, &labels, None).0;
         check_gradients(case, "d", &d, value, &reference, &mut failures);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -196,7 +196,7 @@ fn the_r1_penalty_of_stylegan2s_d_matches_the_reference_double_backward() {
         for (name, through) in [("r1", None), ("r1_aug", Some(&draws))] {
             let mut d = Tensors::<Ad>::from_inner(d.tensors.clone(), true);
             let real = tensor::<Inner, 4>(&arrays["real"]);
-            let value = addend(&penalty, &mut d, &config, real, &labels, through);
+            let (value, _) = addend(&penalty, &mut d, &config, real, &labels, through);
             let grads = d.gradients(&value.backward());
             let mut results = vec![(name.to_string(), values(value.inner()), &arrays[name])];
             results.extend(gradients(&arrays, &format!("grad_{name}__"), &grads));

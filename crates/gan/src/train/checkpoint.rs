@@ -5,10 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use burn::prelude::*;
 use kernels::Kernels;
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
+use super::apa::Apa;
 use super::latent::Side;
 use super::state::{State, hyper};
 use crate::GanError;
@@ -26,6 +28,9 @@ struct CheckpointInfo {
     /// StyleGAN2's running mean of the path lengths.
     #[serde(default, skip_serializing_if = "is_zero")]
     pl_mean: f64,
+    /// APA's p, and the sum and count of the signs gathered since it last moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    apa: Option<(f64, f64, u64)>,
 }
 
 fn is_zero(value: &f64) -> bool {
@@ -84,6 +89,10 @@ pub(super) fn save_checkpoint<B: Kernels>(
         seed,
         terms,
         pl_mean: state.pl_mean,
+        apa: state.apa.as_ref().map(|apa| {
+            let signs = apa.signs.clone().into_scalar().elem::<f64>();
+            (apa.p, signs, apa.count)
+        }),
     };
     let info_path = tmp.join("state.json");
     std::fs::write(&info_path, serde_json::to_vec_pretty(&info).unwrap())
@@ -148,6 +157,11 @@ pub(super) fn load_checkpoint<B: Kernels>(
         opt_g: adam("adam_G", Side::Generator)?,
         opt_d: adam("adam_D", Side::Discriminator)?,
         pl_mean: info.pl_mean,
+        apa: match (train.apa, info.apa) {
+            (Some(_), Some((p, signs, count))) => Some(Apa::new(p, signs, count, device)),
+            (Some(config), None) => Some(Apa::new(config.initial_p, 0.0, 0, device)),
+            (None, _) => None,
+        },
     };
     Ok((state, info.terms))
 }

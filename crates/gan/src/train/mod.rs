@@ -15,6 +15,7 @@
 //! (what a run carries), `checkpoint`, `best` (FID during training and the best
 //! generator) and `log` (the JSON-lines logs).
 
+pub mod apa;
 mod best;
 mod checkpoint;
 pub mod diffaug;

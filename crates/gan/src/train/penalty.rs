@@ -159,6 +159,8 @@ impl Penalty {
 /// gradient is taken at the points before it (StyleGAN2's lazy R1 as v0.4 takes it).
 /// DiffAugment is affine, A(x) = Lx + b, so the forward pass runs at A(x) along
 /// L·v = A(v) − A(0).
+///
+/// Also returns D's adversarial logits of its first pass (APA's signs read them).
 pub fn addend<B: Kernels>(
     penalty: &Penalty,
     d: &mut Tensors<Autodiff<B>>,
@@ -166,7 +168,7 @@ pub fn addend<B: Kernels>(
     points: Tensor<B, 4>,
     labels: &[u32],
     through: Option<&Draws>,
-) -> Tensor<Autodiff<B>, 1> {
+) -> (Tensor<Autodiff<B>, 1>, Tensor<B, 1>) {
     let dims = points.dims();
     let device = points.device();
     let y = label_tensor::<Autodiff<B>>(labels, &device);
@@ -181,6 +183,7 @@ pub fn addend<B: Kernels>(
     };
     let seen = augmented(x.clone(), through);
     let out = discriminator::run(&mut constant, first, model, seen, y.clone());
+    let logits = out.adv.clone().inner();
     let g = x
         .grad(&out.adv.sum().backward())
         .expect("D's logits depend on its input");
@@ -209,7 +212,8 @@ pub fn addend<B: Kernels>(
     );
     // ⟨g, v⟩, whose gradient in θ is the penalty's; its value replaced by the penalty's.
     let along = out.adv.narrow(0, dims[0], dims[0]).sum();
-    (along.clone() - along.detach() + Tensor::from_inner(value)) * penalty.lambda
+    let addend = (along.clone() - along.detach() + Tensor::from_inner(value)) * penalty.lambda;
+    (addend, logits)
 }
 
 /// `x` through DiffAugment with `draws`, where given.

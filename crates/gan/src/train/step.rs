@@ -10,6 +10,7 @@ use kernels::Kernels;
 use rng::Rng;
 
 use super::Setup;
+use super::apa;
 use super::diffaug::Draws;
 use super::ema;
 use super::grads::{Grads, accumulate};
@@ -119,6 +120,7 @@ pub(super) fn d_step<B: Kernels, N>(
     let mut total = Tensor::zeros([1], &device);
     let lazy_r1 = lazy_r1_due(setup, state.step, k);
     let mut kept = Vec::new();
+    let mut last_fakes = None;
     for a in 0..accum {
         let batch = batches.next().expect("the loader never ends");
         let n = batch.len();
@@ -132,13 +134,9 @@ pub(super) fn d_step<B: Kernels, N>(
             (state.g.clone(), d.inner())
         });
         let mut rng = augment_stream(setup, state.step, slot);
-        // The penalties take D's gradient at points of the images before any
-        // augmentation, as v0.4's do.
-        let unaugmented = real.clone().inner();
         if lazy_r1.is_some() {
-            kept.push((unaugmented.clone(), model.d_labels(&batch.labels, false)));
+            kept.push((real.clone().inner(), model.d_labels(&batch.labels, false)));
         }
-        let real = objective.augment(real, &mut rng);
         // G on every shard (its BatchNorm in train mode, as the reference's is), then
         // D on the real images and on the fakes: the reference's order for D. G's
         // parameters are constants, but LOGAN's moved z takes a gradient through it.
@@ -155,6 +153,20 @@ pub(super) fn d_step<B: Kernels, N>(
         });
         let (mut gs, fakes): (Vec<_>, Vec<_>) = made.into_iter().unzip();
         state.g = gs.swap_remove(0);
+        // APA: some real images replaced by fakes (detached), before any augmentation.
+        let real = match &state.apa {
+            Some(apa) => {
+                let fake = shards.gather(fakes.iter().map(|f| f.clone().inner()).collect());
+                let flags = apa::flags(n, apa.p, &mut apa_stream(setup, state.step, slot));
+                last_fakes = Some(fake.clone());
+                apa::mix(real, Tensor::from_inner(fake), &flags)
+            }
+            None => real,
+        };
+        // The penalties take D's gradient at points of the images before any
+        // augmentation, as v0.4's do.
+        let unaugmented = real.clone().inner();
+        let real = objective.augment(real, &mut rng);
         let mut points =
             penalty_points(objective.penalties(), unaugmented, &fakes, shards, &mut rng);
         let fakes = augmented(shards, objective, fakes, &mut rng);
@@ -209,7 +221,7 @@ pub(super) fn d_step<B: Kernels, N>(
                         Some(after_real) if p.kind == Kind::R1 => after_real,
                         _ => &mut j.d,
                     };
-                    penalty::addend(p, d, model, points, &j.real_labels, None)
+                    penalty::addend(p, d, model, points, &j.real_labels, None).0
                 })
                 .collect();
             (j.d, real, fake, views, penalized)
@@ -226,9 +238,13 @@ pub(super) fn d_step<B: Kernels, N>(
         }
         d = replicas.swap_remove(0);
         let views = (!view_outs.is_empty()).then(|| shards.gather_outputs(view_outs));
+        let real_out = shards.gather_outputs(real_outs);
+        if let Some(apa) = state.apa.as_mut() {
+            apa.observe(real_out.adv.clone().inner());
+        }
         let value = objective.discriminator(&DPass {
             step: state.step,
-            real: &shards.gather_outputs(real_outs),
+            real: &real_out,
             real_labels: &real_labels,
             real_views: views.as_ref(),
             fake: &shards.gather_outputs(fake_outs),
@@ -266,9 +282,34 @@ pub(super) fn d_step<B: Kernels, N>(
                 train.apply_diffaug.then(|| Draws::draw(n, h, w, &mut rng))
             })
             .collect();
+        let mut apa_rng = Rng::stream(
+            setup.seed ^ 0x7272_0000_0000_0000,
+            (state.step << 20) | k as u64,
+        );
+        // APA replaces some of R1's real images too (fresh draws, the last fakes).
+        let kept = match (&state.apa, last_fakes) {
+            (Some(apa), Some(fake)) => kept
+                .into_iter()
+                .map(|(real, labels)| {
+                    let flags = apa::flags(labels.len(), apa.p, &mut apa_rng);
+                    (apa::mix(real, fake.clone(), &flags), labels)
+                })
+                .collect(),
+            _ => kept,
+        };
         r1_step(state, model, &penalty, kept, &draws);
     }
+    if let (Some(apa), Some(config)) = (state.apa.as_mut(), train.apa)
+        && state.step.is_multiple_of(config.interval)
+    {
+        apa.adapt(&config);
+    }
     total
+}
+
+/// The random stream of APA's choices in one D sub-step.
+fn apa_stream<N>(setup: &Setup<N>, step: u64, slot: u64) -> Rng {
+    Rng::stream(setup.seed ^ 0x6A6A_0000_0000_0000, (step << 20) | slot)
 }
 
 /// StyleGAN2's R1 when it is due after D step `k` of iteration `step` (every
@@ -301,7 +342,12 @@ fn r1_step<B: Kernels>(
     let mut d = Tensors::<Autodiff<B>>::from_inner(state.d.clone(), true);
     let mut grads = None;
     for ((real, labels), draws) in reals.into_iter().zip(draws) {
-        let value = penalty::addend(penalty, &mut d, model, real, &labels, draws.as_ref()) / parts;
+        let (value, logits) =
+            penalty::addend(penalty, &mut d, model, real, &labels, draws.as_ref());
+        if let Some(apa) = state.apa.as_mut() {
+            apa.observe(logits);
+        }
+        let value = value / parts;
         accumulate(&mut grads, d.gradients(&value.backward()));
     }
     let mut inner = d.inner();

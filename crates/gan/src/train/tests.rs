@@ -73,6 +73,7 @@ pub(crate) fn configs() -> (ModelConfig, TrainConfig) {
         }),
         flip: true,
         sync_bn: false,
+        apa: None,
         stylegan2: None,
         apply_diffaug: false,
         lecam: None,
@@ -552,8 +553,8 @@ fn stateful_and_augmenting_terms_resume_bit_for_bit() {
 /// A StyleGAN2 at small widths with everything its loop adds: style mixing, the D
 /// step's update of the average w, lazy R1 every 2 D steps through DiffAugment, path
 /// length regularization every 2 G steps (at steps 0 and 2: a run resumed at 2 takes
-/// the running mean from its checkpoint), the EMA with its ramp-up, Adam's lazy
-/// rescaling.
+/// the running mean from its checkpoint), APA (p from 0.5, moving every iteration by
+/// up to 8/4), the EMA with its ramp-up, Adam's lazy rescaling.
 fn stylegan2() -> (ModelConfig, impl Fn(&mut TrainConfig)) {
     let (base, _) = configs();
     let model = ModelConfig {
@@ -581,6 +582,12 @@ fn stylegan2() -> (ModelConfig, impl Fn(&mut TrainConfig)) {
     let change = |config: &mut TrainConfig| {
         config.adv_loss = AdvLoss::Logistic;
         config.apply_diffaug = true;
+        config.apa = Some(crate::config::AdaptiveP {
+            initial_p: 0.5,
+            target: 0.6,
+            kimg: 0.004,
+            interval: 1,
+        });
         config.ema = None;
         config.r1_lambda = Some(0.5);
         config.beta1 = 0.0;
@@ -617,6 +624,10 @@ fn stylegan2_trains_and_resumes_bit_for_bit() {
         a.g == b.g && a.d == b.d && a.g_ema == b.g_ema,
         "resuming changed the run"
     );
+    let info = std::fs::read_to_string(whole.join("checkpoints/4/state.json")).unwrap();
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    let p = info["apa"][0].as_f64().expect("APA's p in the checkpoint");
+    assert!(p != 0.5, "APA's p never moved");
     let w_avg = &a.g.tensors["mapping.w_avg"].data;
     assert!(w_avg.iter().any(|v| *v != 0.0), "the average w never moved");
     let ema = a.g_ema.as_ref().expect("StyleGAN2's EMA");
