@@ -405,6 +405,9 @@ impl TypedKind for Train {
             metrics.push(("steps".into(), last.step as f64));
             metrics.push(("d_loss".into(), last.d_loss));
             metrics.push(("g_loss".into(), last.g_loss));
+            if let Some(p) = last.apa_p {
+                metrics.push(("apa_p".into(), p));
+            }
         }
         let resumed = trained
             .resumed_from

@@ -20,6 +20,7 @@ struct Iteration<B: Backend> {
     d_loss: Tensor<B, 1>,
     g_loss: Tensor<B, 1>,
     seconds: f64,
+    apa_p: Option<f64>,
 }
 
 /// The iterations not read yet.
@@ -38,8 +39,15 @@ impl<B: Backend> Unread<B> {
         }
     }
 
-    /// Keeps iteration `step`'s losses (after `step` iterations).
-    pub fn push(&mut self, step: u64, d_loss: Tensor<B, 1>, g_loss: Tensor<B, 1>, seconds: f64) {
+    /// Keeps iteration `step`'s losses (after `step` iterations) and APA's p.
+    pub fn push(
+        &mut self,
+        step: u64,
+        d_loss: Tensor<B, 1>,
+        g_loss: Tensor<B, 1>,
+        seconds: f64,
+        apa_p: Option<f64>,
+    ) {
         if self.iterations.is_empty() {
             self.since = Instant::now();
         }
@@ -48,6 +56,7 @@ impl<B: Backend> Unread<B> {
             d_loss,
             g_loss,
             seconds,
+            apa_p,
         });
     }
 
@@ -102,6 +111,7 @@ impl<B: Backend> Unread<B> {
                 d_loss,
                 g_loss,
                 seconds: iteration.seconds + if i + 1 == count { waited } else { 0.0 },
+                apa_p: iteration.apa_p,
             };
             log.append(&entry)?;
             progress(&entry);

@@ -108,6 +108,9 @@ pub struct StepLog {
     pub d_loss: f64,
     pub g_loss: f64,
     pub seconds: f64,
+    /// APA's probability after the iteration (with `apa`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apa_p: Option<f64>,
 }
 
 /// The trained networks.
@@ -257,7 +260,14 @@ pub fn run<B: Kernels, N: FeatureNetwork>(
         for k in 0..train.g_steps_per_iter {
             g_loss = g_step::<B, N>(&mut state, setup, &objective, &shards, k);
         }
-        unread.push(state.step, d_loss, g_loss, t0.elapsed().as_secs_f64());
+        let apa_p = state.apa.as_ref().map(|apa| apa.p);
+        unread.push(
+            state.step,
+            d_loss,
+            g_loss,
+            t0.elapsed().as_secs_f64(),
+            apa_p,
+        );
         state.step += 1;
         let checkpoint_due =
             setup.checkpoint_every > 0 && state.step.is_multiple_of(setup.checkpoint_every);

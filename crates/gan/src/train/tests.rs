@@ -628,6 +628,11 @@ fn stylegan2_trains_and_resumes_bit_for_bit() {
     let info: serde_json::Value = serde_json::from_str(&info).unwrap();
     let p = info["apa"][0].as_f64().expect("APA's p in the checkpoint");
     assert!(p != 0.5, "APA's p never moved");
+    let logged: Vec<Option<f64>> = losses(&whole).iter().map(|l| l.apa_p).collect();
+    assert!(
+        logged.iter().all(Option::is_some),
+        "APA's p in every log line: {logged:?}"
+    );
     let w_avg = &a.g.tensors["mapping.w_avg"].data;
     assert!(w_avg.iter().any(|v| *v != 0.0), "the average w never moved");
     let ema = a.g_ema.as_ref().expect("StyleGAN2's EMA");
