@@ -147,20 +147,29 @@ pub fn bias_act<B: Backend, const D: usize>(
     dim: usize,
     spec: &BiasAct,
 ) -> Tensor<B, D> {
-    let x = match bias {
-        Some(b) => {
-            let mut shape = [1; D];
-            shape[dim] = b.dims()[0];
-            x + b.reshape(shape)
-        }
-        None => x,
-    };
+    let x = with_bias(x, bias, dim);
     let alpha = spec.alpha.unwrap_or(spec.act.default_alpha());
     let x = spec.act.apply(x, alpha);
     let gain = spec.gain.unwrap_or(spec.act.default_gain());
     let x = if gain != 1.0 { x * gain } else { x };
     match spec.clamp {
         Some(c) => x.clamp(-c, c),
+        None => x,
+    }
+}
+
+/// `x` plus `bias` along dimension `dim`.
+fn with_bias<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    bias: Option<Tensor<B, 1>>,
+    dim: usize,
+) -> Tensor<B, D> {
+    match bias {
+        Some(b) => {
+            let mut shape = [1; D];
+            shape[dim] = b.dims()[0];
+            x + b.reshape(shape)
+        }
         None => x,
     }
 }
@@ -175,14 +184,7 @@ pub fn bias_act_tangent<B: Backend, const D: usize>(
     dim: usize,
     spec: &BiasAct,
 ) -> Tensor<B, D> {
-    let x = match bias {
-        Some(b) => {
-            let mut shape = [1; D];
-            shape[dim] = b.dims()[0];
-            x + b.reshape(shape)
-        }
-        None => x,
-    };
+    let x = with_bias(x, bias, dim);
     let alpha = spec.alpha.unwrap_or(spec.act.default_alpha());
     let gain = spec.gain.unwrap_or(spec.act.default_gain());
     let slope = spec.act.derivative(x.clone(), alpha) * gain;

@@ -336,20 +336,7 @@ impl ModelConfig {
         if self.num_classes == 0 {
             return Err(("num_classes", "must be at least 1".into()));
         }
-        if self.aux_cls_type == AuxClassifier::Adc
-            && !matches!(
-                self.conditioning,
-                Conditioning::Acgan | Conditioning::Contrastive | Conditioning::D2dce
-            )
-        {
-            return Err((
-                "aux_cls_type",
-                format!(
-                    "ADC needs a class head: conditioning Acgan, Contrastive or D2DCE, not {:?}",
-                    self.conditioning
-                ),
-            ));
-        }
+        self.check_adc()?;
         // A field the architecture ignores would change the key and retrain the same
         // network: only its default is taken.
         let ignored = [
@@ -412,6 +399,24 @@ impl ModelConfig {
 }
 
 impl ModelConfig {
+    /// ADC doubles a class head, which conditioning must give D.
+    fn check_adc(&self) -> Result<(), (&'static str, String)> {
+        let head = matches!(
+            self.conditioning,
+            Conditioning::Acgan | Conditioning::Contrastive | Conditioning::D2dce
+        );
+        if self.aux_cls_type == AuxClassifier::Adc && !head {
+            return Err((
+                "aux_cls_type",
+                format!(
+                    "ADC needs a class head: conditioning Acgan, Contrastive or D2DCE, not {:?}",
+                    self.conditioning
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// StyleGAN2's own checks: its section is there and sound, and no field of the
     /// other architectures is set (it would change the key and train the same network).
     fn check_stylegan2(&self) -> Result<(), (&'static str, String)> {
@@ -466,18 +471,7 @@ impl ModelConfig {
         if self.num_classes == 0 {
             return Err(("num_classes", "must be at least 1".into()));
         }
-        if self.aux_cls_type == AuxClassifier::Adc
-            && !self.conditioning.embeds()
-            && self.conditioning != Conditioning::Acgan
-        {
-            return Err((
-                "aux_cls_type",
-                format!(
-                    "ADC needs a class head: conditioning Acgan, Contrastive or D2DCE, not {:?}",
-                    self.conditioning
-                ),
-            ));
-        }
+        self.check_adc()?;
         let ignored = [
             ("g_conv_dim", self.g_conv_dim != default_conv_dim()),
             ("d_conv_dim", self.d_conv_dim != default_conv_dim()),

@@ -49,9 +49,9 @@ fn bias_and_activation_match_the_reference_for_every_case() {
             rank => panic!("{case}: inputs of rank {rank}"),
         };
         let results = [
-            ("y", y, &arrays["y"]),
-            ("grad_x", grad_x, &arrays["grad_x"]),
-            ("grad_b", grad_b, &arrays["grad_b"]),
+            ("y".into(), y, &arrays["y"]),
+            ("grad_x".into(), grad_x, &arrays["grad_x"]),
+            ("grad_b".into(), grad_b, &arrays["grad_b"]),
         ];
         check(&case, &results, &mut failures);
     }

@@ -62,11 +62,7 @@ fn the_mapping_network_matches_the_reference_for_every_case() {
             ("ws".to_string(), values(ws.inner()), &arrays["ws"]),
             ("w_avg".to_string(), values(w_avg.inner()), &arrays["w_avg"]),
         ];
-        results.extend(gradients(&arrays, &grads));
-        let results: Vec<_> = results
-            .iter()
-            .map(|(k, g, e)| (k.as_str(), g.clone(), *e))
-            .collect();
+        results.extend(gradients(&arrays, "grad__", &grads));
         check(&case, &results, &mut failures);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

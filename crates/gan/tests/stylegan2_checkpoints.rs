@@ -8,6 +8,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use burn::backend::Autodiff;
 use burn::prelude::*;
@@ -18,7 +19,7 @@ use gan::{ModelConfig, discriminator, generator};
 use kernels::TestBackend as Inner;
 use metrics::npy;
 
-use common::{check, tensor, values};
+use common::{check, gradients, tensor, values};
 
 type Ad = Autodiff<Inner>;
 
@@ -66,37 +67,28 @@ fn labels(a: &npy::Array) -> Tensor<Ad, 1, Int> {
     Tensor::from_data(TensorData::new(v, [n]), &Default::default())
 }
 
-/// The `<prefix><name>` arrays of a case with the gradients `grads` holds for them.
-fn gradients<'a>(
-    arrays: &'a BTreeMap<String, npy::Array>,
-    prefix: &str,
-    grads: &BTreeMap<String, Tensor<Inner, 1>>,
-) -> Vec<(String, Vec<f64>, &'a npy::Array)> {
-    arrays
-        .iter()
-        .filter_map(|(key, expected)| {
-            let name = key.strip_prefix(prefix)?;
-            let got = grads
-                .get(name)
-                .map(|g| values(g.clone()))
-                .unwrap_or_else(|| vec![0.0; expected.data.len()]);
-            Some((key.clone(), got, expected))
+/// Every case of `fixtures/stylegan2/`: its name, configuration, folder and arrays.
+fn stylegan2_cases() -> Vec<(String, ModelConfig, PathBuf, BTreeMap<String, npy::Array>)> {
+    let root = fixtures::ours("stylegan2");
+    let text = std::fs::read_to_string(root.join("cases.json")).unwrap();
+    let cases: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    assert!(!cases.is_empty(), "no cases in {}", root.display());
+    cases
+        .into_iter()
+        .map(|(case, c)| {
+            let config = model(&case, &c);
+            let dir = root.join(&case);
+            let arrays = npy::read_npz(&dir.join("case.npz")).unwrap();
+            (case, config, dir, arrays)
         })
         .collect()
 }
 
 #[test]
 fn imported_stylegan2_checkpoints_match_the_reference() {
-    let root = fixtures::ours("stylegan2");
-    let text = std::fs::read_to_string(root.join("cases.json")).unwrap();
-    let cases: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
-    assert!(!cases.is_empty(), "no cases in {}", root.display());
     let device = Default::default();
     let mut failures = Vec::new();
-    for (case, c) in &cases {
-        let config = model(case, c);
-        let dir = root.join(case);
-        let arrays = npy::read_npz(&dir.join("case.npz")).unwrap();
+    for (case, config, dir, arrays) in stylegan2_cases() {
         let g = import::<Inner>(&dir.join("G.pth"), Network::Generator, &config, &device)
             .unwrap_or_else(|e| panic!("{case}: {e}"));
         let d = import::<Inner>(&dir.join("D.pth"), Network::Discriminator, &config, &device)
@@ -141,11 +133,7 @@ fn imported_stylegan2_checkpoints_match_the_reference() {
             "grad_d__",
             &d.gradients(&loss.backward()),
         ));
-        let results: Vec<_> = results
-            .iter()
-            .map(|(k, g, e)| (k.as_str(), g.clone(), *e))
-            .collect();
-        check(case, &results, &mut failures);
+        check(&case, &results, &mut failures);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -176,15 +164,9 @@ fn augment_draws(arrays: &BTreeMap<String, npy::Array>) -> gan::train::diffaug::
 #[test]
 fn the_r1_penalty_of_stylegan2s_d_matches_the_reference_double_backward() {
     use gan::train::penalty::{Kind, Penalty, addend};
-    let root = fixtures::ours("stylegan2");
-    let text = std::fs::read_to_string(root.join("cases.json")).unwrap();
-    let cases: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
     let device = Default::default();
     let mut failures = Vec::new();
-    for (case, c) in &cases {
-        let config = model(case, c);
-        let dir = root.join(case);
-        let arrays = npy::read_npz(&dir.join("case.npz")).unwrap();
+    for (case, config, dir, arrays) in stylegan2_cases() {
         let d = import::<Inner>(&dir.join("D.pth"), Network::Discriminator, &config, &device)
             .unwrap_or_else(|e| panic!("{case}: {e}"));
         let labels: Vec<u32> = arrays["labels"].data.iter().map(|&v| v as u32).collect();
@@ -200,11 +182,7 @@ fn the_r1_penalty_of_stylegan2s_d_matches_the_reference_double_backward() {
             let grads = d.gradients(&value.backward());
             let mut results = vec![(name.to_string(), values(value.inner()), &arrays[name])];
             results.extend(gradients(&arrays, &format!("grad_{name}__"), &grads));
-            let results: Vec<_> = results
-                .iter()
-                .map(|(k, g, e)| (k.as_str(), g.clone(), *e))
-                .collect();
-            check(case, &results, &mut failures);
+            check(&case, &results, &mut failures);
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -217,15 +195,9 @@ fn the_r1_penalty_of_stylegan2s_d_matches_the_reference_double_backward() {
 #[test]
 fn the_path_length_penalty_matches_the_reference_double_backward() {
     use gan::stylegan2::PathLength;
-    let root = fixtures::ours("stylegan2");
-    let text = std::fs::read_to_string(root.join("cases.json")).unwrap();
-    let cases: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
     let device = Default::default();
     let mut failures = Vec::new();
-    for (case, c) in &cases {
-        let config = model(case, c);
-        let dir = root.join(case);
-        let arrays = npy::read_npz(&dir.join("case.npz")).unwrap();
+    for (case, config, dir, arrays) in stylegan2_cases() {
         let g = import::<Inner>(&dir.join("G.pth"), Network::Generator, &config, &device)
             .unwrap_or_else(|e| panic!("{case}: {e}"));
         let mut g = Tensors::<Ad>::from_inner(g.tensors, true);
@@ -245,11 +217,7 @@ fn the_path_length_penalty_matches_the_reference_double_backward() {
             ("pl_mean".to_string(), vec![mean], &arrays["pl_mean"]),
         ];
         results.extend(gradients(&arrays, "grad_pl__", &grads));
-        let results: Vec<_> = results
-            .iter()
-            .map(|(k, g, e)| (k.as_str(), g.clone(), *e))
-            .collect();
-        check(case, &results, &mut failures);
+        check(&case, &results, &mut failures);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

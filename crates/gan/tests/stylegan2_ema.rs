@@ -61,10 +61,6 @@ fn the_stylegan2_ema_matches_the_reference_for_every_case() {
                     (key.clone(), got, &arrays[&key])
                 })
                 .collect();
-            let results: Vec<_> = results
-                .iter()
-                .map(|(k, g, e)| (k.as_str(), g.clone(), *e))
-                .collect();
             check(&case, &results, &mut failures);
         }
     }

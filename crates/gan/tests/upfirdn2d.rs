@@ -47,8 +47,8 @@ fn resampling_matches_the_reference_for_every_case() {
         let loss = (y.clone() * tensor::<Ad, 4>(&arrays["w"])).sum();
         let grad = x.grad(&loss.backward()).expect("x takes part");
         let results = [
-            ("y", values(y.inner()), &arrays["y"]),
-            ("grad_x", values(grad), &arrays["grad_x"]),
+            ("y".into(), values(y.inner()), &arrays["y"]),
+            ("grad_x".into(), values(grad), &arrays["grad_x"]),
         ];
         check(&case, &results, &mut failures);
     }

@@ -131,19 +131,7 @@ fn layer<B: Kernels>(
     let mut s = s.at(name);
     let [n, inp, h, _] = x.dims();
     let res = h * up;
-    let styles = fully_connected(
-        &mut s,
-        "affine",
-        w,
-        inp,
-        Activation::Linear,
-        1.0,
-        STYLE_BIAS,
-    );
-    let shape = [out, inp, 3, 3];
-    let weight = s
-        .tensor("weight", &shape, Role::Param, Init::Normal { std: 1.0 })
-        .reshape(shape);
+    let (styles, weight) = modulation(&mut s, w, [out, inp, 3, 3]);
     let constant = s.tensor(
         "noise_const",
         &[res, res],
@@ -188,8 +176,20 @@ fn layer<B: Kernels>(
     activate(&s, x, Some(bias), &BiasAct::default_for(Activation::Lrelu))
 }
 
-/// The style affines' biases start at one: every channel starts unscaled.
-const STYLE_BIAS: Option<Init> = Some(Init::Ones);
+/// A modulated layer's styles (its `affine` of w, biases starting at one: every
+/// channel starts unscaled) and its weight of `shape`, `[out, in, k, k]`.
+fn modulation<B: Kernels>(
+    s: &mut Scope<B>,
+    w: Tensor<B, 2>,
+    shape: [usize; 4],
+) -> (Tensor<B, 2>, Tensor<B, 4>) {
+    let linear = Activation::Linear;
+    let styles = fully_connected(s, "affine", w, shape[1], linear, 1.0, Some(Init::Ones));
+    let weight = s
+        .tensor("weight", &shape, Role::Param, Init::Normal { std: 1.0 })
+        .reshape(shape);
+    (styles, weight)
+}
 
 /// `ToRGBLayer` (1×1): modulated, not demodulated, convolution and bias.
 fn to_rgb<B: Kernels>(
@@ -201,19 +201,7 @@ fn to_rgb<B: Kernels>(
     let mut s = s.at("torgb");
     let inp = x.dims()[1];
     let gain = 1.0 / (inp as f64).sqrt();
-    let styles = fully_connected(
-        &mut s,
-        "affine",
-        w,
-        inp,
-        Activation::Linear,
-        1.0,
-        STYLE_BIAS,
-    );
-    let shape = [img_channels, inp, 1, 1];
-    let weight = s
-        .tensor("weight", &shape, Role::Param, Init::Normal { std: 1.0 })
-        .reshape(shape);
+    let (styles, weight) = modulation(&mut s, w, [img_channels, inp, 1, 1]);
     let resample = Resample::of_layer(1, 1, 1);
     let x = modulated_conv2d(&s, x, weight, styles * gain, resample, false);
     let bias = s.tensor("bias", &[img_channels], Role::Param, Init::Zeros);

@@ -51,9 +51,12 @@ pub fn worst_share(got: &[f64], expected: &npy::Array) -> f64 {
         .fold(0f64, |m, (a, b)| m.max((a - b).abs() / tolerance))
 }
 
+/// One compared quantity: its name, our values and the reference's array.
+pub type Result<'a> = (String, Vec<f64>, &'a npy::Array);
+
 /// Checks each `(what, got, expected)` of `case`, printing its worst share of the
 /// tolerance; failures are added to `failures`.
-pub fn check(case: &str, results: &[(&str, Vec<f64>, &npy::Array)], failures: &mut Vec<String>) {
+pub fn check(case: &str, results: &[Result], failures: &mut Vec<String>) {
     for (what, got, expected) in results {
         let share = worst_share(got, expected);
         println!("{case} {what}: worst error {share:.3} of its tolerance");
@@ -90,16 +93,18 @@ pub fn state(arrays: &BTreeMap<String, npy::Array>, buffers: &[&str]) -> Tensors
     state
 }
 
-/// The `grad__<name>` arrays of a case, each with the gradient `grads` holds for it
-/// (zeros where it holds none: a parameter that took no part).
+/// The `<prefix><name>` arrays of a case (`grad__<name>` usually), each with the
+/// gradient `grads` holds for it (zeros where it holds none: a parameter that took no
+/// part).
 pub fn gradients<'a>(
     arrays: &'a BTreeMap<String, npy::Array>,
+    prefix: &str,
     grads: &BTreeMap<String, Tensor<TestBackend, 1>>,
-) -> Vec<(String, Vec<f64>, &'a npy::Array)> {
+) -> Vec<Result<'a>> {
     arrays
         .iter()
         .filter_map(|(key, expected)| {
-            let name = key.strip_prefix("grad__")?;
+            let name = key.strip_prefix(prefix)?;
             let got = grads
                 .get(name)
                 .map(|g| values(g.clone()))
