@@ -253,15 +253,9 @@ mod tests {
     use super::*;
     use crate::init::{Initializer, Scheme};
     use crate::layers::{Mode, tangent_inputs};
+    use crate::stylegan2::tests::draw;
     use crate::tensors::Tensors;
     use burn::backend::{Autodiff, Flex};
-
-    fn draw(seed: u64, shape: [usize; 4]) -> Tensor<Flex, 4> {
-        let mut rng = rng::Rng::new(seed);
-        let n = shape.iter().product::<usize>();
-        let values: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
-        Tensor::<Flex, 1>::from_floats(values.as_slice(), &Default::default()).reshape(shape)
-    }
 
     /// D's forward mode against its reverse mode, ⟨J·d⟩ = ⟨Jᵀ·1, d⟩ for the adversarial
     /// logits, for both kinds of blocks, a class projection and minibatch groups.

@@ -313,3 +313,18 @@ fn mixing_draws(streams: &mut [Rng], num_ws: usize, p: f64, z_dim: usize) -> (Ve
     }
     (keep, other)
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use burn::backend::Flex;
+    use burn::prelude::*;
+    use rng::Rng;
+
+    /// N(0, 1) values of `shape`, from `seed`.
+    pub(crate) fn draw<const D: usize>(seed: u64, shape: [usize; D]) -> Tensor<Flex, D> {
+        let mut rng = Rng::new(seed);
+        let n = shape.iter().product::<usize>();
+        let values: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+        Tensor::<Flex, 1>::from_floats(values.as_slice(), &Default::default()).reshape(shape)
+    }
+}

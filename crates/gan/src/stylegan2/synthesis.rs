@@ -264,15 +264,9 @@ mod tests {
     use super::*;
     use crate::init::{Initializer, Scheme};
     use crate::layers::Mode;
+    use crate::stylegan2::tests::draw;
     use crate::tensors::Tensors;
     use burn::backend::{Autodiff, Flex};
-
-    fn draw<const D: usize>(seed: u64, shape: [usize; D]) -> Tensor<Flex, D> {
-        let mut rng = Rng::new(seed);
-        let n = shape.iter().product::<usize>();
-        let values: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
-        Tensor::<Flex, 1>::from_floats(values.as_slice(), &Default::default()).reshape(shape)
-    }
 
     /// The synthesis network's forward mode in w against its reverse mode,
     /// ⟨y, J·d⟩ = ⟨Jᵀ·y, d⟩, with biases and noise strengths that are not zero.
