@@ -22,7 +22,6 @@ fn the_mapping_network_matches_the_reference_for_every_case() {
     for (case, c, arrays) in cases("mapping") {
         let num = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{case}: no `{k}`")) as usize;
         let m = Mapping {
-            z_dim: num("z_dim"),
             layers: Layers {
                 c_dim: num("c_dim"),
                 w_dim: num("w_dim"),

@@ -32,7 +32,6 @@ pub struct Layers {
 /// The reference's `MappingNetwork` arguments for G's network.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Mapping {
-    pub z_dim: usize,
     pub layers: Layers,
     /// How many copies of w the synthesis network takes.
     pub num_ws: usize,

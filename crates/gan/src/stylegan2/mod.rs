@@ -56,7 +56,6 @@ pub fn g_networks(config: &ModelConfig) -> (Synthesis, Mapping) {
         channel_max: style.channel_max,
     };
     let mapping = Mapping {
-        z_dim: config.z_dim,
         layers: Layers {
             c_dim: if config.conditional_g() {
                 config.num_classes
@@ -146,9 +145,9 @@ fn generate_truncated<B: Kernels>(
         !s.is_tangent(),
         "StyleGAN2's G runs in forward mode from its ws (PathLength), not from z"
     );
+    let (synthesis, mapping) = g_networks(config);
     let mut streams = image_streams(&z);
-    let ws = styles(s, config, z, y, truncation, &mut streams);
-    let (synthesis, _) = g_networks(config);
+    let ws = styles(s, config, &mapping, z, y, truncation, &mut streams);
     let mut noise = Noise::Random(&mut streams);
     synthesis::forward(&mut s.at("synthesis"), &synthesis, ws, &mut noise)
 }
@@ -158,19 +157,19 @@ fn generate_truncated<B: Kernels>(
 fn styles<B: Kernels>(
     s: &mut Scope<B>,
     config: &ModelConfig,
+    mapping: &Mapping,
     z: Tensor<B, 2>,
     y: Tensor<B, 1, Int>,
     truncation: Truncation,
     streams: &mut [Rng],
 ) -> Tensor<B, 3> {
-    let (_, mapping) = g_networks(config);
     let c = config
         .conditional_g()
         .then(|| y.one_hot(config.num_classes).float());
     let update = s.mode.update;
     let ws = mapping::forward(
         &mut s.at("mapping"),
-        &mapping,
+        mapping,
         z.clone(),
         c.clone(),
         truncation,
@@ -187,7 +186,7 @@ fn styles<B: Kernels>(
     let keep = Tensor::<B, 3>::from_data(TensorData::new(keep, [n, num_ws, 1]), &device);
     let other = Tensor::<B, 2>::from_data(TensorData::new(other, [n, z_dim]), &device);
     let none = Truncation::NONE;
-    let mixed = mapping::forward(&mut s.at("mapping"), &mapping, other, c, none, false);
+    let mixed = mapping::forward(&mut s.at("mapping"), mapping, other, c, none, false);
     ws * keep.clone() + mixed * (keep.neg() + 1.0)
 }
 
@@ -218,11 +217,12 @@ impl PathLength {
         directions: Tensor<B, 4>,
         mean: f64,
     ) -> (Tensor<Autodiff<B>, 1>, f64) {
-        let (synthesis, _) = g_networks(config);
+        let (synthesis, mapping) = g_networks(config);
         let mut streams = image_streams(&z);
         let ws = styles(
             &mut Scope::new(g, Mode::REPLAY),
             config,
+            &mapping,
             Tensor::from_inner(z),
             Tensor::from_inner(y),
             Truncation::NONE,
