@@ -390,7 +390,7 @@ fn the_stylegan2_configs_train_end_to_end_at_a_small_scale() {
         // APA's p is a metric of the runs that have it.
         let apa = name.ends_with("_apa");
         assert_eq!(
-            metrics["apa_p"].as_f64().is_some(),
+            metrics["aug_p"].as_f64().is_some(),
             apa,
             "{name}: {metrics}"
         );

@@ -181,6 +181,7 @@ fn config(row: &Row, iterations: u64) -> (ModelConfig, TrainConfig) {
         flip: true,
         sync_bn: false,
         apa: None,
+        ada: None,
         stylegan2: None,
         apply_diffaug: row.diffaug,
         lecam: None,

@@ -673,8 +673,42 @@ pub struct TrainConfig {
     pub stylegan2: Option<Stylegan2Training>,
     /// APA (v0.4's `apply_apa` and its `apa_*` fields): in D's steps (and StyleGAN2's
     /// R1 step) each real image is replaced by a fake with probability p, which adapts.
+    /// With `ada`, one p serves both (v0.4 asserts their fields equal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apa: Option<AdaptiveP>,
+    /// ADA (v0.4's `apply_ada` and its `ada_*` fields): every image D sees, real and
+    /// fake, in D, G and R1 steps, goes through ADA's transforms, each firing with
+    /// probability p, which adapts. Not with `apply_diffaug`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ada: Option<Ada>,
+}
+
+/// ADA's augmentation (Karras et al., 2020): which transforms, and how their
+/// probability adapts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Explain)]
+#[serde(deny_unknown_fields)]
+pub struct Ada {
+    /// The transforms (v0.4's `ada_aug_type`).
+    pub pipeline: AdaPipeline,
+    /// Their probability (v0.4's `ada_initial_augment_p`, `ada_target`, `ada_kimg`,
+    /// `ada_interval`).
+    pub p: AdaptiveP,
+}
+
+/// ADA's groups of transforms (v0.4's `ada_aug_type`; its filter, noise and cutout
+/// groups are not built).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Explain)]
+pub enum AdaPipeline {
+    /// x-flip, 90° rotations, integer translation.
+    Blit,
+    /// Isotropic scaling, rotation, anisotropic scaling, fractional translation.
+    Geom,
+    /// Brightness, contrast, luma flip, hue, saturation.
+    Color,
+    /// Blit and Geom.
+    Bg,
+    /// Blit, Geom and Color (every ADA config of v0.4).
+    Bgc,
 }
 
 /// An adaptive probability (v0.4's `*_initial_augment_p`, `*_target`, `*_kimg`,
@@ -693,6 +727,25 @@ pub struct AdaptiveP {
     pub kimg: f64,
     /// Iterations between moves (v0.4: 4).
     pub interval: u64,
+}
+
+impl AdaptiveP {
+    fn problem(&self) -> Option<String> {
+        if !(0.0..=1.0).contains(&self.initial_p) {
+            Some(format!("initial_p {} is not a probability", self.initial_p))
+        } else if !(-1.0..=1.0).contains(&self.target) {
+            Some(format!(
+                "target {}: a mean sign is within [-1, 1]",
+                self.target
+            ))
+        } else if !(self.kimg.is_finite() && self.kimg > 0.0) {
+            Some(format!("kimg {} must be positive", self.kimg))
+        } else if self.interval == 0 {
+            Some("interval must be at least 1".into())
+        } else {
+            None
+        }
+    }
 }
 
 /// How StyleGAN2 trains (v0.4's `STYLEGAN` section and the StyleGAN2 branches of its
@@ -830,26 +883,32 @@ impl TrainConfig {
         if self.batch_size < 2 {
             return Err(("batch_size", "BatchNorm needs at least 2 samples".into()));
         }
-        if let Some(apa) = &self.apa {
-            let problem = if !(0.0..=1.0).contains(&apa.initial_p) {
-                Some(format!("initial_p {} is not a probability", apa.initial_p))
-            } else if !(-1.0..=1.0).contains(&apa.target) {
-                Some(format!(
-                    "target {}: a mean sign is within [-1, 1]",
-                    apa.target
-                ))
-            } else if !(apa.kimg.is_finite() && apa.kimg > 0.0) {
-                Some(format!("kimg {} must be positive", apa.kimg))
-            } else if apa.interval == 0 {
-                Some("interval must be at least 1".into())
-            } else {
-                None
-            };
-            if let Some(problem) = problem {
-                return Err(("apa", problem));
+        let adaptive = [("apa", self.apa), ("ada", self.ada.map(|ada| ada.p))];
+        for (field, p) in adaptive {
+            if let Some(problem) = p.as_ref().and_then(AdaptiveP::problem) {
+                return Err((field, problem));
             }
         }
+        if let (Some(apa), Some(ada)) = (self.apa, self.ada)
+            && apa != ada.p
+        {
+            return Err((
+                "apa",
+                "ADA and APA share one p: give them the same fields (v0.4 asserts it)".into(),
+            ));
+        }
+        if self.ada.is_some() && self.apply_diffaug {
+            return Err((
+                "ada",
+                "ADA and DiffAugment are two augmentations of D's inputs: choose one".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// The adaptive p of ADA and APA, where either is on.
+    pub fn adaptive_p(&self) -> Option<AdaptiveP> {
+        self.ada.map(|ada| ada.p).or(self.apa)
     }
 
     /// Problems of this training with `model`, as (field of this config, message).

@@ -78,6 +78,49 @@ fn diffaugment_images_and_gradients_match_the_reference() {
     }
 }
 
+/// ADA's pipeline (v0.4's `AdaAugment`) for the draws and p each case handed to the
+/// authors' code: the augmented images and the gradient of sum(out · weight) in the
+/// images. The transforms a case's draws name are its pipeline.
+#[test]
+fn ada_images_and_gradients_match_the_reference() {
+    use gan::train::ada::{self, Drawn, Transform};
+    let device = Default::default();
+    let cases = fixtures::cases(&fixtures::ours("ada"));
+    for case in &cases {
+        let name = case.file_stem().unwrap().to_string_lossy().into_owned();
+        let a = arrays(case);
+        let transforms: Vec<Drawn> = Transform::ALL
+            .into_iter()
+            .filter(|t| a.contains_key(t.name()))
+            .map(|transform| Drawn {
+                transform,
+                values: a[transform.name()].data.clone(),
+                gates: a[&format!("{}_gate", transform.name())].data.clone(),
+            })
+            .collect();
+        assert!(!transforms.is_empty(), "{name}: no transform's draws");
+        let draws = ada::Draws {
+            p: a["p"].data[0],
+            transforms,
+        };
+        let x = tensor::<4>(&a["x"], &device).require_grad();
+        let out = ada::apply(x.clone(), &draws);
+        let (diff, scale) = worst(&values(out.clone()), &a["out"]);
+        println!("{name} images: max |Δ| {diff:e}, max |expected| {scale:e}");
+        assert!(
+            diff <= 1e-5 * scale.max(1.0),
+            "{name}: images differ by {diff:e}"
+        );
+        let grads = (out * tensor::<4>(&a["weight"], &device)).sum().backward();
+        let (diff, scale) = worst(&values(x.grad(&grads).unwrap()), &a["grad_x"]);
+        println!("{name} gradient: max |Δ| {diff:e}, max |expected| {scale:e}");
+        assert!(
+            diff <= 1e-5 * scale.max(1.0),
+            "{name}: gradients differ by {diff:e}"
+        );
+    }
+}
+
 #[test]
 fn lecam_averages_penalty_and_gradients_match_the_reference() {
     use gan::config::LeCamConfig;

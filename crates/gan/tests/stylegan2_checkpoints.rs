@@ -15,6 +15,7 @@ use burn::prelude::*;
 use gan::import::{Network, import};
 use gan::layers::Mode;
 use gan::tensors::Tensors;
+use gan::train::augment::Draws;
 use gan::{ModelConfig, discriminator, generator};
 use kernels::TestBackend as Inner;
 use metrics::npy;
@@ -139,10 +140,10 @@ fn imported_stylegan2_checkpoints_match_the_reference() {
 }
 
 /// DiffAugment's draws a case handed to the authors' code (`aug_<draw>`).
-fn augment_draws(arrays: &BTreeMap<String, npy::Array>) -> gan::train::diffaug::Draws {
+fn augment_draws(arrays: &BTreeMap<String, npy::Array>) -> Draws {
     let floats = |k: &str| arrays[k].data.iter().map(|&v| v as f32).collect::<Vec<_>>();
     let ints = |k: &str| arrays[k].data.iter().map(|&v| v as i64).collect::<Vec<_>>();
-    gan::train::diffaug::Draws {
+    Draws::DiffAugment(gan::train::diffaug::Draws {
         brightness: floats("aug_brightness"),
         saturation: floats("aug_saturation"),
         contrast: floats("aug_contrast"),
@@ -155,11 +156,33 @@ fn augment_draws(arrays: &BTreeMap<String, npy::Array>) -> gan::train::diffaug::
             .zip(ints("aug_cutout_y"))
             .map(|(x, y)| (x as usize, y as usize))
             .collect(),
-    }
+    })
+}
+
+/// ADA's draws and p a case handed to the authors' code (`ada_<transform>`,
+/// `ada_<transform>_gate`, `ada_p`).
+fn ada_draws(arrays: &BTreeMap<String, npy::Array>) -> Draws {
+    use gan::train::ada::{self, Drawn, Transform};
+    let transforms = Transform::ALL
+        .into_iter()
+        .filter(|t| arrays.contains_key(&format!("ada_{}", t.name())))
+        .map(|transform| Drawn {
+            transform,
+            values: arrays[&format!("ada_{}", transform.name())].data.clone(),
+            gates: arrays[&format!("ada_{}_gate", transform.name())]
+                .data
+                .clone(),
+        })
+        .collect();
+    Draws::Ada(ada::Draws {
+        p: arrays["ada_p"].data[0],
+        transforms,
+    })
 }
 
 /// StyleGAN2's R1 penalty (v0.4's `stylegan_cal_r1_reg`) through D's forward mode,
-/// on the real images and through DiffAugment, against the authors' double backward:
+/// on the real images, through DiffAugment and through ADA, against the authors' double
+/// backward:
 /// its value and every parameter's gradient.
 #[test]
 fn the_r1_penalty_of_stylegan2s_d_matches_the_reference_double_backward() {
@@ -174,8 +197,12 @@ fn the_r1_penalty_of_stylegan2s_d_matches_the_reference_double_backward() {
             kind: Kind::R1,
             lambda: 1.0,
         };
-        let draws = augment_draws(&arrays);
-        for (name, through) in [("r1", None), ("r1_aug", Some(&draws))] {
+        let (diffaug, ada) = (augment_draws(&arrays), ada_draws(&arrays));
+        for (name, through) in [
+            ("r1", None),
+            ("r1_aug", Some(&diffaug)),
+            ("r1_ada", Some(&ada)),
+        ] {
             let mut d = Tensors::<Ad>::from_inner(d.tensors.clone(), true);
             let real = tensor::<Inner, 4>(&arrays["real"]);
             let (value, _) = addend(&penalty, &mut d, &config, real, &labels, through);

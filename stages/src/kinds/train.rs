@@ -203,16 +203,21 @@ impl TypedKind for Train {
         }
         let penalties = Penalty::all(&params.train);
         let penalized = !penalties.is_empty();
-        if params.train.r1_lambda.is_some()
-            && params.train.apply_diffaug
+        let augmented = [
+            ("apply_diffaug", params.train.apply_diffaug),
+            ("ada", params.train.ada.is_some()),
+        ];
+        if let Some((field, _)) = augmented.iter().find(|(_, on)| *on)
+            && params.train.r1_lambda.is_some()
             && params.train.stylegan2.is_none()
         {
             return Err(Invalid::new(
-                "R1 takes D's gradient at the real images before DiffAugment, through it in \
-                 v0.4; the penalties' passes here run D on images without it",
+                "R1 takes D's gradient at the real images before the augmentation, through \
+                 it in v0.4; the penalties' passes here run D on images without it (StyleGAN2's \
+                 lazy R1 goes through it)",
                 &["train", "r1_lambda"],
             )
-            .with_help("drop `r1_lambda` or `apply_diffaug`"));
+            .with_help(format!("drop `r1_lambda` or `{field}`")));
         }
         if penalized && params.devices > 1 && params.train.sync_bn && !params.model.d_spectral_norm
         {
@@ -405,8 +410,8 @@ impl TypedKind for Train {
             metrics.push(("steps".into(), last.step as f64));
             metrics.push(("d_loss".into(), last.d_loss));
             metrics.push(("g_loss".into(), last.g_loss));
-            if let Some(p) = last.apa_p {
-                metrics.push(("apa_p".into(), p));
+            if let Some(p) = last.aug_p {
+                metrics.push(("aug_p".into(), p));
             }
         }
         let resumed = trained

@@ -10,7 +10,7 @@ use kernels::Kernels;
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
-use super::apa::Apa;
+use super::adaptive::Adaptive;
 use super::latent::Side;
 use super::state::{State, hyper};
 use crate::GanError;
@@ -28,9 +28,10 @@ struct CheckpointInfo {
     /// StyleGAN2's running mean of the path lengths.
     #[serde(default, skip_serializing_if = "is_zero")]
     pl_mean: f64,
-    /// APA's p, and the sum and count of the signs gathered since it last moved.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    apa: Option<(f64, f64, u64)>,
+    /// ADA's and APA's p, and the sum and count of the signs gathered since it last
+    /// moved (`apa` before ADA shared it).
+    #[serde(default, alias = "apa", skip_serializing_if = "Option::is_none")]
+    adaptive_p: Option<(f64, f64, u64)>,
 }
 
 fn is_zero(value: &f64) -> bool {
@@ -89,9 +90,9 @@ pub(super) fn save_checkpoint<B: Kernels>(
         seed,
         terms,
         pl_mean: state.pl_mean,
-        apa: state.apa.as_ref().map(|apa| {
-            let signs = apa.signs.clone().into_scalar().elem::<f64>();
-            (apa.p, signs, apa.count)
+        adaptive_p: state.adaptive.as_ref().map(|adaptive| {
+            let signs = adaptive.signs.clone().into_scalar().elem::<f64>();
+            (adaptive.p, signs, adaptive.count)
         }),
     };
     let info_path = tmp.join("state.json");
@@ -157,9 +158,9 @@ pub(super) fn load_checkpoint<B: Kernels>(
         opt_g: adam("adam_G", Side::Generator)?,
         opt_d: adam("adam_D", Side::Discriminator)?,
         pl_mean: info.pl_mean,
-        apa: match (train.apa, info.apa) {
-            (Some(_), Some((p, signs, count))) => Some(Apa::new(p, signs, count, device)),
-            (Some(config), None) => Some(Apa::new(config.initial_p, 0.0, 0, device)),
+        adaptive: match (train.adaptive_p(), info.adaptive_p) {
+            (Some(_), Some((p, signs, count))) => Some(Adaptive::new(p, signs, count, device)),
+            (Some(config), None) => Some(Adaptive::new(config.initial_p, 0.0, 0, device)),
             (None, _) => None,
         },
     };

@@ -6,12 +6,7 @@
 //! (zeros come in); a cutout of half each side, centred anywhere.
 
 use burn::prelude::*;
-use kernels::Kernels;
 use rng::Rng;
-
-use super::term::{DPass, GPass, Term};
-
-pub struct DiffAugment;
 
 /// One batch's random choices, drawn in the order the reference asks for them: every
 /// image's brightness, then saturation, contrast, translation rows, columns, cutout
@@ -110,19 +105,4 @@ pub fn apply<B: Backend>(x: Tensor<B, 4>, draws: &Draws) -> Tensor<B, 4> {
     }
     let mask = Tensor::<B, 1>::from_floats(mask.as_slice(), &device).reshape([n, 1, h, w]);
     x * mask
-}
-
-impl<B: Kernels> Term<B> for DiffAugment {
-    fn discriminator(&self, _: &DPass<B>, _: &mut Vec<Tensor<B, 1>>) {}
-
-    fn generator(&self, _: &GPass<B>, _: &mut Vec<Tensor<B, 1>>) {}
-
-    fn augment(&self, images: Tensor<B, 4>, rng: &mut Rng) -> Tensor<B, 4> {
-        let [n, _, h, w] = images.dims();
-        apply(images, &Draws::draw(n, h, w, rng))
-    }
-
-    fn augments(&self) -> bool {
-        true
-    }
 }

@@ -20,7 +20,7 @@ struct Iteration<B: Backend> {
     d_loss: Tensor<B, 1>,
     g_loss: Tensor<B, 1>,
     seconds: f64,
-    apa_p: Option<f64>,
+    aug_p: Option<f64>,
 }
 
 /// The iterations not read yet.
@@ -46,7 +46,7 @@ impl<B: Backend> Unread<B> {
         d_loss: Tensor<B, 1>,
         g_loss: Tensor<B, 1>,
         seconds: f64,
-        apa_p: Option<f64>,
+        aug_p: Option<f64>,
     ) {
         if self.iterations.is_empty() {
             self.since = Instant::now();
@@ -56,7 +56,7 @@ impl<B: Backend> Unread<B> {
             d_loss,
             g_loss,
             seconds,
-            apa_p,
+            aug_p,
         });
     }
 
@@ -111,7 +111,7 @@ impl<B: Backend> Unread<B> {
                 d_loss,
                 g_loss,
                 seconds: iteration.seconds + if i + 1 == count { waited } else { 0.0 },
-                apa_p: iteration.apa_p,
+                aug_p: iteration.aug_p,
             };
             log.append(&entry)?;
             progress(&entry);

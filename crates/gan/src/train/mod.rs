@@ -15,7 +15,10 @@
 //! (what a run carries), `checkpoint`, `best` (FID during training and the best
 //! generator) and `log` (the JSON-lines logs).
 
+pub mod ada;
+pub mod adaptive;
 pub mod apa;
+pub mod augment;
 mod best;
 mod checkpoint;
 pub mod diffaug;
@@ -108,9 +111,9 @@ pub struct StepLog {
     pub d_loss: f64,
     pub g_loss: f64,
     pub seconds: f64,
-    /// APA's probability after the iteration (with `apa`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub apa_p: Option<f64>,
+    /// ADA's and APA's probability after the iteration (with `ada` or `apa`).
+    #[serde(default, alias = "apa_p", skip_serializing_if = "Option::is_none")]
+    pub aug_p: Option<f64>,
 }
 
 /// The trained networks.
@@ -260,13 +263,13 @@ pub fn run<B: Kernels, N: FeatureNetwork>(
         for k in 0..train.g_steps_per_iter {
             g_loss = g_step::<B, N>(&mut state, setup, &objective, &shards, k);
         }
-        let apa_p = state.apa.as_ref().map(|apa| apa.p);
+        let aug_p = state.adaptive.as_ref().map(|adaptive| adaptive.p);
         unread.push(
             state.step,
             d_loss,
             g_loss,
             t0.elapsed().as_secs_f64(),
-            apa_p,
+            aug_p,
         );
         state.step += 1;
         let checkpoint_due =

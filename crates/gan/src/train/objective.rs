@@ -1,9 +1,9 @@
 //! What each side of a step is trained on, composed once per side from the
 //! configuration: the adversarial loss, the conditioning term, and any regularizers.
 //! Each is a [`Term`] that sees the same forward passes; a new regularizer is one more
-//! `Term` (its own file, with its config field) pushed in [`Objective::new`]. A term can
-//! also transform the images D sees (real and fake, in D and G steps: an augmentation
-//! such as DiffAugment); the terms of the paper's methods leave them as they are.
+//! `Term` (its own file, with its config field) pushed in [`Objective::new`]. The
+//! objective also says what the images D sees go through (real and fake, in D and G
+//! steps): DiffAugment or ADA, where one is on (`augment.rs`).
 
 use std::collections::BTreeMap;
 
@@ -11,6 +11,7 @@ use burn::prelude::*;
 use kernels::Kernels;
 use rng::Rng;
 
+use super::augment::Augmentation;
 use super::penalty::Penalty;
 use super::term::{DPass, GPass, Term};
 use crate::config::{AdvLoss, AuxClassifier, Conditioning, ModelConfig, TrainConfig};
@@ -19,10 +20,12 @@ use crate::loss;
 use crate::tensors::label_tensor;
 
 /// The terms of a configuration, and its gradient penalties: those run D themselves,
-/// on points of their own, so the D step computes them (`penalty::addend`).
+/// on points of their own, so the D step computes them (`penalty::addend`); and the
+/// augmentation of D's inputs.
 pub struct Objective<B: Kernels> {
     terms: Vec<Box<dyn Term<B>>>,
     penalties: Vec<Penalty>,
+    augmentation: Option<Augmentation>,
 }
 
 impl<B: Kernels> Objective<B> {
@@ -56,9 +59,6 @@ impl<B: Kernels> Objective<B> {
                 lambda: train.consistency_lambda,
             }));
         }
-        if train.apply_diffaug {
-            terms.push(Box::new(super::diffaug::DiffAugment));
-        }
         if let Some(config) = train.lecam {
             terms.push(Box::new(super::lecam::LeCam::new(config)));
         }
@@ -70,6 +70,7 @@ impl<B: Kernels> Objective<B> {
         Objective {
             terms,
             penalties: Penalty::all(train),
+            augmentation: Augmentation::of(train),
         }
     }
 
@@ -92,16 +93,19 @@ impl<B: Kernels> Objective<B> {
         self.terms.iter().any(|t| t.uses_views())
     }
 
-    /// Whether any term transforms D's inputs.
-    pub fn augments(&self) -> bool {
-        self.terms.iter().any(|t| t.augments())
+    /// The augmentation of D's inputs, where one is on.
+    pub fn augmentation(&self) -> Option<Augmentation> {
+        self.augmentation
     }
 
-    /// What D is given in place of `images`: every term's transform, in order.
-    pub fn augment(&self, images: Tensor<B, 4>, rng: &mut Rng) -> Tensor<B, 4> {
-        self.terms
-            .iter()
-            .fold(images, |images, term| term.augment(images, rng))
+    /// What D is given in place of `images`: them augmented with fresh draws from
+    /// `rng` (ADA's transforms firing with probability `p`), where an augmentation is
+    /// on.
+    pub fn augment(&self, images: Tensor<B, 4>, p: f64, rng: &mut Rng) -> Tensor<B, 4> {
+        match &self.augmentation {
+            Some(augmentation) => augmentation.apply(images, p, rng),
+            None => images,
+        }
     }
 
     pub fn discriminator(&self, pass: &DPass<B>) -> Tensor<B, 1> {
@@ -290,20 +294,6 @@ mod tests {
     use super::*;
     use burn::backend::{Autodiff, Flex};
 
-    /// Mirrors D's inputs left to right, and adds nothing to the losses.
-    struct Mirror;
-
-    impl Term<Flex> for Mirror {
-        fn discriminator(&self, _: &DPass<Flex>, _: &mut Vec<Tensor<Flex, 1>>) {}
-        fn generator(&self, _: &GPass<Flex>, _: &mut Vec<Tensor<Flex, 1>>) {}
-        fn augment(&self, images: Tensor<Flex, 4>, _: &mut Rng) -> Tensor<Flex, 4> {
-            images.flip([3])
-        }
-        fn augments(&self) -> bool {
-            true
-        }
-    }
-
     #[test]
     fn consistency_is_lambda_times_the_mean_squared_difference_of_the_logits() {
         let device = Default::default();
@@ -326,44 +316,6 @@ mod tests {
         Consistency { lambda: 10.0 }.discriminator(&pass, &mut addends);
         let value: f32 = addends.pop().unwrap().into_scalar();
         assert!((value - 10.0 * (0.25 + 4.0) / 2.0).abs() < 1e-5, "{value}");
-    }
-
-    #[test]
-    fn terms_transform_d_inputs_in_order_and_the_papers_leave_them() {
-        let device = Default::default();
-        let images = Tensor::<Flex, 4>::from_data(
-            TensorData::new((0..12).map(|v| v as f32).collect::<Vec<_>>(), [1, 3, 2, 2]),
-            &device,
-        );
-        let values = |t: Tensor<Flex, 4>| t.into_data().to_vec::<f32>().unwrap();
-        let contrastive = Contrastive {
-            lambda: 1.0,
-            temperature: 1.0,
-            positives_in_numerator: false,
-            positive_views: false,
-            adc: false,
-        };
-        let mut objective = Objective::<Flex> {
-            terms: vec![
-                Box::new(Adversarial(AdvLoss::Hinge)),
-                Box::new(ClassCrossEntropy { lambda: 1.0 }),
-                Box::new(contrastive),
-            ],
-            penalties: Vec::new(),
-        };
-        let mut rng = Rng::new(0);
-        assert_eq!(
-            values(objective.augment(images.clone(), &mut rng)),
-            values(images.clone())
-        );
-        objective.terms.push(Box::new(Mirror));
-        let mirrored = values(objective.augment(images.clone(), &mut rng));
-        assert_eq!(mirrored[..4], [1.0, 0.0, 3.0, 2.0]);
-        objective.terms.push(Box::new(Mirror));
-        assert_eq!(
-            values(objective.augment(images.clone(), &mut rng)),
-            values(images)
-        );
     }
 
     /// ADC against StudioGAN v0.4, through the fixtures `tools/fixtures/adc.py` makes

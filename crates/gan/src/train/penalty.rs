@@ -15,7 +15,7 @@ use burn::prelude::*;
 use kernels::Kernels;
 use rng::Rng;
 
-use super::diffaug::{Draws, apply};
+use super::augment::Draws;
 use crate::config::{ModelConfig, TrainConfig};
 use crate::discriminator;
 use crate::layers::Mode;
@@ -155,10 +155,10 @@ impl Penalty {
 /// more in forward mode, which changes no state. For R1, `d` is D as the step's pass
 /// over the real images left it, and that pass is replayed.
 ///
-/// With `through`, D sees the points through DiffAugment with those draws and the
-/// gradient is taken at the points before it (StyleGAN2's lazy R1 as v0.4 takes it).
-/// DiffAugment is affine, A(x) = Lx + b, so the forward pass runs at A(x) along
-/// L·v = A(v) − A(0).
+/// With `through`, D sees the points through the augmentation with those draws and
+/// the gradient is taken at the points before it (StyleGAN2's lazy R1 as v0.4 takes
+/// it). DiffAugment and ADA are affine for given draws, A(x) = Lx + b, so the forward
+/// pass runs at A(x) along L·v = A(v) − A(0).
 ///
 /// Also returns D's adversarial logits of its first pass (APA's signs read them).
 pub fn addend<B: Kernels>(
@@ -199,7 +199,7 @@ pub fn addend<B: Kernels>(
     let (value, direction) = penalty.of(g.reshape([dims[0], dims[1] * dims[2] * dims[3]]));
     let direction = direction.reshape(dims);
     let direction = match through {
-        Some(draws) => apply(direction, draws) - apply(points.zeros_like(), draws),
+        Some(draws) => draws.apply(direction) - draws.apply(points.zeros_like()),
         None => direction,
     };
     let out = discriminator::tangent(
@@ -216,10 +216,10 @@ pub fn addend<B: Kernels>(
     (addend, logits)
 }
 
-/// `x` through DiffAugment with `draws`, where given.
+/// `x` through the augmentation with `draws`, where given.
 fn augmented<B: Backend>(x: Tensor<B, 4>, through: Option<&Draws>) -> Tensor<B, 4> {
     match through {
-        Some(draws) => apply(x, draws),
+        Some(draws) => draws.apply(x),
         None => x,
     }
 }

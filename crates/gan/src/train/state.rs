@@ -5,7 +5,7 @@ use kernels::Kernels;
 use rng::Rng;
 
 use super::Setup;
-use super::apa::Apa;
+use super::adaptive::Adaptive;
 use super::latent::Side;
 use crate::adam::{Adam, Hyper};
 use crate::config::{Stylegan2Training, TrainConfig};
@@ -23,8 +23,8 @@ pub(super) struct State<B: Kernels> {
     /// StyleGAN2's running mean of the path lengths (0 until path length
     /// regularization runs).
     pub pl_mean: f64,
-    /// APA's probability and the signs it moves by.
-    pub apa: Option<Apa<B>>,
+    /// ADA's and APA's probability and the signs it moves by.
+    pub adaptive: Option<Adaptive<B>>,
 }
 
 /// Adam's settings for `side`: the configuration's, with StyleGAN2's lazy
@@ -72,6 +72,8 @@ pub(super) fn fresh<B: Kernels, N>(setup: &Setup<N>, device: &B::Device) -> Stat
         opt_g: Adam::new(hyper(train, Side::Generator)),
         opt_d: Adam::new(hyper(train, Side::Discriminator)),
         pl_mean: 0.0,
-        apa: train.apa.map(|c| Apa::new(c.initial_p, 0.0, 0, device)),
+        adaptive: train
+            .adaptive_p()
+            .map(|c| Adaptive::new(c.initial_p, 0.0, 0, device)),
     }
 }

@@ -11,7 +11,7 @@ use rng::Rng;
 
 use super::Setup;
 use super::apa;
-use super::diffaug::Draws;
+use super::augment::Draws;
 use super::ema;
 use super::grads::{Grads, accumulate};
 use super::latent::{self, Shift, Side};
@@ -154,10 +154,11 @@ pub(super) fn d_step<B: Kernels, N>(
         let (mut gs, fakes): (Vec<_>, Vec<_>) = made.into_iter().unzip();
         state.g = gs.swap_remove(0);
         // APA: some real images replaced by fakes (detached), before any augmentation.
-        let real = match &state.apa {
-            Some(apa) => {
+        let p = adaptive_p(state);
+        let real = match train.apa {
+            Some(_) => {
                 let fake = shards.gather(fakes.iter().map(|f| f.clone().inner()).collect());
-                let flags = apa::flags(n, apa.p, &mut apa_stream(setup, state.step, slot));
+                let flags = apa::flags(n, p, &mut apa_stream(setup, state.step, slot));
                 last_fakes = Some(fake.clone());
                 apa::mix(real, Tensor::from_inner(fake), &flags)
             }
@@ -166,10 +167,10 @@ pub(super) fn d_step<B: Kernels, N>(
         // The penalties take D's gradient at points of the images before any
         // augmentation, as v0.4's do.
         let unaugmented = real.clone().inner();
-        let real = objective.augment(real, &mut rng);
+        let real = objective.augment(real, p, &mut rng);
         let mut points =
             penalty_points(objective.penalties(), unaugmented, &fakes, shards, &mut rng);
-        let fakes = augmented(shards, objective, fakes, &mut rng);
+        let fakes = augmented(shards, objective, fakes, p, &mut rng);
         // What D's class head is told (ADC tells real from generated apart).
         let real_labels = model.d_labels(&batch.labels, false);
         let fake_labels = model.d_labels(&fake_labels, true);
@@ -239,8 +240,8 @@ pub(super) fn d_step<B: Kernels, N>(
         d = replicas.swap_remove(0);
         let views = (!view_outs.is_empty()).then(|| shards.gather_outputs(view_outs));
         let real_out = shards.gather_outputs(real_outs);
-        if let Some(apa) = state.apa.as_mut() {
-            apa.observe(real_out.adv.clone().inner());
+        if let Some(adaptive) = state.adaptive.as_mut() {
+            adaptive.observe(real_out.adv.clone().inner());
         }
         let value = objective.discriminator(&DPass {
             step: state.step,
@@ -275,11 +276,12 @@ pub(super) fn d_step<B: Kernels, N>(
             setup.seed ^ 0x7171_0000_0000_0000,
             (state.step << 20) | k as u64,
         );
+        let p = adaptive_p(state);
         let draws: Vec<Option<Draws>> = kept
             .iter()
             .map(|(real, _)| {
-                let [n, _, h, w] = real.dims();
-                train.apply_diffaug.then(|| Draws::draw(n, h, w, &mut rng))
+                let augmentation = objective.augmentation();
+                augmentation.map(|a| a.draw(real.dims(), p, &mut rng))
             })
             .collect();
         let mut apa_rng = Rng::stream(
@@ -287,11 +289,11 @@ pub(super) fn d_step<B: Kernels, N>(
             (state.step << 20) | k as u64,
         );
         // APA replaces some of R1's real images too (fresh draws, the last fakes).
-        let kept = match (&state.apa, last_fakes) {
-            (Some(apa), Some(fake)) => kept
+        let kept = match last_fakes {
+            Some(fake) => kept
                 .into_iter()
                 .map(|(real, labels)| {
-                    let flags = apa::flags(labels.len(), apa.p, &mut apa_rng);
+                    let flags = apa::flags(labels.len(), p, &mut apa_rng);
                     (apa::mix(real, fake.clone(), &flags), labels)
                 })
                 .collect(),
@@ -299,12 +301,17 @@ pub(super) fn d_step<B: Kernels, N>(
         };
         r1_step(state, model, &penalty, kept, &draws);
     }
-    if let (Some(apa), Some(config)) = (state.apa.as_mut(), train.apa)
+    if let (Some(adaptive), Some(config)) = (state.adaptive.as_mut(), train.adaptive_p())
         && state.step.is_multiple_of(config.interval)
     {
-        apa.adapt(&config);
+        adaptive.adapt(&config);
     }
     total
+}
+
+/// ADA's and APA's probability now (0 where neither is on).
+fn adaptive_p<B: Kernels>(state: &State<B>) -> f64 {
+    state.adaptive.as_ref().map_or(0.0, |adaptive| adaptive.p)
 }
 
 /// The random stream of APA's choices in one D sub-step.
@@ -327,8 +334,8 @@ fn lazy_r1_due<N>(setup: &Setup<N>, step: u64, k: usize) -> Option<Penalty> {
 }
 
 /// StyleGAN2's lazy R1 as a D step of its own (v0.4's `r1_place: "outside_loop"`): on
-/// the real images of the D step just done (through DiffAugment with fresh draws where
-/// it is on, as v0.4's `series_augment`), each accumulated part weighted by its share,
+/// the real images of the D step just done (through the augmentation with fresh draws
+/// where one is on, as v0.4's `series_augment`), each accumulated part weighted by its share,
 /// then D's Adam. On the first device (D's state is all parameters: the pass there is
 /// the pass anywhere).
 fn r1_step<B: Kernels>(
@@ -344,8 +351,8 @@ fn r1_step<B: Kernels>(
     for ((real, labels), draws) in reals.into_iter().zip(draws) {
         let (value, logits) =
             penalty::addend(penalty, &mut d, model, real, &labels, draws.as_ref());
-        if let Some(apa) = state.apa.as_mut() {
-            apa.observe(logits);
+        if let Some(adaptive) = state.adaptive.as_mut() {
+            adaptive.observe(logits);
         }
         let value = value / parts;
         accumulate(&mut grads, d.gradients(&value.backward()));
@@ -397,7 +404,7 @@ pub(super) fn g_step<B: Kernels, N>(
         let (mut replicas, fakes): (Vec<_>, Vec<_>) = made.into_iter().unzip();
         g = replicas.swap_remove(0);
         let mut rng = augment_stream(setup, state.step, slot);
-        let fakes = augmented(shards, objective, fakes, &mut rng);
+        let fakes = augmented(shards, objective, fakes, adaptive_p(state), &mut rng);
         let d_labels = model.d_labels(&labels, false);
         // ADC: D once more on the same images, told they are generated (v0.4 runs D
         // twice, and its spectral norms iterate twice).
@@ -551,12 +558,13 @@ fn augmented<B: Kernels>(
     shards: &Shards<B>,
     objective: &Objective<Autodiff<B>>,
     fakes: Vec<Tensor<Autodiff<B>, 4>>,
+    p: f64,
     rng: &mut Rng,
 ) -> Vec<Tensor<Autodiff<B>, 4>> {
-    if !objective.augments() {
+    if objective.augmentation().is_none() {
         return fakes;
     }
-    shards.split(objective.augment(shards.gather(fakes), rng))
+    shards.split(objective.augment(shards.gather(fakes), p, rng))
 }
 
 fn zip3<A, B, C>(a: Vec<A>, b: Vec<B>, c: Vec<C>) -> Vec<(A, B, C)> {

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use burn::prelude::*;
 use kernels::Kernels;
-use rng::Rng;
 
 use crate::discriminator::Output;
 
@@ -37,17 +36,6 @@ pub struct GPass<'a, B: Kernels> {
 pub trait Term<B: Kernels> {
     fn discriminator(&self, pass: &DPass<B>, addends: &mut Vec<Tensor<B, 1>>);
     fn generator(&self, pass: &GPass<B>, addends: &mut Vec<Tensor<B, 1>>);
-
-    /// The images D is given (`[n, 3, h, w]` in [-1, 1]), transformed; random choices
-    /// come from `rng`, the sub-step's stream. By default, as they are.
-    fn augment(&self, images: Tensor<B, 4>, _rng: &mut Rng) -> Tensor<B, 4> {
-        images
-    }
-
-    /// Whether [`Term::augment`] changes anything (a term that transforms says so).
-    fn augments(&self) -> bool {
-        false
-    }
 
     /// Whether D steps must also run D on the real images' augmented copies from the
     /// loader ([`DPass::real_views`]).

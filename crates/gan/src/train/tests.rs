@@ -74,6 +74,7 @@ pub(crate) fn configs() -> (ModelConfig, TrainConfig) {
         flip: true,
         sync_bn: false,
         apa: None,
+        ada: None,
         stylegan2: None,
         apply_diffaug: false,
         lecam: None,
@@ -626,9 +627,11 @@ fn stylegan2_trains_and_resumes_bit_for_bit() {
     );
     let info = std::fs::read_to_string(whole.join("checkpoints/4/state.json")).unwrap();
     let info: serde_json::Value = serde_json::from_str(&info).unwrap();
-    let p = info["apa"][0].as_f64().expect("APA's p in the checkpoint");
+    let p = info["adaptive_p"][0]
+        .as_f64()
+        .expect("APA's p in the checkpoint");
     assert!(p != 0.5, "APA's p never moved");
-    let logged: Vec<Option<f64>> = losses(&whole).iter().map(|l| l.apa_p).collect();
+    let logged: Vec<Option<f64>> = losses(&whole).iter().map(|l| l.aug_p).collect();
     assert!(
         logged.iter().all(Option::is_some),
         "APA's p in every log line: {logged:?}"
