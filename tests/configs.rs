@@ -473,17 +473,22 @@ fn every_stylegan2_config_holds_studiogan_v04s_values() {
     let lazy = serde_json::json!({
         "g_reg_interval": 4, "d_reg_interval": 16, "g_ema_kimg": 500.0, "g_ema_rampup": 0.05,
     });
-    let apa = serde_json::json!({"initial_p": 0.0, "target": 0.6, "kimg": 500.0, "interval": 4});
-    // name, conditioning, D steps, cond_lambda, temperature, steps, DiffAugment, APA.
+    let p = |target: f64| serde_json::json!({"initial_p": 0.0, "target": target, "kimg": 500.0, "interval": 4});
+    let ada = |target: f64| serde_json::json!({"pipeline": "Bgc", "p": p(target)});
+    let null = Value::Null;
+    // name, conditioning, D steps, cond_lambda, temperature, steps, DiffAugment, APA, ADA.
     #[rustfmt::skip]
     let rows = [
-        ("stylegan2/stylegan2", "Projection", 1, 1.0, 1.0, 200_000, false, Value::Null),
-        ("stylegan2/stylegan2_diffaug", "Projection", 1, 1.0, 1.0, 1_000_000, true, Value::Null),
-        ("stylegan2/stylegan2_apa", "Projection", 1, 1.0, 1.0, 1_000_000, false, apa),
-        ("stylegan2/stylegan2_d2dce", "D2DCE", 2, 0.25, 0.25, 200_000, false, Value::Null),
+        ("stylegan2/stylegan2", "Projection", 1, 1.0, 1.0, 200_000, false, null.clone(), null.clone()),
+        ("stylegan2/stylegan2_diffaug", "Projection", 1, 1.0, 1.0, 1_000_000, true, null.clone(), null.clone()),
+        ("stylegan2/stylegan2_apa", "Projection", 1, 1.0, 1.0, 1_000_000, false, p(0.6), null.clone()),
+        ("stylegan2/stylegan2_ada", "Projection", 1, 1.0, 1.0, 1_000_000, false, null.clone(), ada(0.6)),
+        ("stylegan2/stylegan2_ada_apa", "Projection", 1, 1.0, 1.0, 1_000_000, false, p(0.6), ada(0.6)),
+        ("stylegan2/stylegan2_d2dce", "D2DCE", 2, 0.25, 0.25, 200_000, false, null.clone(), null.clone()),
+        ("stylegan2/stylegan2_d2dce_ada", "D2DCE", 2, 0.25, 0.25, 1_000_000, false, null.clone(), ada(0.8)),
     ];
     let configs = rows.len();
-    for (name, cond, d_steps, lambda, temperature, steps, diffaug, apa) in rows {
+    for (name, cond, d_steps, lambda, temperature, steps, diffaug, apa, ada) in rows {
         let p = train_params(name, dir.path());
         let (m, t) = (&p["model"], &p["train"]);
         assert_fields(
@@ -505,7 +510,7 @@ fn every_stylegan2_config_holds_studiogan_v04s_values() {
                 "g_steps_per_iter": 1, "g_lr": 0.0025, "d_lr": 0.0025, "beta1": 0.0,
                 "beta2": 0.99, "adam_eps": 1e-8, "adv_loss": "Logistic", "r1_lambda": 0.01,
                 "ema": null, "flip": true, "contrastive_lambda": lambda,
-                "temperature": temperature, "stylegan2": lazy, "apa": apa,
+                "temperature": temperature, "stylegan2": lazy, "apa": apa, "ada": ada,
             }),
         );
         let m_p = t.get("m_p").and_then(Value::as_f64).unwrap_or(0.98);

@@ -330,7 +330,7 @@ fn the_methods_beyond_the_tables_train_end_to_end() {
 
 /// Each StyleGAN2 configuration of configs/stylegan2/, as shipped but at the short
 /// run's scale (4 classes, widths of 8, 2 steps, R1 every D step, through DiffAugment
-/// where it is on, path length regularization every G step): G and D train with their
+/// or ADA where it is on, path length regularization every G step): G and D train with their
 /// regularizers and the EMA, under a key of their own, and the EMA generator samples.
 #[test]
 fn the_stylegan2_configs_train_end_to_end_at_a_small_scale() {
@@ -339,8 +339,11 @@ fn the_stylegan2_configs_train_end_to_end_at_a_small_scale() {
     for name in [
         "stylegan2",
         "stylegan2_diffaug",
+        "stylegan2_ada",
         "stylegan2_apa",
+        "stylegan2_ada_apa",
         "stylegan2_d2dce",
+        "stylegan2_d2dce_ada",
     ] {
         let config = format!("{root}/configs/stylegan2/{name}.ron");
         p.write(
@@ -387,11 +390,11 @@ fn the_stylegan2_configs_train_end_to_end_at_a_small_scale() {
                 "{name}: {metrics}"
             );
         }
-        // APA's p is a metric of the runs that have it.
-        let apa = name.ends_with("_apa");
+        // ADA's and APA's p is a metric of the runs that have it.
+        let adaptive = name.contains("_ada") || name.contains("_apa");
         assert_eq!(
             metrics["aug_p"].as_f64().is_some(),
-            apa,
+            adaptive,
             "{name}: {metrics}"
         );
         let refused = [

@@ -45,6 +45,15 @@ const ROWS: &[(&str, &str, usize, &str, usize)] = &[
         1,
     ),
     ("+ DiffAugment", BIGGAN, 1, "apply_diffaug: true,", 1),
+    // p moves (a read of D's signs) every `interval` iterations, beyond those counted.
+    (
+        "+ ADA",
+        BIGGAN,
+        1,
+        "ada: Some((pipeline: Bgc, p: (initial_p: 0.5, target: 0.6, kimg: 500.0, \
+         interval: 100))),",
+        1,
+    ),
     ("+ CR", BIGGAN, 1, "consistency_reg: true,", 1),
     (
         "+ LeCam",

@@ -399,7 +399,11 @@ fn transform<B: Backend>(x: Tensor<B, 4>, mut g: Vec<Matrix<3>>) -> Tensor<B, 4>
         }
     }
     let margin = |k: usize| {
-        let (centre, side) = if k.is_multiple_of(2) { (cx, w) } else { (cy, h) };
+        let (centre, side) = if k.is_multiple_of(2) {
+            (cx, w)
+        } else {
+            (cy, h)
+        };
         (reach[k] + (pad * 2.0 - centre))
             .max(0.0)
             .min((side - 1) as f64)

@@ -552,10 +552,10 @@ fn stateful_and_augmenting_terms_resume_bit_for_bit() {
 }
 
 /// A StyleGAN2 at small widths with everything its loop adds: style mixing, the D
-/// step's update of the average w, lazy R1 every 2 D steps through DiffAugment, path
-/// length regularization every 2 G steps (at steps 0 and 2: a run resumed at 2 takes
-/// the running mean from its checkpoint), APA (p from 0.5, moving every iteration by
-/// up to 8/4), the EMA with its ramp-up, Adam's lazy rescaling.
+/// step's update of the average w, lazy R1 every 2 D steps through ADA, path length
+/// regularization every 2 G steps (at steps 0 and 2: a run resumed at 2 takes the
+/// running mean from its checkpoint), ADA's `bgc` and APA with one p (from 0.5, moving
+/// every iteration by up to 8/4), the EMA with its ramp-up, Adam's lazy rescaling.
 fn stylegan2() -> (ModelConfig, impl Fn(&mut TrainConfig)) {
     let (base, _) = configs();
     let model = ModelConfig {
@@ -582,12 +582,16 @@ fn stylegan2() -> (ModelConfig, impl Fn(&mut TrainConfig)) {
     model.check().unwrap();
     let change = |config: &mut TrainConfig| {
         config.adv_loss = AdvLoss::Logistic;
-        config.apply_diffaug = true;
-        config.apa = Some(crate::config::AdaptiveP {
+        let p = crate::config::AdaptiveP {
             initial_p: 0.5,
             target: 0.6,
             kimg: 0.004,
             interval: 1,
+        };
+        config.apa = Some(p);
+        config.ada = Some(crate::config::Ada {
+            pipeline: crate::config::AdaPipeline::Bgc,
+            p,
         });
         config.ema = None;
         config.r1_lambda = Some(0.5);
@@ -629,12 +633,12 @@ fn stylegan2_trains_and_resumes_bit_for_bit() {
     let info: serde_json::Value = serde_json::from_str(&info).unwrap();
     let p = info["adaptive_p"][0]
         .as_f64()
-        .expect("APA's p in the checkpoint");
-    assert!(p != 0.5, "APA's p never moved");
+        .expect("ADA's and APA's p in the checkpoint");
+    assert!(p != 0.5, "the p of ADA and APA never moved");
     let logged: Vec<Option<f64>> = losses(&whole).iter().map(|l| l.aug_p).collect();
     assert!(
         logged.iter().all(Option::is_some),
-        "APA's p in every log line: {logged:?}"
+        "ADA's and APA's p in every log line: {logged:?}"
     );
     let w_avg = &a.g.tensors["mapping.w_avg"].data;
     assert!(w_avg.iter().any(|v| *v != 0.0), "the average w never moved");
@@ -669,4 +673,11 @@ fn stylegan2_trains_and_resumes_bit_for_bit() {
     let [no_pl] = folders(dir.path(), ["no_pl"]);
     let e = train_model_with(&model, &data, &no_pl, 1, None, &without_pl).unwrap();
     assert!(e.g != a.g, "path length regularization changed nothing");
+    let without_ada = |config: &mut TrainConfig| {
+        change(config);
+        config.ada = None;
+    };
+    let [no_ada] = folders(dir.path(), ["no_ada"]);
+    let f = train_model_with(&model, &data, &no_ada, 1, None, &without_ada).unwrap();
+    assert!(f.d != a.d && f.g != a.g, "ADA changed nothing");
 }
