@@ -4,13 +4,15 @@ of one D step (G without gradients, D on real and fake images, the logistic loss
 and one G step (G and D, the logistic loss, Adam, the EMA update), the steps of v0.4's
 worker for `backbone: "stylegan2"`; with `r1`, its lazy R1 step (D on the real images,
 `stylegan_cal_r1_reg`, double backward, Adam) after every D step (every 16th in the
-configuration). G and D as v0.4's models/model.py builds them for CIFAR-10 (z and w
+configuration); with `ada`, ADA's `bgc` pipeline (`utils/ada_aug.py`, `AdaAugment` as its
+config.py builds it) at a fixed p of 0.6 on every image D sees, R1's included. G and D
+as v0.4's models/model.py builds them for CIFAR-10 (z and w
 512, mapping 2 layers, channel_base 32768, the "orig" D, minibatch groups of 32, cAdaIN
 and SPD), channel_max from argv (512 in the configuration).
 
 Usage: python tools/bench/ref_stylegan2_bench.py STUDIOGAN DEVICE [iters] [channel_max]
-       [batch] [r1]
-Mirrors `cargo bench -p gan --bench train -- stylegan2 [--width N] [--penalty r1]`."""
+       [batch] [r1] [ada]
+Mirrors `cargo bench -p gan --bench train -- stylegan2 [--width N] [--penalty r1] [--ada]`."""
 
 import copy
 import sys
@@ -24,10 +26,17 @@ src, dev = sys.argv[1], sys.argv[2]
 iters = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 channel_max = int(sys.argv[4]) if len(sys.argv) > 4 else 512
 batch = int(sys.argv[5]) if len(sys.argv) > 5 else 64
-r1 = len(sys.argv) > 6 and sys.argv[6] == "r1"
+r1, ada = "r1" in sys.argv[6:], "ada" in sys.argv[6:]
 sys.path.insert(0, f"{src}/src")
 from models import stylegan2  # noqa: E402
-from utils import losses  # noqa: E402
+from utils import ada_aug, losses  # noqa: E402
+
+augment = lambda x: x  # noqa: E731
+if ada:
+    augment = ada_aug.AdaAugment(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1,
+                                 brightness=1, contrast=1, lumaflip=1, hue=1,
+                                 saturation=1).train().to(dev).requires_grad_(False)
+    augment.p.copy_(torch.as_tensor(0.6))
 
 K, Z = 10, 512
 model = types.SimpleNamespace(info_type="N/A")
@@ -63,20 +72,21 @@ def iteration():
     x = torch.rand(batch, 3, 32, 32, device=dev) * 2 - 1
     y = torch.randint(0, K, (batch,), device=dev)
     fake, yf = fakes()
-    loss = F.softplus(-D(x, y)["adv_output"]).mean() + F.softplus(D(fake, yf)["adv_output"]).mean()
+    loss = (F.softplus(-D(augment(x), y)["adv_output"]).mean()
+            + F.softplus(D(augment(fake), yf)["adv_output"]).mean())
     od.zero_grad()
     loss.backward()
     od.step()
     if r1:
         x.requires_grad_(True)
-        penalty = losses.stylegan_cal_r1_reg(adv_output=D(x, y)["adv_output"], images=x) * 16 * 0.01
+        penalty = losses.stylegan_cal_r1_reg(adv_output=D(augment(x), y)["adv_output"], images=x) * 16 * 0.01
         od.zero_grad()
         penalty.backward()
         od.step()
     toggle(D, False)
     toggle(G, True)
     fake, yf = fakes()
-    loss = F.softplus(-D(fake, yf)["adv_output"]).mean()
+    loss = F.softplus(-D(augment(fake), yf)["adv_output"]).mean()
     og.zero_grad()
     loss.backward()
     og.step()
@@ -103,5 +113,5 @@ for _ in range(iters):
     sync()
     ts.append(time.perf_counter() - s)
 ts.sort()
-print(f"StyleGAN2 channel_max={channel_max} batch={batch} r1={'every D step' if r1 else 'off'} device={dev} "
+print(f"StyleGAN2 channel_max={channel_max} batch={batch} r1={'every D step' if r1 else 'off'} ada={'bgc p 0.6' if ada else 'off'} device={dev} "
       f"threads={torch.get_num_threads()} median_ms={1000 * ts[len(ts) // 2]:.1f} min_ms={1000 * ts[0]:.1f}")

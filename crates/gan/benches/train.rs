@@ -1,6 +1,6 @@
 //! `cargo bench -p gan --bench train [-- ARCH…] [--cond contra|proj|ac] [--width N]
 //! [--d-steps N] [--iterations N] [--devices N] [--penalty gp|dra|maxgp|r1]
-//! [--latent-op] [--diffaug] [--cr] [--batch N] [--count]`: training iterations of the
+//! [--latent-op] [--diffaug] [--ada] [--cr] [--batch N] [--count]`: training iterations of the
 //! paper's configurations at batch 64 (or `--batch`) on synthetic images, ARCH among
 //! dcgan32 (SNDCGAN, 1 D + 1 G step per iteration), resgan32 (2 D + 1 G), biggan32
 //! (width 96, 5 D + 1 G) and biggan64 (width 80, 1 D + 1 G; `--width 32` for the
@@ -9,8 +9,8 @@
 //! whose arguments these mirror), so that both sides of a ratio run the same
 //! iteration. Conditioning is ContraGAN's 2C loss unless `--cond` says projection or
 //! ACGAN; a gradient penalty on D (λ 10), LOGAN (the seed's, α 0.9, β 0.1, rate 0.8:
-//! projection conditioning, its loop has no 2C loss), DiffAugment or consistency
-//! regularization are added if asked. Reports milliseconds per iteration (the first
+//! projection conditioning, its loop has no 2C loss), DiffAugment, ADA (`bgc` at a
+//! fixed p of 0.6) or consistency regularization are added if asked. Reports milliseconds per iteration (the first
 //! iteration, a warm-up, left out) and the process's peak resident memory. `dcgan`
 //! and `biggan` name dcgan32 and biggan32, the defaults.
 //! Runs on `Device::Auto`: CUDA in builds with the `cuda` feature where a GPU answers,
@@ -35,8 +35,8 @@ use std::sync::atomic::AtomicBool;
 use data::Packed;
 use data::synthetic::Synthetic;
 use gan::config::{
-    AdvLoss, Architecture, Attention, Conditioning, DBlocks, Ema, LatentOpConfig, Stylegan2Model,
-    Stylegan2Training,
+    Ada, AdaPipeline, AdaptiveP, AdvLoss, Architecture, Attention, Conditioning, DBlocks, Ema,
+    LatentOpConfig, Stylegan2Model, Stylegan2Training,
 };
 use gan::train::{self, Setup, StepLog};
 use gan::{ModelConfig, TrainConfig};
@@ -53,6 +53,7 @@ struct Row {
     penalty: Option<String>,
     latent_op: bool,
     diffaug: bool,
+    ada: bool,
     consistency: bool,
     batch: usize,
 }
@@ -94,6 +95,7 @@ impl Row {
         let methods = [
             (self.latent_op, "LOGAN"),
             (self.diffaug, "DiffAugment"),
+            (self.ada, "ADA (bgc, p 0.6)"),
             (self.consistency, "CR"),
         ];
         for what in methods
@@ -181,7 +183,16 @@ fn config(row: &Row, iterations: u64) -> (ModelConfig, TrainConfig) {
         flip: true,
         sync_bn: false,
         apa: None,
-        ada: None,
+        // p stays at 0.6: it would move by 4·64 / 10¹² every 4 iterations.
+        ada: row.ada.then_some(Ada {
+            pipeline: AdaPipeline::Bgc,
+            p: AdaptiveP {
+                initial_p: 0.6,
+                target: 0.6,
+                kimg: 1e9,
+                interval: 4,
+            },
+        }),
         stylegan2: None,
         apply_diffaug: row.diffaug,
         lecam: None,
@@ -417,6 +428,7 @@ fn main() {
             penalty: penalty.clone(),
             latent_op,
             diffaug: flag("--diffaug"),
+            ada: flag("--ada"),
             consistency: flag("--cr"),
             batch: option(&args, "--batch").unwrap_or(64),
         };
