@@ -25,11 +25,10 @@
 use std::f64::consts::PI;
 
 use burn::prelude::*;
-use burn::tensor::ops::PadMode;
 use rng::Rng;
 
 use crate::config::AdaPipeline;
-use crate::upfirdn2d::{Filter, Resampling, down_padding, upfirdn2d, upsample2d};
+use crate::upfirdn2d::{along_axes, axis_matrix, down_padding, up_padding, upfirdn1d};
 
 /// ADA's transforms, in the order the pipeline draws and composes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,7 +216,7 @@ fn rotate3d(theta: f64) -> Matrix<4> {
 
 /// Symlet 6's low-pass decomposition filter (as wavelet tables give it), which the
 /// reference normalizes to a unit sum for its geometric resampling.
-fn geometry_filter() -> Filter {
+fn geometry_taps() -> Vec<f64> {
     const SYM6: [f64; 12] = [
         0.015404109327027373,
         0.0034907120842174702,
@@ -233,7 +232,7 @@ fn geometry_filter() -> Filter {
         -0.007800708325034148,
     ];
     let sum: f64 = SYM6.iter().sum();
-    Filter::Separable(SYM6.iter().map(|v| v / sum).collect())
+    SYM6.iter().map(|v| v / sum).collect()
 }
 
 impl Draws {
@@ -378,11 +377,12 @@ pub fn apply<B: Backend>(x: Tensor<B, 4>, draws: &Draws) -> Tensor<B, 4> {
     }
 }
 
-/// The geometric part: pad, upsample, resample, downsample.
+/// The geometric part: pad, upsample, resample, downsample. Padding and upsampling
+/// (and downsampling) are linear maps along each axis, run as matrix products.
 fn transform<B: Backend>(x: Tensor<B, 4>, mut g: Vec<Matrix<3>>) -> Tensor<B, 4> {
     let [_, _, h, w] = x.dims();
-    let filter = geometry_filter();
-    let (taps, _) = filter.size();
+    let filter = geometry_taps();
+    let taps = filter.len();
     let pad = (taps / 4) as f64;
     // The margin the transformed corners need (max over the batch of −x, −y, x, y),
     // beyond the filter's, within the image's own size (reflection's limit).
@@ -410,13 +410,21 @@ fn transform<B: Backend>(x: Tensor<B, 4>, mut g: Vec<Matrix<3>>) -> Tensor<B, 4>
             .ceil() as usize
     };
     let (mx0, my0, mx1, my1) = (margin(0), margin(1), margin(2), margin(3));
-    let x = x.pad((mx0, mx1, my0, my1), PadMode::Reflect);
     let origin = translate2d(
         (mx0 as f64 - mx1 as f64) / 2.0,
         (my0 as f64 - my1 as f64) / 2.0,
     );
-    let x = upsample2d(x, &filter, 2);
-    let [_, _, hi, wi] = x.dims();
+    // upsample2d's gain of 4, its square root per axis.
+    let upsample = |len: usize, (before, after): (usize, usize)| {
+        axis_matrix(len, |v| {
+            let padded = reflect(v, before, after);
+            upfirdn1d(&padded, &filter, (2, 1), up_padding(taps, 2), false, 2.0)
+        })
+    };
+    let (ys, hi) = upsample(h, (my0, my1));
+    let (xs, wi) = upsample(w, (mx0, mx1));
+    // Channels first: a channel of every image is one row for `sample`'s gather.
+    let x = along_axes(x.swap_dims(0, 1), (&ys, hi), (&xs, wi));
     let (ho, wo) = ((h + 2 * pad as usize) * 2, (w + 2 * pad as usize) * 2);
     for m in g.iter_mut() {
         let m2 = product(&origin, m);
@@ -433,21 +441,30 @@ fn transform<B: Backend>(x: Tensor<B, 4>, mut g: Vec<Matrix<3>>) -> Tensor<B, 4>
     let x = sample(x, &g, (ho, wo));
     let (p0, p1) = down_padding(taps, 2);
     let crop = 2 * pad as isize;
-    let r = Resampling {
-        up: (1, 1),
-        down: (2, 2),
-        padding: (p0 - crop, p1 - crop, p0 - crop, p1 - crop),
-        flip_filter: true,
-        gain: 1.0,
+    let downsample = |len: usize| {
+        axis_matrix(len, |v| {
+            upfirdn1d(v, &filter, (1, 2), (p0 - crop, p1 - crop), true, 1.0)
+        })
     };
-    upfirdn2d(x, &filter, &r)
+    let (ys, h) = downsample(ho);
+    let (xs, w) = downsample(wo);
+    along_axes(x, (&ys, h), (&xs, w)).swap_dims(0, 1)
 }
 
-/// `grid_sample` (bilinear, zeros outside, corners not aligned) of `x` on the grid
-/// `affine_grid` makes of each image's normalized matrix, as a weighted sum of four
-/// gathers whose indices and weights depend on the draws only.
+/// `v` padded by reflection (the edge sample not repeated), as torch's `reflect`.
+fn reflect(v: &[f64], before: usize, after: usize) -> Vec<f64> {
+    let n = v.len() as isize;
+    (-(before as isize)..n + after as isize)
+        .map(|i| v[i.abs().min(2 * (n - 1) - i) as usize])
+        .collect()
+}
+
+/// `grid_sample` (bilinear, zeros outside, corners not aligned) of `x` (channels
+/// first, `[c, n, hi, wi]`) on the grid `affine_grid` makes of each image's normalized
+/// matrix, as a weighted sum of four gathers whose indices and weights depend on the
+/// draws only.
 fn sample<B: Backend>(x: Tensor<B, 4>, g: &[Matrix<3>], (ho, wo): (usize, usize)) -> Tensor<B, 4> {
-    let [n, c, hi, wi] = x.dims();
+    let [c, n, hi, wi] = x.dims();
     let len = ho * wo;
     let mut index = vec![0i64; n * 4 * len];
     let mut weight = vec![0f32; n * 4 * len];
@@ -472,7 +489,7 @@ fn sample<B: Backend>(x: Tensor<B, 4>, g: &[Matrix<3>], (ho, wo): (usize, usize)
                     let inside = (0.0..wi as f64).contains(&cx) && (0.0..hi as f64).contains(&cy);
                     if inside {
                         let at = (b * 4 + k) * len + r * wo + col;
-                        index[at] = (cy as usize * wi + cx as usize) as i64;
+                        index[at] = ((b * hi + cy as usize) * wi + cx as usize) as i64;
                         weight[at] = wk as f32;
                     }
                 }
@@ -480,14 +497,12 @@ fn sample<B: Backend>(x: Tensor<B, 4>, g: &[Matrix<3>], (ho, wo): (usize, usize)
         }
     }
     let device = x.device();
-    let index = Tensor::<B, 1, Int>::from_ints(index.as_slice(), &device)
-        .reshape([n, 1, 4 * len])
-        .expand([n, c, 4 * len]);
-    let weight = Tensor::<B, 1>::from_floats(weight.as_slice(), &device).reshape([n, 1, 4 * len]);
-    (x.reshape([n, c, hi * wi]).gather(2, index) * weight)
-        .reshape([n, c, 4, len])
+    let index = Tensor::<B, 1, Int>::from_ints(index.as_slice(), &device);
+    let weight = Tensor::<B, 1>::from_floats(weight.as_slice(), &device).reshape([1, n * 4 * len]);
+    (x.reshape([c, n * hi * wi]).select(1, index) * weight)
+        .reshape([c, n, 4, len])
         .sum_dim(2)
-        .reshape([n, c, ho, wo])
+        .reshape([c, n, ho, wo])
 }
 
 /// The colour part: each image's (r, g, b) ← C₃ₓ₃ (r, g, b) + C₃ₓ₁.
