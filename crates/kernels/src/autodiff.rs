@@ -139,6 +139,8 @@ impl<B: Kernels> Backward<B, 1> for Mean2 {
 }
 
 impl<B: Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {
+    const FUSED: bool = B::FUSED;
+
     fn upsample2(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Upsample2
             .prepare::<C>([x.node.clone()])

@@ -64,6 +64,11 @@ fn upsample2_by_broadcast<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
 
 /// A backend with the operations below; the defaults are burn's.
 pub trait Kernels: Backend {
+    /// Whether burn's fusion compiles this backend's operations together (its GPU
+    /// backends). burn 0.21's fused matmul computes some small products wrong when
+    /// autodiff tracks them; code that meets them takes another road where this holds.
+    const FUSED: bool = false;
+
     /// Convolution (PyTorch semantics, weight `[out, in, kh, kw]`).
     fn conv(
         x: FloatTensor<Self>,
@@ -269,9 +274,13 @@ pub fn channel_affine<B: Kernels>(
 }
 
 #[cfg(feature = "cuda")]
-impl Kernels for burn::backend::Cuda {}
+impl Kernels for burn::backend::Cuda {
+    const FUSED: bool = true;
+}
 #[cfg(feature = "wgpu")]
-impl Kernels for burn::backend::Wgpu {}
+impl Kernels for burn::backend::Wgpu {
+    const FUSED: bool = true;
+}
 #[cfg(feature = "wgpu")]
 impl Kernels for WgpuUnfused {}
 

@@ -241,22 +241,33 @@ fn modulated_conv2d<B: Kernels>(
         .sum_dim(2)
         .reshape([out, inp])
         .transpose();
-    let coefficients = |st: Tensor<B, 2>| {
-        (st.powi_scalar(2).matmul(squares.clone()) + 1e-8)
-            .sqrt()
-            .recip()
-    };
+    let coefficients =
+        |st: Tensor<B, 2>| (product(st.powi_scalar(2), squares.clone()) + 1e-8).powf_scalar(-0.5);
     match values {
         None => per_channel(y, coefficients(styles)),
         Some((st, dst)) => {
             // d' = −d³ · (s·ṡ) (Σ_k w²)ᵀ.
             let d = coefficients(st.clone());
-            let dd = -(d.clone().powi_scalar(3)) * (st * dst).matmul(squares);
+            let dd = -(d.clone().powi_scalar(3)) * product(st * dst, squares);
             let (y, dy) = halves(y);
             let value = per_channel(y.clone(), d.clone());
             stacked(value, per_channel(dy, d) + per_channel(y, dd))
         }
     }
+}
+
+/// a · b for the demodulation's small products. burn 0.21's fused matmul computes some
+/// of them wrong when autodiff tracks them (on wgpu, the backend CUDA shares its fusion
+/// with: images thousands of tolerances off, found by the parity tests), so on fused
+/// backends they are broadcast products summed.
+fn product<B: Kernels>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> Tensor<B, 2> {
+    if !B::FUSED {
+        return a.matmul(b);
+    }
+    let ([n, k], [_, m]) = (a.dims(), b.dims());
+    (a.reshape([n, k, 1]) * b.reshape([1, k, m]))
+        .sum_dim(1)
+        .reshape([n, m])
 }
 
 #[cfg(test)]
