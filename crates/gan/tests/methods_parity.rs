@@ -38,9 +38,34 @@ fn worst(got: &[f64], expected: &npy::Array) -> (f64, f64) {
     (diff, scale)
 }
 
+/// An augmentation of a case's images `x` against the reference's `out`, and the
+/// gradient of sum(out · weight) in the images against its `grad_x`, within 1e-5 of the
+/// largest.
+fn augmented_like_the_reference(
+    name: &str,
+    a: &BTreeMap<String, npy::Array>,
+    augment: impl Fn(Tensor<Ad, 4>) -> Tensor<Ad, 4>,
+) {
+    let device = Default::default();
+    let x = tensor::<4>(&a["x"], &device).require_grad();
+    let out = augment(x.clone());
+    let (diff, scale) = worst(&values(out.clone()), &a["out"]);
+    println!("{name} images: max |Δ| {diff:e}, max |expected| {scale:e}");
+    assert!(
+        diff <= 1e-5 * scale.max(1.0),
+        "{name}: images differ by {diff:e}"
+    );
+    let grads = (out * tensor::<4>(&a["weight"], &device)).sum().backward();
+    let (diff, scale) = worst(&values(x.grad(&grads).unwrap()), &a["grad_x"]);
+    println!("{name} gradient: max |Δ| {diff:e}, max |expected| {scale:e}");
+    assert!(
+        diff <= 1e-5 * scale.max(1.0),
+        "{name}: gradients differ by {diff:e}"
+    );
+}
+
 #[test]
 fn diffaugment_images_and_gradients_match_the_reference() {
-    let device = Default::default();
     for case in fixtures::cases(&fixtures::ours("diffaug")) {
         let name = case.file_stem().unwrap().to_string_lossy().into_owned();
         let a = arrays(&case);
@@ -60,21 +85,7 @@ fn diffaugment_images_and_gradients_match_the_reference() {
                 .map(|(x, y)| (x as usize, y as usize))
                 .collect(),
         };
-        let x = tensor::<4>(&a["x"], &device).require_grad();
-        let out = diffaug::apply(x.clone(), &draws);
-        let (diff, scale) = worst(&values(out.clone()), &a["out"]);
-        println!("{name} images: max |Δ| {diff:e}, max |expected| {scale:e}");
-        assert!(
-            diff <= 1e-5 * scale.max(1.0),
-            "{name}: images differ by {diff:e}"
-        );
-        let grads = (out * tensor::<4>(&a["weight"], &device)).sum().backward();
-        let (diff, scale) = worst(&values(x.grad(&grads).unwrap()), &a["grad_x"]);
-        println!("{name} gradient: max |Δ| {diff:e}, max |expected| {scale:e}");
-        assert!(
-            diff <= 1e-5 * scale.max(1.0),
-            "{name}: gradients differ by {diff:e}"
-        );
+        augmented_like_the_reference(&name, &a, |x| diffaug::apply(x, &draws));
     }
 }
 
@@ -84,7 +95,6 @@ fn diffaugment_images_and_gradients_match_the_reference() {
 #[test]
 fn ada_images_and_gradients_match_the_reference() {
     use gan::train::ada::{self, Drawn, Transform};
-    let device = Default::default();
     let cases = fixtures::cases(&fixtures::ours("ada"));
     for case in &cases {
         let name = case.file_stem().unwrap().to_string_lossy().into_owned();
@@ -103,21 +113,7 @@ fn ada_images_and_gradients_match_the_reference() {
             p: a["p"].data[0],
             transforms,
         };
-        let x = tensor::<4>(&a["x"], &device).require_grad();
-        let out = ada::apply(x.clone(), &draws);
-        let (diff, scale) = worst(&values(out.clone()), &a["out"]);
-        println!("{name} images: max |Δ| {diff:e}, max |expected| {scale:e}");
-        assert!(
-            diff <= 1e-5 * scale.max(1.0),
-            "{name}: images differ by {diff:e}"
-        );
-        let grads = (out * tensor::<4>(&a["weight"], &device)).sum().backward();
-        let (diff, scale) = worst(&values(x.grad(&grads).unwrap()), &a["grad_x"]);
-        println!("{name} gradient: max |Δ| {diff:e}, max |expected| {scale:e}");
-        assert!(
-            diff <= 1e-5 * scale.max(1.0),
-            "{name}: gradients differ by {diff:e}"
-        );
+        augmented_like_the_reference(&name, &a, |x| ada::apply(x, &draws));
     }
 }
 
