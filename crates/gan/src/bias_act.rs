@@ -129,6 +129,16 @@ pub struct BiasAct {
 }
 
 impl BiasAct {
+    /// The activation's alpha: the given one, else its default.
+    fn alpha(&self) -> f64 {
+        self.alpha.unwrap_or(self.act.default_alpha())
+    }
+
+    /// The gain: the given one, else the activation's default.
+    fn gain(&self) -> f64 {
+        self.gain.unwrap_or(self.act.default_gain())
+    }
+
     /// `act` with its default alpha and gain, unclamped.
     pub fn default_for(act: Activation) -> BiasAct {
         BiasAct {
@@ -147,10 +157,8 @@ pub fn bias_act<B: Backend, const D: usize>(
     dim: usize,
     spec: &BiasAct,
 ) -> Tensor<B, D> {
-    let x = with_bias(x, bias, dim);
-    let alpha = spec.alpha.unwrap_or(spec.act.default_alpha());
-    let x = spec.act.apply(x, alpha);
-    let gain = spec.gain.unwrap_or(spec.act.default_gain());
+    let x = spec.act.apply(with_bias(x, bias, dim), spec.alpha());
+    let gain = spec.gain();
     let x = if gain != 1.0 { x * gain } else { x };
     match spec.clamp {
         Some(c) => x.clamp(-c, c),
@@ -185,8 +193,7 @@ pub fn bias_act_tangent<B: Backend, const D: usize>(
     spec: &BiasAct,
 ) -> Tensor<B, D> {
     let x = with_bias(x, bias, dim);
-    let alpha = spec.alpha.unwrap_or(spec.act.default_alpha());
-    let gain = spec.gain.unwrap_or(spec.act.default_gain());
+    let (alpha, gain) = (spec.alpha(), spec.gain());
     let slope = spec.act.derivative(x.clone(), alpha) * gain;
     let slope = match spec.clamp {
         Some(c) => {

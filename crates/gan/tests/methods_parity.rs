@@ -11,6 +11,8 @@ use gan::train::diffaug::{self, Draws};
 use kernels::TestBackend as Inner;
 use metrics::npy;
 
+mod common;
+
 type Ad = Autodiff<Inner>;
 
 fn arrays(path: &Path) -> BTreeMap<String, npy::Array> {
@@ -94,25 +96,13 @@ fn diffaugment_images_and_gradients_match_the_reference() {
 /// images. The transforms a case's draws name are its pipeline.
 #[test]
 fn ada_images_and_gradients_match_the_reference() {
-    use gan::train::ada::{self, Drawn, Transform};
+    use gan::train::ada;
     let cases = fixtures::cases(&fixtures::ours("ada"));
     for case in &cases {
         let name = case.file_stem().unwrap().to_string_lossy().into_owned();
         let a = arrays(case);
-        let transforms: Vec<Drawn> = Transform::ALL
-            .into_iter()
-            .filter(|t| a.contains_key(t.name()))
-            .map(|transform| Drawn {
-                transform,
-                values: a[transform.name()].data.clone(),
-                gates: a[&format!("{}_gate", transform.name())].data.clone(),
-            })
-            .collect();
-        assert!(!transforms.is_empty(), "{name}: no transform's draws");
-        let draws = ada::Draws {
-            p: a["p"].data[0],
-            transforms,
-        };
+        let draws = common::ada_draws(&a, "");
+        assert!(!draws.transforms.is_empty(), "{name}: no transform's draws");
         augmented_like_the_reference(&name, &a, |x| ada::apply(x, &draws));
     }
 }

@@ -159,31 +159,9 @@ fn augment_draws(arrays: &BTreeMap<String, npy::Array>) -> Draws {
     })
 }
 
-/// ADA's draws and p a case handed to the authors' code (`ada_<transform>`,
-/// `ada_<transform>_gate`, `ada_p`).
-fn ada_draws(arrays: &BTreeMap<String, npy::Array>) -> Draws {
-    use gan::train::ada::{self, Drawn, Transform};
-    let transforms = Transform::ALL
-        .into_iter()
-        .filter(|t| arrays.contains_key(&format!("ada_{}", t.name())))
-        .map(|transform| Drawn {
-            transform,
-            values: arrays[&format!("ada_{}", transform.name())].data.clone(),
-            gates: arrays[&format!("ada_{}_gate", transform.name())]
-                .data
-                .clone(),
-        })
-        .collect();
-    Draws::Ada(ada::Draws {
-        p: arrays["ada_p"].data[0],
-        transforms,
-    })
-}
-
 /// StyleGAN2's R1 penalty (v0.4's `stylegan_cal_r1_reg`) through D's forward mode,
-/// on the real images, through DiffAugment and through ADA, against the authors' double
-/// backward:
-/// its value and every parameter's gradient.
+/// on the real images, through DiffAugment and through ADA, against the authors'
+/// double backward: its value and every parameter's gradient.
 #[test]
 fn the_r1_penalty_of_stylegan2s_d_matches_the_reference_double_backward() {
     use gan::train::penalty::{Kind, Penalty, addend};
@@ -197,7 +175,10 @@ fn the_r1_penalty_of_stylegan2s_d_matches_the_reference_double_backward() {
             kind: Kind::R1,
             lambda: 1.0,
         };
-        let (diffaug, ada) = (augment_draws(&arrays), ada_draws(&arrays));
+        let (diffaug, ada) = (
+            augment_draws(&arrays),
+            Draws::Ada(common::ada_draws(&arrays, "ada_")),
+        );
         for (name, through) in [
             ("r1", None),
             ("r1_aug", Some(&diffaug)),

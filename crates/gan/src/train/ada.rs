@@ -105,7 +105,7 @@ impl Transform {
 
     /// The values each image draws for it, and whether they are normal (else uniform
     /// in [0, 1)).
-    pub fn values(self) -> (usize, bool) {
+    fn values(self) -> (usize, bool) {
         match self {
             Transform::Xint => (2, false),
             Transform::Xfrac => (2, true),
@@ -118,7 +118,7 @@ impl Transform {
         }
     }
 
-    pub fn in_pipeline(self, pipeline: AdaPipeline) -> bool {
+    fn in_pipeline(self, pipeline: AdaPipeline) -> bool {
         let groups: &[Group] = match pipeline {
             AdaPipeline::Blit => &[Group::Blit],
             AdaPipeline::Geom => &[Group::Geom],

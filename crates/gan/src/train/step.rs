@@ -277,12 +277,10 @@ pub(super) fn d_step<B: Kernels, N>(
             (state.step << 20) | k as u64,
         );
         let p = adaptive_p(state);
+        let augmentation = objective.augmentation();
         let draws: Vec<Option<Draws>> = kept
             .iter()
-            .map(|(real, _)| {
-                let augmentation = objective.augmentation();
-                augmentation.map(|a| a.draw(real.dims(), p, &mut rng))
-            })
+            .map(|(real, _)| augmentation.map(|a| a.draw(real.dims(), p, &mut rng)))
             .collect();
         let mut apa_rng = Rng::stream(
             setup.seed ^ 0x7272_0000_0000_0000,
@@ -335,9 +333,9 @@ fn lazy_r1_due<N>(setup: &Setup<N>, step: u64, k: usize) -> Option<Penalty> {
 
 /// StyleGAN2's lazy R1 as a D step of its own (v0.4's `r1_place: "outside_loop"`): on
 /// the real images of the D step just done (through the augmentation with fresh draws
-/// where one is on, as v0.4's `series_augment`), each accumulated part weighted by its share,
-/// then D's Adam. On the first device (D's state is all parameters: the pass there is
-/// the pass anywhere).
+/// where one is on, as v0.4's `series_augment`), each accumulated part weighted by its
+/// share, then D's Adam. On the first device (D's state is all parameters: the pass
+/// there is the pass anywhere).
 fn r1_step<B: Kernels>(
     state: &mut State<B>,
     model: &crate::config::ModelConfig,

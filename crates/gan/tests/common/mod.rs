@@ -113,3 +113,27 @@ pub fn gradients<'a>(
         })
         .collect()
 }
+
+/// ADA's draws and p a case handed to the authors' code: `<prefix><transform>` values
+/// and `<prefix><transform>_gate` uniforms for each transform the case has, and
+/// `<prefix>p`.
+pub fn ada_draws(arrays: &BTreeMap<String, npy::Array>, prefix: &str) -> gan::train::ada::Draws {
+    use gan::train::ada::{Drawn, Draws, Transform};
+    let transforms = Transform::ALL
+        .into_iter()
+        .filter(|t| arrays.contains_key(&format!("{prefix}{}", t.name())))
+        .map(|transform| Drawn {
+            transform,
+            values: arrays[&format!("{prefix}{}", transform.name())]
+                .data
+                .clone(),
+            gates: arrays[&format!("{prefix}{}_gate", transform.name())]
+                .data
+                .clone(),
+        })
+        .collect();
+    Draws {
+        p: arrays[&format!("{prefix}p")].data[0],
+        transforms,
+    }
+}
