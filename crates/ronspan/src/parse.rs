@@ -5,6 +5,8 @@
 //! separators), floats (`inf`, `NaN` included), chars, strings with escapes, raw strings,
 //! lists, maps, tuples, structs (named or not), bare identifiers, trailing commas.
 
+use std::collections::HashSet;
+
 use crate::{Error, Field, FileId, Span, Value, ValueKind};
 
 /// Parses one RON document: a single value, optionally preceded by attributes.
@@ -296,9 +298,11 @@ impl<'a> Parser<'a> {
     fn map(&mut self) -> Result<Vec<(Value, Value)>, Error> {
         self.expect('{', "")?;
         let mut entries: Vec<(Value, Value)> = Vec::new();
-        // String keys (stage names: a pipeline may have 100,000) found by hash; other
-        // keys, rare, compared with each entry.
-        let mut strings = std::collections::HashSet::new();
+        // String keys (stage names: a pipeline may have 100,000) found by hash, borrowed
+        // from the text where they have no escapes; other keys, rare, compared with each
+        // entry.
+        let mut plain: HashSet<&str> = HashSet::new();
+        let mut escaped: HashSet<String> = HashSet::new();
         loop {
             self.skip_trivia()?;
             if self.peek() == Some('}') {
@@ -306,8 +310,14 @@ impl<'a> Parser<'a> {
                 return Ok(entries);
             }
             let key = self.value()?;
+            let (start, end) = (key.span.start as usize, key.span.end as usize);
             let duplicate = match &key.kind {
-                ValueKind::Str(s) => !strings.insert(s.clone()),
+                ValueKind::Str(s)
+                    if end - start == s.len() + 2 && self.text[start..].starts_with('"') =>
+                {
+                    escaped.contains(s) || !plain.insert(&self.text[start + 1..end - 1])
+                }
+                ValueKind::Str(s) => plain.contains(s.as_str()) || !escaped.insert(s.clone()),
                 kind => entries.iter().any(|(k, _)| k.kind == *kind),
             };
             if duplicate {
@@ -384,18 +394,21 @@ impl<'a> Parser<'a> {
         self.pos += 1;
         let mut out = String::new();
         loop {
-            let Some(c) = self.peek() else {
+            // Up to the next quote or escape in one piece: pipelines of 100,000 stages
+            // are mostly strings.
+            let rest = self.rest();
+            let Some(end) = rest.find(['"', '\\']) else {
                 return Err(Error::new(
                     "unterminated string",
                     Span::new(self.file, start, start + 1),
                 ));
             };
-            self.pos += c.len_utf8();
-            match c {
-                '"' => return Ok(out),
-                '\\' => out.push(self.escape()?),
-                c => out.push(c),
+            out.push_str(&rest[..end]);
+            self.pos += end + 1;
+            if rest.as_bytes()[end] == b'"' {
+                return Ok(out);
             }
+            out.push(self.escape()?);
         }
     }
 
@@ -585,5 +598,23 @@ mod tests {
         assert_eq!(err("\"abc").0, "unterminated string");
         assert_eq!(err("(a: 1) x").0, "unexpected text after the value");
         assert_eq!(err("1.2.3").0, "invalid number `1.2.3`");
+        assert_eq!(err(r#""a\""#).0, "unterminated string");
+    }
+
+    #[test]
+    fn a_duplicate_key_is_found_however_it_is_written() {
+        for text in [
+            r#"{"a": 1, "b": 2, "a": 3}"#,
+            r#"{"a": 1, "\u{61}": 2}"#,
+            r#"{"\u{61}": 1, "a": 2}"#,
+            r#"{"\u{61}": 1, r"a": 2}"#,
+            r#"{1: 1, 1: 2}"#,
+        ] {
+            let (message, at) = err(text);
+            assert!(message.starts_with("duplicate key"), "{text}: {message}");
+            assert!(at >= 7, "{text}: at the second key, not {at}");
+        }
+        assert!(parse(FileId(0), r#"{"a": 1, "\u{62}": 2, r"c": 3}"#).is_ok());
+        assert_eq!(p(r#""x\ty""#).kind, ValueKind::Str("x\ty".into()));
     }
 }
