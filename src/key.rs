@@ -36,7 +36,9 @@ pub struct KeyInputs {
 
 impl KeyInputs {
     pub fn key(&self) -> Digest<StageKey> {
-        let mut e = Encoder(blake3::Hasher::new());
+        // Encoded into one buffer, then hashed: the same digest as hashing each piece
+        // as it comes, without the cost of a hasher call per piece (half of a key's time).
+        let mut e = Encoder(Vec::with_capacity(256));
         e.bytes(b"pipe-stage-key");
         e.u64(SCHEMA.into());
         e.bytes(self.kind.as_bytes());
@@ -53,24 +55,24 @@ impl KeyInputs {
             e.bytes(role.as_bytes());
             e.bytes(digest.as_bytes());
         }
-        Digest::from_hash(e.0.finalize())
+        Digest::from_hash(blake3::hash(&e.0))
     }
 }
 
-struct Encoder(blake3::Hasher);
+struct Encoder(Vec<u8>);
 
 impl Encoder {
     fn u64(&mut self, n: u64) {
-        self.0.update(&n.to_le_bytes());
+        self.0.extend_from_slice(&n.to_le_bytes());
     }
 
     fn bytes(&mut self, b: &[u8]) {
         self.u64(b.len() as u64);
-        self.0.update(b);
+        self.0.extend_from_slice(b);
     }
 
     fn tag(&mut self, t: u8) {
-        self.0.update(&[t]);
+        self.0.extend_from_slice(&[t]);
     }
 
     fn json(&mut self, v: &serde_json::Value) {
@@ -85,14 +87,14 @@ impl Encoder {
                 // Integers and floats stay distinct: `1` and `1.0` are different params.
                 if let Some(i) = n.as_i64() {
                     self.tag(b'i');
-                    self.0.update(&i.to_le_bytes());
+                    self.0.extend_from_slice(&i.to_le_bytes());
                 } else if let Some(u) = n.as_u64() {
                     self.tag(b'u');
                     self.u64(u);
                 } else {
                     self.tag(b'f');
                     self.0
-                        .update(&n.as_f64().unwrap_or(f64::NAN).to_bits().to_le_bytes());
+                        .extend_from_slice(&n.as_f64().unwrap_or(f64::NAN).to_bits().to_le_bytes());
                 }
             }
             Value::String(s) => {
