@@ -5,17 +5,17 @@
 //! key, its output, its metrics and the output's manifest. A no-op rerun of 100,000
 //! stages spent most of its time opening and parsing 100,000 records (their parameters
 //! and sources are most of their bytes) and as many manifests; it reads this file on
-//! every core instead. It is only a copy: an entry is used while the key's record file
-//! exists (records never change; `cache gc` removes them) and its manifest hashes to
-//! the output's digest, a line that does not parse is left out, and a missing index
-//! reads as empty.
+//! every core instead. It is only a copy: an entry is used if its manifest hashes to
+//! the output's digest, without looking for the record and the manifest files (two
+//! `stat`s a stage), so `cache gc`, the one thing that removes them, removes every index
+//! first; a line that does not parse is left out, and a missing index reads as empty.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Completed, Result, Store, Tree, write_atomic};
+use super::{Completed, Result, Store, StoreError, Tree, write_atomic};
 use crate::digest::{Digest, StageKey};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,8 +29,34 @@ impl Store {
         self.refs_path(pipeline).with_extension("index")
     }
 
+    /// Removes every pipeline's index (before records or trees are removed).
+    pub(super) fn drop_indexes(&self) -> Result<()> {
+        let dir = self.root.join("refs");
+        let entries = std::fs::read_dir(&dir).map_err(StoreError::io("list", &dir))?;
+        for entry in entries {
+            let path = entry.map_err(StoreError::io("list", &dir))?.path();
+            if path.extension().is_some_and(|e| e == "index") {
+                std::fs::remove_file(&path).map_err(StoreError::io("remove", &path))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The index's entries by key, parsed on every core.
     pub(super) fn read_index(&self, pipeline: &str) -> HashMap<Digest<StageKey>, Entry> {
+        self.map_index(pipeline, |entries| {
+            entries.map(|entry| (entry.completed.key, entry)).collect()
+        })
+        .into_iter()
+        .collect()
+    }
+
+    /// `per_part` of the index's entries, on every core, each taking a part of the file.
+    pub(super) fn map_index<R: Send>(
+        &self,
+        pipeline: &str,
+        per_part: impl Fn(&mut dyn Iterator<Item = Entry>) -> Vec<R> + Sync,
+    ) -> Vec<R> {
         let path = self.index_path(pipeline);
         let text = match std::fs::read(&path) {
             Ok(text) => text,
@@ -38,18 +64,17 @@ impl Store {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!("ignoring `{}`: {e}", path.display());
                 }
-                return HashMap::new();
+                return Vec::new();
             }
         };
         let parts = split_lines(&text, crate::schedule::cores());
         super::on_every_core(parts, |part| {
-            part.split(|&b| b == b'\n')
-                .filter_map(|line| serde_json::from_slice::<Entry>(line).ok())
-                .map(|entry| (entry.completed.key, entry))
-                .collect()
+            per_part(
+                &mut part
+                    .split(|&b| b == b'\n')
+                    .filter_map(|line| serde_json::from_slice::<Entry>(line).ok()),
+            )
         })
-        .into_iter()
-        .collect()
     }
 
     /// Rewrites the index for the keys the refs name now: the entries of `fresh` (what

@@ -7,10 +7,9 @@
 //! records), and the walk down the graph then finds them in memory. A key that changed
 //! is looked up when it is known, as before.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 
-use super::index::Entry;
 use super::{Completed, Lookup, Result, Store, TreeState};
 use crate::digest::{Digest, Object, StageKey};
 
@@ -41,56 +40,82 @@ pub struct Lookahead {
 }
 
 impl Store {
+    /// Looks up every key the refs of `pipeline` name, for the next
+    /// [`Store::look_ahead`] of that pipeline to take instead of looking up its own keys
+    /// (the refs name them all). For a caller that learns the pipeline's name before it
+    /// has loaded the pipeline: the lookups run beside the loading. The caller holds the
+    /// store's shared lock from before this until that `look_ahead`, so that `cache gc`
+    /// cannot remove what the lookups found.
+    pub fn prepare_look_ahead(&self, pipeline: &str) -> Result<()> {
+        let refs = self.refs(pipeline)?;
+        let ahead = self.look_ahead(pipeline, refs.stages.values().copied().collect());
+        *self.prepared.lock().expect("not poisoned") = Some((pipeline.to_string(), ahead));
+        Ok(())
+    }
+
     /// Looks up `keys`, of `pipeline`'s stages, on every core. A key whose lookup fails
     /// is left out: it is looked up again, and its error reported, when it is needed.
+    /// A key not looked up ahead is looked up when it is asked for.
     pub fn look_ahead(&self, pipeline: &str, keys: Vec<Digest<StageKey>>) -> Lookahead {
-        let mut index = self.read_index(pipeline);
+        let mut prepared = self.prepared.lock().expect("not poisoned");
+        if prepared.as_ref().is_some_and(|(name, _)| name == pipeline)
+            && let Some((_, ahead)) = prepared.take()
+        {
+            return ahead;
+        }
+        drop(prepared);
         // Each key once, though stages may share it.
-        let mut seen = std::collections::HashSet::new();
-        let mut keys: Vec<(Digest<StageKey>, Option<Entry>)> = keys
-            .into_iter()
-            .filter(|k| seen.insert(*k))
-            .map(|k| (k, index.remove(&k)))
-            .collect();
-        let chunk = keys.len().div_ceil(crate::schedule::cores()).max(1);
+        let wanted: HashSet<Digest<StageKey>> = keys.into_iter().collect();
         // Stages of a sweep often share one output (a hundred thousand empty ones):
-        // each tree is checked once here.
-        let checked: Mutex<HashMap<Digest<Object>, TreeState>> = Mutex::default();
-        let check_with = |tree: &Digest<Object>, check: &dyn Fn() -> Result<TreeState>| {
-            if let Some(state) = checked.lock().expect("not poisoned").get(tree) {
-                return Ok(state.clone());
-            }
-            let state = check()?;
-            let mut checked = checked.lock().expect("not poisoned");
-            checked.insert(*tree, state.clone());
-            Ok(state)
-        };
-        let lookup = |key: &Digest<StageKey>, entry: Option<Entry>| -> Result<(Ahead, bool)> {
-            match entry {
-                Some(entry) if self.record_path(key).exists() => {
-                    let output = entry.completed.output;
-                    let state =
-                        check_with(&output, &|| self.check_known_tree(&output, &entry.tree))?;
-                    let ahead = match super::record::damage(state) {
-                        None => Ahead::Hit(entry.completed),
-                        Some(why) => Ahead::Damaged(why),
-                    };
-                    Ok((ahead, true))
+        // each core checks each tree once. (One map for all cores cost more in waits
+        // for its lock than the few trees checked twice.)
+        type Checked = RefCell<HashMap<Digest<Object>, TreeState>>;
+        let check_with =
+            |checked: &Checked, tree: &Digest<Object>, check: &dyn Fn() -> Result<TreeState>| {
+                if let Some(state) = checked.borrow().get(tree) {
+                    return Ok(state.clone());
                 }
-                _ => {
-                    let check = |tree: &Digest<Object>| check_with(tree, &|| self.check_tree(tree));
-                    Ok((self.lookup_with(key, &check)?.into(), false))
-                }
-            }
-        };
-        let parts: Vec<_> = keys.chunks_mut(chunk).collect();
-        let found = super::on_every_core(parts, |keys| {
-            keys.iter_mut()
-                .filter_map(|(key, entry)| Some((*key, lookup(key, entry.take()).ok()?)))
+                let state = check()?;
+                checked.borrow_mut().insert(*tree, state.clone());
+                Ok(state)
+            };
+        // The index's entries are checked as each core parses its part of the file.
+        let mut found: HashMap<_, _> = self
+            .map_index(pipeline, |entries| {
+                let checked = Checked::default();
+                entries
+                    .filter(|entry| wanted.contains(&entry.completed.key))
+                    .filter_map(|entry| {
+                        let (key, output) = (entry.completed.key, entry.completed.output);
+                        let state = check_with(&checked, &output, &|| {
+                            self.check_known_tree(&output, &entry.tree)
+                        })
+                        .ok()?;
+                        let ahead = match super::record::damage(state) {
+                            None => Ahead::Hit(entry.completed),
+                            Some(why) => Ahead::Damaged(why),
+                        };
+                        Some((key, (ahead, true)))
+                    })
+                    .collect()
+            })
+            .into_iter()
+            .collect();
+        // The keys the index lacks, from their records.
+        let rest: Vec<_> = wanted
+            .into_iter()
+            .filter(|key| !found.contains_key(key))
+            .collect();
+        let chunk = rest.len().div_ceil(crate::schedule::cores()).max(1);
+        let from_records = super::on_every_core(rest.chunks(chunk).collect(), |keys| {
+            let checked = Checked::default();
+            let check =
+                |tree: &Digest<Object>| check_with(&checked, tree, &|| self.check_tree(tree));
+            keys.iter()
+                .filter_map(|key| Some((*key, (self.lookup_with(key, &check).ok()?.into(), false))))
                 .collect()
-        })
-        .into_iter()
-        .collect();
+        });
+        found.extend(from_records);
         Lookahead {
             found,
             unindexed_hits: 0,
@@ -162,6 +187,20 @@ mod tests {
         }
     }
 
+    /// Records `key` with an output of one file holding `content`.
+    fn recorded(
+        store: &Store,
+        dir: &std::path::Path,
+        key: Digest<StageKey>,
+        content: &str,
+    ) -> Completed {
+        let out = dir.join(format!("out-{}", key.short()));
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("f"), content).unwrap();
+        store.write_record(&record(store, key, &out)).unwrap();
+        Completed::from(&store.record(&key).unwrap().unwrap())
+    }
+
     #[test]
     fn answers_as_lookups_do_from_records_or_the_index() {
         for indexed in [false, true] {
@@ -169,11 +208,8 @@ mod tests {
             let store = Store::open(&dir.path().join("cache")).unwrap();
             let keys: Vec<Digest<StageKey>> = (0..5u8).map(|i| Digest::of(&[i])).collect();
             for (i, key) in keys.iter().enumerate().take(4) {
-                let out = dir.path().join(format!("out{i}"));
-                std::fs::create_dir_all(&out).unwrap();
                 // Two records share one output, as a sweep's stages do.
-                std::fs::write(out.join("f"), format!("{}", i.min(2))).unwrap();
-                store.write_record(&record(&store, *key, &out)).unwrap();
+                recorded(&store, dir.path(), *key, &format!("{}", i.min(2)));
             }
             if indexed {
                 let refs = keys
@@ -187,8 +223,6 @@ mod tests {
                     .map(|k| Completed::from(&store.record(k).unwrap().unwrap()))
                     .collect();
                 store.write_index("p", &completed).unwrap();
-                // A record removed since (by gc): the index's copy is not used.
-                std::fs::remove_file(store.record_path(&keys[1])).unwrap();
             }
             // The output of the last record loses its object: damaged.
             let damaged = store.record(&keys[3]).unwrap().unwrap();
@@ -210,11 +244,58 @@ mod tests {
                 ahead.lookup(&store, &keys[3]).unwrap(),
                 Ahead::Damaged(_)
             ));
-            if indexed {
-                assert_eq!(store.lookup(&keys[1]).unwrap(), Lookup::Miss);
-            }
             assert_eq!(ahead.lookup(&store, &keys[4]).unwrap(), Ahead::Miss);
         }
+    }
+
+    #[test]
+    fn no_index_entry_outlives_the_record_gc_removes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("cache")).unwrap();
+        let keys: Vec<Digest<StageKey>> = (0..2u8).map(|i| Digest::of(&[i])).collect();
+        let completed: Vec<Completed> = (keys.iter().enumerate())
+            .map(|(i, key)| recorded(&store, dir.path(), *key, &format!("{i}")))
+            .collect();
+        let refs = [("a".to_string(), keys[0]), ("b".to_string(), keys[1])].into();
+        store.update_refs("p", &refs).unwrap();
+        store.write_index("p", &completed).unwrap();
+
+        store.gc(&[keys[0]].into(), false).unwrap();
+        assert!(!store.index_path("p").exists());
+        let mut ahead = store.look_ahead("p", keys.clone());
+        assert!(matches!(
+            ahead.lookup(&store, &keys[0]).unwrap(),
+            Ahead::Hit(_)
+        ));
+        assert_eq!(ahead.lookup(&store, &keys[1]).unwrap(), Ahead::Miss);
+    }
+
+    #[test]
+    fn lookups_prepared_for_a_pipeline_are_taken_once_by_its_next_look_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("cache")).unwrap();
+        let key: Digest<StageKey> = Digest::of(b"k");
+        recorded(&store, dir.path(), key, "x");
+        store
+            .update_refs("p", &[("s".to_string(), key)].into())
+            .unwrap();
+
+        store.prepare_look_ahead("p").unwrap();
+        // Gone since: only lookups made before this can still find it.
+        std::fs::remove_file(store.record_path(&key)).unwrap();
+        let mut other = store.look_ahead("q", vec![key]);
+        assert_eq!(other.lookup(&store, &key).unwrap(), Ahead::Miss, "not q's");
+        let mut prepared = store.look_ahead("p", vec![key]);
+        assert!(matches!(
+            prepared.lookup(&store, &key).unwrap(),
+            Ahead::Hit(_)
+        ));
+        let mut fresh = store.look_ahead("p", vec![key]);
+        assert_eq!(
+            fresh.lookup(&store, &key).unwrap(),
+            Ahead::Miss,
+            "taken once"
+        );
     }
 
     #[test]
@@ -222,13 +303,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("cache")).unwrap();
         let key: Digest<StageKey> = Digest::of(b"shared");
-        let out = dir.path().join("out");
-        std::fs::create_dir_all(&out).unwrap();
-        std::fs::write(out.join("f"), "x").unwrap();
-        store.write_record(&record(&store, key, &out)).unwrap();
+        let completed = recorded(&store, dir.path(), key, "x");
         let refs = [("a".to_string(), key), ("b".to_string(), key)].into();
         store.update_refs("p", &refs).unwrap();
-        let completed = Completed::from(&store.record(&key).unwrap().unwrap());
         store.write_index("p", [&completed]).unwrap();
         let lines = std::fs::read_to_string(store.index_path("p")).unwrap();
         assert_eq!(lines.lines().count(), 1, "written once");

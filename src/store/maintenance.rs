@@ -177,6 +177,9 @@ impl Store {
             }
             _ => Ok(()),
         };
+        // An index's entries are trusted without their record and manifest: none may
+        // outlive them.
+        self.drop_indexes()?;
         for key in &plan.records {
             remove_file(self.record_path(key))?;
         }
@@ -216,7 +219,7 @@ impl Store {
             }
             remove_file(self.tree_manifest_path(tree))?;
         }
-        let mut stat = self.stat.lock().expect("stat cache poisoned");
+        let mut stat = self.stat.write().expect("stat cache poisoned");
         for object in &plan.objects {
             let path = self.object_path(object);
             stat.forget(&path);
@@ -254,7 +257,7 @@ impl Store {
                 });
             } else {
                 self.stat
-                    .lock()
+                    .write()
                     .expect("stat cache poisoned")
                     .remember(&path, &meta, digest);
             }

@@ -31,7 +31,7 @@ mod scratch;
 mod statcache;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 pub use lock::Lock;
 pub use lookahead::{Ahead, Lookahead};
@@ -87,7 +87,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// An open store; cheap to share between threads.
 pub struct Store {
     root: PathBuf,
-    stat: Mutex<StatCache>,
+    stat: RwLock<StatCache>,
+    /// Lookups made ahead of a command, by pipeline: [`Store::prepare_look_ahead`].
+    prepared: Mutex<Option<(String, lookahead::Lookahead)>>,
 }
 
 impl Store {
@@ -107,7 +109,8 @@ impl Store {
         let stat = StatCache::load(&root.join("stat-cache"));
         Ok(Store {
             root,
-            stat: Mutex::new(stat),
+            stat: RwLock::new(stat),
+            prepared: Mutex::default(),
         })
     }
 
@@ -153,7 +156,7 @@ impl Store {
     /// Writes the stat cache back, merged with what other processes wrote meanwhile.
     pub fn save(&self) -> Result<()> {
         let _lock = Lock::exclusive(&self.root.join("locks").join("stat-cache.lock"))?;
-        let mut stat = self.stat.lock().expect("stat cache poisoned");
+        let mut stat = self.stat.write().expect("stat cache poisoned");
         stat.save(&self.root.join("stat-cache"))?;
         // The JSON form earlier versions wrote, ignored since.
         let _ = std::fs::remove_file(self.root.join("stat-cache.json"));
