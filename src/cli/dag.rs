@@ -4,7 +4,9 @@ use std::process::ExitCode;
 use pipe::pipeline::Pipeline;
 use pipe::plan::{State, states};
 
-use super::{CliError, Ctx, Selection, Sets, load, out, pipeline_file, print_json};
+use super::{
+    CliError, Ctx, Opened, Selection, Sets, load, load_beside_store, out, pipeline_file, print_json,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -32,14 +34,22 @@ enum Format {
 }
 
 pub fn dag(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
-    let pipeline = load(&pipeline_file(args.file)?, &args.sets)?;
+    let file = pipeline_file(args.file)?;
+    // Where each stage stands, when there is a store to say (none is made for it).
+    let (pipeline, states) = if ctx.has_store() && (args.json || matches!(args.format, Format::Dot))
+    {
+        let Opened {
+            pipeline,
+            store,
+            _shared,
+        } = load_beside_store(ctx, &file, &args.sets)?;
+        let states = states(&pipeline, &store).ok();
+        (pipeline, states)
+    } else {
+        (load(&file, &args.sets)?, None)
+    };
     let selected = args.selection.resolve(&pipeline, &[])?.stages;
     let order = pipeline.ordered(&selected);
-    // Where each stage stands, when there is a store to say (none is made for it).
-    let states = (ctx.has_store() && (args.json || matches!(args.format, Format::Dot)))
-        .then(|| ctx.store().ok())
-        .flatten()
-        .and_then(|store| states(&pipeline, &store).ok());
     match (args.json, args.format) {
         (true, _) => json(&pipeline, &order, states.as_deref()),
         (false, Format::Text) => text(&pipeline, &order),

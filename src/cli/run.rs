@@ -12,8 +12,8 @@ use pipe::summary::{Action, RunReport, StageReport};
 
 use super::display::Display;
 use super::{
-    CliError, Ctx, GpuIds, Selected, Selection, Sets, file_and_stages, load, out, parse_gpus,
-    print_json, select,
+    CliError, Ctx, GpuIds, Opened, Selected, Selection, Sets, file_and_stages, load_beside_store,
+    out, parse_gpus, print_json, select,
 };
 
 #[derive(clap::Args, Debug)]
@@ -176,8 +176,11 @@ pub fn cancel_flag() -> &'static AtomicBool {
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode, CliError> {
     let (file, stages) = file_and_stages(args.targets.clone())?;
-    let pipeline = load(&file, &args.sets)?;
-    let store = ctx.store()?;
+    let Opened {
+        pipeline,
+        store,
+        _shared,
+    } = load_beside_store(ctx, &file, &args.sets)?;
     let Selected {
         stages: selected,
         only,

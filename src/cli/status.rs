@@ -6,7 +6,10 @@ use pipe::digest::{Digest, StageKey};
 use pipe::plan::{State, states, states_with};
 use serde_json::json;
 
-use super::{CliError, Ctx, Selection, Sets, find_stage, load, out, pipeline_file, print_json};
+use super::{
+    CliError, Ctx, Opened, Selection, Sets, find_stage, load, load_beside_store, out,
+    pipeline_file, print_json,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
@@ -42,9 +45,12 @@ pub struct WhyArgs {
 
 /// `pipe status`: exits 0 when every stage is up to date, 1 otherwise.
 pub fn status(ctx: &Ctx, args: StatusArgs) -> Result<ExitCode, CliError> {
-    let pipeline = load(&pipeline_file(args.file)?, &args.sets)?;
+    let Opened {
+        pipeline,
+        store,
+        _shared,
+    } = load_beside_store(ctx, &pipeline_file(args.file)?, &args.sets)?;
     let selected = args.selection.resolve(&pipeline, &[])?.stages;
-    let store = ctx.store()?;
     let states = match &args.remote {
         None => states(&pipeline, &store)?,
         Some(name) => {
