@@ -88,48 +88,13 @@ impl TypedKind for Command {
             .chain(params.files.keys())
             .map(String::as_str)
             .collect();
-        let templates = params
-            .argv
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (vec!["argv".to_string(), i.to_string()], a));
-        let env = params
-            .env
-            .iter()
-            .map(|(k, v)| (vec!["env".to_string(), k.clone()], v));
-        for (at, template) in templates.chain(env) {
-            let at: Vec<&str> = at.iter().map(String::as_str).collect();
-            for name in placeholders(template).map_err(|e| Invalid::new(e.to_string(), &at))? {
-                let known = match name.strip_prefix("in.") {
-                    Some(role) => {
-                        roles.contains(&role)
-                            || role
-                                .strip_suffix(".list")
-                                .is_some_and(|r| roles.contains(&r))
-                    }
-                    None => matches!(name, "out" | "work" | "gpus"),
-                };
-                if !known {
-                    let mut valid: Vec<String> = ["out", "work", "gpus"].map(String::from).to_vec();
-                    valid.extend(roles.iter().map(|r| format!("in.{r}")));
-                    let invalid = Invalid::new(format!("unknown placeholder `{{{name}}}`"), &at);
-                    return Err(
-                        match ronspan::closest(name, valid.iter().map(String::as_str)) {
-                            Some(close) => {
-                                invalid.with_help(format!("did you mean `{{{close}}}`?"))
-                            }
-                            None => invalid.with_help(format!(
-                                "known placeholders: {}",
-                                valid
-                                    .iter()
-                                    .map(|v| format!("{{{v}}}"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            )),
-                        },
-                    );
-                }
-            }
+        // Where a template is written is spelled out only for an error: a sweep declares
+        // its argv 100,000 times.
+        for (i, template) in params.argv.iter().enumerate() {
+            check_template(template, &roles, || ["argv".to_string(), i.to_string()])?;
+        }
+        for (name, template) in &params.env {
+            check_template(template, &roles, || ["env".to_string(), name.clone()])?;
         }
         Ok(Needs {
             stages: params
@@ -231,6 +196,49 @@ enum Unbalanced {
     Close(String),
     #[error("unclosed `{{` in `{0}`; write `{{{{` for a brace")]
     Open(String),
+}
+
+/// Checks that every placeholder of `template` names something the stage has; `at`
+/// says where the template is written.
+fn check_template(
+    template: &str,
+    roles: &[&str],
+    at: impl Fn() -> [String; 2],
+) -> Result<(), Invalid> {
+    let invalid = |message: String| {
+        let at = at();
+        Invalid::new(message, &[at[0].as_str(), at[1].as_str()])
+    };
+    for name in placeholders(template).map_err(|e| invalid(e.to_string()))? {
+        let known = match name.strip_prefix("in.") {
+            Some(role) => {
+                roles.contains(&role)
+                    || role
+                        .strip_suffix(".list")
+                        .is_some_and(|r| roles.contains(&r))
+            }
+            None => matches!(name, "out" | "work" | "gpus"),
+        };
+        if !known {
+            let mut valid: Vec<String> = ["out", "work", "gpus"].map(String::from).to_vec();
+            valid.extend(roles.iter().map(|r| format!("in.{r}")));
+            let invalid = invalid(format!("unknown placeholder `{{{name}}}`"));
+            return Err(
+                match ronspan::closest(name, valid.iter().map(String::as_str)) {
+                    Some(close) => invalid.with_help(format!("did you mean `{{{close}}}`?")),
+                    None => invalid.with_help(format!(
+                        "known placeholders: {}",
+                        valid
+                            .iter()
+                            .map(|v| format!("{{{v}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                },
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The names inside `{...}` of a template, or the brace that does not balance.

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::digest::{Digest, StageKey};
-use crate::key::KeyInputs;
+use crate::key::{KeyInputs, key_of};
 use crate::pipeline::{Diagnostic, Pipeline};
 use crate::reason::{Reason, diff};
-use crate::store::{Ahead, Completed, Failure, Lookahead, Record, Refs, Source, Store, StoreError};
+use crate::store::{Ahead, Completed, Failure, Record, Refs, Source, Store, StoreError};
 
 /// A stage ready to execute: its key and everything the key came from.
 #[derive(Debug, Clone)]
@@ -48,7 +48,7 @@ pub fn plan(
     let mut inputs = KeyInputs {
         kind: stage.kind.to_string(),
         kind_version: stage.kind_version,
-        params: stage.declaration.params.clone(),
+        params: stage.params.value(),
         upstream: BTreeMap::new(),
         files: BTreeMap::new(),
     };
@@ -108,6 +108,44 @@ pub fn plan(
         absolute_files,
         pending,
     })
+}
+
+/// The key of stage `index`, every upstream of which has completed, computed from the
+/// pipeline's own data; `None` where it takes [`plan`] (a role written twice or out of
+/// order, a missing input file).
+fn ready_key(
+    pipeline: &Pipeline,
+    store: &Store,
+    index: usize,
+    completed: &[Option<Completed>],
+) -> Result<Option<Digest<StageKey>>, StoreError> {
+    let stage = &pipeline.stages[index];
+    let in_order = stage.deps.windows(2).all(|w| w[0].role < w[1].role)
+        && stage.files.windows(2).all(|w| w[0].role < w[1].role);
+    if !in_order || stage.files.iter().any(|f| !f.path.exists()) {
+        return Ok(None);
+    }
+    let files = stage
+        .files
+        .iter()
+        .map(|f| Ok((f.role.as_str(), store.digest_path(&f.path)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let upstream = stage.deps.iter().map(|dep| {
+        let digests = dep.stages.iter().map(|&u| {
+            &completed[u]
+                .as_ref()
+                .expect("a stage is keyed once its upstreams completed")
+                .output
+        });
+        (dep.role.as_str(), digests)
+    });
+    Ok(Some(key_of(
+        stage.kind,
+        stage.kind_version,
+        &stage.params,
+        upstream,
+        files.iter().map(|(role, digest)| (*role, digest)),
+    )))
 }
 
 /// Where one stage stands.
@@ -196,16 +234,34 @@ pub fn states_with<E: From<StoreError>>(
     store: &Store,
     elsewhere: &mut Elsewhere<'_, E>,
 ) -> Result<Vec<State>, E> {
-    let refs = store.refs(&pipeline.name)?;
-    let mut ahead = store.look_ahead(&pipeline.name, refs.stages.values().copied().collect());
+    let (refs, mut ahead) = store.refs_looked_ahead(&pipeline.name, |refs| {
+        refs.stages.values().copied().collect()
+    })?;
     let mut current: Vec<Option<Completed>> = vec![None; pipeline.stages.len()];
     let mut states: Vec<Option<State>> = vec![None; pipeline.stages.len()];
     for &i in &pipeline.order {
         let stage = &pipeline.stages[i].name;
-        let pending = pipeline
-            .upstream(i)
-            .into_iter()
-            .find(|&u| current[u].is_none());
+        let pending = pipeline.stages[i]
+            .deps
+            .iter()
+            .flat_map(|d| d.stages.iter().copied())
+            .filter(|&u| current[u].is_none())
+            .min();
+        // A stage up to date, nearly every stage of a rerun, is answered from its key
+        // alone; the rest is planned in full to say why it must run.
+        let mut answer = None;
+        if pending.is_none()
+            && let Some(key) = ready_key(pipeline, store, i, &current)?
+        {
+            match ahead.lookup(store, &key)? {
+                Ahead::Hit(completed) => {
+                    current[i] = Some(completed.clone());
+                    states[i] = Some(State::UpToDate { key, completed });
+                    continue;
+                }
+                other => answer = Some(other),
+            }
+        }
         // The record to compare with, read once; only a stage waiting on an upstream
         // needs it here (the others are looked up by their key).
         let before = match pending {
@@ -235,7 +291,13 @@ pub fn states_with<E: From<StoreError>>(
             Ok(planned) => planned,
         };
         let state = match pending {
-            None => state_of(store, &mut ahead, &refs, stage, &planned)?,
+            None => {
+                let answer = match answer {
+                    Some(answer) => answer,
+                    None => ahead.lookup(store, &planned.key)?,
+                };
+                state_of(store, &refs, stage, &planned, answer)?
+            }
             // The key is unknown until the upstream runs; what the stage's own
             // parameters and files changed is known already.
             Some(u) => {
@@ -289,16 +351,17 @@ pub fn states_with<E: From<StoreError>>(
         .collect())
 }
 
-/// Where a planned stage stands against the store.
+/// Where a planned stage stands against the store, given what looking its key up
+/// answered.
 fn state_of(
     store: &Store,
-    ahead: &mut Lookahead,
     refs: &Refs,
     stage: &str,
     planned: &Planned,
+    answer: Ahead,
 ) -> Result<State, StoreError> {
     let key = planned.key;
-    match ahead.lookup(store, &key)? {
+    match answer {
         Ahead::Hit(completed) => return Ok(State::UpToDate { key, completed }),
         Ahead::Damaged(why) => {
             return Ok(State::Stale {
@@ -348,5 +411,53 @@ pub fn previous(store: &Store, refs: &Refs, stage: &str) -> Result<Option<Record
     match refs.stages.get(stage) {
         Some(key) => store.record(key),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use contract::Registry;
+
+    use super::*;
+    use crate::digest::Digest;
+
+    /// The key the walk computes from the pipeline's own data is the one [`plan`]
+    /// computes from the gathered inputs, for every way a stage reads: none, one stage,
+    /// a group, several roles, files.
+    #[test]
+    fn a_ready_key_is_the_planned_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("data.txt"), "data").unwrap();
+        std::fs::create_dir(dir.path().join("folder")).unwrap();
+        std::fs::write(dir.path().join("folder/x"), "x").unwrap();
+        let path = dir.path().join("p.ron");
+        std::fs::write(
+            &path,
+            r#"Pipeline(name: "k", stages: {
+                "root": Command(argv: ["true"]),
+                "t": ForEach(seed: [1, 2], stage: Command(argv: ["echo", "{seed}"], deps: {"up": "root"})),
+                "all": Command(argv: ["cat", "{in.ts}"], deps: {"ts": "t", "a": "root"}),
+                "read": Command(argv: ["true"], files: {"z": "data.txt", "b": "folder"}, deps: {"m": "all"}),
+            })"#,
+        )
+        .unwrap();
+        let pipeline = Pipeline::load(&path, &Registry::new(crate::kinds())).unwrap();
+        let store = Store::open(&dir.path().join("cache")).unwrap();
+        let completed: Vec<Option<Completed>> = pipeline
+            .stages
+            .iter()
+            .map(|s| {
+                Some(Completed {
+                    key: Digest::of(s.name.as_bytes()),
+                    output: Digest::of(s.name.as_bytes()),
+                    metrics: BTreeMap::new(),
+                })
+            })
+            .collect();
+        for i in 0..pipeline.stages.len() {
+            let planned = plan(&pipeline, &store, i, &completed).unwrap();
+            let ready = ready_key(&pipeline, &store, i, &completed).unwrap();
+            assert_eq!(ready, Some(planned.key), "{}", pipeline.stages[i].name);
+        }
     }
 }

@@ -94,7 +94,7 @@ fn train_params(name: &str, dir: &Path) -> Value {
     let pipeline = pipe::pipeline::Pipeline::load(&file, &common::registry())
         .unwrap_or_else(|e| panic!("{name}: {e:?}"));
     let stage = pipeline.stages.iter().find(|s| s.name == "train").unwrap();
-    stage.declaration.params.clone()
+    stage.params.value()
 }
 
 #[test]

@@ -28,7 +28,7 @@ fn pins() -> String {
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         for stage in &pipeline.stages {
-            let params = serde_json::to_string(&stage.declaration.params).unwrap();
+            let params = serde_json::to_string(&stage.params.value()).unwrap();
             let digest = blake3::hash(params.as_bytes()).to_hex();
             lines.push(format!(
                 "{name} {} {} v{} {}",

@@ -68,7 +68,7 @@ fn stage(pipeline: &Pipeline, stage: &Stage) -> Result<String, CliError> {
     }
     let kind = super::registry()
         .get(stage.kind)
-        .map(|kind| kind.render(&stage.declaration.params))
+        .map(|kind| kind.render(&stage.params.value()))
         .ok_or_else(|| CliError::Message(format!("no kind `{}` in this build", stage.kind)))?
         .map_err(|e| CliError::Message(format!("stage `{}`: {e}", stage.name)))?;
     let mut text = String::new();
@@ -100,7 +100,7 @@ mod tests {
             Pipeline::load(file, &registry).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         for stage in &pipeline.stages {
             let kind = registry.get(stage.kind).unwrap();
-            let text = kind.render(&stage.declaration.params).unwrap();
+            let text = kind.render(&stage.params.value()).unwrap();
             let mut sources = ronspan::Sources::default();
             let id = sources.add(format!("{}[{}]", file.display(), stage.name), text.clone());
             let value =
@@ -110,7 +110,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}: {e}\n{text}", stage.name));
             assert_eq!(
                 declared.params,
-                stage.declaration.params,
+                stage.params.value(),
                 "{} in {}: rendered as\n{text}",
                 stage.name,
                 file.display()

@@ -28,9 +28,10 @@ mod resources;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use contract::{Declaration, Registry};
+use contract::{GpuNeed, Registry};
 
 use crate::graph::StageGraph;
+use crate::key::EncodedParams;
 use ronspan::{Sources, Span, Value, ValueKind};
 
 pub use diagnostic::{Diagnostic, display_path};
@@ -80,7 +81,9 @@ pub struct Stage {
     pub vars: Vec<(String, String)>,
     pub kind: &'static str,
     pub kind_version: u32,
-    pub declaration: Declaration,
+    /// What the kind's declaration made of the parameters written.
+    pub params: EncodedParams,
+    pub gpus: GpuNeed,
     /// The `--set`s that changed this stage's parameters, as written.
     pub overrides: Vec<String>,
     /// What it asks of a cluster scheduler (the file's `resources`); not in its key.
@@ -94,6 +97,8 @@ pub struct Stage {
 /// An upstream role, resolved to stage indices.
 pub struct Dep {
     pub role: String,
+    /// The stage, group or pattern written.
+    pub target: String,
     pub stages: Vec<usize>,
     pub span: Span,
 }
@@ -500,21 +505,22 @@ fn declare(
     };
     let files = declaration
         .files
-        .iter()
+        .into_iter()
         .map(|f| FileDep {
-            role: f.role.clone(),
-            written: f.path.clone(),
-            path: PathBuf::new(),
             span: at(&f.at),
+            role: f.role,
+            written: f.path,
+            path: PathBuf::new(),
         })
         .collect();
     let deps = declaration
         .stages
-        .iter()
+        .into_iter()
         .map(|r| Dep {
-            role: r.role.clone(),
-            stages: Vec::new(),
             span: at(&r.at),
+            role: r.role,
+            target: r.target,
+            stages: Vec::new(),
         })
         .collect();
     Ok(Stage {
@@ -523,7 +529,8 @@ fn declare(
         vars: e.vars,
         kind: kind.name(),
         kind_version: kind.version(),
-        declaration,
+        params: EncodedParams::new(&declaration.params),
+        gpus: declaration.gpus,
         overrides: Vec::new(),
         resources: Resources::default(),
         deps,

@@ -13,7 +13,7 @@ pub fn resolve(pipeline: &mut Pipeline) -> Result<(), Diagnostic> {
     let mut cache = Cache::default();
     for i in 0..pipeline.stages.len() {
         for r in 0..pipeline.stages[i].deps.len() {
-            let target = pipeline.stages[i].declaration.stages[r].target.clone();
+            let target = pipeline.stages[i].deps[r].target.clone();
             let span = pipeline.stages[i].deps[r].span;
             let resolved = cache
                 .targets(pipeline, Some(i), &target)

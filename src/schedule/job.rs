@@ -52,7 +52,7 @@ impl Job {
             sources: planned.sources,
             files: planned.file_paths,
             absolute_files: planned.absolute_files,
-            gpus: stage.declaration.gpus.count(),
+            gpus: stage.gpus.count(),
             force,
         }
     }

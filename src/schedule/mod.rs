@@ -94,16 +94,17 @@ pub fn run(
     let _shared = store.hold_shared()?;
     store.clean_tmp()?;
     let order = pipeline.ordered(selected);
-    let refs = store.refs(&pipeline.name)?;
-    let last_keys = order
-        .iter()
-        .filter_map(|&i| refs.stages.get(&pipeline.stages[i].name).copied())
-        .collect();
+    let (refs, ahead) = store.refs_looked_ahead(&pipeline.name, |refs| {
+        order
+            .iter()
+            .filter_map(|&i| refs.stages.get(&pipeline.stages[i].name).copied())
+            .collect()
+    })?;
     let mut run = Run {
         pipeline,
         store,
         options,
-        ahead: store.look_ahead(&pipeline.name, last_keys),
+        ahead,
         computed: false,
         refs,
         slots: (0..pipeline.stages.len()).map(|_| Slot::Pending).collect(),
@@ -274,7 +275,7 @@ impl Run<'_> {
                 },
             }
         };
-        if let Err(needed) = stage.declaration.gpus.slots(self.gpus.total()) {
+        if let Err(needed) = stage.gpus.slots(self.gpus.total()) {
             let mut report = StageReport::new(&stage.name, Action::Failed);
             report.key = Some(planned.key);
             let given = self.gpus.total();
@@ -304,10 +305,7 @@ impl Run<'_> {
         if !matches!(self.slots[i], Slot::Ready(_)) {
             return Ok(None);
         }
-        let wanted = self.pipeline.stages[i]
-            .declaration
-            .gpus
-            .slots(self.gpus.total());
+        let wanted = self.pipeline.stages[i].gpus.slots(self.gpus.total());
         let Some(ids) = self
             .gpus
             .take(wanted.expect("checked when it became ready"))

@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
-use super::{Completed, Lookup, Result, Store, TreeState};
+use super::{Completed, Lookup, Refs, Result, Store, TreeState};
 use crate::digest::{Digest, Object, StageKey};
 
 /// Whether a key's result can be reused, as a walk down the graph needs to know it.
@@ -40,30 +40,43 @@ pub struct Lookahead {
 }
 
 impl Store {
-    /// Looks up every key the refs of `pipeline` name, for the next
-    /// [`Store::look_ahead`] of that pipeline to take instead of looking up its own keys
-    /// (the refs name them all). For a caller that learns the pipeline's name before it
-    /// has loaded the pipeline: the lookups run beside the loading. The caller holds the
-    /// store's shared lock from before this until that `look_ahead`, so that `cache gc`
-    /// cannot remove what the lookups found.
+    /// Reads the refs of `pipeline` and looks up every key they name, for the next
+    /// [`Store::refs_looked_ahead`] of that pipeline to take instead of reading and
+    /// looking up its own. For a caller that learns the pipeline's name before it has
+    /// loaded the pipeline: this runs beside the loading. The caller holds the store's
+    /// shared lock from before this until then, so that `cache gc` cannot remove what
+    /// the lookups found.
     pub fn prepare_look_ahead(&self, pipeline: &str) -> Result<()> {
         let refs = self.refs(pipeline)?;
         let ahead = self.look_ahead(pipeline, refs.stages.values().copied().collect());
-        *self.prepared.lock().expect("not poisoned") = Some((pipeline.to_string(), ahead));
+        *self.prepared.lock().expect("not poisoned") = Some((pipeline.to_string(), refs, ahead));
         Ok(())
+    }
+
+    /// The refs of `pipeline` and the lookups ahead of the keys `wanted` picks from
+    /// them: those [`Store::prepare_look_ahead`] made, if it was called for this
+    /// pipeline (once), else made now.
+    pub fn refs_looked_ahead(
+        &self,
+        pipeline: &str,
+        wanted: impl FnOnce(&Refs) -> Vec<Digest<StageKey>>,
+    ) -> Result<(Refs, Lookahead)> {
+        let mut prepared = self.prepared.lock().expect("not poisoned");
+        if prepared.as_ref().is_some_and(|(name, ..)| name == pipeline)
+            && let Some((_, refs, ahead)) = prepared.take()
+        {
+            return Ok((refs, ahead));
+        }
+        drop(prepared);
+        let refs = self.refs(pipeline)?;
+        let ahead = self.look_ahead(pipeline, wanted(&refs));
+        Ok((refs, ahead))
     }
 
     /// Looks up `keys`, of `pipeline`'s stages, on every core. A key whose lookup fails
     /// is left out: it is looked up again, and its error reported, when it is needed.
     /// A key not looked up ahead is looked up when it is asked for.
     pub fn look_ahead(&self, pipeline: &str, keys: Vec<Digest<StageKey>>) -> Lookahead {
-        let mut prepared = self.prepared.lock().expect("not poisoned");
-        if prepared.as_ref().is_some_and(|(name, _)| name == pipeline)
-            && let Some((_, ahead)) = prepared.take()
-        {
-            return ahead;
-        }
-        drop(prepared);
         // Each key once, though stages may share it.
         let wanted: HashSet<Digest<StageKey>> = keys.into_iter().collect();
         // Stages of a sweep often share one output (a hundred thousand empty ones):
@@ -272,6 +285,7 @@ mod tests {
 
     #[test]
     fn lookups_prepared_for_a_pipeline_are_taken_once_by_its_next_look_ahead() {
+        let all = |refs: &Refs| refs.stages.values().copied().collect();
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("cache")).unwrap();
         let key: Digest<StageKey> = Digest::of(b"k");
@@ -283,14 +297,20 @@ mod tests {
         store.prepare_look_ahead("p").unwrap();
         // Gone since: only lookups made before this can still find it.
         std::fs::remove_file(store.record_path(&key)).unwrap();
-        let mut other = store.look_ahead("q", vec![key]);
+        let (_, mut other) = store.refs_looked_ahead("q", |_| vec![key]).unwrap();
         assert_eq!(other.lookup(&store, &key).unwrap(), Ahead::Miss, "not q's");
-        let mut prepared = store.look_ahead("p", vec![key]);
+        // Changed since: the refs read with the lookups are handed out with them.
+        let moved: Digest<StageKey> = Digest::of(b"moved");
+        store
+            .update_refs("p", &[("s".to_string(), moved)].into())
+            .unwrap();
+        let (refs, mut prepared) = store.refs_looked_ahead("p", all).unwrap();
+        assert_eq!(refs.stages.get("s"), Some(&key));
         assert!(matches!(
             prepared.lookup(&store, &key).unwrap(),
             Ahead::Hit(_)
         ));
-        let mut fresh = store.look_ahead("p", vec![key]);
+        let (_, mut fresh) = store.refs_looked_ahead("p", |_| vec![key]).unwrap();
         assert_eq!(
             fresh.lookup(&store, &key).unwrap(),
             Ahead::Miss,

@@ -219,7 +219,7 @@ impl Store {
             }
             remove_file(self.tree_manifest_path(tree))?;
         }
-        let mut stat = self.stat.write().expect("stat cache poisoned");
+        let mut stat = self.stat().write().expect("stat cache poisoned");
         for object in &plan.objects {
             let path = self.object_path(object);
             stat.forget(&path);
@@ -256,7 +256,7 @@ impl Store {
                     moved_to,
                 });
             } else {
-                self.stat
+                self.stat()
                     .write()
                     .expect("stat cache poisoned")
                     .remember(&path, &meta, digest);

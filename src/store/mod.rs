@@ -31,7 +31,7 @@ mod scratch;
 mod statcache;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 
 pub use lock::Lock;
 pub use lookahead::{Ahead, Lookahead};
@@ -87,9 +87,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// An open store; cheap to share between threads.
 pub struct Store {
     root: PathBuf,
-    stat: RwLock<StatCache>,
+    /// Loaded when first needed ([`Store::stat`]).
+    stat: OnceLock<RwLock<StatCache>>,
     /// Lookups made ahead of a command, by pipeline: [`Store::prepare_look_ahead`].
-    prepared: Mutex<Option<(String, lookahead::Lookahead)>>,
+    prepared: Mutex<Option<(String, Refs, lookahead::Lookahead)>>,
 }
 
 impl Store {
@@ -106,10 +107,9 @@ impl Store {
             let path = root.join(dir);
             std::fs::create_dir_all(&path).map_err(StoreError::io("create", &path))?;
         }
-        let stat = StatCache::load(&root.join("stat-cache"));
         Ok(Store {
             root,
-            stat: RwLock::new(stat),
+            stat: OnceLock::new(),
             prepared: Mutex::default(),
         })
     }
@@ -149,14 +149,26 @@ impl Store {
         self.root.join("jobs").join(format!("{key}.json"))
     }
 
+    /// The stat cache, read by whichever thread needs it first: a command that looks
+    /// its stages up ahead reads it beside the loading of the pipeline, not before it
+    /// (100,000 entries are a twentieth of a second).
+    fn stat(&self) -> &RwLock<StatCache> {
+        self.stat
+            .get_or_init(|| RwLock::new(StatCache::load(&self.root.join("stat-cache"))))
+    }
+
     pub fn work_path(&self, key: &Digest<StageKey>) -> PathBuf {
         self.root.join("work").join(key.hex())
     }
 
     /// Writes the stat cache back, merged with what other processes wrote meanwhile.
     pub fn save(&self) -> Result<()> {
+        // Never read, so nothing learned to write back.
+        let Some(stat) = self.stat.get() else {
+            return Ok(());
+        };
         let _lock = Lock::exclusive(&self.root.join("locks").join("stat-cache.lock"))?;
-        let mut stat = self.stat.write().expect("stat cache poisoned");
+        let mut stat = stat.write().expect("stat cache poisoned");
         stat.save(&self.root.join("stat-cache"))?;
         // The JSON form earlier versions wrote, ignored since.
         let _ = std::fs::remove_file(self.root.join("stat-cache.json"));

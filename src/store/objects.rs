@@ -93,7 +93,7 @@ impl Store {
     /// stat cache.
     pub fn digest_path(&self, path: &Path) -> Result<Digest<Object>> {
         let meta = std::fs::metadata(path).map_err(StoreError::io("read", path))?;
-        let mut stat = self.stat.write().expect("stat cache poisoned");
+        let mut stat = self.stat().write().expect("stat cache poisoned");
         if !meta.is_dir() {
             return stat.digest(path, &meta);
         }
@@ -139,7 +139,7 @@ impl Store {
         let Ok(meta) = std::fs::metadata(&object) else {
             return Ok(false);
         };
-        let mut stat = self.stat.write().expect("stat cache poisoned");
+        let mut stat = self.stat().write().expect("stat cache poisoned");
         Ok(stat.digest(&object, &meta)? == *digest)
     }
 
@@ -156,7 +156,7 @@ impl Store {
         std::fs::set_permissions(file, read_only).map_err(StoreError::io("protect", file))?;
         std::fs::rename(file, &object).map_err(StoreError::io("store", &object))?;
         let meta = std::fs::metadata(&object).map_err(StoreError::io("stat", &object))?;
-        let mut stat = self.stat.write().expect("stat cache poisoned");
+        let mut stat = self.stat().write().expect("stat cache poisoned");
         stat.remember(&object, &meta, *digest);
         Ok(())
     }
@@ -219,7 +219,7 @@ impl Store {
             return self.check_tree(digest);
         }
         let folder = self.tree_path(digest);
-        let stat = self.stat.read().expect("stat cache poisoned");
+        let stat = self.stat().read().expect("stat cache poisoned");
         let linked = tree.entries.iter().all(|e| {
             std::fs::symlink_metadata(folder.join(&e.path)).is_ok_and(|meta| {
                 meta.is_file()
@@ -244,14 +244,14 @@ impl Store {
             // Shared while the stat cache answers, as it does for every object of a
             // rerun: the lookups of every core go on side by side.
             let trusted = self
-                .stat
+                .stat()
                 .read()
                 .expect("stat cache poisoned")
                 .trusted(&object, &meta);
             let actual = match trusted {
                 Some(digest) => digest,
                 None => self
-                    .stat
+                    .stat()
                     .write()
                     .expect("stat cache poisoned")
                     .digest(&object, &meta)?,
@@ -279,7 +279,7 @@ impl Store {
         std::fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
         let dest = dir.join(format!("{digest}.{}", unique_suffix()));
         std::fs::rename(&object, &dest).map_err(StoreError::io("set aside", &object))?;
-        self.stat
+        self.stat()
             .write()
             .expect("stat cache poisoned")
             .forget(&object);
