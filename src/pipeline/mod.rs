@@ -25,7 +25,8 @@ mod overrides;
 mod resolve;
 mod resources;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use contract::{GpuNeed, Registry};
@@ -62,10 +63,12 @@ struct Lookup {
 }
 
 impl Lookup {
-    fn new(stages: &[Stage]) -> Lookup {
-        let mut lookup = Lookup::default();
+    fn new(stages: &[Stage], by_name: HashMap<String, usize>) -> Lookup {
+        let mut lookup = Lookup {
+            by_name,
+            groups: HashMap::new(),
+        };
         for (i, stage) in stages.iter().enumerate() {
-            lookup.by_name.insert(stage.name.clone(), i);
             if let Some(group) = &stage.group {
                 lookup.groups.entry(group.clone()).or_default().push(i);
             }
@@ -248,8 +251,9 @@ fn load(
         .iter()
         .map(|text| overrides::Override::parse(text, sources))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut stages = Vec::new();
-    let mut seen: BTreeMap<String, Span> = BTreeMap::new();
+    let mut stages: Vec<Stage> = Vec::new();
+    // Stage indices by name, filled as stages are declared: duplicates are found here.
+    let mut by_name: HashMap<String, usize> = HashMap::new();
     // Each stage's value is taken, not cloned: the parse tree of 100,000 stages took
     // longer to copy and free than to parse.
     for (key, mut value) in entries {
@@ -296,14 +300,17 @@ fn load(
         let group =
             (expanded.len() > 1 || !expanded[0].vars.is_empty()).then(|| stage_name.to_string());
         for e in expanded {
-            if let Some(first) = seen.insert(e.name.clone(), key.span) {
-                let at = sources.locate(first);
-                return Err(Diagnostic::new(
-                    format!("duplicate stage name `{}`", e.name),
-                    Some(key.span),
-                )
-                .note(format!("first defined at line {}", at.line)));
-            }
+            match by_name.entry(e.name.clone()) {
+                Entry::Occupied(first) => {
+                    let at = sources.locate(stages[*first.get()].span);
+                    return Err(Diagnostic::new(
+                        format!("duplicate stage name `{}`", e.name),
+                        Some(key.span),
+                    )
+                    .note(format!("first defined at line {}", at.line)));
+                }
+                Entry::Vacant(slot) => slot.insert(stages.len()),
+            };
             let mut e = e;
             let mut applied = Vec::new();
             for o in &mut overrides {
@@ -322,7 +329,7 @@ fn load(
     if let Some(unmatched) = overrides.iter().find_map(|o| o.unmatched(names())) {
         return Err(unmatched);
     }
-    let lookup = Lookup::new(&stages);
+    let lookup = Lookup::new(&stages, by_name);
     let mut pipeline = Pipeline {
         name,
         path: path.to_path_buf(),

@@ -89,6 +89,8 @@ pub struct Store {
     root: PathBuf,
     /// Loaded when first needed ([`Store::stat`]).
     stat: OnceLock<RwLock<StatCache>>,
+    /// `trees/`, open for stats relative to it ([`Store::trees_folder`]).
+    trees: OnceLock<Option<std::fs::File>>,
     /// Lookups made ahead of a command, by pipeline: [`Store::prepare_look_ahead`].
     prepared: Mutex<Option<(String, Refs, lookahead::Lookahead)>>,
 }
@@ -110,6 +112,7 @@ impl Store {
         Ok(Store {
             root,
             stat: OnceLock::new(),
+            trees: OnceLock::new(),
             prepared: Mutex::default(),
         })
     }
@@ -155,6 +158,14 @@ impl Store {
     fn stat(&self) -> &RwLock<StatCache> {
         self.stat
             .get_or_init(|| RwLock::new(StatCache::load(&self.root.join("stat-cache"))))
+    }
+
+    /// The folder of trees, opened once; `None` where it cannot be opened (the
+    /// lookups then check each tree in full, and say what is wrong).
+    fn trees_folder(&self) -> Option<&std::fs::File> {
+        self.trees
+            .get_or_init(|| std::fs::File::open(self.root.join("trees")).ok())
+            .as_ref()
     }
 
     pub fn work_path(&self, key: &Digest<StageKey>) -> PathBuf {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::statcache::hash_file;
+use super::statcache::{Stat, hash_file};
 use super::{Result, Store, StoreError, read_json, unique_suffix, write_json};
 use crate::digest::{Digest, Object};
 
@@ -218,15 +218,18 @@ impl Store {
         if tree.digest() != *digest {
             return self.check_tree(digest);
         }
-        let folder = self.tree_path(digest);
-        let stat = self.stat().read().expect("stat cache poisoned");
-        let linked = tree.entries.iter().all(|e| {
-            std::fs::symlink_metadata(folder.join(&e.path)).is_ok_and(|meta| {
-                meta.is_file()
-                    && stat.trusted(&self.object_path(&e.digest), &meta) == Some(e.digest)
+        let linked = self.trees_folder().is_some_and(|trees| {
+            let stat = self.stat().read().expect("stat cache poisoned");
+            tree.entries.iter().all(|e| {
+                let relative = format!("{}/{}", digest.hex(), e.path);
+                std::ffi::CString::new(relative)
+                    .ok()
+                    .and_then(|relative| Stat::of_file_at(trees, &relative))
+                    .is_some_and(|file| {
+                        stat.trusted_stat(&self.object_path(&e.digest), file) == Some(e.digest)
+                    })
             })
         });
-        drop(stat);
         if linked {
             return Ok(TreeState::Intact);
         }
