@@ -113,7 +113,7 @@ pub fn plan(
 /// The key of stage `index`, every upstream of which has completed, computed from the
 /// pipeline's own data; `None` where it takes [`plan`] (a role written twice or out of
 /// order, a missing input file).
-fn ready_key(
+pub(crate) fn ready_key(
     pipeline: &Pipeline,
     store: &Store,
     index: usize,

@@ -32,7 +32,7 @@ pub use slurm::{Poll, SlurmExecutor, SlurmJob, submitted_jobs};
 
 use crate::digest::{Digest, StageKey};
 use crate::pipeline::Pipeline;
-use crate::plan::{PlanError, Planned, plan, previous};
+use crate::plan::{PlanError, Planned, plan, previous, ready_key};
 use crate::reason::{Reason, diff};
 use crate::store::{Ahead, Completed, Lookahead, Store, StoreError, write_json};
 use crate::summary::{Action, RunReport, StageReport};
@@ -249,6 +249,16 @@ impl Run<'_> {
         if ups.iter().any(|&u| self.records[u].is_none()) {
             return Ok(Slot::Pending);
         }
+        let forced = self.options.force.contains(&i);
+        // A stage up to date, nearly every stage of a rerun, is answered from its key
+        // alone; the rest is planned in full, to run it and say why.
+        let mut answer = None;
+        if !forced && let Some(key) = ready_key(self.pipeline, self.store, i, &self.records)? {
+            match self.ahead.lookup(self.store, &key)? {
+                Ahead::Hit(completed) => return Ok(self.cached(i, completed)),
+                other => answer = Some(other),
+            }
+        }
         let planned = match plan(self.pipeline, self.store, i, &self.records) {
             Ok(planned) => planned,
             Err(PlanError::Store(e)) => return Err(e),
@@ -258,16 +268,15 @@ impl Run<'_> {
                 return Ok(Slot::Done(Box::new(self.fail(report, message.trim_end()))));
             }
         };
-        let reasons = if self.options.force.contains(&i) {
+        let reasons = if forced {
             vec![Reason::Forced]
         } else {
-            match self.ahead.lookup(self.store, &planned.key)? {
-                Ahead::Hit(completed) => {
-                    let mut report = StageReport::new(&stage.name, Action::Cached);
-                    fill_from(&mut report, &completed, self.store);
-                    self.records[i] = Some(completed);
-                    return Ok(Slot::Done(Box::new(report)));
-                }
+            let answer = match answer {
+                Some(answer) => answer,
+                None => self.ahead.lookup(self.store, &planned.key)?,
+            };
+            match answer {
+                Ahead::Hit(completed) => return Ok(self.cached(i, completed)),
                 Ahead::Damaged(why) => vec![Reason::OutputDamaged { detail: why }],
                 Ahead::Miss => match previous(self.store, &self.refs, &stage.name)? {
                     Some(old) => diff(&old, &planned),
@@ -290,6 +299,14 @@ impl Run<'_> {
             return Ok(Slot::Done(Box::new(self.fail(report, &message))));
         }
         Ok(Slot::Ready(Box::new((planned, reasons))))
+    }
+
+    /// Stage `i` reuses the result it `completed` with.
+    fn cached(&mut self, i: usize, completed: Completed) -> Slot {
+        let mut report = StageReport::new(&self.pipeline.stages[i].name, Action::Cached);
+        fill_from(&mut report, &completed, self.store);
+        self.records[i] = Some(completed);
+        Slot::Done(Box::new(report))
     }
 
     /// Marks a report failed; the run stops starting stages unless `--keep-going`.
