@@ -345,6 +345,10 @@ pub fn states_with<E: From<StoreError>>(
         }
         states[i] = Some(state);
     }
+    // Outputs stored moments before their stat cache entries were written are hashed
+    // again until an entry is old enough to trust (a run's own outputs, always): what
+    // that learned is kept, or every `status` until the next run would hash them again.
+    store.save()?;
     Ok(states
         .into_iter()
         .map(|s| s.expect("every stage is in the order"))

@@ -535,3 +535,26 @@ fn explain_lists_the_kinds_and_explains_a_field() {
         );
     }
 }
+
+/// An output stored within the stat cache's racy window is hashed again by the next
+/// lookup; a command that only reads (here `status`) keeps what it learned, so the
+/// one after it trusts the entry instead of hashing again.
+#[test]
+fn status_keeps_the_digests_it_had_to_compute_again() {
+    let p = Project::new();
+    p.write("p.ron", CHAIN);
+    p.run("p.ron", &[], 0);
+    // Past the racy window (2 s) of the entries the run wrote.
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    let cache = p.path("cache/stat-cache");
+    let after_run = std::fs::read(&cache).unwrap();
+    p.json(&["status", "p.ron"], 0);
+    let after_status = std::fs::read(&cache).unwrap();
+    assert_ne!(after_run, after_status, "the digests hashed again are kept");
+    p.json(&["status", "p.ron"], 0);
+    assert_eq!(
+        std::fs::read(&cache).unwrap(),
+        after_status,
+        "trusted now: nothing hashed again"
+    );
+}
