@@ -16,12 +16,13 @@ use std::path::Path;
 
 use burn::prelude::*;
 
-use burn::tensor::ops::ConvOptions;
-use kernels::{Kernels, avg_pool3, conv2d, conv2d_relu, max_pool3};
+use kernels::{Kernels, max_pool3};
 
 use super::MetricError;
+use super::conv_bn::{ConvBn, ConvSpec};
 use super::resize::{Resizer, resize};
-use torchfile::{TorchError, TorchFile};
+use super::tensors::{Tensors, WeightFile};
+use torchfile::TorchError;
 
 impl From<TorchError> for MetricError {
     fn from(e: TorchError) -> MetricError {
@@ -34,84 +35,8 @@ pub const CLASSES: usize = 1008;
 const SIZE: usize = 299;
 const BN_EPS: f64 = 1e-3;
 
-/// Convolution + BatchNorm + ReLU, the BatchNorm folded in.
-#[derive(Debug, Clone)]
-struct BasicConv<B: Kernels> {
-    weight: Tensor<B, 4>,
-    bias: Tensor<B, 1>,
-    options: ConvOptions<2>,
-}
-
-impl<B: Kernels> BasicConv<B> {
-    #[allow(clippy::too_many_arguments)]
-    fn load(
-        w: &TorchFile,
-        name: &str,
-        cin: usize,
-        cout: usize,
-        kernel: [usize; 2],
-        stride: usize,
-        padding: [usize; 2],
-        device: &B::Device,
-    ) -> Result<Self, MetricError> {
-        let conv = w.take(
-            &format!("{name}.conv.weight"),
-            &[cout, cin, kernel[0], kernel[1]],
-        )?;
-        let gamma = w.take(&format!("{name}.bn.weight"), &[cout])?;
-        let beta = w.take(&format!("{name}.bn.bias"), &[cout])?;
-        let mean = w.take(&format!("{name}.bn.running_mean"), &[cout])?;
-        let var = w.take(&format!("{name}.bn.running_var"), &[cout])?;
-        let per_out = cin * kernel[0] * kernel[1];
-        let scale: Vec<f64> = (0..cout)
-            .map(|o| gamma[o] / (var[o] + BN_EPS).sqrt())
-            .collect();
-        let folded: Vec<f32> = conv
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (v * scale[i / per_out]) as f32)
-            .collect();
-        let bias: Vec<f32> = (0..cout)
-            .map(|o| (beta[o] - mean[o] * scale[o]) as f32)
-            .collect();
-        Ok(BasicConv {
-            weight: Tensor::from_data(
-                TensorData::new(folded, [cout, cin, kernel[0], kernel[1]]),
-                device,
-            ),
-            bias: Tensor::from_data(TensorData::new(bias, [cout]), device),
-            options: ConvOptions::new([stride, stride], padding, [1, 1], 1),
-        })
-    }
-
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        conv2d_relu(
-            x,
-            self.weight.clone(),
-            self.bias.clone(),
-            self.options.clone(),
-        )
-    }
-
-    /// This 1×1 convolution's branch after the 3×3 average pool, `forward(avg_pool3(x))`,
-    /// computed as `relu(avg_pool3(conv(x) + bias))`: the same map, since the
-    /// convolution mixes channels pixel by pixel, the pool mixes pixels channel by
-    /// channel, and the average of a constant bias is the bias. The pool then runs on
-    /// the branch's 32–192 output channels instead of its 192–2048 inputs.
-    fn after_avg_pool(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        debug_assert_eq!(self.weight.dims()[2..], [1, 1]);
-        let y = conv2d(
-            x,
-            self.weight.clone(),
-            Some(self.bias.clone()),
-            self.options.clone(),
-        );
-        burn::tensor::activation::relu(avg_pool3(y))
-    }
-}
-
 /// Convolutions applied one after the other.
-fn chain<B: Kernels>(convs: &[BasicConv<B>], x: Tensor<B, 4>) -> Tensor<B, 4> {
+fn chain<B: Kernels>(convs: &[ConvBn<B>], x: Tensor<B, 4>) -> Tensor<B, 4> {
     convs.iter().fold(x, |t, conv| conv.forward(t))
 }
 
@@ -121,7 +46,7 @@ fn max3s2<B: Kernels>(x: Tensor<B, 4>) -> Tensor<B, 4> {
 
 /// Loads the convolutions of a block, named `{block}.{branch}`.
 struct Loader<'a, B: Kernels> {
-    w: &'a TorchFile,
+    w: &'a WeightFile,
     device: &'a B::Device,
 }
 
@@ -134,17 +59,18 @@ impl<B: Kernels> Loader<'_, B> {
         kernel: [usize; 2],
         stride: usize,
         padding: [usize; 2],
-    ) -> Result<BasicConv<B>, MetricError> {
-        BasicConv::load(
-            self.w,
-            name,
+    ) -> Result<ConvBn<B>, MetricError> {
+        let spec = ConvSpec {
+            weight: &format!("{name}.conv.weight"),
+            bn: &format!("{name}.bn"),
+            eps: BN_EPS,
             cin,
             cout,
             kernel,
             stride,
             padding,
-            self.device,
-        )
+        };
+        ConvBn::load(self.w, spec, self.device)
     }
 
     fn square(
@@ -155,7 +81,7 @@ impl<B: Kernels> Loader<'_, B> {
         k: usize,
         stride: usize,
         pad: usize,
-    ) -> Result<BasicConv<B>, MetricError> {
+    ) -> Result<ConvBn<B>, MetricError> {
         self.conv(name, cin, cout, [k, k], stride, [pad, pad])
     }
 }
@@ -163,10 +89,10 @@ impl<B: Kernels> Loader<'_, B> {
 /// FIDInceptionA (Mixed_5b–5d).
 #[derive(Debug, Clone)]
 struct BlockA<B: Kernels> {
-    b1x1: BasicConv<B>,
-    b5x5: [BasicConv<B>; 2],
-    b3x3dbl: [BasicConv<B>; 3],
-    pool: BasicConv<B>,
+    b1x1: ConvBn<B>,
+    b5x5: [ConvBn<B>; 2],
+    b3x3dbl: [ConvBn<B>; 3],
+    pool: ConvBn<B>,
 }
 
 impl<B: Kernels> BlockA<B> {
@@ -198,8 +124,8 @@ impl<B: Kernels> BlockA<B> {
 /// torchvision's InceptionB (Mixed_6a).
 #[derive(Debug, Clone)]
 struct BlockB<B: Kernels> {
-    b3x3: BasicConv<B>,
-    b3x3dbl: [BasicConv<B>; 3],
+    b3x3: ConvBn<B>,
+    b3x3dbl: [ConvBn<B>; 3],
 }
 
 impl<B: Kernels> BlockB<B> {
@@ -224,10 +150,10 @@ impl<B: Kernels> BlockB<B> {
 /// FIDInceptionC (Mixed_6b–6e).
 #[derive(Debug, Clone)]
 struct BlockC<B: Kernels> {
-    b1x1: BasicConv<B>,
-    b7x7: [BasicConv<B>; 3],
-    b7x7dbl: [BasicConv<B>; 5],
-    pool: BasicConv<B>,
+    b1x1: ConvBn<B>,
+    b7x7: [ConvBn<B>; 3],
+    b7x7dbl: [ConvBn<B>; 5],
+    pool: ConvBn<B>,
 }
 
 impl<B: Kernels> BlockC<B> {
@@ -264,8 +190,8 @@ impl<B: Kernels> BlockC<B> {
 /// torchvision's InceptionD (Mixed_7a).
 #[derive(Debug, Clone)]
 struct BlockD<B: Kernels> {
-    b3x3: [BasicConv<B>; 2],
-    b7x7x3: [BasicConv<B>; 4],
+    b3x3: [ConvBn<B>; 2],
+    b7x7x3: [ConvBn<B>; 4],
 }
 
 impl<B: Kernels> BlockD<B> {
@@ -294,12 +220,12 @@ impl<B: Kernels> BlockD<B> {
 /// FIDInceptionE_1 (Mixed_7b, average pool) and FIDInceptionE_2 (Mixed_7c, max pool).
 #[derive(Debug, Clone)]
 struct BlockE<B: Kernels> {
-    b1x1: BasicConv<B>,
-    b3x3_1: BasicConv<B>,
-    b3x3_2: [BasicConv<B>; 2],
-    b3x3dbl_12: [BasicConv<B>; 2],
-    b3x3dbl_3: [BasicConv<B>; 2],
-    pool: BasicConv<B>,
+    b1x1: ConvBn<B>,
+    b3x3_1: ConvBn<B>,
+    b3x3_2: [ConvBn<B>; 2],
+    b3x3dbl_12: [ConvBn<B>; 2],
+    b3x3dbl_3: [ConvBn<B>; 2],
+    pool: ConvBn<B>,
     max_pool: bool,
 }
 
@@ -352,7 +278,7 @@ impl<B: Kernels> BlockE<B> {
 /// The whole network.
 #[derive(Debug, Clone)]
 pub struct FidInception<B: Kernels> {
-    stem: [BasicConv<B>; 5],
+    stem: [ConvBn<B>; 5],
     mixed_5: [BlockA<B>; 3],
     mixed_6a: BlockB<B>,
     mixed_6: [BlockC<B>; 4],
@@ -378,7 +304,7 @@ impl<B: Kernels> FidInception<B> {
     /// Loads the network from a weight file in pytorch-fid's format, naming any tensor
     /// that is missing or has the wrong shape.
     pub fn load(path: &Path, device: &B::Device) -> Result<Self, MetricError> {
-        let w = TorchFile::open(path)?;
+        let w = WeightFile::open(path)?;
         let l = Loader::<B> { w: &w, device };
         Ok(FidInception {
             stem: [

@@ -3,6 +3,8 @@
 //! files that carry features and statistics between tools (pytorch-fid, TTUR,
 //! torch-fidelity).
 
+pub mod backbone;
+pub mod conv_bn;
 pub mod extract;
 pub mod fid;
 pub mod ifid;
@@ -12,7 +14,10 @@ pub mod kid;
 pub mod npy;
 pub mod prdc;
 pub mod resize;
+pub mod resnet;
 pub mod stats;
+pub mod tensors;
+pub mod vit;
 
 use std::path::PathBuf;
 

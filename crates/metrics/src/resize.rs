@@ -61,7 +61,7 @@ pub fn resize<B: Backend>(
                 let weights = bicubic_weights(input, output);
                 // Transposed: `[input, output]`, so that rows of pixels multiply it.
                 let t: Vec<f32> = (0..input * output)
-                    .map(|k| weights[(k % output) * input + k / output])
+                    .map(|k| weights[(k % output) * input + k / output] as f32)
                     .collect();
                 Tensor::<B, 2>::from_data(TensorData::new(t, [input, output]), &device)
             };
@@ -83,12 +83,12 @@ pub fn resize<B: Backend>(
 /// `[output, input]`, row `o` the weights of the input pixels for output pixel `o`.
 /// The kernel is stretched by the scale when shrinking (antialiasing), clipped at the
 /// borders and each row renormalised to sum to 1.
-fn bicubic_weights(input: usize, output: usize) -> Vec<f32> {
+fn bicubic_weights(input: usize, output: usize) -> Vec<f64> {
     const SUPPORT: f64 = 2.0;
     let scale = input as f64 / output as f64;
     let stretch = scale.max(1.0);
     let support = SUPPORT * stretch;
-    let mut weights = vec![0f32; output * input];
+    let mut weights = vec![0f64; output * input];
     for o in 0..output {
         let center = (o as f64 + 0.5) * scale;
         // PIL truncates toward zero before clamping; both clamp to the image.
@@ -99,10 +99,58 @@ fn bicubic_weights(input: usize, output: usize) -> Vec<f32> {
             .collect();
         let sum: f64 = taps.iter().sum();
         for (i, tap) in (first..last).zip(taps) {
-            weights[o * input + i] = if sum != 0.0 { tap / sum } else { tap } as f32;
+            weights[o * input + i] = if sum != 0.0 { tap / sum } else { tap };
         }
     }
     weights
+}
+
+/// PIL's bicubic resize of 8-bit RGB images (HWC) to `width × height`, exactly as
+/// `Image.resize` computes it (what torchvision's `Resize` does to a PIL image): the
+/// weights in fixed point with 22 fractional bits, rows resampled first and rounded to
+/// 8 bits, then columns.
+pub fn pil_bicubic_u8(pixels: &[u8], [w, h]: [usize; 2], [width, height]: [usize; 2]) -> Vec<u8> {
+    const BITS: u32 = 22;
+    let fixed = |input: usize, output: usize| -> Vec<i64> {
+        bicubic_weights(input, output)
+            .iter()
+            .map(|&k| (k * (1u64 << BITS) as f64).round() as i64)
+            .collect()
+    };
+    let clip = |sum: i64| (sum >> BITS).clamp(0, 255) as u8;
+    let half = 1i64 << (BITS - 1);
+    // Rows: [h, w, 3] → [h, width, 3].
+    let mut rows = pixels.to_vec();
+    if width != w {
+        let k = fixed(w, width);
+        rows = vec![0u8; h * width * 3];
+        for y in 0..h {
+            for x in 0..width {
+                for c in 0..3 {
+                    let sum: i64 = (0..w)
+                        .map(|i| k[x * w + i] * pixels[(y * w + i) * 3 + c] as i64)
+                        .sum();
+                    rows[(y * width + x) * 3 + c] = clip(sum + half);
+                }
+            }
+        }
+    }
+    if height == h {
+        return rows;
+    }
+    let k = fixed(h, height);
+    let mut out = vec![0u8; height * width * 3];
+    for y in 0..height {
+        for x in 0..width {
+            for c in 0..3 {
+                let sum: i64 = (0..h)
+                    .map(|i| k[y * h + i] * rows[(i * width + x) * 3 + c] as i64)
+                    .sum();
+                out[(y * width + x) * 3 + c] = clip(sum + half);
+            }
+        }
+    }
+    out
 }
 
 /// Keys' cubic convolution kernel with a = −0.5, as PIL's `bicubic_filter`.
@@ -127,7 +175,7 @@ mod tests {
         for (input, output) in [(32, 299), (299, 32), (7, 7), (5, 13)] {
             let w = bicubic_weights(input, output);
             for o in 0..output {
-                let sum: f32 = w[o * input..(o + 1) * input].iter().sum();
+                let sum: f64 = w[o * input..(o + 1) * input].iter().sum();
                 assert!((sum - 1.0).abs() < 1e-6, "{input}→{output} row {o}: {sum}");
             }
         }
@@ -135,7 +183,7 @@ mod tests {
         let w = bicubic_weights(6, 6);
         for o in 0..6 {
             for i in 0..6 {
-                assert_eq!(w[o * 6 + i], (o == i) as u8 as f32);
+                assert_eq!(w[o * 6 + i], (o == i) as u8 as f64);
             }
         }
     }

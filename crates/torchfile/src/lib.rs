@@ -70,6 +70,11 @@ impl TorchFile {
             .collect()
     }
 
+    /// Whether the file holds a tensor named `key`.
+    pub fn contains(&self, key: &str) -> bool {
+        self.reader.get(key).is_some()
+    }
+
     fn fail(&self, message: String) -> TorchError {
         TorchError {
             file: self.file.clone(),
