@@ -272,7 +272,8 @@ fn bad_statistics_and_features() {
     let (sa, sb) = (a.display().to_string(), b.display().to_string());
     assert_eq!(
         error_of(&p, &["metric", "fid", &sa, &sb]),
-        "error: statistics of different dimensions: 2 and 3\n"
+        "error: statistics of different dimensions: 2 and 3 (features of different networks? \
+         Inception's and SwAV's have 2048, DINO's 1536, DINOv2's 1024)\n"
     );
     write_npz(
         &b,
@@ -442,4 +443,192 @@ fn auto_devices_take_a_gpu_slot_only_when_the_run_has_gpus() {
     let report = gpu_run(&["--gpus", "none"]);
     assert_eq!(stage(&report, "auto")["action"], "ran");
     assert_eq!(stage(&report, "auto")["gpus"], serde_json::Value::Null);
+}
+
+/// A release-shaped DINO ViT-S/8 file (every tensor `fixtures/backbones/names/dino.json`
+/// lists, small random values): the real weights cannot be downloaded here.
+fn dino_weights(p: &Project) -> PathBuf {
+    let listing = ::fixtures::ours("backbones").join("names/dino.json");
+    let names: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&listing).unwrap()).unwrap();
+    let mut state = rng::Rng::new(28);
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = names["tensors"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, shape)| {
+            let shape: Vec<usize> = serde_json::from_value(shape.clone()).unwrap();
+            let n = shape.iter().product();
+            let values = (0..n).map(|_| 0.05 * state.normal() as f32).collect();
+            (name.clone(), shape, values)
+        })
+        .collect();
+    let borrowed: Vec<_> = tensors
+        .iter()
+        .map(|(n, s, v)| (n.as_str(), s.clone(), v.clone()))
+        .collect();
+    let path = p.path("dino_deitsmall8_pretrain.pth");
+    save_state_dict(&path, &borrowed);
+    path
+}
+
+/// Statistics, scores and `pipe metric` in DINO's features: the Fréchet distance is
+/// named for its backbone, IS is refused, and backbones never meet (weights of
+/// another, statistics of another).
+#[test]
+fn another_backbone_from_weights_to_scores() {
+    let p = Project::new();
+    let dino = dino_weights(&p);
+    let pipeline = |score_backbone: &str, reference: &str| {
+        format!(
+            r#"Pipeline(name: "eval", stages: {{
+                "inception": Weights(path: Some("{}")),
+                "dino": Weights(eval_backbone: Dino, path: Some("{}")),
+                "shapes": Dataset(source: Synthetic(seed: 3, per_class: 1, size: 32, classes: 4), split: Test),
+                "inception_stats": InceptionStats(data: "shapes", weights: "inception", features: true, device: Cpu),
+                "stats": InceptionStats(data: "shapes", weights: "dino", eval_backbone: Dino, features: true, device: Cpu),
+                "score": Score(samples: "shapes", reference: "{reference}", weights: "dino", {score_backbone} kid: true, device: Cpu),
+            }})"#,
+            weights().display(),
+            dino.display()
+        )
+    };
+    p.write("p.ron", &pipeline("eval_backbone: Dino,", "stats"));
+    let report = p.run("p.ron", &[], 0);
+    let show = p.json(&["show", "p.ron", "score"], 0);
+    let metrics = &show["record"]["metrics"];
+    assert!(metrics["fd_dino"].as_f64().unwrap().abs() < 1e-3, "{show}");
+    assert!(
+        metrics.get("fid").is_none() && metrics.get("is_mean").is_none(),
+        "{show}"
+    );
+    assert!(metrics["kid_mean"].is_number(), "{show}");
+    assert_eq!(
+        show["record"]["protocol"]["eval backbone"], "Dino",
+        "{show}"
+    );
+    assert!(
+        show["record"]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("FD_DINO "),
+        "{show}"
+    );
+    let weights_record = p.json(&["show", "p.ron", "dino"], 0);
+    assert_eq!(
+        weights_record["record"]["protocol"]["eval backbone"],
+        "Dino"
+    );
+
+    // The same images through `pipe metric`: FD 0, named for the backbone.
+    let out = PathBuf::from(stage(&report, "stats")["output"].as_str().unwrap());
+    let stats = out.join("stats.npz").display().to_string();
+    let shapes = stage(&report, "shapes")["output"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (w, d) = (dino.display().to_string(), "--device");
+    let fd = metric(
+        &p,
+        &[
+            "fid",
+            "--backbone",
+            "dino",
+            &stats,
+            &shapes,
+            "--weights",
+            &w,
+            d,
+            "cpu",
+        ],
+    );
+    assert!(fd["fd_dino"].as_f64().unwrap().abs() < 1e-3, "{fd}");
+    assert_eq!(fd["metric"], "fd_dino");
+    let err = error_of(
+        &p,
+        &[
+            "metric",
+            "is",
+            "--backbone",
+            "dino",
+            &shapes,
+            "--weights",
+            &w,
+        ],
+    );
+    assert!(err.contains("the Inception Score is Inception's"), "{err}");
+    let err = error_of(
+        &p,
+        &["metric", "fid", "--backbone", "dino", &stats, &shapes],
+    );
+    assert!(err.contains("dino_deitsmall8_pretrain.pth"), "{err}");
+
+    // A release without a published checksum downloads unverified, its sha256 recorded
+    // to pin; pinned, the download is verified.
+    let bytes = std::fs::read(&dino).unwrap();
+    let server = common::http::serve(
+        std::collections::HashMap::from([("/dino_deitsmall8_pretrain.pth".to_string(), bytes)]),
+        None,
+    );
+    let download = |sha256: &str| {
+        format!(
+            r#"Pipeline(name: "dl", stages: {{
+                "dino": Weights(eval_backbone: Dino, url: Some("{}/dino_deitsmall8_pretrain.pth"){sha256}),
+            }})"#,
+            server.url
+        )
+    };
+    p.write("dl.ron", &download(""));
+    p.run("dl.ron", &[], 0);
+    let summary = p.json(&["show", "dl.ron", "dino"], 0)["record"]["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sha256 = summary
+        .split("sha256 ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("no sha256 in {summary}"))
+        .to_string();
+    assert!(
+        summary.contains("unpinned") && sha256.len() == 64,
+        "{summary}"
+    );
+    p.write(
+        "dl.ron",
+        &download(&format!(r#", sha256: Some("{}")"#, &sha256[..16])),
+    );
+    let pinned = p.run("dl.ron", &[], 0);
+    assert_eq!(with_action(&pinned, "ran"), ["dino"]);
+    p.write("dl.ron", &download(r#", sha256: Some("0000000000000000")"#));
+    let error = stage(&p.run("dl.ron", &[], 1), "dino")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("sha256"), "{error}");
+
+    // DINO's weights measured as Inception's, and statistics of another backbone.
+    p.write("p.ron", &pipeline("", "stats"));
+    let error = stage(&p.run("p.ron", &[], 1), "score")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains(
+            "`dino` holds the Dino network's weights, but the backbone here is Inception"
+        ),
+        "{error}"
+    );
+    p.write(
+        "p.ron",
+        &pipeline("eval_backbone: Dino,", "inception_stats"),
+    );
+    let error = stage(&p.run("p.ron", &[], 1), "score")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("give both the same `weights` and `eval_backbone`"),
+        "{error}"
+    );
 }

@@ -9,8 +9,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use stages::kernels::device::Device;
 use stages::measure::{self, Loaded, Network};
+use stages::metrics::backbone::Backbone;
 use stages::metrics::ifid::intra_class_fid;
-use stages::metrics::inception::{CLASSES, FEATURES};
+use stages::metrics::inception::CLASSES;
 use stages::metrics::prdc::{Ball, prdc};
 use stages::metrics::resize::Resizer;
 use stages::metrics::{
@@ -21,9 +22,10 @@ use super::{CliError, Ctx, out, print_json};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
-    /// FID between two sets. Each is an image folder, a packed data set (`images.pack` or
-    /// a Dataset output folder), a pytorch-fid/TTUR `.npz` of statistics, or an `.npy` of
-    /// features (n × 2048).
+    /// FID between two sets (with `--backbone`, the Fréchet distance in that network's
+    /// features: FD_DINOv2, …). Each is an image folder, a packed data set
+    /// (`images.pack` or a Dataset output folder), a pytorch-fid/TTUR `.npz` of
+    /// statistics, or an `.npy` of features (n × 2048 for Inception).
     Fid {
         a: PathBuf,
         b: PathBuf,
@@ -70,8 +72,8 @@ pub enum Command {
         #[command(flatten)]
         net: NetArgs,
     },
-    /// Write the pool features (`pool3`) and logits of images to an `.npz`, and their
-    /// `labels` when every input is a packed data set.
+    /// Write the pool features (`pool3`) and, in Inception, logits of images to an
+    /// `.npz`, and their `labels` when every input is a packed data set.
     Features {
         #[arg(long, value_name = "F.npz")]
         out: PathBuf,
@@ -84,8 +86,14 @@ pub enum Command {
 
 #[derive(clap::Args, Debug)]
 pub struct NetArgs {
-    /// The FID Inception weights (pytorch-fid's `pt_inception-2015-12-05-6726825d.pth`);
-    /// needed when an input is images.
+    /// The network images are measured in: `inception` (pytorch-fid's Inception-v3, the
+    /// paper's), `swav` (SwAV's ResNet-50), `dino` (DINO's ViT-S/8) or `dinov2`
+    /// (DINOv2's ViT-L/14, as dgm-eval). Features of different backbones never compare.
+    #[arg(long, default_value = "inception", value_parser = parse_backbone)]
+    backbone: Backbone,
+    /// The backbone's released weights, needed when an input is images:
+    /// `pt_inception-2015-12-05-6726825d.pth`, `swav_800ep_pretrain.pth.tar`,
+    /// `dino_deitsmall8_pretrain.pth` or `dinov2_vitl14_pretrain.pth`.
     #[arg(long, value_name = "FILE")]
     weights: Option<PathBuf>,
     #[arg(long, default_value_t = 50)]
@@ -93,9 +101,11 @@ pub struct NetArgs {
     /// `auto`, `cpu`, or `cuda` / `cuda:N`.
     #[arg(long, default_value = "auto", value_parser = parse_device)]
     device: Device,
-    /// The resize of images to 299×299: `legacy` (pytorch-fid's bilinear, the paper's)
-    /// or `clean` (PIL's bicubic with antialiasing, as clean-fid and StudioGAN's
-    /// `--post_resizer clean`). Both sides of a comparison must use the same one.
+    /// The resize of images to the network's input (299×299 for Inception, else
+    /// 224×224): `legacy` (the reference's default: pytorch-fid's bilinear, the paper's;
+    /// for DINOv2, dgm-eval's 8-bit bicubic) or `clean` (PIL's bicubic with
+    /// antialiasing, as clean-fid and StudioGAN's `--post_resizer clean`). Both sides of
+    /// a comparison must use the same one.
     #[arg(long, default_value = "legacy", value_parser = parse_resizer)]
     resizer: Resizer,
     /// Print JSON on stdout.
@@ -114,6 +124,10 @@ fn parse_device(text: &str) -> Result<Device, String> {
             .map(Device::Cuda)
             .ok_or_else(|| format!("`{other}`: expected auto, cpu, cuda or cuda:N")),
     }
+}
+
+fn parse_backbone(text: &str) -> Result<Backbone, String> {
+    text.parse()
 }
 
 fn parse_resizer(text: &str) -> Result<Resizer, String> {
@@ -151,6 +165,7 @@ fn load(path: &Path, net: &NetArgs, quiet: bool) -> Result<Loaded, CliError> {
     };
     let note = |text: String| eprintln!("note: {text}");
     let network = Network {
+        backbone: net.backbone,
         weights: net.weights.as_deref(),
         batch: net.batch,
         device: net.device,
@@ -182,13 +197,21 @@ pub fn metric(ctx: &Ctx, command: Command) -> Result<ExitCode, CliError> {
                 }
             };
             let value = fid(&to_stats(&a)?, &to_stats(&b)?).map_err(fail)?;
+            let name = net.backbone.fd_name();
+            let key = name.to_lowercase();
             report(
                 &net,
-                json!({"schema": 1, "metric": "fid", "fid": value, "a": a, "b": b}),
-                format!("FID: {value:.6}"),
+                json!({"schema": 1, "metric": key, key.as_str(): value, "a": a, "b": b}),
+                format!("{name}: {value:.6}"),
             );
         }
         Command::Is { input, splits, net } => {
+            if !net.backbone.is_inception() {
+                return Err(CliError::Message(format!(
+                    "the Inception Score is Inception's: {} has no class logits",
+                    net.backbone
+                )));
+            }
             let logits = match load(&input, &net, ctx.quiet)? {
                 Loaded::Features(_, Some(logits), _) => logits,
                 _ => {
@@ -278,12 +301,16 @@ pub fn metric(ctx: &Ctx, command: Command) -> Result<ExitCode, CliError> {
         } => {
             let (mut pool, mut logits, mut n) = (Vec::new(), Vec::new(), 0);
             let mut labels = Some(Vec::new());
+            let width = net.backbone.features();
+            let inception = net.backbone.is_inception();
             for path in &images {
                 match load(path, &net, ctx.quiet)? {
-                    Loaded::Features(f, Some(l), these) if f.cols == FEATURES => {
+                    Loaded::Features(f, l, these)
+                        if f.cols == width && (l.is_some() || !inception) =>
+                    {
                         n += f.rows;
                         pool.extend(f.data);
-                        logits.extend(l.data);
+                        logits.extend(l.map(|l| l.data).unwrap_or_default());
                         labels = labels.zip(these).map(|(mut all, these)| {
                             all.extend(these.iter().map(|&c| c as f64));
                             all
@@ -297,10 +324,10 @@ pub fn metric(ctx: &Ctx, command: Command) -> Result<ExitCode, CliError> {
                     }
                 }
             }
-            let mut arrays = vec![
-                ("pool3", npy::encode(&[n, FEATURES], &pool, true)),
-                ("logits", npy::encode(&[n, CLASSES], &logits, true)),
-            ];
+            let mut arrays = vec![("pool3", npy::encode(&[n, width], &pool, true))];
+            if inception {
+                arrays.push(("logits", npy::encode(&[n, CLASSES], &logits, true)));
+            }
             if let Some(labels) = &labels {
                 arrays.push(("labels", npy::encode(&[n], labels, false)));
             }

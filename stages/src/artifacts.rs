@@ -19,12 +19,14 @@ use gan::ModelConfig;
 use gan::config::LatentOpConfig;
 use gan::tensors::Snapshot;
 use kernels::Kernels;
-use metrics::extract::{Extracted, FeatureNetwork, Inception, LoadedNetwork};
+use metrics::backbone::{Backbone, Pretrained};
+use metrics::extract::{Extracted, FeatureNetwork, LoadedNetwork};
 use metrics::resize::Resizer;
 use metrics::{Features, MetricError, Stats, npy};
 use serde::{Deserialize, Serialize};
 
 use crate::error::KindError;
+use crate::protocol;
 
 /// An image set's packed images.
 pub const IMAGES: &str = "images.pack";
@@ -313,19 +315,42 @@ pub fn weight_file(dir: &Path) -> Result<PathBuf, KindError> {
 
 /// The network an `InceptionStats`, `Score` or `Train(eval:)` stage measures in.
 pub enum Extractor {
-    Inception(Inception),
+    Pretrained(Pretrained),
     /// A `Classifier` stage's network and the class names it was trained on.
     Classifier(gan::classifier::Trained, Vec<String>),
 }
 
-/// The network of a `weights` input: a `Weights` stage's Inception weights (resizing
-/// with `resizer`), or a `Classifier` stage's trained classifier (at its own size).
-pub fn extractor(input: &Input, resizer: Resizer) -> Result<Extractor, KindError> {
+/// The network of a `weights` input: a `Weights` stage's released network, which must
+/// be `backbone`'s (resizing with `resizer`), or a `Classifier` stage's trained
+/// classifier (at its own size).
+pub fn extractor(
+    input: &Input,
+    resizer: Resizer,
+    backbone: Backbone,
+) -> Result<Extractor, KindError> {
     match input.kind.as_deref() {
-        Some("Weights") => Ok(Extractor::Inception(Inception {
-            weights: weight_file(&input.path)?,
-            resizer,
-        })),
+        Some("Weights") => {
+            let holds = protocol::backbone(input)?;
+            if holds != backbone {
+                return Err(StageError::Invalid(format!(
+                    "`{}` holds the {holds} network's weights, but the backbone here is \
+                     {backbone}: set `eval_backbone: {holds}`, or give {backbone}'s weights",
+                    input.from
+                ))
+                .into());
+            }
+            Ok(Extractor::Pretrained(Pretrained {
+                backbone,
+                weights: weight_file(&input.path)?,
+                resizer,
+            }))
+        }
+        Some("Classifier") if !backbone.is_inception() => Err(StageError::Invalid(format!(
+            "`{}` is a Classifier stage, which has its own features: `eval_backbone` is for \
+             Weights stages",
+            input.from
+        ))
+        .into()),
         Some("Classifier") => {
             let (model, classes) = model(&input.path)?;
             let net = Snapshot::load(&input.path.join(CLASSIFIER))?;
@@ -349,7 +374,7 @@ pub fn extractor(input: &Input, resizer: Resizer) -> Result<Extractor, KindError
 impl FeatureNetwork for Extractor {
     fn describe(&self) -> String {
         match self {
-            Extractor::Inception(n) => n.describe(),
+            Extractor::Pretrained(n) => n.describe(),
             Extractor::Classifier(n, _) => n.describe(),
         }
     }
@@ -359,7 +384,7 @@ impl FeatureNetwork for Extractor {
         device: &B::Device,
     ) -> Result<Box<dyn LoadedNetwork<B> + '_>, MetricError> {
         match self {
-            Extractor::Inception(n) => n.load(device),
+            Extractor::Pretrained(n) => n.load(device),
             Extractor::Classifier(n, _) => n.load(device),
         }
     }

@@ -1,8 +1,8 @@
 //! Metric inputs named by path, as `pipe metric` takes them outside pipelines: an image
 //! folder, a packed data set, pytorch-fid/TTUR statistics (`.npz` with `mu`), or
 //! features (`.npz` with `pool3`, and `logits` and `labels` when known, or an `.npy`;
-//! 1008 columns count as logits). Images are run through the FID Inception network;
-//! a packed data set's labels come with its features.
+//! 1008 columns count as logits). Images are run through the FID Inception network,
+//! or another backbone's; a packed data set's labels come with its features.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,8 @@ use std::sync::atomic::AtomicBool;
 
 use data::{DataError, Packed, decode_rgb};
 use kernels::device::{Device, DeviceError};
-use metrics::extract::{Extraction, ImageSource, Inception};
+use metrics::backbone::{Backbone, Pretrained};
+use metrics::extract::{Extraction, ImageSource};
 use metrics::inception::CLASSES;
 use metrics::resize::Resizer;
 use metrics::{Features, MetricError, Stats, npy};
@@ -59,11 +60,13 @@ impl Loaded {
 
 /// How images are turned into features, and where the caller hears about it.
 pub struct Network<'a> {
-    /// The FID Inception weights; needed when an input is images.
+    /// The network images are measured in, and its weights (needed when an input is
+    /// images).
+    pub backbone: Backbone,
     pub weights: Option<&'a Path>,
     pub batch: usize,
     pub device: Device,
-    /// How images are brought to the network's 299×299.
+    /// How images are brought to the network's input size.
     pub resizer: Resizer,
     /// Images done, of how many, for the input being read.
     pub progress: &'a (dyn Fn(&Path, u64, u64) + Sync),
@@ -201,12 +204,17 @@ fn extract(
     let weights = net.weights.ok_or_else(|| {
         MeasureError::input(
             path,
-            "holds images: give the FID Inception weights with --weights FILE",
+            format!(
+                "holds images: give the {} network's weights with --weights FILE ({})",
+                net.backbone,
+                net.backbone.release()
+            ),
         )
     })?;
     let progress = |done: u64, total: u64| (net.progress)(path, done, total);
     let cancel = AtomicBool::new(false);
-    let network = Inception {
+    let network = Pretrained {
+        backbone: net.backbone,
         weights: weights.to_path_buf(),
         resizer: net.resizer,
     };
@@ -222,8 +230,6 @@ fn extract(
     tracing::info!("features of {} on {used}", path.display());
     let e = result?;
     let widen = |v: &[f32]| v.iter().map(|&x| x as f64).collect();
-    Ok((
-        Features::new(e.count, e.features, widen(&e.pool3)),
-        Some(Features::new(e.count, e.classes, widen(&e.logits))),
-    ))
+    let logits = (e.classes > 0).then(|| Features::new(e.count, e.classes, widen(&e.logits)));
+    Ok((Features::new(e.count, e.features, widen(&e.pool3)), logits))
 }

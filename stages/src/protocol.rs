@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use contract::{Input, StageError};
+use metrics::backbone::Backbone;
 use metrics::resize::Resizer;
 
 /// The images statistics were computed from (their data set's description).
@@ -13,6 +14,9 @@ pub const DATA: &str = "data";
 pub const IMAGES: &str = "images";
 /// What the features are (the FID Inception network, or a classifier).
 pub const NETWORK: &str = "network";
+/// Which released network a `Weights` stage holds (recorded for all but Inception's,
+/// so that no earlier record changes).
+pub const BACKBONE: &str = "eval backbone";
 /// The resize to the network's input size.
 pub const RESIZER: &str = "resizer";
 /// A score's reference statistics: their `data`, and their `images`.
@@ -39,6 +43,7 @@ pub fn against(reference: &Input) -> Protocol {
         (IMAGES, REFERENCE_IMAGES),
         (NETWORK, NETWORK),
         (RESIZER, RESIZER),
+        (BACKBONE, BACKBONE),
     ] {
         if let Some(value) = reference.protocol.get(theirs) {
             out.insert(ours.to_string(), value.clone());
@@ -61,12 +66,31 @@ pub fn resizer(reference: &Input) -> Result<Resizer, StageError> {
     }
 }
 
+/// The backbone a `Weights` stage holds: Inception's unless its record says otherwise.
+pub fn backbone(weights: &Input) -> Result<Backbone, StageError> {
+    match weights.protocol.get(BACKBONE) {
+        None => Ok(Backbone::Inception),
+        Some(name) => name
+            .parse()
+            .map_err(|e| StageError::Invalid(format!("`{}` holds weights of {e}", weights.from))),
+    }
+}
+
+/// The facts of a measurement in `backbone`: none for Inception's, whose records
+/// predate backbones.
+pub fn of_backbone(backbone: Backbone) -> Protocol {
+    match backbone {
+        Backbone::Inception => Protocol::new(),
+        other => of([(BACKBONE, other.to_string())]),
+    }
+}
+
 /// Refuses to compare features of `network` with statistics measured in another.
 pub fn check_network(reference: &Input, network: &str) -> Result<(), StageError> {
     match reference.protocol.get(NETWORK) {
         Some(theirs) if theirs != network => Err(StageError::Invalid(format!(
             "the statistics of `{}` are {theirs}, but these images would be measured in {network}: \
-             give both the same `weights`",
+             give both the same `weights` and `eval_backbone`",
             reference.from
         ))),
         _ => Ok(()),

@@ -50,6 +50,21 @@ impl Checksum {
         }
     }
 
+    /// A file's sha256, as hex digits: what a download no checksum was published for
+    /// turned out to be, for its record.
+    pub fn sha256_of(path: &Path) -> Result<String, DataError> {
+        let mut file = File::open(path).map_err(DataError::io(path))?;
+        let mut sha = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match file.read(&mut buf).map_err(DataError::io(path))? {
+                0 => break,
+                n => sha.update(&buf[..n]),
+            }
+        }
+        Ok(sha.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+
     /// Verifies a file, naming it and both digests on a mismatch.
     pub fn verify(&self, path: &Path) -> Result<(), DataError> {
         let mut file = File::open(path).map_err(DataError::io(path))?;

@@ -13,7 +13,7 @@ use data::synthetic::Synthetic;
 use gan::train::{self, Setup, StepLog};
 use gan::{ModelConfig, TrainConfig};
 use kernels::counted::{self, Counted};
-use metrics::extract::Inception;
+use metrics::backbone::Pretrained;
 
 /// Iterations between reads of the losses in these runs.
 const LOG_EVERY: u64 = 2;
@@ -128,7 +128,7 @@ fn counts_between_reads(
         }
     };
     let cancel = AtomicBool::new(false);
-    let setup: Setup<Inception> = Setup {
+    let setup: Setup<Pretrained> = Setup {
         model,
         train,
         seed: 5,
@@ -143,7 +143,7 @@ fn counts_between_reads(
     };
     counted::reset();
     let devices = vec![Default::default(); devices];
-    train::run::<Counted, Inception>(&setup, devices).expect("training runs");
+    train::run::<Counted, Pretrained>(&setup, devices).expect("training runs");
     let mut seen = seen.into_inner().unwrap();
     assert_eq!(seen.len(), 2, "progress reached both iterations");
     let last = seen.pop().unwrap();

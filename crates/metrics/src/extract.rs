@@ -1,14 +1,11 @@
 //! Running the FID Inception network over many images, batch by batch.
 
-use std::path::PathBuf;
-
 use burn::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kernels::Kernels;
 
 use super::inception::{FidInception, Outputs, images_tensor};
-use super::resize::Resizer;
 use super::{MetricError, Stats, StatsBuilder};
 use kernels::device::OnBackend;
 
@@ -96,7 +93,7 @@ impl ImageSource for InMemory {
 }
 
 /// A network whose pooled features and class logits the metrics are computed in:
-/// pytorch-fid's Inception-v3 ([`Inception`]), or any other that maps images to
+/// a released backbone ([`Pretrained`](super::backbone::Pretrained)), or any other that maps images to
 /// features and logits (the `gan` crate's trained classifier).
 pub trait FeatureNetwork: Sync {
     /// What the numbers are measured in, for summaries and reports.
@@ -113,27 +110,6 @@ pub trait LoadedNetwork<B: Kernels> {
     /// Features and logits of a batch of RGB images in [0, 1] (NCHW); `first` is the
     /// index of its first image, for errors.
     fn forward(&mut self, images: Tensor<B, 4>, first: usize) -> Result<Outputs, MetricError>;
-}
-
-/// pytorch-fid's Inception-v3, from its weight file: 2048 features, 1008 logits.
-pub struct Inception {
-    pub weights: PathBuf,
-    pub resizer: Resizer,
-}
-
-impl FeatureNetwork for Inception {
-    fn describe(&self) -> String {
-        "FID Inception-v3 features".into()
-    }
-
-    fn load<B: Kernels>(
-        &self,
-        device: &B::Device,
-    ) -> Result<Box<dyn LoadedNetwork<B> + '_>, MetricError> {
-        Ok(Box::new(
-            FidInception::<B>::load(&self.weights, device)?.with_resizer(self.resizer),
-        ))
-    }
 }
 
 impl<B: Kernels> LoadedNetwork<B> for FidInception<B> {

@@ -16,7 +16,8 @@ use super::{MetricError, Stats};
 pub fn fid(a: &Stats, b: &Stats) -> Result<f64, MetricError> {
     if a.dim() != b.dim() {
         return Err(MetricError::Invalid(format!(
-            "statistics of different dimensions: {} and {}",
+            "statistics of different dimensions: {} and {} (features of different \
+             networks? Inception's and SwAV's have 2048, DINO's 1536, DINOv2's 1024)",
             a.dim(),
             b.dim()
         )));
@@ -143,7 +144,8 @@ mod tests {
             fid(&diag(&[1.0]), &diag(&[1.0, 1.0]))
                 .unwrap_err()
                 .to_string(),
-            "statistics of different dimensions: 1 and 2"
+            "statistics of different dimensions: 1 and 2 (features of different networks? \
+             Inception's and SwAV's have 2048, DINO's 1536, DINOv2's 1024)"
         );
     }
 }

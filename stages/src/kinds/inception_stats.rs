@@ -15,6 +15,11 @@
 //! `features: true` the images' labels are kept too (`labels.npy`), for intra-class
 //! FID. The record's protocol names the data, the number of images, the network and
 //! the resizer.
+//!
+//! `eval_backbone: Dinov2` (or `Swav`, `Dino`) measures in another released network's
+//! features, from a `Weights` stage of the same backbone: the statistics of FD_DINOv2
+//! and the other Fréchet distances, which `Score` measures against with the same
+//! `eval_backbone`. Only Inception has the logits of the Inception Score.
 
 use explain::Explain;
 use serde::{Deserialize, Serialize};
@@ -24,6 +29,7 @@ use crate::error::KindError;
 use crate::protocol;
 use contract::{Context, Invalid, Needs, Outcome, Reference, StageError, TypedKind};
 use kernels::device::Device;
+use metrics::backbone::Backbone;
 use metrics::extract::Extraction;
 use metrics::extract::FeatureNetwork;
 use metrics::resize::Resizer;
@@ -44,10 +50,17 @@ pub struct Params {
     /// (`labels.npy`): what KID, precision/recall and intra-class FID need.
     #[serde(default)]
     pub features: bool,
-    /// How images are brought to 299×299: pytorch-fid's bilinear, or clean-fid's
-    /// bicubic. Everything scored against these statistics is resized the same way.
+    /// How images are brought to the network's input size (Inception's 299×299):
+    /// the reference's resize (pytorch-fid's bilinear), or clean-fid's bicubic.
+    /// Everything scored against these statistics is resized the same way.
     #[serde(default, skip_serializing_if = "Resizer::is_legacy")]
     pub resizer: Resizer,
+    /// The network the features are taken in: pytorch-fid's Inception-v3, or SwAV's,
+    /// DINO's or DINOv2's (`weights` must be a `Weights` stage of that backbone).
+    /// Named as StudioGAN v0.4's flag: `backbone` is the GAN's architecture in the
+    /// paper's pipelines.
+    #[serde(default, skip_serializing_if = "Backbone::is_inception")]
+    pub eval_backbone: Backbone,
     /// Images per forward pass: memory and speed.
     #[serde(default = "default_batch")]
     pub batch: usize,
@@ -83,10 +96,11 @@ impl TypedKind for InceptionStats {
 
     fn run(params: Params, ctx: &Context) -> Result<Outcome, KindError> {
         let data = artifacts::images(ctx.input("data")?)?;
-        let network = artifacts::extractor(ctx.single("weights")?, params.resizer)?;
+        let network =
+            artifacts::extractor(ctx.single("weights")?, params.resizer, params.eval_backbone)?;
         let device = params.device.in_slot(ctx.gpus);
-        let progress =
-            |done: u64, total: u64| ctx.progress.report(done, Some(total), "Inception features");
+        let what = network.describe();
+        let progress = |done: u64, total: u64| ctx.progress.report(done, Some(total), &what);
         let task = Extraction {
             network: &network,
             images: &data,
@@ -112,8 +126,9 @@ impl TypedKind for InceptionStats {
             (protocol::IMAGES, extracted.count.to_string()),
             (protocol::NETWORK, network.describe()),
         ]);
-        if let Extractor::Inception(inception) = &network {
-            protocol.insert(protocol::RESIZER.into(), inception.resizer.to_string());
+        if let Extractor::Pretrained(pretrained) = &network {
+            protocol.insert(protocol::RESIZER.into(), pretrained.resizer.to_string());
+            protocol.extend(protocol::of_backbone(pretrained.backbone));
         }
         let summary = format!(
             "statistics of {} images ({description}) in {} on {used}",

@@ -9,6 +9,11 @@
 //! numbers go into the record, where `pipe show`, `pipe status` and reports read them,
 //! and into `scores.json`.
 //!
+//! With `eval_backbone: Dinov2` (or `Swav`, `Dino`) the images are measured in that
+//! network's features, against statistics of the same backbone: the Fréchet distance
+//! is then `fd_dinov2` (`fd_swav`, `fd_dino`; FD_DINOv2 in tables), and KID, PRDC and
+//! iFID are those features'. There is no IS: it is Inception's by definition.
+//!
 //! Images are resized as the reference's were (its `resizer`), and the record's
 //! protocol names the reference, the network, the resizer, the number of images and
 //! how they were generated, so that a report can tell numbers that do not compare.
@@ -32,6 +37,7 @@ use gan::classifier::accuracy;
 use gan::layers::Mode;
 use gan::sample::Sampling;
 use kernels::device::Device;
+use metrics::backbone::Backbone;
 use metrics::extract::{Extraction, FeatureNetwork, First, ImageSource, InMemory};
 use metrics::inception_score::inception_score;
 use metrics::prdc::{Ball, prdc};
@@ -68,6 +74,11 @@ pub struct Params {
     /// Precision, recall, density and coverage (k = 5). Needs the reference's features.
     #[serde(default)]
     pub prdc: bool,
+    /// The network the images are measured in: pytorch-fid's Inception-v3 (FID and
+    /// IS), or SwAV's, DINO's or DINOv2's (their Fréchet distance, `fd_swav`,
+    /// `fd_dino`, `fd_dinov2`); the reference must be of the same backbone.
+    #[serde(default, skip_serializing_if = "Backbone::is_inception")]
+    pub eval_backbone: Backbone,
     /// Intra-class FID (`ifid`), and each class's FID in `scores.json`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub intra_class: bool,
@@ -162,13 +173,12 @@ impl TypedKind for Score {
             None
         };
         let resizer = protocol::resizer(reference_input)?;
-        let network = artifacts::extractor(ctx.single("weights")?, resizer)?;
+        let network = artifacts::extractor(ctx.single("weights")?, resizer, params.eval_backbone)?;
         protocol::check_network(reference_input, &network.describe())?;
         let device = params.device.in_slot(ctx.gpus);
+        let what = network.describe();
         let features_of = |images: &dyn ImageSource| {
-            let progress = |done: u64, total: u64| {
-                ctx.progress.report(done, Some(total), "Inception features")
-            };
+            let progress = |done: u64, total: u64| ctx.progress.report(done, Some(total), &what);
             let task = Extraction {
                 network: &network,
                 images,
@@ -189,11 +199,16 @@ impl TypedKind for Score {
         let fake = Features::new(n, extracted.features, widen(&extracted.pool3));
         let logits = Features::new(n, extracted.classes, widen(&extracted.logits));
 
-        let mut metrics = vec![("fid".to_string(), fid(stats, &reference)?)];
+        let fd_name = params.eval_backbone.fd_name();
+        let mut metrics = vec![(fd_name.to_lowercase(), fid(stats, &reference)?)];
         let mut per_class = serde_json::Map::new();
-        let (is_mean, is_std) = inception_score(&logits, 10)?;
-        metrics.push(("is_mean".into(), is_mean));
-        metrics.push(("is_std".into(), is_std));
+        let mut summary = format!("{fd_name} {:.3}", metrics[0].1);
+        if params.eval_backbone.is_inception() {
+            let (is_mean, is_std) = inception_score(&logits, 10)?;
+            metrics.push(("is_mean".into(), is_mean));
+            metrics.push(("is_std".into(), is_std));
+            summary.push_str(&format!(", IS {is_mean:.3} ± {is_std:.3}"));
+        }
         // A classifier of the same classes says whether each image shows its class.
         if let Extractor::Classifier(_, model_classes) = &network
             && &classes == model_classes
@@ -264,7 +279,6 @@ impl TypedKind for Score {
         let path = ctx.out.join("scores.json");
         std::fs::write(&path, serde_json::to_vec_pretty(&json).unwrap())
             .map_err(StageError::io("cannot write scores.json"))?;
-        let mut summary = format!("FID {:.3}, IS {is_mean:.3} ± {is_std:.3}", metrics[0].1);
         if let Some((_, ifid)) = metrics.iter().find(|(k, _)| k == "ifid") {
             summary.push_str(&format!(", iFID {ifid:.3}"));
         }

@@ -40,6 +40,7 @@ use gan::train::penalty::Penalty;
 use gan::train::{self, Setup, Start, StepLog, TrainError, Trained};
 use gan::{GanError, ModelConfig, TrainConfig};
 use kernels::device::{Device, OnDevices};
+use metrics::backbone::Backbone;
 use metrics::extract::FeatureNetwork;
 
 pub struct Train;
@@ -107,6 +108,10 @@ pub struct Eval {
     /// Images generated for each measurement.
     #[serde(default = "default_eval_count")]
     pub count: usize,
+    /// The network measured in (the reference's and `weights`' backbone): the best
+    /// generator is then the best by that backbone's Fréchet distance.
+    #[serde(default, skip_serializing_if = "Backbone::is_inception")]
+    pub eval_backbone: Backbone,
 }
 
 fn default_eval_count() -> usize {
@@ -336,7 +341,8 @@ impl TypedKind for Train {
                 let reference_input = ctx.single("eval_reference")?;
                 let reference = artifacts::stats(&reference_input.path)?;
                 let resizer = protocol::resizer(reference_input)?;
-                let network = artifacts::extractor(ctx.single("eval_weights")?, resizer)?;
+                let network =
+                    artifacts::extractor(ctx.single("eval_weights")?, resizer, eval.eval_backbone)?;
                 protocol::check_network(reference_input, &network.describe())?;
                 // What `best_fid` was measured under.
                 protocol = protocol::against(reference_input);

@@ -1,4 +1,5 @@
-//! `Weights`: the FID Inception network's weight file, from a URL or a local path,
+//! `Weights`: a feature network's released weight file (pytorch-fid's Inception-v3 by
+//! default; SwAV's, DINO's or DINOv2's with `eval_backbone`), from a URL or a local path,
 //! checked before anything uses it.
 //!
 //! ```ron
@@ -6,11 +7,17 @@
 //!     url: Some("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"),
 //! ),
 //! "inception_local": Weights(path: Some("weights/pt_inception-2015-12-05-6726825d.pth")),
+//! "dinov2": Weights(eval_backbone: Dinov2, path: Some("weights/dinov2_vitl14_pretrain.pth")),
 //! ```
 //!
 //! A download is verified against `sha256` (a prefix will do), by default the hex digits
-//! the file name carries before its extension (`…-6726825d.pth`). Either way the file
-//! must load as pytorch-fid's Inception-v3: a missing or mis-shaped tensor is named.
+//! the file name carries before its extension (`…-6726825d.pth`). SwAV's, DINO's and
+//! DINOv2's releases publish no checksum (torch.hub loads them unverified): without
+//! `sha256` their download is taken as it comes, its sha256 written in the record and
+//! the log to pin, and every key downstream follows its content. Either way the file
+//! must load as the backbone's network: a missing or mis-shaped tensor is named with
+//! both shapes. The record names the backbone, and the stages that measure in these
+//! weights must name the same one.
 
 use std::path::PathBuf;
 
@@ -20,13 +27,17 @@ use serde::{Deserialize, Serialize};
 use crate::error::KindError;
 use contract::{Context, FileInput, Invalid, Needs, Outcome, StageError, TypedKind};
 use data::download::{Checksum, Meter, fetch};
-use metrics::inception::FidInception;
+use metrics::backbone::{Backbone, Pretrained};
+use metrics::extract::FeatureNetwork;
+use metrics::resize::Resizer;
+
+use crate::protocol;
 
 pub struct Weights;
 
-/// pytorch-fid's FID Inception-v3 weights, downloaded or from a local file, checked to
-/// load as the network (a missing or mis-shaped tensor is named) before anything uses
-/// them.
+/// A feature network's released weights (pytorch-fid's FID Inception-v3 unless
+/// `eval_backbone` says otherwise), downloaded or from a local file, checked to load as the
+/// network (a missing or mis-shaped tensor is named) before anything uses them.
 #[derive(Debug, Clone, Serialize, Deserialize, Explain)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
@@ -38,9 +49,16 @@ pub struct Params {
     #[serde(default)]
     pub path: Option<PathBuf>,
     /// The file's sha256 or a prefix of it (8 hex digits at least); by default the hex
-    /// digits the file name carries before its extension (`…-6726825d.pth`).
+    /// digits the file name carries before its extension (`…-6726825d.pth`). Needed for
+    /// Inception's; the other backbones' releases publish none, so theirs may be left
+    /// out (the download's sha256 is then recorded, to pin).
     #[serde(default)]
     pub sha256: Option<String>,
+    /// Which network the file is: `Inception` (pytorch-fid's), `Swav`
+    /// (`swav_800ep_pretrain.pth.tar`), `Dino` (`dino_deitsmall8_pretrain.pth`) or
+    /// `Dinov2` (`dinov2_vitl14_pretrain.pth`).
+    #[serde(default, skip_serializing_if = "Backbone::is_inception")]
+    pub eval_backbone: Backbone,
 }
 
 /// `pt_inception-2015-12-05-6726825d.pth` → `6726825d`.
@@ -84,14 +102,18 @@ impl TypedKind for Weights {
                         &["url"],
                     ));
                 }
-                let checksum = params.checksum().ok_or_else(|| {
-                    Invalid::new("no sha256 to verify the download", &["url"]).with_help(
-                        "give `sha256`, or a URL whose file name ends in `-<hex digits>.pth`",
-                    )
-                })?;
-                checksum
-                    .check_declared()
-                    .map_err(|m| Invalid::new(m.0, &["sha256"]))?;
+                match params.checksum() {
+                    Some(checksum) => checksum
+                        .check_declared()
+                        .map_err(|m| Invalid::new(m.0, &["sha256"]))?,
+                    None if params.eval_backbone.is_inception() => {
+                        return Err(Invalid::new("no sha256 to verify the download", &["url"])
+                            .with_help(
+                                "give `sha256`, or a URL whose file name ends in `-<hex digits>.pth`",
+                            ));
+                    }
+                    None => {}
+                }
                 Ok(Needs::default())
             }
             (None, Some(path)) => Ok(Needs {
@@ -110,7 +132,7 @@ impl TypedKind for Weights {
         let out = match (&params.url, &params.path) {
             (Some(url), _) => {
                 let name = file_name(url).expect("checked by declare");
-                let checksum = params.checksum().expect("checked by declare");
+                let checksum = params.checksum().unwrap_or_default();
                 let meter = Meter::default();
                 let report = |done: u64, total: Option<u64>| {
                     let line = meter.line(&format!("downloading {name}"), done, total);
@@ -141,15 +163,32 @@ impl TypedKind for Weights {
                 out
             }
         };
-        FidInception::<burn::backend::Flex>::load(&out, &Default::default())?;
+        let network = Pretrained {
+            backbone: params.eval_backbone,
+            weights: out.clone(),
+            resizer: Resizer::Legacy,
+        };
+        network.load::<burn::backend::Flex>(&Default::default())?;
         let size = out.metadata().map_or(0, |m| m.len());
+        let mut unpinned = String::new();
+        if params.url.is_some() && params.checksum().is_none() {
+            let sha256 = Checksum::sha256_of(&out)?;
+            unpinned = format!(
+                "; sha256 {sha256}, unpinned (the release publishes none): pin it with \
+                 `sha256: Some(\"{}\")`",
+                &sha256[..16]
+            );
+            use std::io::Write;
+            let _ = writeln!(&mut &*ctx.log, "downloaded without a checksum{unpinned}");
+        }
         Ok(Outcome {
             metrics: [("bytes".to_string(), size as f64)].into(),
             summary: Some(format!(
-                "{}: FID Inception-v3 weights, {size} bytes, all tensors present",
-                out.file_name().unwrap_or_default().to_string_lossy()
+                "{}: {} weights, {size} bytes, all tensors present{unpinned}",
+                out.file_name().unwrap_or_default().to_string_lossy(),
+                params.eval_backbone
             )),
-            ..Default::default()
+            protocol: protocol::of_backbone(params.eval_backbone),
         })
     }
 }

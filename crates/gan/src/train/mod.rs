@@ -76,7 +76,7 @@ pub struct Start {
 
 /// What to train. `N` is the network FID during training is measured in (the kind
 /// chooses it; Inception where there is no evaluation).
-pub struct Setup<'a, N = metrics::extract::Inception> {
+pub struct Setup<'a, N = metrics::backbone::Pretrained> {
     pub model: &'a ModelConfig,
     pub train: &'a TrainConfig,
     pub seed: u64,
