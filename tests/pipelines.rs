@@ -39,7 +39,7 @@ fn the_datasets_pipeline_plans_offline() {
 fn the_table_pipelines_plan_offline() {
     let p = Project::new();
     let tables = [
-        ("table1", 118, 36),
+        ("table1", 157, 36),
         ("table2", 73, 21),
         ("table3", 33, 9),
         ("extended", 69, 21),
@@ -55,6 +55,10 @@ fn the_table_pipelines_plan_offline() {
         assert_eq!(count("train_"), trainings, "{file}");
         assert_eq!(count("samples_"), trainings, "{file}");
         assert_eq!(count("score_"), trainings, "{file}");
+        if file == "table1" {
+            // FD_DINOv2 of the same samples.
+            assert_eq!(count("dinov2_"), trainings, "{file}");
+        }
         assert!(planned.contains(&file.to_string()), "{file}: its report");
 
         let dag = p.pipe(&["dag", &path]);
