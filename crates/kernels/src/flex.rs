@@ -4,7 +4,9 @@
 use burn::backend::Flex;
 use burn::prelude::*;
 use burn::tensor::TensorMetadata;
-use burn::tensor::ops::{ActivationOps, ConvOptions, ConvTransposeOptions, FloatTensor, ModuleOps};
+use burn::tensor::ops::{
+    ActivationOps, ConvOptions, ConvTransposeOptions, FloatTensor, FloatTensorOps, ModuleOps,
+};
 
 use crate::Kernels;
 use crate::conv::{self, Geometry};
@@ -95,6 +97,33 @@ impl Kernels for Flex {
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
         flex_conv(x, w, Some(bias), options, true)
+    }
+
+    /// Through faer's matrix product, which picks AVX-512 kernels where the CPU has
+    /// them (burn-flex's `gemm` stays on AVX2: see Cargo.toml), the bias written first.
+    fn linear_rows(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let [m, k] = x.shape().dims::<2>();
+        let n = w.shape().dims::<2>()[1];
+        if !all_f32(&[&x, &w, &bias]) {
+            let y = Flex::float_matmul(x, w);
+            let bias = Flex::float_reshape(bias, burn::tensor::Shape::new([1, n]));
+            return Flex::float_add(y, bias);
+        }
+        let (x, w, bias) = (contiguous(x), contiguous(w), contiguous(bias));
+        let mut y = bias.storage::<f32>()[..n].repeat(m);
+        faer::linalg::matmul::matmul(
+            faer::MatMut::from_row_major_slice_mut(&mut y, m, n),
+            faer::Accum::Add,
+            faer::MatRef::from_row_major_slice(&x.storage::<f32>()[..m * k], m, k),
+            faer::MatRef::from_row_major_slice(&w.storage::<f32>()[..k * n], k, n),
+            1.0,
+            faer::Par::rayon(0),
+        );
+        flex(y, [m, n])
     }
 
     fn box3(x: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -131,6 +131,16 @@ pub trait Kernels: Backend {
         Self::conv_transpose2d(x, w, None, transposed)
     }
 
+    /// `x·w + bias` for x `[m, k]`, w `[k, n]` and bias `[n]`: a linear layer on rows.
+    fn linear_rows(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let y = wrap::<Self, 2>(x).matmul(wrap::<Self, 2>(w));
+        unwrap(y + wrap::<Self, 1>(bias).unsqueeze::<2>())
+    }
+
     /// 3×3 average pool, stride 1, padding 1, the padding not counted.
     fn box3(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::avg_pool2d(x, [3, 3], [1, 1], [1, 1], false, false)
@@ -241,6 +251,11 @@ pub fn deconv2d<B: Kernels>(
 ) -> Tensor<B, 4> {
     let options = ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1);
     wrap::<B, 4>(B::deconv(unwrap(x), unwrap(weight), options))
+}
+
+/// `x·w + bias` (x `[m, k]`, w `[k, n]`, bias `[n]`): a linear layer applied to rows.
+pub fn linear<B: Kernels>(x: Tensor<B, 2>, w: Tensor<B, 2>, bias: Tensor<B, 1>) -> Tensor<B, 2> {
+    wrap(B::linear_rows(unwrap(x), unwrap(w), unwrap(bias)))
 }
 
 /// 3×3 average pool, stride 1, padding 1, not counting the padding
@@ -448,6 +463,19 @@ mod tests {
             close("dx", x1.grad(&ga).unwrap(), x2.grad(&gb).unwrap());
             close("da", a1.grad(&ga).unwrap(), a2.grad(&gb).unwrap());
             close("db", b1.grad(&ga).unwrap(), b2.grad(&gb).unwrap());
+        }
+    }
+
+    #[test]
+    fn linear_rows_match_matmul_and_bias() {
+        let mut rng = Rng::new(5);
+        for (m, k, n) in [(1, 1, 1), (7, 33, 5), (130, 64, 96)] {
+            let x = random(&mut rng, [m, k]).inner();
+            // A transposed view, as a weight often is.
+            let w = random(&mut rng, [n, k]).inner().transpose();
+            let b = random(&mut rng, [n]).inner();
+            let theirs = x.clone().matmul(w.clone()) + b.clone().unsqueeze();
+            close("linear", linear(x, w, b), theirs);
         }
     }
 }

@@ -14,7 +14,7 @@
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::ops::ConvOptions;
-use kernels::{Kernels, conv2d};
+use kernels::{Kernels, conv2d, linear};
 use serde::{Deserialize, Serialize};
 
 use super::MetricError;
@@ -82,11 +82,15 @@ struct Linear<B: Backend> {
     bias: Tensor<B, 1>,
 }
 
-impl<B: Backend> Linear<B> {
+impl<B: Kernels> Linear<B> {
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, n, c] = x.dims();
         let out = self.weight.dims()[1];
-        let y = x.reshape([b * n, c]).matmul(self.weight.clone()) + self.bias.clone().unsqueeze();
+        let y = linear(
+            x.reshape([b * n, c]),
+            self.weight.clone(),
+            self.bias.clone(),
+        );
         y.reshape([b, n, out])
     }
 }
@@ -118,7 +122,7 @@ struct Block<B: Backend> {
     heads: usize,
 }
 
-impl<B: Backend> Block<B> {
+impl<B: Kernels> Block<B> {
     fn attention(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, n, c] = x.dims();
         let h = self.heads;
@@ -187,10 +191,13 @@ impl<B: Kernels> Vit<B> {
             ))
         };
         let linear = |name: &str, cin: usize, cout: usize| -> Result<Linear<B>, MetricError> {
+            // `[out, in]` as the release holds it → `[in, out]`, contiguous.
             let weight = tensor(&format!("{name}.weight"), &[cout, cin])?;
+            let transposed = (0..cin * cout)
+                .map(|k| weight[(k % cout) * cin + k / cout])
+                .collect();
             Ok(Linear {
-                weight: Tensor::<B, 2>::from_data(TensorData::new(weight, [cout, cin]), device)
-                    .transpose(),
+                weight: Tensor::from_data(TensorData::new(transposed, [cin, cout]), device),
                 bias: vector(&format!("{name}.bias"), cout)?,
             })
         };
