@@ -60,12 +60,14 @@ impl Tensors for WeightFile {
     }
 }
 
-/// Names and shapes only: every tensor taken is zeros of its shape, and the listing
-/// remembers which names were taken, so that a test can say which were left.
+/// Names and shapes only: every tensor taken is zeros of its shape (or, for speed
+/// measurements, small random values), and the listing remembers which names were
+/// taken, so that a test can say which were left.
 pub struct Listing {
     shapes: BTreeMap<String, Vec<usize>>,
     prefix: String,
     taken: RefCell<BTreeSet<String>>,
+    random: Option<RefCell<rng::Rng>>,
 }
 
 impl Listing {
@@ -74,6 +76,16 @@ impl Listing {
             shapes,
             prefix: prefix.to_string(),
             taken: RefCell::default(),
+            random: None,
+        }
+    }
+
+    /// Tensors of N(0, 0.02²) values drawn from `seed`: a full-size network to time
+    /// without its release.
+    pub fn random(shapes: BTreeMap<String, Vec<usize>>, prefix: &str, seed: u64) -> Listing {
+        Listing {
+            random: Some(RefCell::new(rng::Rng::new(seed))),
+            ..Listing::new(shapes, prefix)
         }
     }
 
@@ -104,7 +116,14 @@ impl Tensors for Listing {
             ));
         }
         self.taken.borrow_mut().insert(key);
-        Ok(vec![0.0; shape.iter().product()])
+        let n = shape.iter().product();
+        Ok(match &self.random {
+            Some(rng) => {
+                let mut rng = rng.borrow_mut();
+                (0..n).map(|_| 0.02 * rng.normal()).collect()
+            }
+            None => vec![0.0; n],
+        })
     }
 
     fn has(&self, key: &str) -> bool {
