@@ -110,44 +110,48 @@ fn bicubic_weights(input: usize, output: usize) -> Vec<f64> {
 /// weights in fixed point with 22 fractional bits, rows resampled first and rounded to
 /// 8 bits, then columns.
 pub fn pil_bicubic_u8(pixels: &[u8], [w, h]: [usize; 2], [width, height]: [usize; 2]) -> Vec<u8> {
-    const BITS: u32 = 22;
-    let fixed = |input: usize, output: usize| -> Vec<i64> {
-        bicubic_weights(input, output)
-            .iter()
-            .map(|&k| (k * (1u64 << BITS) as f64).round() as i64)
-            .collect()
+    let rows = if width != w {
+        resample_rows(pixels, h, w, width)
+    } else {
+        pixels.to_vec()
     };
-    let clip = |sum: i64| (sum >> BITS).clamp(0, 255) as u8;
-    let half = 1i64 << (BITS - 1);
-    // Rows: [h, w, 3] → [h, width, 3].
-    let mut rows = pixels.to_vec();
-    if width != w {
-        let k = fixed(w, width);
-        rows = vec![0u8; h * width * 3];
-        for y in 0..h {
-            for x in 0..width {
-                for c in 0..3 {
-                    let sum: i64 = (0..w)
-                        .map(|i| k[x * w + i] * pixels[(y * w + i) * 3 + c] as i64)
-                        .sum();
-                    rows[(y * width + x) * 3 + c] = clip(sum + half);
-                }
-            }
-        }
-    }
     if height == h {
         return rows;
     }
-    let k = fixed(h, height);
-    let mut out = vec![0u8; height * width * 3];
-    for y in 0..height {
-        for x in 0..width {
+    // Columns as rows of the transposed image: the same sums in the same order.
+    let columns = resample_rows(&transpose(&rows, h, width), width, h, height);
+    transpose(&columns, width, height)
+}
+
+/// `[lines, input, 3]` → `[lines, output, 3]`, each line resampled as PIL's 8-bit
+/// `ImagingResampleHorizontal` does.
+fn resample_rows(pixels: &[u8], lines: usize, input: usize, output: usize) -> Vec<u8> {
+    const BITS: u32 = 22;
+    let k: Vec<i64> = bicubic_weights(input, output)
+        .iter()
+        .map(|&k| (k * (1u64 << BITS) as f64).round() as i64)
+        .collect();
+    let half = 1i64 << (BITS - 1);
+    let mut out = vec![0u8; lines * output * 3];
+    for y in 0..lines {
+        for x in 0..output {
             for c in 0..3 {
-                let sum: i64 = (0..h)
-                    .map(|i| k[y * h + i] * rows[(i * width + x) * 3 + c] as i64)
+                let sum: i64 = (0..input)
+                    .map(|i| k[x * input + i] * pixels[(y * input + i) * 3 + c] as i64)
                     .sum();
-                out[(y * width + x) * 3 + c] = clip(sum + half);
+                out[(y * output + x) * 3 + c] = ((sum + half) >> BITS).clamp(0, 255) as u8;
             }
+        }
+    }
+    out
+}
+
+/// `[rows, cols, 3]` → `[cols, rows, 3]`.
+fn transpose(pixels: &[u8], rows: usize, cols: usize) -> Vec<u8> {
+    let mut out = vec![0u8; pixels.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[(c * rows + r) * 3..][..3].copy_from_slice(&pixels[(r * cols + c) * 3..][..3]);
         }
     }
     out
