@@ -2,7 +2,7 @@
 # Every GPU check of the project in one call, on a machine with a GPU, PyTorch and
 # pytorch-fid, from what benches/gpu/prepare.sh built here (.device/):
 #   1. the parity tests on CUDA (gan, 2C loss, metrics; Inception on a fixture set made
-#      there with random weights);
+#      there with random weights; the SwAV, DINO and DINOv2 backbones on theirs);
 #   2. CUDA against CPU: the same 20 training steps, same seed, losses compared;
 #   3. speed, side by side with PyTorch in the same call: FID Inception features (32×32
 #      and 299×299, batch 50 and 200) and training iterations (SNDCGAN32 and BigGAN32
@@ -27,7 +27,7 @@ export PIPE_FIXTURES=$PWD/$dev/fixtures
 export PIPE_OUR_FIXTURES=$PWD/fixtures
 ref weights "$dev/weights.pth"
 ref inception-fixture "$dev/weights.pth" "$dev/fid-images" "$PIPE_FIXTURES/fid-inception"
-for t in gan_parity metrics_parity inception_parity; do
+for t in gan_parity metrics_parity inception_parity backbone_parity; do
     if "$bin/$t" --nocapture > "$out/$t.log" 2>&1; then say "$t: passed"; else say "$t: FAILED (see $t.log)"; fi
 done
 grep -hE "relative|worst|max" "$out"/*_parity.log | head -40 >> "$out/summary.txt"
@@ -56,6 +56,9 @@ for size in 32 299; do
         say "$size×$size batch $batch: ours $ours (whole command, PNGs decoded), PyTorch $theirs, ratio $(python3 -c "print(f'{$ours / $theirs:.2f}')")"
     done
 done
+
+section "speed: SwAV, DINO and DINOv2 features on CUDA, 32×32 input resized to 224, batch 8, images/s (ours)"
+"$bin/backbones" --bench 2>> "$out/backbones.log" | tee -a "$out/summary.txt"
 
 section "speed: training iteration, ms (ours / PyTorch)"
 for pair in "dcgan dcgan32" "biggan biggan32" "biggan64 biggan64"; do

@@ -25,9 +25,11 @@ cp target/release/pipe "$out/bin/pipe"
 {
     cargo test --release --locked --features cuda -p gan -p metrics --no-run --message-format=json
     cargo bench --locked --features cuda -p gan --bench train --no-run --message-format=json
+    cargo bench --locked --features cuda -p metrics --bench backbones --no-run --message-format=json
 } | executables | while read -r name path; do
     case "$name" in
-        gan_parity | inception_parity | metrics_parity | train) cp "$path" "$out/bin/$name" ;;
+        gan_parity | inception_parity | metrics_parity | backbone_parity | train | backbones)
+            cp "$path" "$out/bin/$name" ;;
     esac
 done
 strip "$out"/bin/*

@@ -28,6 +28,7 @@ tests=(
     "gan methods_parity"
     "metrics metrics_parity"
     "metrics inception_parity"
+    "metrics backbone_parity every_backbone_matches_its_reference_after_either_resize"
 )
 for t in "${tests[@]}"; do
     set -- $t

@@ -1,5 +1,6 @@
 //! `cargo bench -p metrics --bench backbones [-- NAME…]`: features per second of the
-//! full-size SwAV ResNet-50, DINO ViT-S/8 and DINOv2 ViT-L/14 on the CPU, 32×32 images
+//! full-size SwAV ResNet-50, DINO ViT-S/8 and DINOv2 ViT-L/14 on the CPU (on CUDA device
+//! 0 with `--features cuda`, as the parity tests), 32×32 images
 //! (resized to 224×224 as the metrics do), batch 8, the networks built from the
 //! releases' names and shapes (`fixtures/backbones/names/`) with random values: speed
 //! does not depend on them.
@@ -9,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use burn::backend::Flex;
+use kernels::TestBackend as Backend;
 use metrics::backbone::{Backbone, ImageNetNetwork};
 use metrics::inception::images_tensor;
 use metrics::resize::Resizer;
@@ -44,7 +45,7 @@ fn main() {
         let names: Names =
             serde_json::from_str(&std::fs::read_to_string(&file).expect("listing")).expect("json");
         let weights = Listing::random(names.tensors, backbone.prefix(), 1);
-        let net = ImageNetNetwork::<Flex>::load(
+        let net = ImageNetNetwork::<Backend>::load(
             &weights,
             backbone,
             backbone.architecture(),
@@ -53,7 +54,7 @@ fn main() {
         )
         .expect("the release's layout");
         let run = |n: usize| {
-            let images = images_tensor::<Flex>(&pixels[..n * 32 * 32 * 3], n, 32, 32, &device);
+            let images = images_tensor::<Backend>(&pixels[..n * 32 * 32 * 3], n, 32, 32, &device);
             std::hint::black_box(net.features(images).expect("features").into_data());
         };
         run(1);
@@ -65,7 +66,8 @@ fn main() {
             best = best.min(clock.elapsed().as_secs_f64());
         }
         println!(
-            "{backbone} features, CPU (burn-flex), 32×32 input, batch {BATCH}: {:.2} images/s",
+            "{backbone} features, {}, 32×32 input, batch {BATCH}: {:.2} images/s",
+            <Backend as burn::prelude::Backend>::name(&device),
             BATCH as f64 / best
         );
     }
