@@ -13,8 +13,6 @@ pub trait Tensors {
     /// Tensor `key`'s values, which must have `shape`; errors name the key and both
     /// shapes.
     fn take(&self, key: &str, shape: &[usize]) -> Result<Vec<f64>, MetricError>;
-    /// Whether the source holds a tensor of that name.
-    fn has(&self, key: &str) -> bool;
 }
 
 /// A weight file whose names may carry a prefix, as a checkpoint saved from
@@ -53,10 +51,6 @@ impl WeightFile {
 impl Tensors for WeightFile {
     fn take(&self, key: &str, shape: &[usize]) -> Result<Vec<f64>, MetricError> {
         Ok(self.file.take(&format!("{}{key}", self.prefix), shape)?)
-    }
-
-    fn has(&self, key: &str) -> bool {
-        self.file.contains(&format!("{}{key}", self.prefix))
     }
 }
 
@@ -124,9 +118,5 @@ impl Tensors for Listing {
             }
             None => vec![0.0; n],
         })
-    }
-
-    fn has(&self, key: &str) -> bool {
-        self.shapes.contains_key(&format!("{}{key}", self.prefix))
     }
 }
